@@ -1,0 +1,6 @@
+"""Project-specific Kedro datasets (the catalog does all I/O; nodes only compute)."""
+
+from .audio_collection import AudioCollection, AudioCollectionDataset
+from .mlflow_runs import MlflowModelRunsDataset
+
+__all__ = ["AudioCollection", "AudioCollectionDataset", "MlflowModelRunsDataset"]

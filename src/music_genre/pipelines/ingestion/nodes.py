@@ -1,0 +1,224 @@
+"""Ingestion: raw metadata + audio files -> one clean track table and a bad-tracks report."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from sklearn.model_selection import train_test_split
+from tqdm.auto import tqdm
+
+from music_genre.audio import AUDIO_EXTENSIONS, AudioFile
+from music_genre.datasets import AudioCollection
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("training", "validation", "test")
+BAD_TRACK_COLUMNS = ["track_id", "path", "genre", "split", "stage", "reason"]
+TRACK_COLUMNS = [
+    "track_id", "path", "genre", "label", "split", "duration_s", "sample_rate", "channels",
+]
+
+
+def fma_track_path(track_id: int) -> str:
+    """FMA's layout: track 2 -> ``000/000002.mp3`` (folder = first 3 of 6 digits)."""
+    name = f"{int(track_id):06d}"
+    return f"{name[:3]}/{name}.mp3"
+
+
+def select_candidate_tracks(
+    collection: AudioCollection, params: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """List the tracks to probe, and reject what metadata alone shows to be unusable.
+
+    Returns (candidates, rejected); candidates have track_id, path, genre, split (split is
+    empty for a folder collection until ``build_track_table`` assigns it).
+    """
+    if collection.source == "fma":
+        candidates, rejected = _fma_candidates(collection, params)
+    else:
+        candidates, rejected = _folder_candidates(collection)
+    logger.info(
+        "%d candidate tracks, %d rejected from metadata alone", len(candidates), len(rejected)
+    )
+    return candidates.reset_index(drop=True), _bad_tracks_frame(rejected)
+
+
+def _fma_candidates(
+    collection: AudioCollection, params: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    tracks = collection.tracks
+    # FMA's subsets are nested (small ⊂ medium ⊂ large): an ordered categorical selects them.
+    subset = tracks[("set", "subset")].astype(
+        pd.CategoricalDtype(["small", "medium", "large"], ordered=True)
+    )
+    selected = tracks[subset <= collection.subset]
+    if selected.empty:
+        raise ValueError(
+            f"No track of subset {collection.subset!r} in "
+            f"{collection.root}/fma_metadata/tracks.csv: check ingestion.subset."
+        )
+    table = pd.DataFrame(
+        {
+            "track_id": [f"{int(i):06d}" for i in selected.index],
+            "relpath": [fma_track_path(i) for i in selected.index],
+            "genre": selected[("track", "genre_top")].to_numpy(),
+            "split": selected[("set", "split")].to_numpy(),
+        }
+    )
+    table["path"] = [
+        collection.files[rel].path if rel in collection.files else f"{collection.root}/"
+        f"fma_{collection.subset}/{rel}"
+        for rel in table["relpath"]
+    ]
+    reasons = pd.Series("", index=table.index)
+    reasons[table["genre"].isna()] = "no ('track', 'genre_top') in tracks.csv"
+    reasons[~table["split"].isin(SPLITS)] = "no valid ('set', 'split') in tracks.csv"
+    known_bad = {f"{int(k):06d}": v for k, v in (params.get("known_bad_tracks") or {}).items()}
+    is_known_bad = table["track_id"].isin(known_bad) & (reasons == "")
+    reasons[is_known_bad] = [
+        f"known bad in FMA: {known_bad[t]}" for t in table.loc[is_known_bad, "track_id"]
+    ]
+    missing = ~table["relpath"].isin(collection.files) & (reasons == "")
+    reasons[missing] = "file missing (listed in tracks.csv, not on disk)"
+    rejected = table[reasons != ""].assign(reason=reasons[reasons != ""], stage="metadata")
+    return table[reasons == ""].drop(columns="relpath"), rejected
+
+
+def _folder_candidates(collection: AudioCollection) -> tuple[pd.DataFrame, pd.DataFrame]:
+    listing = collection.tracks.copy()
+    listing["path"] = [collection.files[rel].path for rel in listing["relpath"]]
+    listing["track_id"] = _unique_ids(listing["relpath"])
+    listing["split"] = ""
+    ext = listing["relpath"].str.lower().str.extract(r"(\.[^./]+)$")[0].fillna("")
+    reasons = pd.Series("", index=listing.index)
+    reasons[listing["genre"] == ""] = "not inside a genre folder (<root>/<genre>/<file>)"
+    not_audio = ~ext.isin(AUDIO_EXTENSIONS) & (reasons == "")
+    reasons[not_audio] = f"not an audio file extension (expected one of {AUDIO_EXTENSIONS})"
+    rejected = listing[reasons != ""].assign(reason=reasons[reasons != ""], stage="metadata")
+    if listing[reasons == ""].empty:
+        raise ValueError(
+            f"ingestion.folder={collection.root} holds no audio file in a genre folder "
+            f"(<root>/<genre>/<file> with one of {AUDIO_EXTENSIONS})."
+        )
+    return listing[reasons == ""].drop(columns="relpath"), rejected
+
+
+def _unique_ids(relpaths: pd.Series) -> list[str]:
+    """Readable, filesystem-safe ids from ``genre/file.ext`` (later stores key files by id)."""
+    ids, seen = [], set()
+    for rel in relpaths:
+        base = re.sub(r"[^A-Za-z0-9._-]+", "_", rel.rsplit(".", 1)[0].replace("/", "__"))
+        candidate, n = base, 1
+        while candidate in seen:
+            n += 1
+            candidate = f"{base}_{n}"
+        seen.add(candidate)
+        ids.append(candidate)
+    return ids
+
+
+def _probe_one(path: str) -> dict[str, Any]:
+    try:
+        info = AudioFile(path).info()
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop the run
+        return {"error": f"unreadable: {exc}"}
+    return {
+        "duration_s": info.duration_s,
+        "sample_rate": info.sample_rate,
+        "channels": info.channels,
+        "error": "",
+    }
+
+
+def probe_audio_files(candidates: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+    """Decode every candidate in parallel to learn its real duration, rate and channels.
+
+    FMA's metadata durations are known to be wrong, so only a full decode is trusted.
+    """
+    workers = params.get("workers") or -1
+    jobs = Parallel(n_jobs=workers, return_as="generator", batch_size=8)(
+        delayed(_probe_one)(path) for path in candidates["path"]
+    )
+    results = list(tqdm(jobs, total=len(candidates), desc="probing audio", unit="file"))
+    probed = pd.concat([candidates, pd.DataFrame(results, index=candidates.index)], axis=1)
+    for column in ("duration_s", "sample_rate", "channels"):
+        if column not in probed:
+            probed[column] = np.nan
+    return probed
+
+
+def build_track_table(
+    probed: pd.DataFrame, metadata_rejects: pd.DataFrame, params: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Keep tracks that decode and last at least ``min_duration_s``; label genres; split a
+    folder collection (stratified, seeded). Returns (tracks, bad_tracks)."""
+    min_duration = float(params["min_duration_s"])
+    probed = probed.copy()
+    reasons = probed["error"].fillna("").astype(str)
+    too_short = (reasons == "") & (probed["duration_s"] < min_duration)
+    reasons[too_short] = [
+        f"too short: {d:.2f} s < ingestion.min_duration_s={min_duration:g} s"
+        for d in probed.loc[too_short, "duration_s"]
+    ]
+    bad = probed[reasons != ""].assign(reason=reasons[reasons != ""], stage="probe")
+    good = probed[reasons == ""].copy()
+
+    genres_seen = sorted(set(probed["genre"]) | set(metadata_rejects["genre"].dropna()))
+    empty = [g for g in genres_seen if g not in set(good["genre"])]
+    if empty:
+        raise ValueError(
+            f"Genre(s) {empty} have no usable track (all unreadable or shorter than "
+            f"ingestion.min_duration_s={min_duration:g} s); see the reasons in the bad-tracks "
+            "report, fix or remove those files, or lower ingestion.min_duration_s."
+        )
+    if (good["split"] == "").any():
+        good["split"] = _stratified_split(good["genre"], params)
+
+    labels = {genre: index for index, genre in enumerate(sorted(good["genre"].unique()))}
+    good["label"] = good["genre"].map(labels).astype("int64")
+    good["sample_rate"] = good["sample_rate"].astype("int64")
+    good["channels"] = good["channels"].astype("int64")
+    tracks = good[TRACK_COLUMNS].sort_values("track_id").reset_index(drop=True)
+    bad_tracks = pd.concat([metadata_rejects, _bad_tracks_frame(bad)], ignore_index=True)
+    logger.info(
+        "Track table: %d tracks in %d genres (%s); %d bad tracks reported",
+        len(tracks),
+        len(labels),
+        ", ".join(f"{s} {n}" for s, n in tracks["split"].value_counts().items()),
+        len(bad_tracks),
+    )
+    return tracks, bad_tracks.sort_values("track_id").reset_index(drop=True)
+
+
+def _stratified_split(genres: pd.Series, params: dict[str, Any]) -> np.ndarray:
+    """80/10/10 (configurable) per genre, seeded, for collections that have no split."""
+    fractions = params["split_fractions"]
+    seed = int(params["split_seed"])
+    index = np.arange(len(genres))
+    labels = genres.to_numpy()
+    holdout = fractions["validation"] + fractions["test"]
+    stratify = labels if pd.Series(labels).value_counts().min() >= 2 else None
+    train_idx, rest_idx = train_test_split(
+        index, test_size=holdout, random_state=seed, stratify=stratify
+    )
+    rest_labels = labels[rest_idx]
+    stratify_rest = rest_labels if pd.Series(rest_labels).value_counts().min() >= 2 else None
+    val_idx, test_idx = train_test_split(
+        rest_idx,
+        test_size=fractions["test"] / holdout,
+        random_state=seed,
+        stratify=stratify_rest,
+    )
+    split = np.empty(len(genres), dtype=object)
+    split[train_idx], split[val_idx], split[test_idx] = "training", "validation", "test"
+    return split
+
+
+def _bad_tracks_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    out = rows.reindex(columns=BAD_TRACK_COLUMNS)
+    return out.astype({"track_id": "string", "path": "string", "reason": "string"})
