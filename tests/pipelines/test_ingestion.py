@@ -1,0 +1,160 @@
+"""Ingestion: node units, the pipeline on an in-memory catalog for both sources, and errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from kedro.io import DataCatalog, DatasetError, MemoryDataset
+from kedro.runner import SequentialRunner
+
+from music_genre.datasets import AudioCollectionDataset
+from music_genre.pipelines.ingestion import create_pipeline
+from music_genre.pipelines.ingestion.nodes import build_track_table, fma_track_path
+
+PARAMS = {
+    "min_duration_s": 2.0,
+    "workers": 1,
+    "split_fractions": {"training": 0.8, "validation": 0.1, "test": 0.1},
+    "split_seed": 42,
+    "known_bad_tracks": {},
+}
+
+
+def _tone(path: Path, seconds: float, sample_rate: int = 16000, channels: int = 1) -> None:
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    wave = 0.3 * np.sin(2 * np.pi * 330 * t)
+    data = np.stack([wave] * channels, axis=1) if channels > 1 else wave
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, data, sample_rate)
+
+
+def _run(collection: AudioCollectionDataset, params: dict) -> DataCatalog:
+    catalog = DataCatalog(
+        {
+            "raw_audio_collection": collection,
+            "params:ingestion": MemoryDataset(params),
+            "probed_tracks": MemoryDataset(),
+            "tracks": MemoryDataset(),
+            "bad_tracks": MemoryDataset(),
+        }
+    )
+    SequentialRunner().run(create_pipeline(), catalog)
+    return catalog
+
+
+@pytest.fixture
+def genre_folder(tmp_path: Path) -> Path:
+    """10 good clips in each of 3 genres, plus one short clip, one non-audio file, one fake mp3."""
+    root = tmp_path / "collection"
+    for genre in ("blues", "jazz", "rock"):
+        for i in range(10):
+            _tone(root / genre / f"{genre}.{i:05d}.wav", 2.5, channels=1 + i % 2)
+    _tone(root / "jazz" / "short.flac", 0.5)
+    (root / "rock" / "notes.txt").write_text("liner notes")
+    (root / "blues" / "fake.mp3").write_bytes(b"<html>not audio</html>")
+    return root
+
+
+def test_fma_track_path_follows_fma_layout():
+    assert fma_track_path(2) == "000/000002.mp3"
+    assert fma_track_path(108925) == "108/108925.mp3"
+
+
+def test_folder_source_builds_table_and_reports_every_bad_file(genre_folder: Path):
+    catalog = _run(AudioCollectionDataset(source="folder", folder=str(genre_folder)), PARAMS)
+    tracks = catalog.load("tracks")
+    bad = catalog.load("bad_tracks")
+
+    assert len(tracks) == 30
+    assert sorted(tracks["genre"].unique()) == ["blues", "jazz", "rock"]
+    assert dict(zip(tracks["genre"], tracks["label"], strict=True)) == {
+        "blues": 0, "jazz": 1, "rock": 2,
+    }
+    # stratified 80/10/10 per genre
+    counts = tracks.groupby(["genre", "split"]).size().unstack()
+    assert (counts["training"] == 8).all() and (counts["validation"] == 1).all()
+    assert (counts["test"] == 1).all()
+    assert set(tracks["channels"]) == {1, 2}
+    assert (tracks["sample_rate"] == 16000).all()
+    assert tracks["duration_s"].between(2.49, 2.51).all()
+    assert tracks["track_id"].is_unique
+
+    reasons = dict(zip(bad["path"].map(lambda p: Path(p).name), bad["reason"], strict=True))
+    assert set(reasons) == {"short.flac", "notes.txt", "fake.mp3"}
+    assert reasons["short.flac"].startswith("too short")
+    assert "not an audio file extension" in reasons["notes.txt"]
+    assert "cannot decode" in reasons["fake.mp3"]
+
+
+def test_folder_split_is_seeded(genre_folder: Path):
+    first = _run(AudioCollectionDataset(source="folder", folder=str(genre_folder)), PARAMS)
+    again = _run(AudioCollectionDataset(source="folder", folder=str(genre_folder)), PARAMS)
+    other = _run(
+        AudioCollectionDataset(source="folder", folder=str(genre_folder)),
+        {**PARAMS, "split_seed": 7},
+    )
+    split = first.load("tracks").set_index("track_id")["split"]
+    assert split.equals(again.load("tracks").set_index("track_id")["split"])
+    assert not split.equals(other.load("tracks").set_index("track_id")["split"])
+
+
+def test_short_clips_are_kept_when_min_duration_is_lowered(genre_folder: Path):
+    catalog = _run(
+        AudioCollectionDataset(source="folder", folder=str(genre_folder)),
+        {**PARAMS, "min_duration_s": 0.25},
+    )
+    assert "jazz__short" in set(catalog.load("tracks")["track_id"])
+
+
+def test_genre_without_usable_tracks_stops_with_a_clear_message(tmp_path: Path):
+    root = tmp_path / "c"
+    for i in range(3):
+        _tone(root / "rock" / f"{i}.wav", 2.5)
+    _tone(root / "jazz" / "only_short.wav", 0.5)
+    with pytest.raises(Exception, match=r"jazz.*min_duration_s"):
+        _run(AudioCollectionDataset(source="folder", folder=str(root)), PARAMS)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"source": "fma", "fma_root": "/nonexistent/fma"}, r"tracks\.csv.*ingestion\.fma_root"),
+        ({"source": "fma", "subset": "huge"}, r"ingestion\.subset"),
+        ({"source": "folder", "folder": None}, r"ingestion\.folder is not set"),
+        ({"source": "folder", "folder": "/nonexistent/dir"}, r"folder not found"),
+        ({"source": "spotify"}, r"ingestion\.source"),
+    ],
+)
+def test_configuration_errors_name_the_path_or_parameter(kwargs, message):
+    with pytest.raises(DatasetError, match=message):
+        AudioCollectionDataset(**kwargs).load()
+
+
+def test_empty_folder_is_a_configuration_error(tmp_path: Path):
+    with pytest.raises(DatasetError, match="is empty"):
+        AudioCollectionDataset(source="folder", folder=str(tmp_path)).load()
+
+
+def test_build_track_table_reports_decode_errors_and_short_clips():
+    probed = pd.DataFrame(
+        {
+            "track_id": ["000001", "000002", "000003"],
+            "path": ["a", "b", "c"],
+            "genre": ["Rock", "Rock", "Rock"],
+            "split": ["training", "test", "validation"],
+            "duration_s": [30.0, 3.0, np.nan],
+            "sample_rate": [44100, 44100, np.nan],
+            "channels": [2, 2, np.nan],
+            "error": ["", "", "unreadable: empty file (0 bytes)"],
+        }
+    )
+    empty_rejects = pd.DataFrame(columns=["track_id", "path", "genre", "split", "stage", "reason"])
+    tracks, bad = build_track_table(probed, empty_rejects, {**PARAMS, "min_duration_s": 29.7})
+    assert list(tracks["track_id"]) == ["000001"]
+    assert list(bad["track_id"]) == ["000002", "000003"]
+    assert bad["reason"].iloc[0].startswith("too short: 3.00 s")
+    assert "empty file" in bad["reason"].iloc[1]
