@@ -2,5 +2,6 @@
 
 from .audio_collection import AudioCollection, AudioCollectionDataset
 from .mlflow_runs import MlflowModelRunsDataset
+from .optional_csv import OptionalCSVDataset
 
-__all__ = ["AudioCollection", "AudioCollectionDataset", "MlflowModelRunsDataset"]
+__all__ = ["AudioCollection", "AudioCollectionDataset", "MlflowModelRunsDataset", "OptionalCSVDataset"]
