@@ -2,6 +2,10 @@
 
 from kedro.config import OmegaConfigLoader
 
+from music_genre.hooks import RunSummaryHook
+
+HOOKS = (RunSummaryHook(),)
+
 # The project must make no network calls at run time: never load the telemetry plugin's hooks
 # (the committed `.telemetry` file also records consent: false for the CLI side).
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-telemetry",)
