@@ -21,6 +21,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	# musicnn ships real music-pretrained weights in its wheel; only its data files are used,
+	# and its metadata pins an ancient numpy, hence --no-deps.
+	$(BIN)/python -m pip install --quiet --no-deps musicnn==0.1.0
 	touch $(STAMP)
 
 ## Generate the demo dataset if absent, then run every pipeline on it (offline).
