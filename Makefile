@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 
-.PHONY: install run test demo-data fma-small viz mlflow-ui clean-data
+.PHONY: install run test test-browser browser-deps demo-data fma-small viz mlflow-ui clean-data
 
 install: $(STAMP)
 
@@ -30,9 +30,18 @@ $(STAMP): pyproject.toml
 run: demo-data
 	$(BIN)/kedro run --env $(ENV)
 
-## Run the test suite.
+## Run the test suite (the browser tests have their own target below).
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not browser" $(PYTEST_ARGS)
+
+## What the browser tests need: Debian's chromium (root) and the playwright driver.
+browser-deps: install
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	$(BIN)/python -m pip install --quiet -e ".[browser]"
+
+## End-to-end tests: MLflow UI and kedro-viz rendered in headless Chromium.
+test-browser: browser-deps
+	$(BIN)/python -m pytest -m browser $(PYTEST_ARGS)
 
 ## Synthesized demo dataset in FMA's exact layout (skipped when it exists).
 demo-data: install
