@@ -102,22 +102,49 @@ def load_audio(
     duration_s: float | None = None,
     offset_s: float = 0.0,
 ) -> tuple[np.ndarray, int]:
-    """Decode, mix to mono, resample (soxr, librosa's default) and cut a window.
+    """Decode, mix to mono, resample and cut a window, sample for sample like
+    ``librosa.load(path, sr=sample_rate, mono=mono, offset=offset_s, duration=duration_s)``:
+    the window is cut at the native rate, channels are averaged, then soxr resamples.
 
-    Matches ``librosa.load(path, sr=sample_rate, mono=mono, offset=offset_s,
-    duration=duration_s)``: the window is cut at the native rate, then resampled.
+    Returns (samples,) when ``mono`` else (channels, samples), float32, and the rate.
     """
-    import librosa
-
     _, native_rate = sf_info_rate(path)
     start = int(round(offset_s * native_rate)) if native_rate else 0
     frames = -1 if duration_s is None else int(round(duration_s * native_rate))
     data, native_rate = _read(path, frames=frames, start=start)
-    signal = data.mean(axis=1) if mono else data.T
+    signal = to_mono(data.T) if mono else data.T
     if sample_rate is not None and sample_rate != native_rate:
-        signal = librosa.resample(signal, orig_sr=native_rate, target_sr=sample_rate)
+        signal = resample(signal, native_rate, sample_rate)
         native_rate = sample_rate
     return np.ascontiguousarray(signal, dtype=np.float32), int(native_rate)
+
+
+def to_mono(channels: np.ndarray) -> np.ndarray:
+    """``numpy.mean(channels, axis=0)`` (librosa's mono mix) of (channels, samples), bit for
+    bit: channels added one by one then divided, much faster than ``mean`` on strided stereo."""
+    if channels.ndim == 1:
+        return channels
+    total = channels[0].copy()
+    for channel in channels[1:]:
+        total += channel
+    return np.true_divide(total, channels.shape[0], out=total)
+
+
+def resample(signal: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """``librosa.resample`` (its default soxr "HQ", length fixed to ``ceil(n * ratio)``) for a
+    signal of shape (samples,) or (channels, samples). Calls soxr directly so that worker
+    processes need not import librosa and numba."""
+    if orig_sr == target_sr:
+        return signal
+    import soxr
+
+    n_out = int(np.ceil(signal.shape[-1] * (float(target_sr) / orig_sr)))
+    out = soxr.resample(signal.T, orig_sr, target_sr, quality="soxr_hq").T
+    if out.shape[-1] > n_out:
+        out = out[..., :n_out]
+    elif out.shape[-1] < n_out:
+        out = np.pad(out, [(0, 0)] * (out.ndim - 1) + [(0, n_out - out.shape[-1])])
+    return np.asarray(out, dtype=signal.dtype)
 
 
 def sf_info_rate(path: str | Path) -> tuple[int, int]:
