@@ -136,7 +136,7 @@ def decode_window(path: str, settings: Mapping[str, Any]) -> np.ndarray:
 
     signal, _ = load_audio(
         path, sample_rate=int(settings["sample_rate"]), mono=True,
-        duration_s=settings["duration_s"],
+        duration_s=settings["duration_s"], offset_s=float(settings.get("offset_s", 0.0)),
     )
     return signal
 

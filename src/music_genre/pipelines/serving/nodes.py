@@ -1,0 +1,50 @@
+"""Serving: the best trained model, with its preprocessing, as one MLflow pyfunc model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from music_genre.predict import GenrePredictorModel, best_model_kind, build_predictor
+
+
+def package_genre_predictor(
+    handcrafted_results: pd.DataFrame | None,
+    cnn_results: pd.DataFrame | None,
+    transfer_results: pd.DataFrame | None,
+    spectrogram_params: dict[str, Any],
+    handcrafted_params: dict[str, Any],
+    serving_params: dict[str, Any],
+    **artifacts: Any,
+) -> list[dict[str, Any]]:
+    """One run record whose model is the prediction command as a pyfunc: input a table of
+    audio file paths, output genre probabilities. ``mlflow models serve`` serves it.
+
+    ``artifacts`` are the trained models under their catalog names (what build_predictor
+    loads); only the chosen kind's are used."""
+    kind = best_model_kind(
+        {"handcrafted": handcrafted_results, "cnn": cnn_results, "transfer": transfer_results}
+    )
+    predictor = build_predictor(
+        kind, artifacts.__getitem__,
+        {"spectrogram": spectrogram_params, "handcrafted": handcrafted_params},
+    )
+    model = GenrePredictorModel(
+        predictor, min_seconds=serving_params["min_seconds"],
+        max_windows=serving_params["max_windows"],
+    )
+    return [{
+        "run_name": f"genre predictor: {predictor.label}",
+        "params": {
+            "model_kind": kind,
+            "model": predictor.label,
+            "genres": ", ".join(predictor.class_names),
+            "min_seconds": serving_params["min_seconds"],
+            "max_windows": serving_params["max_windows"],
+            "input": "table with a 'path' column of audio files",
+        },
+        "tags": {"served_model": "genre_predictor"},
+        "model": model,
+    }]
+

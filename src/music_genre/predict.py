@@ -1,0 +1,315 @@
+"""Genre prediction for any audio file, with exactly the preprocessing each model trained on.
+
+A predictor turns one file into genre probabilities. Files longer than two analysis windows are
+cut into consecutive windows (at most ``max_windows``, evenly spread) whose probabilities are
+averaged; shorter files use the first window, which is exactly what training saw (the same
+functions compute it). Clips shorter than a window but at least ``min_seconds`` long are padded
+as the spectrogram pipeline pads them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from music_genre.audio import AudioDecodeError, probe_audio
+
+MODEL_KINDS = ("handcrafted", "cnn", "transfer")
+
+
+class PredictionError(Exception):
+    """One file cannot be classified; the message says which and why."""
+
+
+def window_offsets(duration_s: float, window_s: float, max_windows: int) -> list[float]:
+    """Start times of the analysis windows: one (the first, as in training) unless the file
+    holds at least two full windows; then consecutive windows, evenly thinned to max_windows."""
+    count = int(duration_s // window_s)
+    if count < 2:
+        return [0.0]
+    starts = [i * window_s for i in range(count)]
+    if count > max_windows:
+        picks = np.linspace(0, count - 1, max_windows).round().astype(int)
+        starts = [starts[i] for i in picks]
+    return starts
+
+
+def check_audio_file(path: str | Path, min_seconds: float) -> float:
+    """The file's real duration, or a PredictionError saying what is wrong with it."""
+    path = Path(path)
+    if not path.exists():
+        raise PredictionError(f"{path}: file not found")
+    if path.is_dir():
+        raise PredictionError(f"{path}: is a directory; pass audio files")
+    try:
+        duration = probe_audio(path).duration_s
+    except (AudioDecodeError, OSError) as exc:
+        raise PredictionError(str(exc)) from exc
+    if duration < min_seconds:
+        raise PredictionError(
+            f"{path}: too short ({duration:.2f} s < {min_seconds:g} s); "
+            "lower --min-seconds to classify it anyway"
+        )
+    return duration
+
+
+@dataclass
+class CnnPredictor:
+    """The CNN reads the stored log-mel spectrogram; its input scaling is inside the model."""
+
+    model: Any
+    class_names: list[str]
+    spectrogram_settings: Mapping[str, Any]
+    label: str = "cnn"
+
+    def window_s(self) -> float:
+        return float(self.spectrogram_settings["duration_s"])
+
+    def spectrograms(self, path: str, offsets: Sequence[float]) -> np.ndarray:
+        from music_genre.spectrograms import spectrogram_from_file
+
+        return np.stack([
+            spectrogram_from_file(path, {**self.spectrogram_settings, "offset_s": offset})
+            for offset in offsets
+        ])
+
+    def window_probabilities(self, path: str, offsets: Sequence[float]) -> np.ndarray:
+        specs = self.spectrograms(path, offsets)
+        return np.asarray(self.model.predict(specs[..., None], verbose=0), dtype=np.float64)
+
+
+@dataclass
+class TransferPredictor:
+    """Spectrogram -> backbone cut-level features -> the fitted scaler/PCA/classifier."""
+
+    bundle: Mapping[str, Any]
+    spectrogram_settings: Mapping[str, Any]
+    label: str = "transfer"
+    _extractor: Any = field(default=None, init=False, repr=False)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.bundle["class_names"])
+
+    def window_s(self) -> float:
+        return float(self.spectrogram_settings["duration_s"])
+
+    def extractor(self) -> Any:
+        # Built on first use only: the served model pickles without the backbone's weights.
+        if self._extractor is None:
+            from music_genre.backbones import (
+                CutLevelFeatureExtractor,
+                ImageSettings,
+                WeightsChoice,
+                get_backbone,
+            )
+
+            weights = self.bundle["weights"]
+            if weights == "random":
+                choice = WeightsChoice("random", seed=self.bundle["random_seed"])
+            elif str(weights).startswith("file:"):
+                choice = WeightsChoice("file", path=str(weights)[5:])
+            else:
+                choice = WeightsChoice(str(weights))
+            if choice.fingerprint() != self.bundle["weights_fingerprint"]:
+                raise PredictionError(
+                    f"the {self.bundle['backbone']} weights now resolve to "
+                    f"{choice.fingerprint()}, but the classifier was trained on features of "
+                    f"{self.bundle['weights_fingerprint']}: retrain the transfer pipeline"
+                )
+            self._extractor = CutLevelFeatureExtractor(
+                get_backbone(self.bundle["backbone"]), choice, (self.bundle["cut_level"],),
+                ImageSettings(interpolation=self.bundle["image_interpolation"]),
+            )
+        return self._extractor
+
+    def window_probabilities(self, path: str, offsets: Sequence[float]) -> np.ndarray:
+        from music_genre.spectrograms import spectrogram_from_file
+
+        specs = [
+            spectrogram_from_file(path, {**self.spectrogram_settings, "offset_s": offset})
+            for offset in offsets
+        ]
+        features = self.extractor()(specs)[self.bundle["cut_level"]]
+        return classifier_probabilities(self.bundle["model"], features)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_extractor"] = None
+        return state
+
+
+def classifier_probabilities(model: Any, features: np.ndarray) -> np.ndarray:
+    """predict_proba where the classifier has it; otherwise a softmax over decision scores
+    (SVMs fitted without Platt scaling), which ranks genres the same way the classifier does."""
+    if hasattr(model, "predict_proba"):
+        try:
+            return np.asarray(model.predict_proba(features), dtype=np.float64)
+        except AttributeError:
+            pass
+    scores = np.asarray(model.decision_function(features), dtype=np.float64)
+    scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return scores / scores.sum(axis=1, keepdims=True)
+
+
+@dataclass
+class HandcraftedPredictor:
+    """FMA's 518 features of the clip -> the training-split scaler -> the Keras MLP."""
+
+    model: Any
+    scaler: Any
+    class_names: list[str]
+    feature_settings: Mapping[str, Any]
+    label: str = "handcrafted"
+
+    def window_s(self) -> float:
+        # FMA's features summarise whole 30-s clips.
+        return 30.0
+
+    def window_probabilities(self, path: str, offsets: Sequence[float]) -> np.ndarray:
+        from music_genre.features import extract_features
+
+        rows = []
+        for offset in offsets:
+            settings = dict(self.feature_settings)
+            if len(offsets) > 1:
+                settings.update(offset_s=offset, duration_s=self.window_s())
+            rows.append(extract_features(path, settings).to_numpy())
+        scaled = self.scaler.transform(pd.DataFrame(np.stack(rows)).to_numpy())
+        return np.asarray(self.model.predict(scaled, verbose=0), dtype=np.float64)
+
+
+Predictor = CnnPredictor | TransferPredictor | HandcraftedPredictor
+
+
+@dataclass
+class GenrePrediction:
+    path: str
+    model: str
+    probabilities: dict[str, float] = field(default_factory=dict)
+    windows: int = 0
+    error: str | None = None
+
+    def top(self, k: int = 3) -> list[tuple[str, float]]:
+        return sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:k]
+
+    def as_dict(self, k: int = 3) -> dict[str, Any]:
+        out: dict[str, Any] = {"path": self.path, "model": self.model}
+        if self.error:
+            out["error"] = self.error
+        else:
+            out["top"] = [{"genre": g, "probability": round(p, 4)} for g, p in self.top(k)]
+            out["windows"] = self.windows
+        return out
+
+
+def predict_file(
+    predictor: Predictor, path: str | Path, min_seconds: float = 3.0, max_windows: int = 10
+) -> GenrePrediction:
+    """Classify one file; never raises for a bad file (the error is in the result)."""
+    result = GenrePrediction(path=str(path), model=predictor.label)
+    try:
+        duration = check_audio_file(path, min_seconds)
+        offsets = window_offsets(duration, predictor.window_s(), max_windows)
+        per_window = predictor.window_probabilities(str(path), offsets)
+    except PredictionError as exc:
+        result.error = str(exc)
+        return result
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop a batch
+        result.error = f"{path}: {type(exc).__name__}: {exc}"
+        return result
+    mean = per_window.mean(axis=0)
+    result.probabilities = {
+        name: float(p) for name, p in zip(predictor.class_names, mean, strict=True)
+    }
+    result.windows = len(offsets)
+    return result
+
+
+def best_model_kind(results: Mapping[str, pd.DataFrame | None]) -> str:
+    """The pipeline whose best model has the highest held-out accuracy (validation for the
+    Keras models, cross-validation for transfer): test accuracy never chooses."""
+    held_out = {"handcrafted": "val_acc", "cnn": "val_acc", "transfer": "cv_accuracy"}
+    scores = {
+        kind: float(table[column].max())
+        for kind, column in held_out.items()
+        if (table := results.get(kind)) is not None and not table.empty
+    }
+    if not scores:
+        raise PredictionError(
+            "no trained model found: run `make run` (demo) or `kedro run` first"
+        )
+    return max(scores, key=lambda kind: (scores[kind], -MODEL_KINDS.index(kind)))
+
+
+def build_predictor(kind: str, load: Any, params: Mapping[str, Any]) -> Predictor:
+    """A predictor of ``kind`` from trained artifacts; ``load(name)`` reads a catalog entry."""
+    from music_genre.spectrograms import spectrogram_settings
+
+    if kind == "cnn":
+        info = load("cnn_best_model_info")
+        return CnnPredictor(
+            model=load("cnn_best_model"), class_names=list(info["class_names"]),
+            spectrogram_settings=spectrogram_settings(params["spectrogram"]),
+            label=f"cnn ({info.get('variant', 'best variant')})",
+        )
+    if kind == "transfer":
+        bundle = load("transfer_best_model")
+        return TransferPredictor(
+            bundle=bundle, spectrogram_settings=spectrogram_settings(params["spectrogram"]),
+            label=f"transfer ({bundle['backbone']} {bundle['cut_level']} "
+            f"{bundle['classifier']}, {bundle['weights']} weights)",
+        )
+    if kind == "handcrafted":
+        tracks = load("tracks")
+        return HandcraftedPredictor(
+            model=load("handcrafted_mlp"), scaler=load("handcrafted_scaler"),
+            class_names=sorted(tracks["genre"].unique()),
+            feature_settings=params["handcrafted"]["extraction"],
+        )
+    raise PredictionError(f"unknown model {kind!r}: use one of {MODEL_KINDS} or best")
+
+
+def predictions_frame(predictions: Sequence[GenrePrediction], class_names: Sequence[str]) -> (
+    pd.DataFrame
+):
+    """One row per file: path, genre (top-1), one probability column per genre, error."""
+    rows = []
+    for p in predictions:
+        row = {"path": p.path, "genre": p.top(1)[0][0] if p.probabilities else None}
+        row.update({name: p.probabilities.get(name, math.nan) for name in class_names})
+        row["error"] = p.error or ""
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["path", "genre", *class_names, "error"])
+
+
+
+class GenrePredictorModel(mlflow.pyfunc.PythonModel):
+    """The prediction command as an MLflow pyfunc model: input a table with a ``path`` column
+    of audio files, output one row per file (top genre, a probability column per genre, and an
+    ``error`` column that is empty when the file was classified)."""
+
+    def __init__(self, predictor: Predictor, min_seconds: float = 3.0,
+                 max_windows: int = 10) -> None:
+        self.predictor = predictor
+        self.min_seconds = min_seconds
+        self.max_windows = max_windows
+
+    def predict(self, context: Any, model_input: pd.DataFrame,
+                params: dict[str, Any] | None = None) -> pd.DataFrame:
+        if "path" not in model_input.columns:
+            raise PredictionError(
+                f"input needs a 'path' column of audio files, got {list(model_input.columns)}"
+            )
+        predictions = [
+            predict_file(self.predictor, path, self.min_seconds, self.max_windows)
+            for path in model_input["path"]
+        ]
+        return predictions_frame(predictions, self.predictor.class_names)
