@@ -76,10 +76,12 @@ def _read(path: str | Path, frames: int = -1, start: int = 0) -> tuple[np.ndarra
                 # librosa.load falls back to audioread for formats libsndfile cannot read.
                 mono_or_multi, sample_rate = librosa.load(str(path), sr=None, mono=False)
         except Exception as fallback_error:  # noqa: BLE001 - every decoder failed; say why
+            # libsndfile's "Error opening ...: File does not exist or is not a regular file"
+            # means "format not recognised" here (the file exists): say that instead.
             raise AudioDecodeError(
-                f"{path}: cannot decode as audio (libsndfile: {sf_error}; audioread: "
-                f"{type(fallback_error).__name__} {fallback_error})".replace(" )", ")")
-            ) from fallback_error
+                f"{path}: cannot decode as audio: not a format libsndfile or audioread can "
+                f"read ({type(fallback_error).__name__})"
+            ) from sf_error
         data = np.atleast_2d(mono_or_multi).T.astype(np.float32)
         data = data[start : None if frames < 0 else start + frames]
     if data.size == 0:

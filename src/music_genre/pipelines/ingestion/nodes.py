@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -70,9 +71,9 @@ def _fma_candidates(
             "split": selected[("set", "split")].to_numpy(),
         }
     )
+    audio_dir = Path(collection.root).resolve() / f"fma_{collection.subset}"
     table["path"] = [
-        collection.files[rel].path if rel in collection.files else f"{collection.root}/"
-        f"fma_{collection.subset}/{rel}"
+        collection.files[rel].path if rel in collection.files else str(audio_dir / rel)
         for rel in table["relpath"]
     ]
     reasons = pd.Series("", index=table.index)
