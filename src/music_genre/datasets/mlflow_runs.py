@@ -65,13 +65,24 @@ def log_model(model: Any, name: str = "model") -> str | None:
 
     if isinstance(model, BaseEstimator):
         mlflow.sklearn.log_model(
-            model, name=name, pip_requirements=_pinned("scikit-learn", "numpy", "scipy")
+            model, name=name, pip_requirements=_pinned("scikit-learn", "numpy", "scipy"),
+            skops_trusted_types=_own_skops_types(model),
         )
         return "sklearn"
     if isinstance(model, mlflow.pyfunc.PythonModel):
         mlflow.pyfunc.log_model(name=name, python_model=model)
         return "pyfunc"
     raise DatasetError(f"Don't know how to log a model of type {type(model).__name__} in MLflow")
+
+
+def _own_skops_types(model: Any) -> list[str] | None:
+    """The non-default types of a model this run trained itself (e.g. MLPClassifier's
+    AdamOptimizer), which MLflow's default skops format otherwise refuses to save."""
+    try:
+        import skops.io
+    except ImportError:
+        return None
+    return skops.io.get_untrusted_types(data=skops.io.dumps(model)) or None
 
 
 class MlflowModelRunsDataset(AbstractDataset[list[dict[str, Any]], pd.DataFrame]):

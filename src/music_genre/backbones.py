@@ -1,0 +1,417 @@
+"""Pretrained backbones cut at intermediate layers: the transfer-learning feature extractors.
+
+A library module: the transfer pipeline extracts training features with it and the prediction
+command reuses it for new audio, so both see exactly the same image preparation and network.
+
+- ``BACKBONES``: registry name -> ``BackboneSpec`` (how to build the network, its own
+  ``preprocess_input``, the study's cut levels, the ImageNet weights file Keras expects). Add a
+  backbone with ``register_backbone``.
+- ``resolve_weights``: the ``transfer.weights`` setting -> ``WeightsChoice`` (``imagenet``, a
+  local file, or random initialisation, which is used only when asked for explicitly).
+- ``build_backbone``: the full network with those weights; every way of failing to get the
+  weights raises ``BackboneWeightsError`` saying how to fix it. Nothing falls back silently.
+- ``prepare_images``: spectrogram -> the study's 0..255 image -> 224 x 224 -> 3 channels ->
+  the backbone's ``preprocess_input``.
+- ``CutLevelFeatureExtractor``: one forward pass per batch through a multi-output model, one
+  flattened feature matrix per cut level; ``time_single_image`` measures ms per image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from music_genre.spectrograms import to_study_image
+
+if TYPE_CHECKING:  # keras is imported lazily: importing this module must stay cheap
+    import keras
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_PARAMETER = "transfer.weights"
+# Strings that ask for random initialisation explicitly (a CLI --params value arrives as text).
+RANDOM_WEIGHTS_WORDS = ("null", "none", "random")
+INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian")
+
+
+class BackboneWeightsError(RuntimeError):
+    """The requested backbone weights cannot be obtained or loaded; the message says how to fix it."""
+
+
+class CutLevelError(ValueError):
+    """A configured cut level is not a layer of the backbone."""
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """How to build one backbone and read features out of it.
+
+    ``build(weights)`` receives what ``keras.applications`` accepts: ``"imagenet"`` or ``None``
+    (files are loaded by ``build_backbone`` itself, to name the file in errors).
+    ``preprocess`` is the network's own ``preprocess_input`` (caffe-style BGR mean subtraction
+    for VGG16 and ResNet50). ``prepare`` turns spectrograms into the network's input batch.
+    """
+
+    name: str
+    build: Callable[[str | None], keras.Model]
+    preprocess: Callable[[np.ndarray], np.ndarray]
+    cut_levels: tuple[str, ...]
+    input_size: tuple[int, int] = (224, 224)
+    imagenet_file: str | None = None
+    imagenet_url: str | None = None
+    prepare: Callable[..., np.ndarray] | None = None  # None -> prepare_images (spectrogram image)
+    description: str = ""
+
+
+def _vgg16(weights: str | None) -> keras.Model:
+    import keras
+
+    return keras.applications.VGG16(weights=weights, include_top=True)
+
+
+def _vgg16_preprocess(x: np.ndarray) -> np.ndarray:
+    import keras
+
+    return keras.applications.vgg16.preprocess_input(x)
+
+
+def _resnet50(weights: str | None) -> keras.Model:
+    import keras
+
+    return keras.applications.ResNet50(weights=weights, include_top=True)
+
+
+def _resnet50_preprocess(x: np.ndarray) -> np.ndarray:
+    import keras
+
+    return keras.applications.resnet50.preprocess_input(x)
+
+
+_KERAS_WEIGHTS = "https://storage.googleapis.com/tensorflow/keras-applications"
+
+BACKBONES: dict[str, BackboneSpec] = {}
+
+
+def register_backbone(spec: BackboneSpec) -> BackboneSpec:
+    """Add (or replace) a backbone in the registry; returns it for use as a decorator result."""
+    BACKBONES[spec.name] = spec
+    return spec
+
+
+register_backbone(
+    BackboneSpec(
+        name="vgg16",
+        build=_vgg16,
+        preprocess=_vgg16_preprocess,
+        # block5_pool 7*7*512 = 25,088; fc1 and fc2 4,096 each.
+        cut_levels=("block5_pool", "fc1", "fc2"),
+        imagenet_file="vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+        imagenet_url=f"{_KERAS_WEIGHTS}/vgg16/vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+        description="VGG16 with its classification top (138,357,544 parameters)",
+    )
+)
+register_backbone(
+    BackboneSpec(
+        name="resnet50",
+        build=_resnet50,
+        preprocess=_resnet50_preprocess,
+        # conv5_block1_2_relu 7*7*512 = 25,088; avg_pool 2,048 (the study's table says 1000).
+        cut_levels=("conv5_block1_2_relu", "avg_pool"),
+        imagenet_file="resnet50_weights_tf_dim_ordering_tf_kernels.h5",
+        imagenet_url=f"{_KERAS_WEIGHTS}/resnet/resnet50_weights_tf_dim_ordering_tf_kernels.h5",
+        description="ResNet50 with its classification top (25,636,712 parameters)",
+    )
+)
+
+
+def get_backbone(name: str) -> BackboneSpec:
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        raise ValueError(
+            f"Unknown backbone {name!r} in the transfer parameters: use one of "
+            f"{sorted(BACKBONES)} (conf/base/parameters/transfer.yml)."
+        ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Weights
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WeightsChoice:
+    """Where a backbone's weights come from: ``imagenet``, ``file`` (``path``) or ``random``."""
+
+    kind: str
+    path: str | None = None
+    seed: int | None = None
+
+    @property
+    def label(self) -> str:
+        """What the report and MLflow show in the ``weights`` column."""
+        if self.kind == "file":
+            return f"file:{self.path}"
+        return self.kind
+
+    def fingerprint(self) -> str:
+        """Identifies the weights' values: features computed with other weights never mix."""
+        if self.kind == "imagenet":
+            return "imagenet"
+        if self.kind == "random":
+            return f"random-seed{self.seed}"
+        return f"file-{_file_sha1(self.path)[:12]}"
+
+
+def _file_sha1(path: str | os.PathLike) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_weights(value: Any, backbone: str, seed: int | None = None) -> WeightsChoice:
+    """Interpret ``transfer.weights`` for one backbone.
+
+    ``value`` is ``"imagenet"``, a path to a local weights file, ``None`` (or the words null /
+    none / random) for random initialisation with ``seed``, or a mapping backbone -> one of those
+    when backbones need different files.
+    """
+    if isinstance(value, Mapping):
+        if backbone not in value:
+            raise BackboneWeightsError(
+                f"{WEIGHTS_PARAMETER} is a mapping without an entry for backbone {backbone!r} "
+                f"(it has {sorted(value)}): add `{backbone}: imagenet` (or a file path, or null "
+                "for random initialisation)."
+            )
+        value = value[backbone]
+    if value is None or (isinstance(value, str) and value.strip().lower() in RANDOM_WEIGHTS_WORDS):
+        return WeightsChoice("random", seed=seed)
+    if not isinstance(value, str | os.PathLike):
+        raise BackboneWeightsError(
+            f"{WEIGHTS_PARAMETER}={value!r} is not understood: use `imagenet`, a path to a local "
+            "weights file (.h5), or null for random initialisation."
+        )
+    text = str(value).strip()
+    if text.lower() == "imagenet":
+        return WeightsChoice("imagenet")
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise BackboneWeightsError(
+            f"{WEIGHTS_PARAMETER}: weights file {path} for backbone {backbone!r} does not exist"
+            f"{' (it is a folder)' if path.is_dir() else ''}. Give the path of a Keras weights "
+            f"file for {backbone} with its top (e.g. {_imagenet_file_hint(backbone)}), or "
+            "`imagenet` to let Keras download it, or null for random initialisation."
+        )
+    return WeightsChoice("file", path=str(path.resolve()))
+
+
+def _imagenet_file_hint(backbone: str) -> str:
+    spec = BACKBONES.get(backbone)
+    return spec.imagenet_file if spec and spec.imagenet_file else "<backbone>_weights.h5"
+
+
+def keras_cache_dir() -> Path:
+    """Where ``keras.utils.get_file`` caches downloads ($KERAS_HOME, else ~/.keras)."""
+    try:
+        from keras.src.backend.config import keras_home
+
+        return Path(os.path.expanduser(keras_home()))
+    except ImportError:  # private API moved: mirror its documented rule
+        return Path(os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras")))
+
+
+def imagenet_help(spec: BackboneSpec) -> str:
+    """How to supply ImageNet weights by hand on a machine that cannot download them."""
+    target = keras_cache_dir() / "models" / (spec.imagenet_file or "<file>")
+    return (
+        f"To use ImageNet weights offline, download {spec.imagenet_url} on a connected machine "
+        f"and place it at {target} (Keras checks its hash and uses it from there), or point "
+        f"{WEIGHTS_PARAMETER} at local files, one per backbone, in "
+        f"conf/local/parameters/transfer.yml: `transfer: {{weights: {{{spec.name}: "
+        f"/path/to/{spec.imagenet_file}, ...}}}}`. `{WEIGHTS_PARAMETER}: null` gives a randomly "
+        "initialised network instead: it runs offline, but its features are not ImageNet "
+        "features."
+    )
+
+
+def build_backbone(spec: BackboneSpec, weights: WeightsChoice) -> keras.Model:
+    """The full network with the chosen weights; any failure names its cause and the fix."""
+    import keras
+
+    if weights.kind == "random":
+        if weights.seed is not None:
+            keras.utils.set_random_seed(int(weights.seed))
+        logger.warning(
+            "%s: RANDOM initialisation (%s=null, seed %s): features are not ImageNet features",
+            spec.name, WEIGHTS_PARAMETER, weights.seed,
+        )
+        return spec.build(None)
+    if weights.kind == "imagenet":
+        if spec.imagenet_url is None:
+            raise BackboneWeightsError(
+                f"Backbone {spec.name!r} has no ImageNet weights: set {WEIGHTS_PARAMETER} to a "
+                "local weights file or null."
+            )
+        try:
+            return spec.build("imagenet")
+        except Exception as exc:  # noqa: BLE001 - Keras raises bare Exception on fetch failure
+            raise BackboneWeightsError(
+                f"Could not get the ImageNet weights of {spec.name} ({exc}). {imagenet_help(spec)}"
+            ) from exc
+    if weights.kind == "file":
+        path = Path(weights.path or "")
+        if not path.is_file():
+            raise BackboneWeightsError(
+                f"{WEIGHTS_PARAMETER}: weights file {path} for {spec.name} does not exist."
+            )
+        model = spec.build(None)
+        try:
+            model.load_weights(str(path))
+        except Exception as exc:  # noqa: BLE001 - h5py/keras raise many types; name the file
+            raise BackboneWeightsError(
+                f"{WEIGHTS_PARAMETER}: cannot load {path} into {spec.name} with its top: {exc}. "
+                f"It must be a Keras weights file of the same architecture, e.g. "
+                f"{spec.imagenet_file} from {spec.imagenet_url}."
+            ) from exc
+        return model
+    raise BackboneWeightsError(f"Unknown weights kind {weights.kind!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Input images
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    """How a spectrogram becomes the backbone's input image."""
+
+    interpolation: str = "bilinear"
+
+    def __post_init__(self) -> None:
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(
+                f"transfer.image.interpolation={self.interpolation!r}: use one of {INTERPOLATIONS}."
+            )
+
+    def fingerprint(self) -> str:
+        return f"img-{self.interpolation}"
+
+
+def prepare_images(
+    spectrograms: Sequence[np.ndarray], spec: BackboneSpec, image: ImageSettings = ImageSettings()
+) -> np.ndarray:
+    """Spectrograms (dB) -> the study's 0..255 image -> resized -> gray in 3 channels ->
+    the backbone's ``preprocess_input``. Returns float32 (n, height, width, 3)."""
+    import tensorflow as tf
+
+    images = [to_study_image(s)[..., np.newaxis] for s in spectrograms]
+    height, width = spec.input_size
+    batch = np.empty((len(images), height, width, 1), dtype=np.float32)
+    for i, img in enumerate(images):  # one at a time: spectrograms may differ in length
+        batch[i] = tf.image.resize(img, (height, width), method=image.interpolation).numpy()
+    rgb = np.repeat(batch, 3, axis=-1)
+    return np.asarray(spec.preprocess(rgb), dtype=np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Cut-level features
+# --------------------------------------------------------------------------------------------
+
+
+def cut_level_model(model: keras.Model, cut_levels: Sequence[str], name: str) -> keras.Model:
+    """A model with one output per cut level, sharing ``model``'s layers and weights."""
+    import keras
+
+    names = [layer.name for layer in model.layers]
+    unknown = [cut for cut in cut_levels if cut not in names]
+    if unknown:
+        raise CutLevelError(
+            f"Cut level(s) {unknown} are not layers of {name}. Valid names include the study's "
+            f"{list(get_backbone(name).cut_levels) if name in BACKBONES else []}; all layers: "
+            f"{names}. Fix the experiments in conf/base/parameters/transfer.yml."
+        )
+    outputs = [model.get_layer(cut).output for cut in cut_levels]
+    return keras.Model(model.input, outputs, name=f"{name}_cut_levels")
+
+
+def feature_sizes(model: keras.Model, cut_levels: Sequence[str]) -> dict[str, int]:
+    """Flattened feature size of each cut level (block5_pool -> 25,088)."""
+    return {cut: int(np.prod(model.get_layer(cut).output.shape[1:])) for cut in cut_levels}
+
+
+@dataclass
+class CutLevelFeatureExtractor:
+    """Spectrograms -> {cut level: (n, features)} float32 in one forward pass per batch.
+
+    The network is built on first use, so a re-run that finds every feature stored never
+    loads it.
+    """
+
+    spec: BackboneSpec
+    weights: WeightsChoice
+    cut_levels: tuple[str, ...]
+    image: ImageSettings = field(default_factory=ImageSettings)
+    _model: Any = field(default=None, init=False, repr=False)
+    _cut_model: Any = field(default=None, init=False, repr=False)
+
+    @property
+    def cut_model(self) -> keras.Model:
+        if self._cut_model is None:
+            self._model = build_backbone(self.spec, self.weights)
+            self._cut_model = cut_level_model(self._model, self.cut_levels, self.spec.name)
+        return self._cut_model
+
+    @property
+    def built(self) -> bool:
+        return self._cut_model is not None
+
+    def prepare(self, spectrograms: Sequence[np.ndarray]) -> np.ndarray:
+        if self.spec.prepare is not None:
+            return self.spec.prepare(spectrograms, self.spec, self.image)
+        return prepare_images(spectrograms, self.spec, self.image)
+
+    def features_of_inputs(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
+        outputs = self.cut_model(inputs, training=False)
+        if not isinstance(outputs, list | tuple):
+            outputs = [outputs]
+        return {
+            cut: np.asarray(out, dtype=np.float32).reshape(len(inputs), -1)
+            for cut, out in zip(self.cut_levels, outputs, strict=True)
+        }
+
+    def __call__(self, spectrograms: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        return self.features_of_inputs(self.prepare(spectrograms))
+
+    def feature_sizes(self) -> dict[str, int]:
+        self.cut_model  # noqa: B018 - builds the model
+        return feature_sizes(self._model, self.cut_levels)
+
+    def time_single_image(
+        self, spectrogram: np.ndarray, runs: int = 10
+    ) -> dict[str, float]:
+        """Milliseconds per image for each cut level, as the study measured (Table 13): the
+        network up to that cut on one prepared image, mean of ``runs`` calls after a warm-up."""
+        import keras
+
+        x = self.prepare([spectrogram])
+        self.cut_model  # noqa: B018 - builds the model
+        timings = {}
+        for cut in self.cut_levels:
+            single = keras.Model(self._model.input, self._model.get_layer(cut).output)
+            single(x, training=False)  # warm-up: the first call builds the graph
+            start = time.perf_counter()
+            for _ in range(runs):
+                single(x, training=False)
+            timings[cut] = (time.perf_counter() - start) / runs * 1000.0
+        return timings

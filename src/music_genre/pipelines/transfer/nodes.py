@@ -1,0 +1,468 @@
+"""Transfer learning (study section 4.3, Tables 7-13): pretrained CNN features of the spectrogram
+images at several cut levels -> StandardScaler -> PCA -> grid-searched SVM / MLP."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from joblib import Memory
+from matplotlib.figure import Figure
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC, LinearSVC
+from threadpoolctl import threadpool_limits
+
+from music_genre.backbones import (
+    CutLevelFeatureExtractor,
+    ImageSettings,
+    WeightsChoice,
+    get_backbone,
+    resolve_weights,
+)
+from music_genre.datasets.feature_store import FeatureStore
+from music_genre.plots import confusion_matrix_figure
+
+from .extraction import CutLevelFeatureJob, store_digests
+
+logger = logging.getLogger(__name__)
+
+RESULT_COLUMNS = [
+    "backbone", "cut_level", "feature_size", "pca_variance", "n_components", "classifier",
+    "best_params", "cv_accuracy", "test_accuracy", "weights", "extract_ms_per_image",
+    "classify_ms_per_image",
+]
+EXCLUDED_COLUMNS = ["track_id", "path", "genre", "split", "stage", "reason"]
+# Classifier names in transfer.classifiers -> scikit-learn estimator (the study's three).
+ESTIMATORS: dict[str, Callable[..., Any]] = {
+    "svm_linear": LinearSVC,
+    "svm_rbf": SVC,
+    "mlp": MLPClassifier,
+}
+TRAIN_SPLITS = ("training", "validation")  # merged for the grid search, as in the study
+TEST_SPLIT = "test"
+
+
+# --------------------------------------------------------------------------------------------
+# Parameters
+# --------------------------------------------------------------------------------------------
+
+
+def experiments(params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The (backbone, cut level, PCA variances) combinations to evaluate, validated."""
+    default_variances = params.get("pca_variances", [0.99, 0.95, 0.90])
+    rows = params.get("experiments") or []
+    if not rows:
+        raise ValueError("transfer.experiments is empty: list {backbone, cut_level} entries.")
+    out = []
+    for i, row in enumerate(rows):
+        if "backbone" not in row or "cut_level" not in row:
+            raise ValueError(
+                f"transfer.experiments[{i}]={dict(row)!r} needs `backbone` and `cut_level`."
+            )
+        get_backbone(row["backbone"])
+        variances = [float(v) for v in row.get("pca_variances", default_variances)]
+        bad = [v for v in variances if not 0.0 < v <= 1.0]
+        if bad or not variances:
+            raise ValueError(
+                f"transfer.experiments[{i}] ({row['backbone']} {row['cut_level']}): PCA variances "
+                f"{variances} must be fractions in (0, 1], e.g. [0.99, 0.95, 0.90]."
+            )
+        out.append({"backbone": row["backbone"], "cut_level": row["cut_level"],
+                    "pca_variances": variances})
+    return out
+
+
+def cut_levels_by_backbone(params: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """Every cut level each backbone must produce (extracted together, in one pass)."""
+    levels: dict[str, list[str]] = {}
+    for row in experiments(params):
+        cuts = levels.setdefault(row["backbone"], [])
+        if row["cut_level"] not in cuts:
+            cuts.append(row["cut_level"])
+    return {name: tuple(cuts) for name, cuts in levels.items()}
+
+
+def image_settings(params: Mapping[str, Any]) -> ImageSettings:
+    return ImageSettings(**(params.get("image") or {}))
+
+
+def weights_choice(params: Mapping[str, Any], backbone: str) -> WeightsChoice:
+    if "weights" not in params:
+        raise ValueError(
+            "transfer.weights is not set: use `imagenet`, a path to a local weights file, or "
+            "null for an explicitly random initialisation."
+        )
+    return resolve_weights(params["weights"], backbone, seed=params.get("random_seed"))
+
+
+def feature_key(backbone: str, weights: WeightsChoice, image: ImageSettings) -> str:
+    """Store key: features from other weights or image preparation never mix."""
+    return f"{backbone}__{weights.fingerprint()}__{image.fingerprint()}"
+
+
+# --------------------------------------------------------------------------------------------
+# Nodes
+# --------------------------------------------------------------------------------------------
+
+
+def plan_transfer_features(
+    tracks: pd.DataFrame,
+    log_mel_spectrograms: Mapping[str, Callable[[], np.ndarray]],
+    params: dict[str, Any],
+) -> list[CutLevelFeatureJob]:
+    """One lazy extraction job per backbone; the feature store runs them batch by batch,
+    writing as it goes and skipping tracks whose features are already stored."""
+    image = image_settings(params)
+    track_ids = [t for t in tracks["track_id"].astype(str) if t in log_mel_spectrograms]
+    if not track_ids:
+        raise ValueError(
+            "No track of data/03_primary/tracks.parquet has a log-mel spectrogram: run the "
+            "spectrogram pipeline first (kedro run --pipelines=ingestion,spectrogram)."
+        )
+    known_digests = store_digests(log_mel_spectrograms)
+    jobs = []
+    for backbone, cuts in cut_levels_by_backbone(params).items():
+        spec = get_backbone(backbone)
+        weights = weights_choice(params, backbone)  # bad weights settings fail here, early
+        description = {
+            "backbone": backbone,
+            "cut_levels": list(cuts),
+            "weights": weights.label,
+            "weights_fingerprint": weights.fingerprint(),
+            "random_seed": weights.seed,
+            "image_interpolation": image.interpolation,
+            "input_size": list(spec.input_size),
+        }
+        jobs.append(
+            CutLevelFeatureJob(
+                key=feature_key(backbone, weights, image),
+                description=description,
+                track_ids=track_ids,
+                spectrograms=log_mel_spectrograms,
+                extractor=CutLevelFeatureExtractor(spec, weights, cuts, image),
+                batch_size=int(params.get("batch_size", 16)),
+                timing_runs=int(params.get("timing_runs", 10)),
+                source_digests=known_digests,
+            )
+        )
+    return jobs
+
+
+def search_transfer_classifiers(
+    tracks: pd.DataFrame, transfer_features: FeatureStore, params: dict[str, Any]
+) -> tuple[list[dict[str, Any]], pd.DataFrame]:
+    """Grid-search every (backbone, cut level, PCA variance, classifier) on training +
+    validation, evaluate the best configuration on test.
+
+    Returns the results (with the fitted pipelines and test predictions) and the tracks left
+    out for want of features, with the reason.
+    """
+    image = image_settings(params)
+    folds = int(params.get("cv_folds", 10))
+    classifiers = _classifier_grids(params)
+    results: list[dict[str, Any]] = []
+    excluded: dict[tuple[str, str], dict[str, Any]] = {}
+    for exp in experiments(params):
+        backbone, cut = exp["backbone"], exp["cut_level"]
+        weights = weights_choice(params, backbone)
+        key = feature_key(backbone, weights, image)
+        usable, left_out = _usable_tracks(tracks, transfer_features, key, backbone)
+        for row in left_out:
+            excluded[(row["track_id"], row["stage"])] = row
+        train = usable[usable["split"].isin(TRAIN_SPLITS)]
+        test = usable[usable["split"] == TEST_SPLIT]
+        _check_splits(train, test, folds, backbone)
+        x_train = transfer_features.matrix(key, cut, train["track_id"].tolist())
+        x_test = transfer_features.matrix(key, cut, test["track_id"].tolist())
+        y_train, y_test = train["label"].to_numpy(), test["label"].to_numpy()
+        extract_ms = transfer_features.state(key).get("measurements", {}).get(
+            "extract_ms_per_image", {}
+        ).get(cut, float("nan"))
+        # The scaler and PCA fitted on a fold are cached and reused by every grid point and
+        # classifier of that fold (same fits, minus the repeated SVDs); one cache per cut level
+        # bounds its disk use (FMA-small, 25,088 features: ~7 GB of scaled folds).
+        with _fold_cache(params) as memory:
+            for variance in exp["pca_variances"]:
+                for name, (estimator, fixed, grid) in classifiers.items():
+                    result = _grid_search(
+                        x_train, y_train, x_test, y_test, estimator, fixed, grid, variance,
+                        folds, params, memory,
+                    )
+                    result.update(
+                        backbone=backbone, cut_level=cut, feature_size=int(x_train.shape[1]),
+                        pca_variance=variance, classifier=name, weights=weights.label,
+                        weights_fingerprint=weights.fingerprint(),
+                        random_seed=weights.seed, image_interpolation=image.interpolation,
+                        extract_ms_per_image=float(extract_ms),
+                        test_track_ids=test["track_id"].tolist(),
+                    )
+                    logger.info(
+                        "%s %s pca%.2f (%d comp.) %s: cv %.4f, test %.4f, %s",
+                        backbone, cut, variance, result["n_components"], name,
+                        result["cv_accuracy"], result["test_accuracy"], result["best_params"],
+                    )
+                    results.append(result)
+    excluded_table = pd.DataFrame(list(excluded.values()), columns=EXCLUDED_COLUMNS)
+    if len(excluded_table):
+        logger.warning(
+            "%d tracks have no transfer features (see transfer_excluded_tracks.csv)",
+            excluded_table["track_id"].nunique(),
+        )
+    return results, excluded_table
+
+
+def tabulate_transfer_results(search_results: list[dict[str, Any]]) -> pd.DataFrame:
+    """The study's Tables 7-13 in one table: one row per (backbone, cut, variance, classifier)."""
+    table = pd.DataFrame([{c: r[c] for c in RESULT_COLUMNS} for r in search_results],
+                         columns=RESULT_COLUMNS)
+    for column in ("cv_accuracy", "test_accuracy"):
+        table[column] = table[column].round(4)
+    for column in ("extract_ms_per_image", "classify_ms_per_image"):
+        table[column] = table[column].round(3)
+    return table
+
+
+def transfer_run_records(
+    search_results: list[dict[str, Any]], tracks: pd.DataFrame
+) -> list[dict[str, Any]]:
+    """One MLflow run per (backbone, cut, variance, classifier), with its fitted pipeline."""
+    class_names = _class_names(tracks)
+    records = []
+    for r in search_results:
+        title = _title(r)
+        figure = confusion_matrix_figure(r["y_test"], r["y_pred"], class_names, title)
+        plt.close(figure)  # still saveable; keeps pyplot from accumulating open figures
+        records.append(
+            {
+                "run_name": title,
+                "params": {
+                    "backbone": r["backbone"],
+                    "cut_level": r["cut_level"],
+                    "feature_size": r["feature_size"],
+                    "weights": r["weights"],
+                    "weights_fingerprint": r["weights_fingerprint"],
+                    "random_seed": r["random_seed"],
+                    "image_interpolation": r["image_interpolation"],
+                    "pca_variance": r["pca_variance"],
+                    "n_components": r["n_components"],
+                    "classifier": r["classifier"],
+                    "best_params": r["best_params"],
+                    "param_grid": r["param_grid"],
+                    "cv_folds": r["cv_folds"],
+                    "n_train": r["n_train"],
+                    "n_test": r["n_test"],
+                },
+                "metrics": {
+                    "cv_accuracy": r["cv_accuracy"],
+                    "cv_accuracy_std": r["cv_accuracy_std"],
+                    "test_accuracy": r["test_accuracy"],
+                    "extract_ms_per_image": r["extract_ms_per_image"],
+                    "classify_ms_per_image": r["classify_ms_per_image"],
+                    "convergence_warnings": r["convergence_warnings"],
+                },
+                "figures": {"confusion_matrix.png": figure},
+                "model": r["model"],
+                "tags": {
+                    "model_family": "transfer",
+                    "weights": r["weights"],
+                    "backbone": r["backbone"],
+                    "cut_level": r["cut_level"],
+                    "classifier": r["classifier"],
+                },
+            }
+        )
+    return records
+
+
+def select_best_transfer_model(
+    search_results: list[dict[str, Any]], tracks: pd.DataFrame
+) -> tuple[dict[str, Any], Figure]:
+    """The configuration with the best cross-validation accuracy (test stays held out), as a
+    bundle the prediction command can use, and its test confusion matrix."""
+    if not search_results:
+        raise ValueError("No transfer result to choose from: transfer.experiments is empty.")
+    best = max(search_results, key=lambda r: r["cv_accuracy"])
+    class_names = _class_names(tracks)
+    bundle = {
+        "model": best["model"],
+        "backbone": best["backbone"],
+        "cut_level": best["cut_level"],
+        "weights": best["weights"],
+        "weights_fingerprint": best["weights_fingerprint"],
+        "random_seed": best["random_seed"],
+        "image_interpolation": best["image_interpolation"],
+        "class_names": class_names,
+        "classifier": best["classifier"],
+        "best_params": best["best_params"],
+        "pca_variance": best["pca_variance"],
+        "n_components": best["n_components"],
+        "feature_size": best["feature_size"],
+        "cv_accuracy": best["cv_accuracy"],
+        "test_accuracy": best["test_accuracy"],
+    }
+    figure = confusion_matrix_figure(
+        best["y_test"], best["y_pred"], class_names,
+        f"best transfer model ({best['weights']} weights)\n{_title(best)}",
+    )
+    plt.close(figure)
+    logger.info("Best transfer model by CV accuracy: %s (cv %.4f, test %.4f)",
+                _title(best), best["cv_accuracy"], best["test_accuracy"])
+    return bundle, figure
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _classifier_grids(
+    params: Mapping[str, Any],
+) -> dict[str, tuple[Callable[..., Any], dict[str, Any], dict[str, list[Any]]]]:
+    configured = params.get("classifiers") or {}
+    if not configured:
+        raise ValueError(f"transfer.classifiers is empty: configure some of {sorted(ESTIMATORS)}.")
+    out = {}
+    for name, conf in configured.items():
+        if name not in ESTIMATORS:
+            raise ValueError(
+                f"transfer.classifiers.{name}: unknown classifier, use one of {sorted(ESTIMATORS)}."
+            )
+        conf = conf or {}
+        fixed = dict(conf.get("fixed") or {})
+        grid = {k: [_tuple_if_list(v) for v in values]
+                for k, values in (conf.get("grid") or {}).items()}
+        if "random_state" in ESTIMATORS[name]().get_params() and "random_state" not in fixed:
+            fixed["random_state"] = params.get("random_seed")
+        out[name] = (ESTIMATORS[name], fixed, grid)
+    return out
+
+
+@contextmanager
+def _fold_cache(params: Mapping[str, Any]) -> Iterator[Memory | None]:
+    """A temporary joblib cache for the pipeline's transformers (``transfer.cache_folds``)."""
+    if not params.get("cache_folds", True):
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="transfer-fold-cache-") as cache_dir:
+        yield Memory(location=cache_dir, verbose=0)
+
+
+def _tuple_if_list(value: Any) -> Any:
+    # YAML has no tuples: hidden_layer_sizes [512, 32] -> (512, 32), as the study wrote them.
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _usable_tracks(
+    tracks: pd.DataFrame, store: FeatureStore, key: str, backbone: str
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    items = store.items(key)
+    failures = store.failures(key)
+    ids = tracks["track_id"].astype(str)
+    has = ids.isin(items)
+    left_out = []
+    for _, row in tracks[~has].iterrows():
+        reason = failures.get(str(row["track_id"])) or (
+            "no log-mel spectrogram for this track (see the spectrogram pipeline's report)"
+        )
+        left_out.append({
+            "track_id": str(row["track_id"]), "path": row.get("path"), "genre": row["genre"],
+            "split": row["split"], "stage": f"transfer features ({backbone})", "reason": reason,
+        })
+    return tracks[has].reset_index(drop=True), left_out
+
+
+def _check_splits(train: pd.DataFrame, test: pd.DataFrame, folds: int, backbone: str) -> None:
+    if test.empty:
+        raise ValueError(f"{backbone}: no test track has features; nothing to evaluate on.")
+    smallest = train["genre"].value_counts()
+    if train.empty or smallest.min() < folds:
+        raise ValueError(
+            f"{backbone}: transfer.cv_folds={folds} needs at least {folds} training+validation "
+            f"tracks per genre; the smallest genre has {0 if train.empty else smallest.min()} "
+            f"({smallest.idxmin() if not train.empty else 'none'}). Lower transfer.cv_folds."
+        )
+
+
+def _grid_search(
+    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+    estimator: Callable[..., Any], fixed: dict[str, Any], grid: dict[str, list[Any]],
+    variance: float, folds: int, params: Mapping[str, Any], memory: Memory | None,
+) -> dict[str, Any]:
+    pipe = Pipeline(
+        [
+            ("scaler", StandardScaler()),
+            ("pca", PCA(n_components=variance, random_state=params.get("random_seed"))),
+            ("clf", estimator(**fixed)),
+        ],
+        memory=memory,
+    )
+    search = GridSearchCV(
+        pipe, {f"clf__{k}": v for k, v in grid.items()}, scoring="accuracy", cv=folds,
+        n_jobs=params.get("n_jobs"), refit=True, error_score="raise",
+    )
+    threads = params.get("blas_threads")
+    with warnings.catch_warnings(record=True) as caught, threadpool_limits(limits=threads):
+        warnings.simplefilter("always", ConvergenceWarning)
+        search.fit(x_train, y_train)
+    convergence = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+    if convergence:
+        logger.info("%s: %d convergence warnings during the grid search (%s)",
+                    estimator.__name__, convergence, caught[0].message)
+    best = search.best_estimator_
+    best.set_params(memory=None)  # the fold cache is temporary; the saved model must not use it
+    y_pred = best.predict(x_test)
+    best_index = search.best_index_
+    return {
+        "model": best,
+        "n_components": int(best.named_steps["pca"].n_components_),
+        "best_params": _format_params(search.best_params_),
+        "param_grid": str(grid),
+        "cv_accuracy": float(search.best_score_),
+        "cv_accuracy_std": float(search.cv_results_["std_test_score"][best_index]),
+        "test_accuracy": float(np.mean(y_pred == y_test)),
+        "classify_ms_per_image": _classify_ms(best, x_test[:1], int(params.get("timing_runs", 10))),
+        "convergence_warnings": convergence,
+        "cv_folds": folds,
+        "n_train": len(y_train),
+        "n_test": len(y_test),
+        "y_test": y_test,
+        "y_pred": y_pred,
+    }
+
+
+def _classify_ms(model: Pipeline, one: np.ndarray, runs: int) -> float:
+    """Milliseconds to classify one feature vector (scaler + PCA + classifier), mean of runs."""
+    model.predict(one)
+    start = time.perf_counter()
+    for _ in range(runs):
+        model.predict(one)
+    return (time.perf_counter() - start) / runs * 1000.0
+
+
+def _format_params(best_params: Mapping[str, Any]) -> str:
+    """``{'C': 10, 'gamma': 0.0001}`` as in the study's tables (without the step prefix)."""
+    return str({k.removeprefix("clf__"): v for k, v in sorted(best_params.items())})
+
+
+def _class_names(tracks: pd.DataFrame) -> list[str]:
+    """Genre name of each label 0..max (labels are the sorted genre names from ingestion)."""
+    names = dict(zip(tracks["label"].astype(int), tracks["genre"].astype(str), strict=True))
+    return [names.get(label, f"label {label}") for label in range(max(names) + 1)]
+
+
+def _title(r: Mapping[str, Any]) -> str:
+    return (f"{r['backbone']} {r['cut_level']} pca{r['pca_variance']:.2f} "
+            f"({r['n_components']} comp.) {r['classifier']}")

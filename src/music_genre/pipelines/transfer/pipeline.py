@@ -1,0 +1,48 @@
+"""Transfer pipeline: spectrograms -> cut-level backbone features -> classifiers -> report."""
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from .nodes import (
+    plan_transfer_features,
+    search_transfer_classifiers,
+    select_best_transfer_model,
+    tabulate_transfer_results,
+    transfer_run_records,
+)
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return pipeline(
+        [
+            node(
+                plan_transfer_features,
+                inputs=["tracks", "log_mel_spectrograms", "params:transfer"],
+                outputs="transfer_features",
+                name="extract_transfer_features",
+            ),
+            node(
+                search_transfer_classifiers,
+                inputs=["tracks", "transfer_features", "params:transfer"],
+                outputs=["transfer_search_results", "transfer_excluded_tracks"],
+                name="search_transfer_classifiers",
+            ),
+            node(
+                tabulate_transfer_results,
+                inputs="transfer_search_results",
+                outputs="transfer_results",
+                name="tabulate_transfer_results",
+            ),
+            node(
+                transfer_run_records,
+                inputs=["transfer_search_results", "tracks"],
+                outputs="transfer_mlflow_runs",
+                name="log_transfer_runs",
+            ),
+            node(
+                select_best_transfer_model,
+                inputs=["transfer_search_results", "tracks"],
+                outputs=["transfer_best_model", "transfer_best_confusion_matrix"],
+                name="select_best_transfer_model",
+            ),
+        ]
+    )

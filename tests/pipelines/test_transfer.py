@@ -1,0 +1,401 @@
+"""Transfer pipeline: backbone cut-level features, weights handling, and the pipeline end to end
+on tiny generated data (in-memory catalog, as in the spaceflights starter's tests)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from kedro.io import DataCatalog, DatasetError, MemoryDataset  # noqa: E402
+from kedro.runner import SequentialRunner  # noqa: E402
+
+from music_genre import backbones  # noqa: E402
+from music_genre.backbones import (  # noqa: E402
+    BackboneSpec,
+    BackboneWeightsError,
+    CutLevelError,
+    CutLevelFeatureExtractor,
+    WeightsChoice,
+    build_backbone,
+    get_backbone,
+    prepare_images,
+    resolve_weights,
+)
+from music_genre.datasets import FeatureStoreDataset, MlflowModelRunsDataset  # noqa: E402
+from music_genre.pipelines.transfer import create_pipeline  # noqa: E402
+from music_genre.pipelines.transfer.nodes import (  # noqa: E402
+    RESULT_COLUMNS,
+    plan_transfer_features,
+)
+
+SPEC_SHAPE = (128, 160)  # the real (128, 1280) is resized to 224 x 224 anyway; keep tests light
+
+
+def _spectrograms(n: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.normal(-40, 15, SPEC_SHAPE).astype(np.float32) for _ in range(n)]
+
+
+# --------------------------------------------------------------------------------------------
+# Real backbones, random initialisation (offline)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("vgg16", {"block5_pool": 7 * 7 * 512, "fc1": 4096, "fc2": 4096}),
+        ("resnet50", {"conv5_block1_2_relu": 7 * 7 * 512, "avg_pool": 2048}),
+    ],
+)
+def test_cut_level_feature_shapes_with_random_weights(name, expected):
+    spec = get_backbone(name)
+    assert spec.cut_levels == tuple(expected)
+    extractor = CutLevelFeatureExtractor(spec, resolve_weights(None, name, seed=1), spec.cut_levels)
+    specs = _spectrograms(2)
+    features = extractor(specs)
+    assert {cut: f.shape for cut, f in features.items()} == {
+        cut: (2, size) for cut, size in expected.items()
+    }
+    assert extractor.feature_sizes() == expected
+    for cut, values in features.items():
+        assert values.dtype == np.float32 and np.isfinite(values).all()
+        assert not np.allclose(values[0], values[1]), f"{cut}: different images, same features"
+    # One multi-output pass gives the same features as a pass per batch of one.
+    single = extractor(specs[:1])
+    for cut in expected:
+        np.testing.assert_allclose(single[cut][0], features[cut][0], rtol=1e-4, atol=1e-4)
+
+
+def test_prepared_image_is_the_study_image_in_three_channels():
+    spec = get_backbone("vgg16")
+    quiet_then_loud = np.full(SPEC_SHAPE, -80.0, dtype=np.float32)
+    quiet_then_loud[:, SPEC_SHAPE[1] // 2:] = 0.0
+    images = prepare_images([quiet_then_loud, _spectrograms(1)[0]], spec)
+    assert images.shape == (2, 224, 224, 3) and images.dtype == np.float32
+    # caffe preprocessing: BGR mean subtraction of a gray image -> channels differ by the means
+    means = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+    raw = images + means
+    np.testing.assert_allclose(raw[..., 0], raw[..., 1], atol=1e-3)
+    np.testing.assert_allclose(raw[..., 0], raw[..., 2], atol=1e-3)
+    assert raw.min() >= -1e-3 and raw.max() <= 255 + 1e-3
+    # the study's image: loud is dark (inverted), quiet is white, 0..255
+    np.testing.assert_allclose(raw[0, :, :100], 255.0, atol=1e-3)
+    np.testing.assert_allclose(raw[0, :, 124:], 0.0, atol=1e-3)
+
+
+# --------------------------------------------------------------------------------------------
+# Weights
+# --------------------------------------------------------------------------------------------
+
+
+def test_bad_weights_path_gives_a_clear_error(tmp_path):
+    missing = tmp_path / "nowhere" / "vgg16.h5"
+    with pytest.raises(BackboneWeightsError) as info:
+        resolve_weights(str(missing), "vgg16")
+    message = str(info.value)
+    assert str(missing) in message and "transfer.weights" in message
+    assert "vgg16_weights_tf_dim_ordering_tf_kernels.h5" in message
+
+
+def test_incompatible_weights_file_names_the_file(tmp_path, tiny_backbone):
+    garbage = tmp_path / "not_weights.h5"
+    garbage.write_bytes(b"this is not an HDF5 file")
+    weights = resolve_weights(str(garbage), "tinynet")
+    assert weights.kind == "file" and weights.label == f"file:{garbage.resolve()}"
+    with pytest.raises(BackboneWeightsError, match="not_weights.h5"):
+        build_backbone(tiny_backbone, weights)
+
+
+def test_imagenet_download_failure_says_how_to_supply_the_file(monkeypatch, tmp_path):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setattr(backbones, "keras_cache_dir", lambda: tmp_path / "keras")
+
+    def offline(weights):
+        assert weights == "imagenet"
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- offline")
+
+    spec = BackboneSpec(
+        name="vgg16", build=offline, preprocess=lambda x: x, cut_levels=("fc2",),
+        imagenet_file="vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+        imagenet_url="https://example.invalid/vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+    )
+    with pytest.raises(BackboneWeightsError) as info:
+        build_backbone(spec, WeightsChoice("imagenet"))
+    message = str(info.value)
+    assert "URL fetch failure" in message
+    assert str(tmp_path / "keras" / "models" / "vgg16_weights_tf_dim_ordering_tf_kernels.h5") in (
+        message
+    )
+    assert "transfer.weights" in message and "null" in message
+
+
+def test_weights_settings_are_explicit():
+    assert resolve_weights("imagenet", "vgg16") == WeightsChoice("imagenet")
+    assert resolve_weights(None, "vgg16", seed=3) == WeightsChoice("random", seed=3)
+    assert resolve_weights("null", "vgg16", seed=3).label == "random"  # --params text
+    both = {"vgg16": "imagenet", "resnet50": None}
+    assert resolve_weights(both, "resnet50").kind == "random"
+    with pytest.raises(BackboneWeightsError, match="resnet50"):
+        resolve_weights({"vgg16": "imagenet"}, "resnet50")
+    with pytest.raises(BackboneWeightsError, match="not understood"):
+        resolve_weights(3, "vgg16")
+
+
+# --------------------------------------------------------------------------------------------
+# The pipeline on tiny data, with a tiny registered backbone (fast and offline)
+# --------------------------------------------------------------------------------------------
+
+GENRES = ["Folk", "Hip-Hop", "Rock"]
+BUILDS: list[str | None] = []
+
+
+def _tiny_net(weights):
+    import keras
+
+    BUILDS.append(weights)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
+    x = keras.layers.MaxPooling2D(4, name="pool")(x)
+    x = keras.layers.Flatten(name="flat")(x)
+    x = keras.layers.Dense(16, activation="relu", name="dense")(x)
+    return keras.Model(inputs, keras.layers.Dense(3, name="top")(x))
+
+
+TINY = BackboneSpec(
+    name="tinynet", build=_tiny_net, preprocess=lambda x: x / 127.5 - 1.0,
+    cut_levels=("pool", "dense"), input_size=(32, 32),
+)
+
+
+@pytest.fixture
+def tiny_backbone(monkeypatch):
+    monkeypatch.setitem(backbones.BACKBONES, "tinynet", TINY)
+    BUILDS.clear()
+    return TINY
+
+
+def _tiny_data(per_genre: int = 15):
+    """Tracks whose spectrogram has a bright band at a genre-specific height."""
+    rng = np.random.default_rng(0)
+    rows, specs = [], {}
+    for label, genre in enumerate(GENRES):
+        for i in range(per_genre):
+            track_id = f"9{label}{i:04d}"
+            split = "test" if i < 3 else ("validation" if i < 5 else "training")
+            rows.append({"track_id": track_id, "path": f"/audio/{track_id}.mp3", "genre": genre,
+                         "label": label, "split": split, "duration_s": 30.0,
+                         "sample_rate": 22050, "channels": 1})
+            spec = rng.normal(-60, 5, SPEC_SHAPE).astype(np.float32)
+            band = 20 + 40 * label
+            spec[band:band + 12] += 40
+            specs[track_id] = spec
+    tracks = pd.DataFrame(rows)
+    loaders = {t: (lambda s=s: s) for t, s in specs.items()}
+    # Deliberately bad: one NaN spectrogram, one track without a spectrogram.
+    loaders["999001"] = lambda: np.full(SPEC_SHAPE, np.nan, dtype=np.float32)
+    bad = {"track_id": "999001", "path": "/audio/nan.mp3", "genre": "Rock", "label": 2,
+           "split": "training", "duration_s": 30.0, "sample_rate": 22050, "channels": 1}
+    lost = {**bad, "track_id": "999002", "path": "/audio/lost.mp3"}
+    tracks = pd.concat([tracks, pd.DataFrame([bad, lost])], ignore_index=True)
+    return tracks, loaders
+
+
+def _params(**overrides):
+    params = {
+        "weights": None,
+        "random_seed": 0,
+        "image": {"interpolation": "bilinear"},
+        "batch_size": 8,
+        "timing_runs": 2,
+        "experiments": [
+            {"backbone": "tinynet", "cut_level": "dense", "pca_variances": [0.99, 0.8]},
+            {"backbone": "tinynet", "cut_level": "pool", "pca_variances": [0.9]},
+        ],
+        "cv_folds": 3,
+        "n_jobs": 1,
+        "classifiers": {
+            "svm_linear": {"grid": {"C": [0.01, 1]}},
+            "svm_rbf": {"fixed": {"kernel": "rbf"}, "grid": {"C": [1, 10], "gamma": [0.01]}},
+            "mlp": {"fixed": {"activation": "relu", "solver": "adam", "batch_size": 32,
+                              "learning_rate_init": 0.001, "early_stopping": True,
+                              "max_iter": 50},
+                    "grid": {"hidden_layer_sizes": [[16]], "alpha": [0.01]}},
+        },
+    }
+    params.update(overrides)
+    return params
+
+
+def _catalog(tmp_path, tracks, loaders, params):
+    return DataCatalog(
+        {
+            "tracks": MemoryDataset(tracks),
+            "log_mel_spectrograms": MemoryDataset(loaders, copy_mode="assign"),
+            "params:transfer": MemoryDataset(params),
+            "transfer_features": FeatureStoreDataset(str(tmp_path / "features")),
+            "transfer_search_results": MemoryDataset(copy_mode="assign"),
+            "transfer_results": MemoryDataset(),
+            "transfer_excluded_tracks": MemoryDataset(),
+            "transfer_mlflow_runs": MlflowModelRunsDataset(
+                str(tmp_path / "runs.csv"), pipeline="transfer"
+            ),
+            "transfer_best_model": MemoryDataset(copy_mode="assign"),
+            "transfer_best_confusion_matrix": MemoryDataset(copy_mode="assign"),
+        }
+    )
+
+
+@pytest.fixture
+def mlflow_store(tmp_path, monkeypatch):
+    """A throwaway MLflow store whose artifacts, too, stay under tmp_path."""
+    import mlflow
+    from mlflow.tracking import fluent
+
+    previous = mlflow.get_tracking_uri()
+    monkeypatch.setattr(fluent, "_active_experiment_id", None)  # restored afterwards
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = mlflow.create_experiment(
+        "transfer-test", artifact_location=(tmp_path / "artifacts").as_uri()
+    )
+    mlflow.set_experiment(experiment_id=experiment)
+    yield mlflow
+    mlflow.set_tracking_uri(previous)
+
+
+def test_transfer_pipeline_on_tiny_data(tmp_path, tiny_backbone, mlflow_store):
+    mlflow = mlflow_store
+    tracks, loaders = _tiny_data()
+    catalog = _catalog(tmp_path, tracks, loaders, _params())
+    SequentialRunner().run(create_pipeline(), catalog)
+
+    results = catalog.load("transfer_results")
+    assert list(results.columns) == RESULT_COLUMNS
+    # 2 variances x dense + 1 x pool, times 3 classifiers
+    assert len(results) == 9
+    assert set(results["classifier"]) == {"svm_linear", "svm_rbf", "mlp"}
+    assert set(results["weights"]) == {"random"}
+    assert dict(zip(results["cut_level"], results["feature_size"], strict=False)) == {
+        "dense": 16, "pool": 7 * 7 * 4,
+    }
+    assert (results["n_components"] <= results["feature_size"]).all()
+    assert (results["n_components"] >= 1).all()
+    assert results["best_params"].str.startswith("{").all()
+    assert (results["extract_ms_per_image"] > 0).all()
+    assert (results["classify_ms_per_image"] > 0).all()
+    # The bands separate the genres: far above chance (1/3) in cross-validation.
+    assert results["cv_accuracy"].max() > 0.7
+    assert results["test_accuracy"].between(0, 1).all()
+
+    excluded = catalog.load("transfer_excluded_tracks")
+    reasons = dict(zip(excluded["track_id"], excluded["reason"], strict=True))
+    assert set(reasons) == {"999001", "999002"}
+    assert "NaN" in reasons["999001"] and "no log-mel spectrogram" in reasons["999002"]
+
+    best = catalog.load("transfer_best_model")
+    assert best["cv_accuracy"] == results["cv_accuracy"].max()
+    assert best["class_names"] == GENRES and best["weights"] == "random"
+    n_features = best["feature_size"]
+    assert best["model"].predict(np.zeros((1, n_features), dtype=np.float32)).shape == (1,)
+    assert catalog.load("transfer_best_confusion_matrix").axes
+
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert len(runs) == 9 and (runs["model_flavour"] == "sklearn").all()
+    assert set(runs["param.weights"]) == {"random"}
+    logged = mlflow.sklearn.load_model(runs["model_uri"].iloc[0], dst_path=str(tmp_path))
+    assert logged.predict(np.zeros((1, 16), dtype=np.float32)).shape == (1,)
+
+    # Re-run: every feature is stored, so the backbone is never even built.
+    builds = len(BUILDS)
+    parts = sorted(p.name for p in (tmp_path / "features").glob("*/part-*.npz"))
+    extraction = create_pipeline().only_nodes("extract_transfer_features")
+    SequentialRunner().run(extraction, _catalog(tmp_path, tracks, loaders, _params()))
+    assert len(BUILDS) == builds
+    assert sorted(p.name for p in (tmp_path / "features").glob("*/part-*.npz")) == parts
+
+
+def test_interrupted_extraction_resumes_where_it_stopped(tmp_path, tiny_backbone, monkeypatch):
+    tracks, loaders = _tiny_data(per_genre=6)
+    store = FeatureStoreDataset(str(tmp_path / "features"))
+    calls = []
+    power_cut = [True]
+    original = CutLevelFeatureExtractor.features_of_inputs
+
+    def crash_on_second_batch(self, inputs):
+        calls.append(len(inputs))
+        if len(calls) == 2 and power_cut[0]:
+            raise KeyboardInterrupt("power cut")
+        return original(self, inputs)
+
+    monkeypatch.setattr(CutLevelFeatureExtractor, "features_of_inputs", crash_on_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        store.save(plan_transfer_features(tracks, loaders, _params(batch_size=4)))
+    folder = next((tmp_path / "features").iterdir())
+    assert len(list(folder.glob("part-*.npz"))) == 1  # the first batch survived, complete
+    assert not list(folder.glob(".*tmp"))  # no half-written file left behind
+
+    calls.clear()
+    power_cut[0] = False
+    store.save(plan_transfer_features(tracks, loaders, _params(batch_size=4)))
+    usable = len(tracks) - 2  # the NaN track and the track without a spectrogram
+    assert sum(calls) == usable - 4  # only what the interrupted run had not written
+    state = json.loads((folder / "state.json").read_text())
+    assert len(state["items"]) == usable and set(state["failures"]) == {"999001"}
+    features = store.load().matrix(folder.name, "dense", sorted(state["items"]))
+    assert features.shape == (usable, 16)
+
+    # A changed spectrogram is recomputed; the others are not.
+    calls.clear()
+    changed = dict(loaders)
+    changed["900000"] = lambda: np.ones(SPEC_SHAPE, dtype=np.float32)
+    store.save(plan_transfer_features(tracks, changed, _params(batch_size=4)))
+    assert calls == [1]
+
+
+def test_unknown_cut_level_is_a_clear_error(tmp_path, tiny_backbone):
+    tracks, loaders = _tiny_data(per_genre=2)
+    params = _params(experiments=[{"backbone": "tinynet", "cut_level": "fc9"}])
+    with pytest.raises(DatasetError, match="fc9") as info:  # Kedro wraps save errors
+        FeatureStoreDataset(str(tmp_path / "f")).save(
+            plan_transfer_features(tracks, loaders, params)
+        )
+    assert isinstance(info.value.__cause__, CutLevelError)
+    with pytest.raises(ValueError, match="Unknown backbone 'vgg19'"):
+        plan_transfer_features(
+            tracks, loaders, _params(experiments=[{"backbone": "vgg19", "cut_level": "fc1"}])
+        )
+
+
+def test_rerun_with_a_spectrogram_store_reads_no_spectrogram(tmp_path, tiny_backbone):
+    from music_genre.spectrograms import LazySpectrograms
+
+    tracks, loaders = _tiny_data(per_genre=2)
+    reads = []
+
+    def counted(track_id, loader):
+        def load():
+            reads.append(track_id)
+            return loader()
+        return load
+
+    def store_view(tags):
+        counted_loaders = {t: counted(t, f) for t, f in loaders.items()}
+        return LazySpectrograms(counted_loaders, fingerprint="abc123", tags=tags)
+
+    tags = {t: "size-mtime-1" for t in loaders}
+    store = FeatureStoreDataset(str(tmp_path / "features"))
+    store.save(plan_transfer_features(tracks, store_view(tags), _params()))
+    assert len(reads) == len(loaders)
+    reads.clear()
+    store.save(plan_transfer_features(tracks, store_view(tags), _params()))
+    assert reads == ["999001"]  # only the track that failed is tried again
+    reads.clear()
+    tags["900000"] = "size-mtime-2"  # its audio file changed
+    store.save(plan_transfer_features(tracks, store_view(tags), _params()))
+    assert sorted(reads) == ["900000", "999001"]
