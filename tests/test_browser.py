@@ -60,7 +60,10 @@ def _serve(command: list[str], url: str, cwd: Path, log: Path) -> Iterator[str]:
             command, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT
         )
         try:
-            _wait_for_http(url, process)
+            try:
+                _wait_for_http(url, process)
+            except (RuntimeError, TimeoutError) as exc:
+                raise RuntimeError(f"{exc}; its log ends:\n{log.read_text()[-3000:]}") from exc
             yield url
         finally:
             process.terminate()
@@ -141,8 +144,9 @@ def test_kedro_viz_shows_the_pipelines(browser, tmp_path):
     with _serve(command, f"http://127.0.0.1:{port}/", PROJECT_ROOT, tmp_path / "viz.log") as url:
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.goto(url, wait_until="networkidle")
-        # kedro-viz prettifies node names: build_track_table -> "Build Track Table"
-        for label in ("Build Track Table", "Compare With Study"):
+        # node names of several pipelines must be listed in the rendered page
+        for label in ("build_track_table", "compute_log_mel_spectrograms",
+                      "search_transfer_classifiers", "compare_with_study"):
             page.get_by_text(label).first.wait_for(timeout=60_000)
         page.screenshot(path=str(SCREENS / "kedro_viz.png"), full_page=True)
         page.close()
