@@ -1,0 +1,680 @@
+"""CNN pipeline nodes: the study's CNN, with and without augmentation, with and without
+keras-tuner Hyperband (Tables 3-6).
+
+Spectrograms stream from the catalog's lazy stores (key -> zero-arg loader) through tf.data,
+one batch in memory at a time. The nodes compute; models, histories and reports go back to the
+catalog. The one exception is keras-tuner's search state, which lives in the folder named by
+``cnn.tuning.directory`` so that an interrupted search resumes instead of starting over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from music_genre.augment import MASK_KINDS, augmentation_settings, augmented_key, item_seed, spec_augment
+from music_genre.cnn_model import (
+    StudyCnnHyperModel,
+    architecture_from_hyperparameters,
+    build_cnn,
+    trainable_parameters,
+)
+from music_genre.plots import confusion_matrix_figure, learning_curves_figure
+from music_genre.spectrograms import spectrogram_tf_dataset
+
+logger = logging.getLogger(__name__)
+
+Store = Mapping[str, Callable[[], np.ndarray]]
+
+# The study's four trained configurations (Tables 4-6).
+VARIANTS: dict[str, dict[str, bool]] = {
+    "cnn": {"augmented": False, "tuned": False},
+    "cnn_augmented": {"augmented": True, "tuned": False},
+    "tuned_cnn": {"augmented": False, "tuned": True},
+    "tuned_cnn_augmented": {"augmented": True, "tuned": True},
+}
+AUGMENTATION_MODES = ("materialized", "on_the_fly")
+SPLITS = {"training": "train", "validation": "val", "test": "test"}
+ITEM_COLUMNS = ["key", "track_id", "genre", "label", "split", "copy"]
+SKIPPED_COLUMNS = ["key", "track_id", "genre", "split", "copy", "reason"]
+RESULT_COLUMNS = [
+    "variant", "params", "train_acc", "train_loss", "val_acc", "val_loss", "test_acc",
+    "test_loss", "inference_seconds", "clips_per_second",
+]
+
+
+# ------------------------------------------------------------------------------------------------
+# Parameters
+# ------------------------------------------------------------------------------------------------
+def check_cnn_params(params: Mapping[str, Any]) -> None:
+    """Fail early, naming the parameter, instead of deep inside Keras after hours of work."""
+    where = "(conf/<env>/parameters/cnn.yml)"
+
+    def get(path: str) -> Any:
+        node: Any = params
+        for part in path.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                raise ValueError(f"cnn.{path} is missing {where}")
+            node = node[part]
+        return node
+
+    def positive_int(path: str, minimum: int = 1) -> None:
+        value = get(path)
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise ValueError(f"cnn.{path} must be an integer >= {minimum} {where}, got {value!r}")
+
+    _augmentation_mode(params)
+    for path in ("seed", "training.batch_size", "training.epochs", "tuning.max_epochs",
+                 "tuning.hyperband_iterations", "evaluation.batch_size", "timing.repeats",
+                 "timing.throughput_clips", "timing.batch_size", "architecture.kernel_size"):
+        positive_int(path, 0 if path == "seed" else 1)
+    positive_int("tuning.factor", 2)
+    filters = get("architecture.filters")
+    if not isinstance(filters, list) or len(filters) != 4 or not all(
+            isinstance(f, int) and f > 0 for f in filters):
+        raise ValueError(f"cnn.architecture.filters must be 4 positive integers {where}, "
+                         f"got {filters!r}")
+    if not 0 <= float(get("batch_norm_momentum")) < 1:
+        raise ValueError(f"cnn.batch_norm_momentum must be in [0, 1) {where}")
+    if not 0 <= float(get("architecture.dropout")) < 1:
+        raise ValueError(f"cnn.architecture.dropout must be in [0, 1) {where}")
+    if float(get("training.learning_rate")) <= 0:
+        raise ValueError(f"cnn.training.learning_rate must be > 0 {where}")
+    if not isinstance(get("training.early_stopping"), Mapping):
+        raise ValueError(f"cnn.training.early_stopping must be EarlyStopping's arguments {where}")
+    space = get("tuning.search_space")
+    for name in ("kernel_size", "filters"):
+        bounds = space.get(name) if isinstance(space, Mapping) else None
+        if not isinstance(bounds, Mapping) or not 1 <= int(bounds.get("min", 0)) <= int(
+                bounds.get("max", 0)):
+            raise ValueError(f"cnn.tuning.search_space.{name} needs 1 <= min <= max {where}, "
+                             f"got {bounds!r}")
+    for name in ("dropout", "learning_rate"):
+        if not isinstance(space.get(name), list) or not space[name]:
+            raise ValueError(f"cnn.tuning.search_space.{name} must be a non-empty list {where}")
+
+
+# ------------------------------------------------------------------------------------------------
+# Which spectrograms the CNN reads
+# ------------------------------------------------------------------------------------------------
+def select_cnn_items(
+    tracks: pd.DataFrame,
+    log_mel_spectrograms: Store,
+    augmented_spectrograms: Store,
+    params: dict[str, Any],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every spectrogram the CNN variants read (originals of all splits; the training tracks'
+    masked copies when ``augmentation_mode`` is ``materialized``), each loaded once to check it.
+
+    Returns ``(cnn_items, cnn_skipped_items)``: one row per usable spectrogram (key, track_id,
+    genre, label, split, copy = original | freq_mask | time_mask), and one row with its reason
+    per track or copy left out (no stored spectrogram, unreadable, other shape, not finite,
+    an augmented copy of a track that is not a training track).
+    """
+    check_cnn_params(params)
+    mode = _augmentation_mode(params)
+    missing = {"track_id", "genre", "label", "split"} - set(tracks.columns)
+    if missing:
+        raise ValueError(f"tracks lacks columns {sorted(missing)}: re-run the ingestion pipeline")
+    items: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def check(store: Store, key: str, row: dict[str, Any], store_name: str) -> None:
+        if key not in store:
+            skipped.append({**row, "key": key, "reason": f"not in {store_name} (see that "
+                            "pipeline's bad-tracks report)"})
+            return
+        reason, shape = _check_spectrogram(store[key])
+        if reason:
+            skipped.append({**row, "key": key, "reason": f"{store_name}: {reason}"})
+        else:
+            shapes[key] = shape
+            items.append({**row, "key": key})
+
+    for track in tracks.itertuples(index=False):
+        row = {"track_id": str(track.track_id), "genre": str(track.genre),
+               "label": int(track.label), "split": str(track.split), "copy": "original"}
+        if row["split"] not in SPLITS:
+            skipped.append({**row, "key": row["track_id"],
+                            "reason": f"split {row['split']!r} is none of {tuple(SPLITS)}"})
+            continue
+        check(log_mel_spectrograms, row["track_id"], row, "log_mel_spectrograms")
+        if row["split"] == "training" and mode == "materialized":
+            for kind in MASK_KINDS:
+                check(augmented_spectrograms, augmented_key(row["track_id"], kind),
+                      {**row, "copy": kind}, "augmented_spectrograms")
+    if mode == "materialized":
+        expected = {item["key"] for item in items} | {s["key"] for s in skipped}
+        for key in sorted(set(augmented_spectrograms) - expected):
+            skipped.append({"key": key, "track_id": key.rpartition("__")[0], "genre": None,
+                            "split": None, "copy": key.rpartition("__")[2],
+                            "reason": "augmented copy of no training track in tracks "
+                                      "(validation and test are never augmented): not used"})
+
+    # One shape for all: the most common one; any other is reported, not fed to the model.
+    if shapes:
+        counts = pd.Series([str(s) for s in shapes.values()]).value_counts()
+        common = counts.index[0]
+        keep = []
+        for item in items:
+            if str(shapes[item["key"]]) == common:
+                keep.append(item)
+            else:
+                skipped.append({**item, "reason": f"shape {shapes[item['key']]} differs from "
+                                f"the other spectrograms' {common}: re-run the spectrogram pipeline"})
+        items = keep
+    # A masked copy without its original would tilt the augmented training set: leave it out.
+    originals = {item["track_id"] for item in items if item["copy"] == "original"}
+    for item in [item for item in items if item["track_id"] not in originals]:
+        items.remove(item)
+        skipped.append({**item, "reason": "its original spectrogram is left out"})
+    table = pd.DataFrame(items, columns=ITEM_COLUMNS)
+    report = pd.DataFrame(skipped, columns=SKIPPED_COLUMNS)
+    _validate_items(table, tracks)
+    if len(report):
+        logger.warning("CNN: %d spectrograms left out (see cnn_skipped_items): %s",
+                       len(report), report["reason"].value_counts().to_dict())
+    logger.info("CNN items: %s", table.groupby(["split", "copy"]).size().to_dict())
+    return table, report
+
+
+def _check_spectrogram(loader: Callable[[], np.ndarray]) -> tuple[str, tuple[int, ...]]:
+    try:
+        spec = np.asarray(loader(), dtype=np.float32)
+    except Exception as exc:  # noqa: BLE001 - one unreadable file is reported, never fatal
+        return f"unreadable ({type(exc).__name__}: {exc})", ()
+    if spec.ndim != 2:
+        return f"expected a 2-D (n_mels, frames) array, got shape {spec.shape}", ()
+    if not np.isfinite(spec).all():
+        return "holds NaN or infinite values", ()
+    return "", spec.shape
+
+
+def _validate_items(items: pd.DataFrame, tracks: pd.DataFrame) -> None:
+    labels = sorted(int(v) for v in tracks["label"].unique())
+    if labels != list(range(len(labels))):
+        raise ValueError(f"tracks.label must run 0..n-1, got {labels}: re-run the ingestion pipeline")
+    for split in SPLITS:
+        if not ((items["split"] == split) & (items["copy"] == "original")).any():
+            raise ValueError(f"No usable {split} spectrogram: see cnn_skipped_items for why")
+    trained = set(items.loc[(items["split"] == "training") & (items["copy"] == "original"), "label"])
+    lacking = sorted(set(labels) - trained)
+    if lacking:
+        genres = tracks.loc[tracks["label"].isin(lacking), "genre"].unique().tolist()
+        raise ValueError(f"No usable training spectrogram for genres {genres}: the CNN cannot "
+                         "learn them; see cnn_skipped_items and the spectrogram pipeline's report")
+
+
+# ------------------------------------------------------------------------------------------------
+# Streams
+# ------------------------------------------------------------------------------------------------
+def _augmentation_mode(params: Mapping[str, Any]) -> str:
+    mode = params.get("augmentation_mode", "materialized")
+    if mode not in AUGMENTATION_MODES:
+        raise ValueError(f"cnn.augmentation_mode must be one of {AUGMENTATION_MODES}, got {mode!r}")
+    return mode
+
+
+def _variant(variant: str) -> dict[str, bool]:
+    if variant not in VARIANTS:
+        raise ValueError(f"Unknown CNN variant {variant!r}: use one of {tuple(VARIANTS)}")
+    return VARIANTS[variant]
+
+
+def _add_channel(spec: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return spec[..., np.newaxis]
+
+
+class _FreshMask:
+    """Zero-arg loader of a masked copy drawn anew at every call (on-the-fly augmentation):
+    the original through :func:`music_genre.augment.spec_augment`, the same implementation as
+    the materialized copies, with a generator seeded by the copy's key (reproducible runs)."""
+
+    def __init__(self, loader: Callable[[], np.ndarray], kind: str, key: str,
+                 settings: Mapping[str, Any]) -> None:
+        self._loader, self._kind, self._settings = loader, kind, dict(settings)
+        self._rng = np.random.default_rng(item_seed(settings["seed"], key))
+
+    def __call__(self) -> np.ndarray:
+        spec = np.asarray(self._loader(), dtype=np.float32)
+        return spec_augment(spec, self._kind, self._rng, self._settings)
+
+
+def _training_stream(
+    items: pd.DataFrame,
+    log_mel_spectrograms: Store,
+    augmented_spectrograms: Store,
+    params: Mapping[str, Any],
+    augmentation_params: Mapping[str, Any],
+    augmented: bool,
+) -> tuple[Any, int]:
+    """The training split as a shuffled tf.data stream: originals, plus for augmented variants
+    two masked copies per track (read from ``augmented_spectrograms``, or drawn anew every
+    epoch from the original when ``augmentation_mode`` is ``on_the_fly``)."""
+    training = items[items["split"] == "training"]
+    originals = training[training["copy"] == "original"]
+    loaders: dict[str, Callable[[], np.ndarray]] = {k: log_mel_spectrograms[k] for k in originals["key"]}
+    rows = originals
+    if augmented:
+        mode = _augmentation_mode(params)
+        if mode == "materialized":
+            copies = training[training["copy"] != "original"]
+            if copies.empty:
+                raise ValueError(
+                    "No augmented spectrogram to train the augmented variants on: run the "
+                    "augmentation pipeline first, or set cnn.augmentation_mode: on_the_fly")
+            loaders.update({k: augmented_spectrograms[k] for k in copies["key"]})
+            rows = pd.concat([originals, copies])
+        else:
+            settings = augmentation_settings(augmentation_params)
+            copies = []
+            for row in originals.itertuples(index=False):
+                for kind in MASK_KINDS:
+                    key = augmented_key(row.track_id, kind)
+                    loaders[key] = _FreshMask(log_mel_spectrograms[row.key], kind, key, settings)
+                    copies.append({**row._asdict(), "key": key, "copy": kind})
+            rows = pd.concat([originals, pd.DataFrame(copies, columns=ITEM_COLUMNS)])
+    batch_size = int(params["training"]["batch_size"])
+    stream = spectrogram_tf_dataset(
+        loaders, rows["key"].tolist(), rows["label"].to_numpy(), batch_size=batch_size,
+        shuffle=True, seed=int(params["seed"]), transform=_add_channel,
+    )
+    return _with_length(stream, len(rows), batch_size), len(rows)
+
+
+def _with_length(stream: Any, n_items: int, batch_size: int) -> Any:
+    """Tell Keras how many batches a generator-backed stream holds (progress, no warnings)."""
+    import tensorflow as tf
+
+    return stream.apply(tf.data.experimental.assert_cardinality(math.ceil(n_items / batch_size)))
+
+
+def _split_stream(items: pd.DataFrame, log_mel_spectrograms: Store, split: str,
+                  batch_size: int) -> tuple[Any, pd.DataFrame]:
+    """One split's original spectrograms, in table order (never augmented, never shuffled)."""
+    rows = items[(items["split"] == split) & (items["copy"] == "original")]
+    stream = spectrogram_tf_dataset(
+        log_mel_spectrograms, rows["key"].tolist(), rows["label"].to_numpy(),
+        batch_size=batch_size, transform=_add_channel,
+    )
+    return _with_length(stream, len(rows), batch_size), rows
+
+
+def _input_shape(items: pd.DataFrame, log_mel_spectrograms: Store) -> tuple[int, int, int]:
+    first = items.loc[items["copy"] == "original", "key"].iloc[0]
+    return (*np.asarray(log_mel_spectrograms[first]()).shape, 1)
+
+
+def _n_classes(items: pd.DataFrame) -> int:
+    return int(items["label"].max()) + 1
+
+
+def _early_stopping(params: Mapping[str, Any]) -> keras.callbacks.EarlyStopping:
+    return keras.callbacks.EarlyStopping(**params["training"]["early_stopping"])
+
+
+# ------------------------------------------------------------------------------------------------
+# Hyperband
+# ------------------------------------------------------------------------------------------------
+def tune_cnn_hyperparameters(
+    items: pd.DataFrame,
+    log_mel_spectrograms: Store,
+    augmented_spectrograms: Store,
+    params: dict[str, Any],
+    augmentation_params: dict[str, Any],
+    variant: str,
+) -> dict[str, Any]:
+    """keras-tuner Hyperband over the study's search space, objective validation accuracy.
+
+    The search state lives in ``<tuning.directory>/<variant>_<fingerprint>``; the fingerprint
+    hashes the search settings and the training and validation items, so an interrupted search
+    with the same inputs resumes (finished trials are kept, the interrupted one is retried),
+    while changed inputs start a fresh search in a new folder instead of reusing stale trials.
+    """
+    spec = _variant(variant)
+    tuning = params["tuning"]
+    shape = _input_shape(items, log_mel_spectrograms)
+    train_stream, n_train = _training_stream(items, log_mel_spectrograms, augmented_spectrograms,
+                                             params, augmentation_params, spec["augmented"])
+    val_stream, _ = _split_stream(items, log_mel_spectrograms, "validation",
+                                  int(params["training"]["batch_size"]))
+    fingerprint = search_fingerprint(items, params, augmentation_params, variant)
+    project = f"{variant}_{fingerprint}"
+    keras.utils.set_random_seed(int(params["seed"]))
+    tuner = _hyperband_class()(
+        StudyCnnHyperModel(_n_classes(items), tuning["search_space"], input_shape=shape,
+                           quantize=bool(params["quantize"]),
+                           batch_norm_momentum=float(params["batch_norm_momentum"])),
+        objective=tuning["objective"],
+        max_epochs=int(tuning["max_epochs"]),
+        factor=int(tuning["factor"]),
+        hyperband_iterations=int(tuning["hyperband_iterations"]),
+        seed=int(params["seed"]),
+        directory=str(tuning["directory"]),
+        project_name=project,
+        overwrite=False,
+    )
+    done = sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
+    logger.info("Hyperband %s: %s/%s on %d training items (%d trials already done)",
+                variant, tuning["directory"], project, n_train, done)
+    callbacks = [_early_stopping(params)] if tuning.get("early_stopping", True) else []
+    tuner.search(train_stream, validation_data=val_stream, callbacks=callbacks, shuffle=False,
+                 verbose=int(params["verbose"]))
+    trials = sorted(tuner.oracle.trials.values(), key=lambda t: t.trial_id)
+    for trial in trials:
+        if trial.status != "COMPLETED":
+            logger.warning("Hyperband %s: trial %s ended %s: %s", variant, trial.trial_id,
+                           trial.status, (trial.message or "").strip().splitlines()[-1:])
+    # get_best_trials pads with unfinished trials: only a completed one may win.
+    best = [t for t in tuner.oracle.get_best_trials(len(trials)) if t.status == "COMPLETED"]
+    if not best:
+        raise RuntimeError(f"Hyperband for {variant} completed no trial (see the warnings above "
+                           f"and {tuning['directory']}/{project}/trial_*/trial.json)")
+    return {
+        "variant": variant,
+        "objective": tuning["objective"],
+        "values": _search_values(best[0].hyperparameters.values),
+        "best_score": _float_or_none(best[0].score),
+        "best_trial_id": best[0].trial_id,
+        "trials": [
+            {"trial_id": t.trial_id, "status": t.status, "score": _float_or_none(t.score),
+             "epochs": t.hyperparameters.values.get("tuner/epochs"),
+             "values": _search_values(t.hyperparameters.values)}
+            for t in trials
+        ],
+        "search": {
+            "max_epochs": int(tuning["max_epochs"]), "factor": int(tuning["factor"]),
+            "hyperband_iterations": int(tuning["hyperband_iterations"]),
+            "seed": int(params["seed"]), "project_dir": f"{tuning['directory']}/{project}",
+            "training_items": n_train, "search_space": tuning["search_space"],
+        },
+    }
+
+
+def _hyperband_class() -> type:
+    """keras_tuner.Hyperband that imports tensorboard only when a TensorBoard callback is used.
+
+    keras-tuner 1.4.8 imports ``tensorboard`` before every trial on the TensorFlow backend just
+    to patch TensorBoard callbacks; tensorboard is not a dependency of this project, and the
+    failed import would mark every trial invalid.
+    """
+    import keras_tuner
+
+    class Hyperband(keras_tuner.Hyperband):
+        def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
+            if any(type(c).__name__ == "TensorBoard" for c in callbacks):
+                super()._configure_tensorboard_dir(callbacks, trial, execution)
+
+    return Hyperband
+
+
+def search_fingerprint(items: pd.DataFrame, params: Mapping[str, Any],
+                       augmentation_params: Mapping[str, Any], variant: str) -> str:
+    """12 hex digits naming one search: its settings and the items it reads."""
+    augmented = _variant(variant)["augmented"]
+    used = items[items["split"].isin(["training", "validation"])]
+    payload = {
+        "variant": variant,
+        "tuning": {k: v for k, v in params["tuning"].items() if k != "directory"},
+        # what a trial's training depends on (not the final training's epochs or learning rate)
+        "training": {k: v for k, v in params["training"].items()
+                     if k in ("batch_size", "early_stopping")},
+        "seed": params["seed"], "quantize": params["quantize"],
+        "batch_norm_momentum": params["batch_norm_momentum"],
+        "augmentation_mode": _augmentation_mode(params) if augmented else None,
+        "augmentation": augmentation_settings(augmentation_params) if augmented else None,
+        "items": used[["key", "label", "split", "copy"]].to_numpy().tolist(),
+    }
+    blob = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _search_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    # keras-tuner adds its own bookkeeping (tuner/epochs, tuner/bracket, ...): not hyperparameters.
+    return {k: v for k, v in values.items() if not k.startswith("tuner/")}
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+# ------------------------------------------------------------------------------------------------
+# Training
+# ------------------------------------------------------------------------------------------------
+def train_cnn(
+    items: pd.DataFrame,
+    log_mel_spectrograms: Store,
+    augmented_spectrograms: Store,
+    params: dict[str, Any],
+    augmentation_params: dict[str, Any],
+    best_hyperparameters: dict[str, Any] | None = None,
+    variant: str = "cnn",
+) -> tuple[keras.Model, dict[str, Any]]:
+    """Train one variant: Adam, sparse categorical cross-entropy, ``training.batch_size``, up
+    to ``training.epochs`` epochs, EarlyStopping (``training.early_stopping``: the study's
+    monitor=loss, patience 5, best weights restored), validation metrics every epoch.
+
+    Tuned variants take their architecture and learning rate from ``best_hyperparameters``.
+    Returns the model and its training log (history, epochs, architecture, timing).
+    """
+    spec = _variant(variant)
+    training = params["training"]
+    if spec["tuned"]:
+        if not best_hyperparameters:
+            raise ValueError(f"{variant} needs the Hyperband result (best_hyperparameters)")
+        architecture = architecture_from_hyperparameters(best_hyperparameters["values"])
+    else:
+        architecture = {**params["architecture"], "learning_rate": training["learning_rate"]}
+    shape = _input_shape(items, log_mel_spectrograms)
+    train_stream, n_train = _training_stream(items, log_mel_spectrograms, augmented_spectrograms,
+                                             params, augmentation_params, spec["augmented"])
+    val_stream, _ = _split_stream(items, log_mel_spectrograms, "validation",
+                                  int(training["batch_size"]))
+    keras.utils.set_random_seed(int(params["seed"]))
+    model = build_cnn(_n_classes(items), input_shape=shape, quantize=bool(params["quantize"]),
+                      batch_norm_momentum=float(params["batch_norm_momentum"]), **architecture)
+    stopper = _early_stopping(params)
+    logger.info("Training %s (%d trainable parameters) on %d items for up to %d epochs",
+                variant, trainable_parameters(model), n_train, training["epochs"])
+    start = time.perf_counter()
+    history = model.fit(train_stream, validation_data=val_stream, epochs=int(training["epochs"]),
+                        callbacks=[stopper], shuffle=False,  # the stream shuffles itself
+                        verbose=int(params["verbose"]))
+    log = {
+        "variant": variant,
+        "architecture": {**architecture, "filters": [int(f) for f in architecture["filters"]]},
+        "batch_size": int(training["batch_size"]),
+        "max_epochs": int(training["epochs"]),
+        "early_stopping": dict(training["early_stopping"]),
+        "epochs_trained": len(history.epoch),
+        "best_epoch": int(stopper.best_epoch) + 1,
+        "training_items": n_train,
+        "augmentation_mode": _augmentation_mode(params) if spec["augmented"] else "none",
+        "mask_value": augmentation_params.get("mask_value") if spec["augmented"] else None,
+        "input_shape": list(shape),
+        "quantize": bool(params["quantize"]),
+        "batch_norm_momentum": float(params["batch_norm_momentum"]),
+        # What produced the input (a spectrogram store records it): prediction must match it.
+        "spectrogram_settings": dict(getattr(log_mel_spectrograms, "settings", None) or {}),
+        "training_seconds": round(time.perf_counter() - start, 2),
+        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+    }
+    if spec["tuned"]:
+        log["hyperband"] = {
+            "best_score": best_hyperparameters.get("best_score"),
+            "trials": len(best_hyperparameters.get("trials", [])),
+            **best_hyperparameters.get("search", {}),
+        }
+    return model, log
+
+
+# ------------------------------------------------------------------------------------------------
+# Evaluation
+# ------------------------------------------------------------------------------------------------
+def evaluate_cnn(
+    model: keras.Model,
+    training_log: dict[str, Any],
+    items: pd.DataFrame,
+    log_mel_spectrograms: Store,
+    params: dict[str, Any],
+    variant: str = "cnn",
+) -> tuple[dict[str, Any], Figure, Figure]:
+    """Loss and accuracy on each split's original spectrograms (training too, for every
+    variant), the study's single-clip inference time and batched throughput, the test
+    confusion matrix and the learning curves."""
+    batch_size = int(params["evaluation"]["batch_size"])
+    metrics: dict[str, float] = {}
+    test: dict[str, list] = {}
+    for split, prefix in SPLITS.items():
+        stream, rows = _split_stream(items, log_mel_spectrograms, split, batch_size)
+        probabilities = np.asarray(model.predict(stream, verbose=0))
+        y_true = rows["label"].to_numpy()
+        loss = keras.losses.sparse_categorical_crossentropy(y_true, probabilities)
+        metrics[f"{prefix}_loss"] = float(np.mean(np.asarray(loss)))
+        metrics[f"{prefix}_acc"] = float(np.mean(probabilities.argmax(axis=1) == y_true))
+        if split == "test":
+            test = {"track_id": rows["track_id"].tolist(), "y_true": y_true.tolist(),
+                    "y_pred": probabilities.argmax(axis=1).tolist()}
+    metrics.update(inference_timing(model, params["timing"]))
+    class_names = _class_names(items)
+    evaluation = {
+        "variant": variant,
+        "params": trainable_parameters(model),
+        "metrics": metrics,
+        "class_names": class_names,
+        "test_predictions": test,
+        "training": training_log,
+    }
+    logger.info("%s: %s", variant, {k: round(v, 4) for k, v in metrics.items()})
+    return evaluation, *variant_figures(evaluation)
+
+
+def inference_timing(model: keras.Model, timing: Mapping[str, Any]) -> dict[str, float]:
+    """``inference_seconds``: mean of ``repeats`` single ``model.predict`` calls on the same
+    random input (the study's measure), after ``warmup`` untimed calls (the first builds the
+    predict function). ``clips_per_second``: ``throughput_clips`` random clips predicted in
+    batches of ``batch_size``, after one untimed batch."""
+    rng = np.random.default_rng(int(timing["seed"]))
+    shape = tuple(int(d) for d in model.input_shape[1:])
+    one = rng.uniform(-80.0, 0.0, size=(1, *shape)).astype(np.float32)
+    for _ in range(int(timing["warmup"])):
+        model.predict(one, verbose=0)
+    times = []
+    for _ in range(int(timing["repeats"])):
+        start = time.perf_counter()
+        model.predict(one, verbose=0)
+        times.append(time.perf_counter() - start)
+    batch_size = int(timing["batch_size"])
+    clips = rng.uniform(-80.0, 0.0, size=(int(timing["throughput_clips"]), *shape)).astype(np.float32)
+    model.predict(clips[:batch_size], batch_size=batch_size, verbose=0)
+    start = time.perf_counter()
+    model.predict(clips, batch_size=batch_size, verbose=0)
+    elapsed = time.perf_counter() - start
+    return {"inference_seconds": float(np.mean(times)), "clips_per_second": len(clips) / elapsed}
+
+
+def _class_names(items: pd.DataFrame) -> list[str]:
+    names = items.drop_duplicates("label").set_index("label")["genre"]
+    return [str(names.get(label, f"label {label}")) for label in range(_n_classes(items))]
+
+
+def variant_figures(evaluation: Mapping[str, Any]) -> tuple[Figure, Figure]:
+    """The test confusion matrix and the learning curves of one evaluated variant."""
+    variant = evaluation["variant"]
+    test = evaluation["test_predictions"]
+    confusion = confusion_matrix_figure(test["y_true"], test["y_pred"], evaluation["class_names"],
+                                        title=f"{variant}: test split")
+    training = evaluation["training"]
+    curves = learning_curves_figure(
+        training["history"],
+        title=f"{variant}: {training['epochs_trained']} epochs, best {training['best_epoch']}",
+    )
+    return confusion, curves
+
+
+# ------------------------------------------------------------------------------------------------
+# Report, MLflow runs, best model
+# ------------------------------------------------------------------------------------------------
+def report_cnn_results(
+    cnn_evaluation: dict[str, Any],
+    cnn_augmented_evaluation: dict[str, Any],
+    tuned_cnn_evaluation: dict[str, Any],
+    tuned_cnn_augmented_evaluation: dict[str, Any],
+    cnn_model: keras.Model,
+    cnn_augmented_model: keras.Model,
+    tuned_cnn_model: keras.Model,
+    tuned_cnn_augmented_model: keras.Model,
+) -> tuple[pd.DataFrame, list[dict[str, Any]], keras.Model, dict[str, Any]]:
+    """``cnn_results`` (one row per variant), one MLflow run record per variant (parameters,
+    metrics, per-epoch history, plots, the model), and the variant with the best validation
+    accuracy (first in table order on a tie) as ``cnn_best_model`` with its description."""
+    evaluations = [cnn_evaluation, cnn_augmented_evaluation, tuned_cnn_evaluation,
+                   tuned_cnn_augmented_evaluation]
+    models = [cnn_model, cnn_augmented_model, tuned_cnn_model, tuned_cnn_augmented_model]
+    results = pd.DataFrame(
+        [{"variant": e["variant"], "params": e["params"], **e["metrics"]} for e in evaluations],
+        columns=RESULT_COLUMNS,
+    )
+    runs = [_run_record(e, m) for e, m in zip(evaluations, models, strict=True)]
+    best = int(results["val_acc"].to_numpy().argmax())
+    chosen = evaluations[best]
+    info = {
+        "variant": chosen["variant"],
+        "selected_by": "val_acc",
+        "val_acc": chosen["metrics"]["val_acc"],
+        "test_acc": chosen["metrics"]["test_acc"],
+        "class_names": chosen["class_names"],
+        "input_shape": chosen["training"]["input_shape"],
+        "input": "log-mel spectrogram in dB, (n_mels, frames, 1); the model scales it itself",
+        "spectrogram_settings": chosen["training"].get("spectrogram_settings", {}),
+        "architecture": chosen["training"]["architecture"],
+    }
+    logger.info("Best CNN variant by validation accuracy: %s (%.4f)", info["variant"],
+                info["val_acc"])
+    return results, runs, models[best], info
+
+
+def _run_record(evaluation: Mapping[str, Any], model: keras.Model) -> dict[str, Any]:
+    training = evaluation["training"]
+    architecture = training["architecture"]
+    params: dict[str, Any] = {
+        "variant": evaluation["variant"],
+        "trainable_params": evaluation["params"],
+        "filters": "/".join(str(f) for f in architecture["filters"]),
+        "kernel_size": architecture["kernel_size"],
+        "dropout": architecture["dropout"],
+        "learning_rate": architecture["learning_rate"],
+        "batch_size": training["batch_size"],
+        "max_epochs": training["max_epochs"],
+        "epochs_trained": training["epochs_trained"],
+        "best_epoch": training["best_epoch"],
+        "early_stopping": training["early_stopping"],
+        "training_items": training["training_items"],
+        "augmentation_mode": training["augmentation_mode"],
+        "mask_value": training["mask_value"],
+        "quantize": training["quantize"],
+        "batch_norm_momentum": training["batch_norm_momentum"],
+    }
+    for key, value in training.get("hyperband", {}).items():
+        params[f"hyperband.{key}"] = value
+    confusion, curves = variant_figures(evaluation)
+    return {
+        "run_name": f"cnn: {evaluation['variant']}",
+        "params": params,
+        "metrics": dict(evaluation["metrics"]),
+        "history": training["history"],
+        "figures": {"confusion_matrix.png": confusion, "learning_curves.png": curves},
+        "model": model,
+        "tags": {"variant": evaluation["variant"]},
+    }

@@ -1,0 +1,296 @@
+"""CNN pipeline: the study's architecture, input scaling, streams, Hyperband resume, and the
+whole pipeline (four variants, one epoch each) on tiny random spectrograms."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+
+from music_genre.augment import augmentation_settings, augmented_key, spec_augment
+from music_genre.cnn_model import StudyImageScaling, build_cnn, trainable_parameters
+from music_genre.datasets import KerasModelDataset
+from music_genre.pipelines.cnn import create_pipeline
+from music_genre.pipelines.cnn import nodes
+from music_genre.spectrograms import to_study_image
+
+GENRES = ["Folk", "Hip-Hop", "Rock"]
+SHAPE = (128, 64)  # the model resizes any (n_mels, frames) to 128 x 128; small = fast tests
+AUGMENTATION = {"freq_mask_max_width": 27, "time_mask_max_width": 20, "mask_value": "image_zero",
+                "seed": 7}
+
+
+def _params(tmp_path: Path, **tuning) -> dict:
+    return {
+        "seed": 1,
+        "augmentation_mode": "materialized",
+        "quantize": True,
+        "batch_norm_momentum": 0.99,
+        "verbose": 0,
+        "architecture": {"filters": [8, 8, 16, 16], "kernel_size": 5, "dropout": 0.2},
+        "training": {"learning_rate": 1e-3, "batch_size": 8, "epochs": 1,
+                     "early_stopping": {"monitor": "loss", "patience": 5,
+                                        "restore_best_weights": True}},
+        "tuning": {"objective": "val_accuracy", "max_epochs": 1, "factor": 3,
+                   "hyperband_iterations": 1, "early_stopping": True,
+                   "directory": str(tmp_path / "hyperband"),
+                   "search_space": {"kernel_size": {"min": 3, "max": 4},
+                                    "filters": {"min": 4, "max": 8, "step": 1},
+                                    "dropout": [0.2, 0.25, 0.5],
+                                    "learning_rate": [0.01, 0.001, 0.0001]},
+                   **tuning},
+        "evaluation": {"batch_size": 8},
+        "timing": {"seed": 0, "warmup": 1, "repeats": 2, "throughput_clips": 4, "batch_size": 4},
+    }
+
+
+def _spectrogram(seed: int, label: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    spec = rng.normal(-50.0, 8.0, size=SHAPE).astype(np.float32)
+    spec[20 * label:20 * label + 20] += 25.0  # a genre-specific band: something to learn
+    return spec
+
+
+@pytest.fixture
+def data() -> dict:
+    """3 genres x (4 training, 2 validation, 2 test) tracks, their spectrograms (lazy, as the
+    store loads them) and the training tracks' two masked copies."""
+    rows, store, augmented = [], {}, {}
+    for label, genre in enumerate(GENRES):
+        for i, split in enumerate(["training"] * 4 + ["validation"] * 2 + ["test"] * 2):
+            track_id = f"{label * 100 + i:06d}"
+            rows.append({"track_id": track_id, "genre": genre, "label": label, "split": split})
+            spec = _spectrogram(label * 100 + i, label)
+            store[track_id] = functools.partial(np.array, spec)
+            if split == "training":
+                for kind in ("freq_mask", "time_mask"):
+                    rng = np.random.default_rng(label * 100 + i)
+                    masked = spec_augment(spec, kind, rng, AUGMENTATION)
+                    augmented[augmented_key(track_id, kind)] = functools.partial(np.array, masked)
+    return {"tracks": pd.DataFrame(rows), "log_mel": store, "augmented": augmented}
+
+
+# ------------------------------------------------------------------------------------------------
+def test_study_cnn_has_exactly_735944_trainable_parameters():
+    model = build_cnn(8, input_shape=(128, 1280, 1))
+    assert trainable_parameters(model) == 735_944
+    assert model.get_layer("flatten").output.shape[-1] == 2048
+
+
+@pytest.mark.parametrize("quantize", [True, False])
+def test_scaling_layer_equals_the_study_image(quantize: bool):
+    rng = np.random.default_rng(3)
+    specs = rng.normal(-40.0, 15.0, size=(3, 128, 1280)).astype(np.float32)
+    specs[2] = -12.5  # a constant spectrogram: no division by zero
+    scaled = np.asarray(StudyImageScaling(quantize=quantize)(specs[..., None]))[..., 0]
+    expected = np.stack([to_study_image(s, quantize=quantize) for s in specs])
+    np.testing.assert_array_equal(scaled, expected)
+    assert scaled.min() >= 0 and scaled.max() <= 255
+
+
+def test_input_scaling_is_identical_in_training_prediction_and_after_reload(tmp_path: Path):
+    model = build_cnn(3, filters=[4, 4, 8, 8], input_shape=(*SHAPE, 1))
+    specs = np.stack([_spectrogram(s, s % 3) for s in range(4)])[..., None]
+    image = keras.Model(model.inputs, model.get_layer("study_image").output)
+    expected = np.stack([to_study_image(s) for s in specs[..., 0]])[..., None]
+    # training mode (what fit sees), inference mode (what predict sees)
+    np.testing.assert_array_equal(np.asarray(image([specs], training=True)), expected)
+    np.testing.assert_array_equal(image.predict(specs, verbose=0), expected)
+
+    dataset = KerasModelDataset(filepath=str(tmp_path / "model.keras"))
+    dataset.save(model)
+    reloaded = dataset.load()
+    assert isinstance(reloaded.get_layer("study_image"), StudyImageScaling)
+    reloaded_image = keras.Model(reloaded.inputs, reloaded.get_layer("study_image").output)
+    np.testing.assert_array_equal(reloaded_image.predict(specs, verbose=0), expected)
+    np.testing.assert_allclose(reloaded.predict(specs, verbose=0), model.predict(specs, verbose=0),
+                               rtol=1e-6, atol=1e-7)
+    assert not list(tmp_path.glob(".*tmp*")), "no temporary file left behind"
+
+
+def test_select_reports_every_left_out_spectrogram(data: dict, tmp_path: Path):
+    store = dict(data["log_mel"])
+    del store["000001"]  # no spectrogram
+    store["000002"] = functools.partial(np.full, (128, 32), -20.0, dtype=np.float32)  # other shape
+    store["000104"] = functools.partial(np.full, SHAPE, np.nan, dtype=np.float32)  # not finite
+    augmented = dict(data["augmented"])
+    del augmented[augmented_key("000100", "time_mask")]
+    augmented[augmented_key("000104", "freq_mask")] = store["000000"]  # a validation track
+
+    items, skipped = nodes.select_cnn_items(data["tracks"], store, augmented, _params(tmp_path))
+    reasons = dict(zip(skipped["key"], skipped["reason"], strict=True))
+    assert "not in log_mel_spectrograms" in reasons["000001"]
+    assert "shape (128, 32) differs" in reasons["000002"]
+    assert "NaN" in reasons["000104"]
+    assert "not in augmented_spectrograms" in reasons["000100__time_mask"]
+    assert "no training track" in reasons["000104__freq_mask"]
+    for orphan in ("000001__freq_mask", "000001__time_mask", "000002__freq_mask",
+                   "000002__time_mask"):
+        assert reasons[orphan] == "its original spectrogram is left out"
+    assert len(skipped) == 9
+    assert set(items["key"]).isdisjoint(reasons)
+    originals = items[items["copy"] == "original"]
+    assert len(originals) == 24 - 3
+    assert (items[items["copy"] != "original"]["split"] == "training").all()
+
+    on_the_fly = {**_params(tmp_path), "augmentation_mode": "on_the_fly"}
+    items, skipped = nodes.select_cnn_items(data["tracks"], data["log_mel"], {}, on_the_fly)
+    assert len(skipped) == 0 and (items["copy"] == "original").all()
+
+
+def test_augmented_variants_never_fall_back_to_originals_only(data: dict, tmp_path: Path):
+    items, skipped = nodes.select_cnn_items(data["tracks"], data["log_mel"], {}, _params(tmp_path))
+    assert (skipped["reason"] == "not in augmented_spectrograms (see that pipeline's "
+            "bad-tracks report)").sum() == 24
+    with pytest.raises(ValueError, match="run the augmentation pipeline first"):
+        nodes._training_stream(items, data["log_mel"], {}, _params(tmp_path), AUGMENTATION,
+                               augmented=True)
+
+
+def test_select_refuses_a_genre_without_training_data(data: dict, tmp_path: Path):
+    store = {k: v for k, v in data["log_mel"].items() if not k.startswith("0000")}
+    with pytest.raises(ValueError, match="No usable training spectrogram for genres \\['Folk'\\]"):
+        nodes.select_cnn_items(data["tracks"], store, data["augmented"], _params(tmp_path))
+
+
+@pytest.mark.parametrize(("path", "value", "message"), [
+    (("training", "epochs"), 0, "cnn.training.epochs must be an integer >= 1"),
+    (("tuning", "factor"), 1, "cnn.tuning.factor must be an integer >= 2"),
+    (("augmentation_mode",), "sometimes", "cnn.augmentation_mode must be one of"),
+    (("architecture", "filters"), [64, 64], "cnn.architecture.filters must be 4"),
+])
+def test_bad_parameters_are_named(data: dict, tmp_path: Path, path, value, message):
+    params = _params(tmp_path)
+    target = params
+    for part in path[:-1]:
+        target = target[part]
+    target[path[-1]] = value
+    with pytest.raises(ValueError, match=message):
+        nodes.select_cnn_items(data["tracks"], data["log_mel"], data["augmented"], params)
+
+
+def test_on_the_fly_masks_are_drawn_anew_every_epoch(data: dict, tmp_path: Path):
+    params = {**_params(tmp_path), "augmentation_mode": "on_the_fly"}
+    items, _ = nodes.select_cnn_items(data["tracks"], data["log_mel"], {}, params)
+    stream, n = nodes._training_stream(items, data["log_mel"], {}, params, AUGMENTATION,
+                                       augmented=True)
+    assert n == 3 * 12  # the study's "training set x 3"
+    training = items.loc[items["split"] == "training", "track_id"]
+    originals = {k: data["log_mel"][k]() for k in training}
+    epochs = [np.concatenate([x.numpy() for x, _ in stream])[..., 0] for _ in range(2)]
+    for epoch in epochs:
+        # every array is one training track, whole or with one band set to its maximum
+        nearest = []
+        for spec in epoch:
+            track = min(originals, key=lambda k: np.sum(originals[k] != spec))
+            changed = originals[track] != spec
+            assert np.all(spec[changed] == originals[track].max())
+            nearest.append(track)
+        assert sorted(nearest) == sorted(list(training) * 3)
+        assert sum(any(np.array_equal(o, s) for o in originals.values()) for s in epoch) >= 12
+    # the masks are fresh draws every epoch, not fixed copies
+    assert sorted(a.tobytes() for a in epochs[0]) != sorted(a.tobytes() for a in epochs[1])
+
+
+class _Kept(MemoryDataset):
+    """A MemoryDataset the runner cannot release, so the test can read intermediate outputs."""
+
+    def _release(self) -> None:
+        pass
+
+
+def test_pipeline_trains_and_reports_four_variants(data: dict, tmp_path: Path):
+    catalog = DataCatalog({
+        "tracks": MemoryDataset(data["tracks"]),
+        "log_mel_spectrograms": MemoryDataset(data["log_mel"], copy_mode="assign"),
+        "augmented_spectrograms": MemoryDataset(data["augmented"], copy_mode="assign"),
+        "params:cnn": MemoryDataset(_params(tmp_path)),
+        "params:augmentation": MemoryDataset(AUGMENTATION),
+        **{name: _Kept(copy_mode="assign") for name in create_pipeline().all_outputs()},
+    })
+    SequentialRunner().run(create_pipeline(), catalog)
+
+    results = catalog.load("cnn_results")
+    assert results.columns.tolist() == nodes.RESULT_COLUMNS
+    assert results["variant"].tolist() == list(nodes.VARIANTS)
+    for column in ("train_acc", "val_acc", "test_acc"):
+        assert results[column].between(0, 1).all()
+    assert (results[["train_loss", "val_loss", "test_loss"]] > 0).all().all()
+    assert (results["inference_seconds"] > 0).all() and (results["clips_per_second"] > 0).all()
+    assert results.loc[0, "params"] == trainable_parameters(catalog.load("cnn_model"))
+
+    plain = catalog.load("cnn_training_log")
+    augmented = catalog.load("cnn_augmented_training_log")
+    assert plain["epochs_trained"] == 1 and plain["training_items"] == 12
+    assert augmented["training_items"] == 36 and augmented["augmentation_mode"] == "materialized"
+    assert set(plain["history"]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+
+    best = catalog.load("tuned_cnn_best_hyperparameters")
+    assert [t["status"] for t in best["trials"]] == ["COMPLETED"]  # max_epochs 1: one trial
+    assert best["best_score"] == best["trials"][0]["score"] is not None
+    assert set(best["values"]) == {"kernel_size", "filters_1", "filters_2", "filters_3",
+                                   "filters_4", "dropout", "learning_rate"}
+    tuned = catalog.load("tuned_cnn_training_log")["architecture"]
+    assert tuned["kernel_size"] == best["values"]["kernel_size"]
+    assert tuned["learning_rate"] == best["values"]["learning_rate"]
+    assert tuned["filters"] == [best["values"][f"filters_{i}"] for i in range(1, 5)]
+    assert Path(best["search"]["project_dir"]).is_dir()
+
+    runs = catalog.load("cnn_mlflow_runs")
+    assert [r["run_name"] for r in runs] == [f"cnn: {v}" for v in nodes.VARIANTS]
+    for run in runs:
+        assert isinstance(run["model"], keras.Model)
+        assert set(run["figures"]) == {"confusion_matrix.png", "learning_curves.png"}
+        assert len(run["history"]["val_accuracy"]) == run["params"]["epochs_trained"]
+    info = catalog.load("cnn_best_model_info")
+    assert info["variant"] == results.loc[results["val_acc"].idxmax(), "variant"]
+    assert info["class_names"] == GENRES
+
+
+def test_hyperband_resumes_after_an_interruption(data: dict, tmp_path: Path, monkeypatch):
+    params = _params(tmp_path, max_epochs=2, factor=3)  # one bracket: 2 trials of 2 epochs
+    items, _ = nodes.select_cnn_items(data["tracks"], data["log_mel"], data["augmented"], params)
+
+    class Interrupt(keras.callbacks.Callback):
+        trials_started = 0  # class attribute: keras-tuner deep-copies callbacks per trial
+
+        def on_train_begin(self, logs=None):
+            type(self).trials_started += 1
+            if type(self).trials_started == 2:
+                raise KeyboardInterrupt("simulated interruption during the second trial")
+
+    monkeypatch.setattr(nodes, "_early_stopping", lambda params: Interrupt())
+    with pytest.raises(KeyboardInterrupt):
+        nodes.tune_cnn_hyperparameters(items, data["log_mel"], data["augmented"], params,
+                                       AUGMENTATION, variant="tuned_cnn")
+    project = tmp_path / "hyperband" / f"tuned_cnn_{nodes.search_fingerprint(items, params, AUGMENTATION, 'tuned_cnn')}"
+    assert (project / "oracle.json").is_file()
+    finished = {}
+    for path in project.glob("trial_*/trial.json"):
+        trial = json.loads(path.read_text())
+        if trial["status"] == "COMPLETED":
+            finished[trial["trial_id"]] = trial["score"]
+    assert len(finished) == 1
+    monkeypatch.undo()
+
+    built = []
+    original_build = nodes.StudyCnnHyperModel.build
+    monkeypatch.setattr(nodes.StudyCnnHyperModel, "build",
+                        lambda self, hp: built.append(hp.values) or original_build(self, hp))
+    first = nodes.tune_cnn_hyperparameters(items, data["log_mel"], data["augmented"], params,
+                                           AUGMENTATION, variant="tuned_cnn")
+    assert [t["status"] for t in first["trials"]] == ["COMPLETED"] * 2
+    assert len(built) == 1, "the finished trial was reloaded, not trained again"
+    assert {t["trial_id"]: t["score"] for t in first["trials"] if t["trial_id"] in finished} == finished
+
+    built.clear()
+    again = nodes.tune_cnn_hyperparameters(items, data["log_mel"], data["augmented"], params,
+                                           AUGMENTATION, variant="tuned_cnn")
+    assert built == [] and again["trials"] == first["trials"] and again["values"] == first["values"]
