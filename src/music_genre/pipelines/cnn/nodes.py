@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import keras
+import keras_tuner
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -352,7 +353,7 @@ def tune_cnn_hyperparameters(
     fingerprint = search_fingerprint(items, params, augmentation_params, variant)
     project = f"{variant}_{fingerprint}"
     keras.utils.set_random_seed(int(params["seed"]))
-    tuner = _hyperband_class()(
+    tuner = keras_tuner.Hyperband(
         StudyCnnHyperModel(_n_classes(items), tuning["search_space"], input_shape=shape,
                            quantize=bool(params["quantize"]),
                            batch_norm_momentum=float(params["batch_norm_momentum"])),
@@ -400,23 +401,6 @@ def tune_cnn_hyperparameters(
             "training_items": n_train, "search_space": tuning["search_space"],
         },
     }
-
-
-def _hyperband_class() -> type:
-    """keras_tuner.Hyperband that imports tensorboard only when a TensorBoard callback is used.
-
-    keras-tuner 1.4.8 imports ``tensorboard`` before every trial on the TensorFlow backend just
-    to patch TensorBoard callbacks; tensorboard is not a dependency of this project, and the
-    failed import would mark every trial invalid.
-    """
-    import keras_tuner
-
-    class Hyperband(keras_tuner.Hyperband):
-        def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
-            if any(type(c).__name__ == "TensorBoard" for c in callbacks):
-                super()._configure_tensorboard_dir(callbacks, trial, execution)
-
-    return Hyperband
 
 
 def search_fingerprint(items: pd.DataFrame, params: Mapping[str, Any],
