@@ -1,6 +1,10 @@
 """Project-specific Kedro datasets (the catalog does all I/O; nodes only compute)."""
 
 from .audio_collection import AudioCollection, AudioCollectionDataset
+from .feature_rows import FeatureRow, FeatureRowsDataset
+from .feature_store import FeatureStore, FeatureStoreDataset
+from .fma_features import FmaFeaturesDataset, FmaFeaturesFile
+from .keras_model import KerasModelDataset
 from .mlflow_runs import MlflowModelRunsDataset
 from .optional_csv import OptionalCSVDataset
 from .spectrogram_store import SpectrogramStoreDataset, SpectrogramStoreIndexDataset
@@ -8,6 +12,13 @@ from .spectrogram_store import SpectrogramStoreDataset, SpectrogramStoreIndexDat
 __all__ = [
     "AudioCollection",
     "AudioCollectionDataset",
+    "FeatureRow",
+    "FeatureRowsDataset",
+    "FeatureStore",
+    "FeatureStoreDataset",
+    "FmaFeaturesDataset",
+    "FmaFeaturesFile",
+    "KerasModelDataset",
     "MlflowModelRunsDataset",
     "OptionalCSVDataset",
     "SpectrogramStoreDataset",

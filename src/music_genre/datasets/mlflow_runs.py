@@ -117,9 +117,7 @@ class MlflowModelRunsDataset(AbstractDataset[list[dict[str, Any]], pd.DataFrame]
                 metrics = {k: float(v) for k, v in record.get("metrics", {}).items()}
                 if metrics:
                     mlflow.log_metrics(metrics)
-                for key, values in record.get("history", {}).items():
-                    for step, value in enumerate(values):
-                        mlflow.log_metric(key, float(value), step=step)
+                _log_history(run.info.run_id, record.get("history", {}))
                 for filename, figure in record.get("figures", {}).items():
                     mlflow.log_figure(figure, filename)
                 flavour = log_model(record.get("model")) if self._log_models else None
@@ -156,3 +154,21 @@ class MlflowModelRunsDataset(AbstractDataset[list[dict[str, Any]], pd.DataFrame]
 def _param_value(value: Any) -> Any:
     # MLflow params are strings of at most 6000 characters; tuples and dicts read best as text.
     return value if isinstance(value, int | float | str | bool) else str(value)[:6000]
+
+
+def _log_history(run_id: str, history: dict[str, Any]) -> None:
+    """Per-epoch curves in a few batched writes (one write per value is slow on SQLite)."""
+    import time
+
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    now = int(time.time() * 1000)
+    metrics = [
+        Metric(key, float(value), now, step)
+        for key, values in history.items()
+        for step, value in enumerate(values)
+    ]
+    client = MlflowClient()
+    for start in range(0, len(metrics), 1000):  # MLflow's limit per batch
+        client.log_batch(run_id, metrics=metrics[start : start + 1000])

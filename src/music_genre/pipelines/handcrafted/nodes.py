@@ -1,0 +1,414 @@
+"""Handcrafted features: FMA's 518 features -> standardized matrix -> the study's MLP sweep.
+
+The study (Tables 1-2) trained a Keras MLP on FMA's precomputed features for nine hidden-layer
+configurations; ``handcrafted.source`` chooses FMA's ``features.csv`` (``fma_csv``) or the same
+features computed from the audio (``extract``, resumable per track).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from matplotlib.figure import Figure
+from sklearn.preprocessing import StandardScaler
+from tqdm.auto import tqdm
+
+from music_genre.datasets import FeatureRow, FmaFeaturesFile
+from music_genre.features import (
+    N_FEATURES,
+    extract_features,
+    feature_columns,
+    feature_names,
+    settings_fingerprint,
+)
+from music_genre.pipelines.ingestion.nodes import BAD_TRACK_COLUMNS, SPLITS
+from music_genre.plots import confusion_matrix_figure, learning_curves_figure
+
+logger = logging.getLogger(__name__)
+
+SOURCES = ("fma_csv", "extract")
+RESULT_COLUMNS = [
+    "units", "parameters", "train_loss", "val_loss", "test_loss", "train_acc", "val_acc",
+    "test_acc",
+]
+MODEL_INPUT_INDEX = ["track_id", "split", "label", "genre"]
+_SPLIT_PREFIX = {"training": "train", "validation": "val", "test": "test"}
+
+
+def _check_source(params: Mapping[str, Any]) -> str:
+    source = params.get("source")
+    if source not in SOURCES:
+        raise ValueError(
+            f"handcrafted.source={source!r}: use 'fma_csv' (FMA's precomputed "
+            "fma_metadata/features.csv, as the study) or 'extract' (compute them from the audio), "
+            'e.g. --params "handcrafted.source=extract".'
+        )
+    return source
+
+
+# --- features ------------------------------------------------------------------------------
+
+
+def track_provenance(path: str, settings: Mapping[str, Any]) -> str:
+    """What a stored row must match to be reused: extraction settings and the exact file."""
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        size = None
+    return json.dumps(
+        {"settings": settings_fingerprint(settings), "path": str(path), "bytes": size},
+        sort_keys=True,
+    )
+
+
+def _extract_row(path: str, provenance: str, settings: Mapping[str, Any]) -> FeatureRow:
+    """One track's row, or its failure with the reason (one bad track never stops the run)."""
+    try:
+        values = extract_features(path, settings).to_numpy(dtype=np.float32)
+    except Exception as exc:  # noqa: BLE001 - reported in bad_tracks_handcrafted.csv
+        return FeatureRow(np.empty(0, np.float32), provenance, f"{type(exc).__name__}: {exc}")
+    return FeatureRow(values, provenance)
+
+
+def extract_handcrafted_features(
+    tracks: pd.DataFrame, feature_cache: dict[str, FeatureRow], params: dict[str, Any]
+) -> Iterator[dict[str, FeatureRow]]:
+    """Compute the 518 features of every track not already in the store, in parallel.
+
+    A generator: each batch of ``extraction.save_every`` finished tracks is yielded and saved at
+    once, so an interrupted run keeps its work; stored rows with the same provenance are reused,
+    failed ones are retried. With ``source: fma_csv`` nothing is computed.
+    """
+    if _check_source(params) != "extract":
+        logger.info("handcrafted.source=%s: no feature extraction from audio", params["source"])
+        yield {}
+        return
+    settings = params["extraction"]
+    pending = []
+    for track_id, path in zip(tracks["track_id"], tracks["path"], strict=True):
+        provenance = track_provenance(path, settings)
+        stored = feature_cache.get(track_id)
+        if stored is None or stored.failed or stored.provenance != provenance:
+            pending.append((track_id, path, provenance))
+    logger.info(
+        "Handcrafted features: %d of %d tracks to extract (%d reused from earlier runs)",
+        len(pending), len(tracks), len(tracks) - len(pending),
+    )
+    if not pending:
+        yield {}
+        return
+    save_every = max(1, int(settings.get("save_every") or 16))
+    jobs = Parallel(n_jobs=settings.get("workers") or -1, return_as="generator", batch_size=1)(
+        delayed(_extract_row)(path, provenance, settings) for _, path, provenance in pending
+    )
+    batch: dict[str, FeatureRow] = {}
+    for (track_id, _, _), row in tqdm(
+        zip(pending, jobs, strict=True), total=len(pending), desc="handcrafted features",
+        unit="track",
+    ):
+        batch[track_id] = row
+        if len(batch) >= save_every:
+            yield batch
+            batch = {}
+    if batch:
+        yield batch
+
+
+def _bad_rows(tracks: pd.DataFrame, reasons: Mapping[str, str]) -> pd.DataFrame:
+    bad = tracks[tracks["track_id"].isin(list(reasons))].copy()
+    bad["stage"] = "handcrafted_features"
+    bad["reason"] = bad["track_id"].map(reasons)
+    return bad.reindex(columns=BAD_TRACK_COLUMNS)
+
+
+def _table_from_rows(
+    tracks: pd.DataFrame, rows: Mapping[str, FeatureRow], settings: Mapping[str, Any]
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    values, kept, reasons = [], [], {}
+    for track_id, path in zip(tracks["track_id"], tracks["path"], strict=True):
+        row = rows.get(track_id)
+        if row is None or row.provenance != track_provenance(path, settings):
+            reasons[track_id] = (
+                "no features extracted with the current handcrafted.extraction settings "
+                "(run the extract_handcrafted_features node)"
+            )
+        elif row.failed:
+            reasons[track_id] = f"feature extraction failed: {row.error}"
+        elif row.values.shape != (N_FEATURES,):
+            reasons[track_id] = f"stored row has {row.values.size} values, expected {N_FEATURES}"
+        else:
+            values.append(row.values)
+            kept.append(track_id)
+    table = pd.DataFrame(
+        np.vstack(values) if values else np.empty((0, N_FEATURES), np.float32),
+        index=pd.Index(kept, name="track_id"),
+        columns=feature_columns(),
+    )
+    return table, reasons
+
+
+def _table_from_fma(
+    tracks: pd.DataFrame, fma_features: FmaFeaturesFile
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    table = fma_features.read(tracks["track_id"])
+    table = table[~table.index.duplicated(keep="first")]
+    missing = set(tracks["track_id"]) - set(table.index)
+    reasons = {t: f"not in FMA's {fma_features.path}" for t in missing}
+    return table.reindex([t for t in tracks["track_id"] if t not in missing]), reasons
+
+
+def build_feature_table(
+    tracks: pd.DataFrame,
+    feature_rows: dict[str, FeatureRow],
+    fma_features: FmaFeaturesFile,
+    params: dict[str, Any],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row of 518 finite float32 features per usable track (FMA's column layout), indexed
+    by track id, and the tracks without one with the reason (``bad_tracks_handcrafted``)."""
+    if _check_source(params) == "extract":
+        table, reasons = _table_from_rows(tracks, feature_rows, params["extraction"])
+    else:
+        table, reasons = _table_from_fma(tracks, fma_features)
+    finite = np.isfinite(table.to_numpy()).all(axis=1)
+    for track_id in table.index[~finite]:
+        row = table.loc[track_id]
+        names = sorted({".".join(c[:2]) for c in row.index[~np.isfinite(row.to_numpy())]})
+        reasons[track_id] = f"non-finite feature values in {', '.join(names[:5])}"
+    table = table[finite].astype(np.float32)
+    bad = _bad_rows(tracks, reasons).sort_values("track_id").reset_index(drop=True)
+    logger.info(
+        "Handcrafted feature table (%s): %d tracks x %d features; %d tracks reported in "
+        "bad_tracks_handcrafted", params["source"], len(table), table.shape[1], len(bad),
+    )
+    if table.empty:
+        raise ValueError(
+            f"No track has usable handcrafted features (source {params['source']}); the reasons "
+            "are in data/08_reporting/bad_tracks_handcrafted.csv."
+        )
+    return table, bad
+
+
+def standardize_features(
+    features: pd.DataFrame, tracks: pd.DataFrame
+) -> tuple[pd.DataFrame, StandardScaler]:
+    """Standardize with the mean and deviation of the training split only (as the study).
+
+    Returns the model input (the standardized features indexed by track_id, split, label,
+    genre) and the fitted scaler, whose ``feature_names_in_`` are ``features.feature_names()``.
+    """
+    meta = tracks.set_index("track_id").loc[features.index, ["split", "label", "genre"]]
+    is_train = (meta["split"] == "training").to_numpy()
+    for split in SPLITS:
+        if not (meta["split"] == split).any():
+            raise ValueError(
+                f"No {split!r} track has handcrafted features: the MLP needs training, "
+                "validation and test tracks (see data/08_reporting/bad_tracks_handcrafted.csv)."
+            )
+    named = pd.DataFrame(
+        features.to_numpy(dtype=np.float64), columns=feature_names(features.columns)
+    )
+    scaler = StandardScaler().fit(named[is_train])
+    standardized = scaler.transform(named).astype(np.float32)
+    index = pd.MultiIndex.from_arrays(
+        [features.index, meta["split"], meta["label"].astype("int64"), meta["genre"]],
+        names=MODEL_INPUT_INDEX,
+    )
+    model_input = pd.DataFrame(standardized, index=index, columns=features.columns)
+    logger.info(
+        "Standardized %d tracks with training-split statistics (%d training tracks)",
+        len(model_input), int(is_train.sum()),
+    )
+    return model_input, scaler
+
+
+# --- MLP -----------------------------------------------------------------------------------
+
+
+def units_label(hidden_units: Sequence[int]) -> str:
+    """The study's notation: ``(512, 256)``, ``(64)``."""
+    return "(" + ", ".join(str(int(u)) for u in hidden_units) + ")"
+
+
+def class_names(model_input: pd.DataFrame) -> list[str]:
+    """Genre names by label (labels are 0..K-1, sorted genre names, from ingestion)."""
+    pairs = (
+        model_input.index.to_frame(index=False)[["label", "genre"]]
+        .drop_duplicates()
+        .sort_values("label")
+    )
+    labels = pairs["label"].tolist()
+    if labels != list(range(len(labels))) or pairs["genre"].duplicated().any():
+        raise ValueError(
+            "Genre labels must be 0..K-1, one per genre, with every genre having tracks with "
+            f"handcrafted features; got (label, genre) {pairs.values.tolist()} (see "
+            "data/08_reporting/bad_tracks_handcrafted.csv for tracks without features)."
+        )
+    return pairs["genre"].tolist()
+
+
+def _split(model_input: pd.DataFrame, split: str) -> tuple[np.ndarray, np.ndarray]:
+    part = model_input[model_input.index.get_level_values("split") == split]
+    return part.to_numpy(np.float32), part.index.get_level_values("label").to_numpy(np.int64)
+
+
+def build_mlp(
+    n_inputs: int, n_classes: int, hidden_units: Sequence[int], learning_rate: float, l2: float
+):
+    """ReLU hidden layers, softmax output, Adam; L2 on every kernel as the study's notebook."""
+    import keras
+
+    regularizer = keras.regularizers.L2(l2) if l2 else None
+    layers = [keras.Input(shape=(n_inputs,))]
+    layers += [
+        keras.layers.Dense(int(units), activation="relu", kernel_regularizer=regularizer)
+        for units in hidden_units
+    ]
+    layers.append(
+        keras.layers.Dense(n_classes, activation="softmax", kernel_regularizer=regularizer)
+    )
+    model = keras.Sequential(layers, name="handcrafted_mlp_" + "_".join(map(str, hidden_units)))
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss="sparse_categorical_crossentropy",  # = categorical on one-hot labels
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def _predict(model: Any, x: np.ndarray) -> np.ndarray:
+    # A direct call: model.predict would trace a new tf.function for every model of the sweep.
+    import keras
+
+    return keras.ops.convert_to_numpy(model(x, training=False)).argmax(axis=1)
+
+
+def _train_one(
+    data: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    names: list[str],
+    hidden_units: Sequence[int],
+    params: Mapping[str, Any],
+) -> tuple[dict[str, Any], Any]:
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(int(params["seed"]))  # each configuration reproducible alone
+    x_train, y_train = data["training"]
+    model = build_mlp(
+        x_train.shape[1], len(names), hidden_units, float(params["learning_rate"]),
+        float(params["l2"]),
+    )
+    stopper = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=int(params["patience"]), restore_best_weights=True
+    )
+    # tf.data instead of NumPy arrays: the same reshuffled batches every epoch, with about half
+    # the per-epoch overhead, which dominates on small data.
+    training = (
+        tf.data.Dataset.from_tensor_slices((x_train, y_train))
+        .shuffle(len(x_train), seed=int(params["seed"]), reshuffle_each_iteration=True)
+        .batch(int(params["batch_size"]))
+    )
+    validation = tf.data.Dataset.from_tensor_slices(data["validation"]).batch(1024)
+    fit = model.fit(
+        training,
+        epochs=int(params["max_epochs"]),
+        validation_data=validation,
+        callbacks=[stopper],
+        shuffle=False,  # the dataset reshuffles each epoch
+        verbose=0,
+    )
+    history = {k: [float(v) for v in values] for k, values in fit.history.items()}
+    metrics = {}
+    for split, (x, y) in data.items():
+        loss, accuracy = model.evaluate(x, y, batch_size=1024, verbose=0)
+        metrics[f"{_SPLIT_PREFIX[split]}_loss"] = float(loss)
+        metrics[f"{_SPLIT_PREFIX[split]}_acc"] = float(accuracy)
+    label = units_label(hidden_units)
+    x_test, y_test = data["test"]
+    predicted = _predict(model, x_test)
+    record = {
+        "run_name": f"handcrafted mlp {label}",
+        "params": {
+            "units": label,
+            "hidden_layers": len(hidden_units),
+            "parameters": int(model.count_params()),
+            "learning_rate": float(params["learning_rate"]),
+            "batch_size": int(params["batch_size"]),
+            "max_epochs": int(params["max_epochs"]),
+            "patience": int(params["patience"]),
+            "l2": float(params["l2"]),
+            "seed": int(params["seed"]),
+            "epochs_trained": len(history["loss"]),
+            "best_epoch": int(np.argmin(history["val_loss"])) + 1,
+            **{f"n_{_SPLIT_PREFIX[s]}": len(data[s][1]) for s in SPLITS},
+        },
+        "metrics": metrics,
+        "history": history,
+        "figures": {
+            "learning_curves.png": learning_curves_figure(history, f"Handcrafted MLP {label}"),
+            "confusion_matrix_test.png": confusion_matrix_figure(
+                y_test, predicted, names, f"Handcrafted MLP {label}: test"
+            ),
+        },
+        "model": model,
+        "tags": {"model": "mlp", "features": "handcrafted", "units": label},
+    }
+    logger.info(
+        "MLP %s: %d parameters, %d epochs, val acc %.3f, test acc %.3f",
+        label, record["params"]["parameters"], record["params"]["epochs_trained"],
+        metrics["val_acc"], metrics["test_acc"],
+    )
+    return record, model
+
+
+def train_mlp_sweep(
+    model_input: pd.DataFrame, params: dict[str, Any]
+) -> tuple[list[dict[str, Any]], pd.DataFrame, Any]:
+    """Train one MLP per ``hidden_units`` configuration (Tables 1-2 of the study).
+
+    Returns the MLflow run records (one per configuration), the results table (the study's
+    columns) and the best model by validation accuracy (ties: lower validation loss).
+    """
+    configurations = [list(map(int, units)) for units in params["hidden_units"]]
+    if not configurations or any(not units for units in configurations):
+        raise ValueError(
+            "handcrafted.mlp.hidden_units must list at least one configuration, each a list "
+            f"of layer sizes such as [512, 256]; got {params['hidden_units']!r}."
+        )
+    names = class_names(model_input)
+    data = {split: _split(model_input, split) for split in SPLITS}
+    records, rows, models = [], [], []
+    for hidden_units in configurations:
+        record, model = _train_one(data, names, hidden_units, params)
+        records.append(record)
+        models.append(model)
+        rows.append(
+            {"units": record["params"]["units"], "parameters": record["params"]["parameters"],
+             **record["metrics"]}
+        )
+    results = pd.DataFrame(rows).reindex(columns=RESULT_COLUMNS)
+    best = int(
+        results.assign(order=range(len(results)))
+        .sort_values(["val_acc", "val_loss", "order"], ascending=[False, True, True])
+        .index[0]
+    )
+    records[best]["tags"]["best_by_val_acc"] = "true"
+    logger.info("Best handcrafted MLP by validation accuracy: %s", results.loc[best, "units"])
+    return records, results, models[best]
+
+
+def plot_confusion_matrix(model: Any, model_input: pd.DataFrame) -> Figure:
+    """The saved best model's confusion matrix on the test split."""
+    x_test, y_test = _split(model_input, "test")
+    predicted = _predict(model, x_test)
+    hidden = [layer.units for layer in model.layers[:-1]]
+    return confusion_matrix_figure(
+        y_test, predicted, class_names(model_input),
+        f"Handcrafted MLP {units_label(hidden)} (best by validation accuracy): test",
+    )

@@ -1,0 +1,52 @@
+"""Handcrafted pipeline: tracks -> 518 features -> standardized input -> MLP sweep -> report."""
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from .nodes import (
+    build_feature_table,
+    extract_handcrafted_features,
+    plot_confusion_matrix,
+    standardize_features,
+    train_mlp_sweep,
+)
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return pipeline(
+        [
+            node(
+                # handcrafted_feature_cache and handcrafted_feature_rows are one folder: what
+                # earlier runs stored (read) and what this run adds (written batch by batch).
+                extract_handcrafted_features,
+                inputs=["tracks", "handcrafted_feature_cache", "params:handcrafted"],
+                outputs="handcrafted_feature_rows",
+                name="extract_handcrafted_features",
+            ),
+            node(
+                build_feature_table,
+                inputs=[
+                    "tracks", "handcrafted_feature_rows", "fma_features", "params:handcrafted"
+                ],
+                outputs=["handcrafted_features", "bad_tracks_handcrafted"],
+                name="build_handcrafted_feature_table",
+            ),
+            node(
+                standardize_features,
+                inputs=["handcrafted_features", "tracks"],
+                outputs=["handcrafted_model_input", "handcrafted_scaler"],
+                name="standardize_handcrafted_features",
+            ),
+            node(
+                train_mlp_sweep,
+                inputs=["handcrafted_model_input", "params:handcrafted.mlp"],
+                outputs=["handcrafted_mlflow_runs", "handcrafted_results", "handcrafted_mlp"],
+                name="train_handcrafted_mlp_sweep",
+            ),
+            node(
+                plot_confusion_matrix,
+                inputs=["handcrafted_mlp", "handcrafted_model_input"],
+                outputs="handcrafted_confusion_matrix",
+                name="plot_handcrafted_confusion_matrix",
+            ),
+        ]
+    )
