@@ -14,6 +14,9 @@ command reuses it for new audio, so both see exactly the same image preparation 
   the backbone's ``preprocess_input``.
 - ``CutLevelFeatureExtractor``: one forward pass per batch through a multi-output model, one
   flattened feature matrix per cut level; ``time_single_image`` measures ms per image.
+- ``AudioEmbeddingExtractor``: backbones with their own audio front end (``input_kind="audio"``:
+  musicnn, with the weights its wheel ships, ``msd`` / ``mtt``) embed a window of the audio file
+  instead of the spectrogram image.
 """
 
 from __future__ import annotations
@@ -69,6 +72,15 @@ class BackboneSpec:
     imagenet_url: str | None = None
     prepare: Callable[..., np.ndarray] | None = None  # None -> prepare_images (spectrogram image)
     description: str = ""
+    # "spectrogram": fed the stored log-mel spectrogram images; "audio": the backbone has its
+    # own front end and reads each track's audio file (AudioEmbeddingExtractor).
+    input_kind: str = "spectrogram"
+    # Weights shipped with the backbone itself: weights word -> what ``build`` receives
+    # (musicnn: {"msd": "MSD_musicnn", "mtt": "MTT_musicnn"}).
+    pretrained_weights: Mapping[str, str] = field(default_factory=dict)
+    # Audio backbones: sample rate of their front end, and (signal, model) -> {cut: vector}.
+    audio_sample_rate: int | None = None
+    embed_signal: Callable[[np.ndarray, Any], dict[str, np.ndarray]] | None = None
 
 
 def _vgg16(weights: str | None) -> keras.Model:
@@ -132,6 +144,40 @@ register_backbone(
 )
 
 
+def _musicnn(weights: str | None) -> keras.Model:
+    from music_genre import musicnn
+
+    if weights is None:  # random initialisation (the caller seeded Keras)
+        return musicnn.build_musicnn_model(name="musicnn_random")
+    return musicnn.load_musicnn(weights)
+
+
+def _musicnn_embed(signal: np.ndarray, model: Any) -> dict[str, np.ndarray]:
+    from music_genre import musicnn
+
+    return musicnn.musicnn_embeddings(signal, model, sample_rate=musicnn.MUSICNN_SETTINGS[
+        "sample_rate"])
+
+
+register_backbone(
+    BackboneSpec(
+        name="musicnn",
+        build=_musicnn,
+        preprocess=lambda x: x,
+        # Beyond the study: music-pretrained (Pons & Serra 2019), weights from the musicnn
+        # wheel. penultimate 200, pooled 1,506 (max/mean over time), tags 50 probabilities.
+        cut_levels=("penultimate", "pooled", "tags"),
+        input_size=(187, 96),  # one patch: 187 frames x 96 mel bands of 16 kHz audio
+        description="musicnn (MSD/MTT checkpoints of the musicnn 0.1.0 wheel, 787,330 "
+        "parameters); per track the cut level averaged over 3-s patches",
+        input_kind="audio",
+        pretrained_weights={"msd": "MSD_musicnn", "mtt": "MTT_musicnn"},
+        audio_sample_rate=16000,
+        embed_signal=_musicnn_embed,
+    )
+)
+
+
 def get_backbone(name: str) -> BackboneSpec:
     try:
         return BACKBONES[name]
@@ -149,7 +195,8 @@ def get_backbone(name: str) -> BackboneSpec:
 
 @dataclass(frozen=True)
 class WeightsChoice:
-    """Where a backbone's weights come from: ``imagenet``, ``file`` (``path``) or ``random``."""
+    """Where a backbone's weights come from: ``imagenet``, ``file`` (``path``), ``random``, or
+    the name of weights the backbone ships itself (musicnn: ``msd``, ``mtt``)."""
 
     kind: str
     path: str | None = None
@@ -168,7 +215,9 @@ class WeightsChoice:
             return "imagenet"
         if self.kind == "random":
             return f"random-seed{self.seed}"
-        return f"file-{_file_sha1(self.path)[:12]}"
+        if self.kind == "file":
+            return f"file-{_file_sha1(self.path)[:12]}"
+        return self.kind  # weights shipped with the backbone (fixed by its pinned package)
 
 
 def _file_sha1(path: str | os.PathLike) -> str:
@@ -202,7 +251,17 @@ def resolve_weights(value: Any, backbone: str, seed: int | None = None) -> Weigh
             "weights file (.h5), or null for random initialisation."
         )
     text = str(value).strip()
+    spec = BACKBONES.get(backbone)
+    if spec is not None and text.lower() in spec.pretrained_weights:
+        return WeightsChoice(text.lower())
     if text.lower() == "imagenet":
+        if spec is not None and spec.imagenet_url is None:
+            raise BackboneWeightsError(
+                f"{WEIGHTS_PARAMETER}: backbone {backbone!r} has no ImageNet weights; use one of "
+                f"{sorted(spec.pretrained_weights) or ['a weights file path']} or null (random). "
+                f"With several backbones, give a mapping, e.g. `weights: {{vgg16: imagenet, "
+                f"{backbone}: {next(iter(spec.pretrained_weights), 'null')}}}`."
+            )
         return WeightsChoice("imagenet")
     path = Path(text).expanduser()
     if not path.is_file():
@@ -252,7 +311,7 @@ def build_backbone(spec: BackboneSpec, weights: WeightsChoice) -> keras.Model:
         if weights.seed is not None:
             keras.utils.set_random_seed(int(weights.seed))
         logger.warning(
-            "%s: RANDOM initialisation (%s=null, seed %s): features are not ImageNet features",
+            "%s: RANDOM initialisation (%s=null, seed %s): features are not pretrained features",
             spec.name, WEIGHTS_PARAMETER, weights.seed,
         )
         return spec.build(None)
@@ -284,7 +343,17 @@ def build_backbone(spec: BackboneSpec, weights: WeightsChoice) -> keras.Model:
                 f"{spec.imagenet_file} from {spec.imagenet_url}."
             ) from exc
         return model
-    raise BackboneWeightsError(f"Unknown weights kind {weights.kind!r}")
+    if weights.kind in spec.pretrained_weights:
+        try:
+            return spec.build(spec.pretrained_weights[weights.kind])
+        except (ModuleNotFoundError, FileNotFoundError) as exc:
+            raise BackboneWeightsError(
+                f"Could not load the {weights.kind} weights of {spec.name}: {exc}"
+            ) from exc
+    raise BackboneWeightsError(
+        f"{WEIGHTS_PARAMETER}: weights {weights.label!r} are not available for {spec.name} "
+        f"(it has {sorted(spec.pretrained_weights) or 'no weights of its own'})."
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -415,3 +484,102 @@ class CutLevelFeatureExtractor:
                 single(x, training=False)
             timings[cut] = (time.perf_counter() - start) / runs * 1000.0
         return timings
+
+
+# --------------------------------------------------------------------------------------------
+# Audio backbones (their own front end on the audio file: musicnn)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AudioWindow:
+    """Which part of each track an audio backbone reads: the first ``duration_s`` seconds (the
+    same window the spectrograms cover), decoded to the backbone's sample rate, mono."""
+
+    duration_s: float = 29.70
+    pad_mode: str = "repeat"  # a clip shorter than one network patch is looped (or zeros)
+
+    def __post_init__(self) -> None:
+        if not float(self.duration_s) > 0:
+            raise ValueError(
+                f"transfer.audio.duration_s={self.duration_s!r}: use a positive number of "
+                "seconds, e.g. 29.70 (the spectrograms' window)."
+            )
+        if self.pad_mode not in ("repeat", "zeros"):
+            raise ValueError(
+                f"transfer.audio.pad_mode={self.pad_mode!r}: use 'repeat' or 'zeros'."
+            )
+
+    def fingerprint(self) -> str:
+        return f"audio-{float(self.duration_s):g}s-{self.pad_mode}"
+
+
+@dataclass
+class AudioEmbeddingExtractor:
+    """Audio file -> {cut level: vector} through a backbone with its own front end.
+
+    The same object serves the transfer pipeline (window at offset 0) and prediction (windows
+    at other offsets), so both decode, resample and embed identically. The network is built on
+    first use.
+    """
+
+    spec: BackboneSpec
+    weights: WeightsChoice
+    cut_levels: tuple[str, ...]
+    window: AudioWindow = field(default_factory=AudioWindow)
+    _model: Any = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.spec.input_kind != "audio" or self.spec.embed_signal is None:
+            raise ValueError(f"{self.spec.name} is not an audio backbone")
+        unknown = [cut for cut in self.cut_levels if cut not in self.spec.cut_levels]
+        if unknown:
+            raise CutLevelError(
+                f"Cut level(s) {unknown} are not outputs of {self.spec.name}: use "
+                f"{list(self.spec.cut_levels)}. Fix the experiments in "
+                "conf/base/parameters/transfer.yml."
+            )
+
+    @property
+    def model(self) -> keras.Model:
+        if self._model is None:
+            self._model = build_backbone(self.spec, self.weights)
+        return self._model
+
+    @property
+    def built(self) -> bool:
+        return self._model is not None
+
+    def load_signal(self, path: str, offset_s: float = 0.0) -> np.ndarray:
+        """The window of ``path`` at the backbone's rate, mono (``load_audio``)."""
+        from music_genre.audio import load_audio
+
+        signal, _ = load_audio(
+            path, sample_rate=int(self.spec.audio_sample_rate or 16000), mono=True,
+            duration_s=float(self.window.duration_s), offset_s=float(offset_s),
+        )
+        if signal.size == 0:
+            raise ValueError(f"{path}: no audio samples at offset {offset_s:g} s")
+        if not np.isfinite(signal).all():
+            raise ValueError(f"{path}: decoded audio contains NaN or infinite values")
+        return signal
+
+    def embed(self, signal: np.ndarray) -> dict[str, np.ndarray]:
+        assert self.spec.embed_signal is not None
+        out = self.spec.embed_signal(signal, self.model)
+        return {cut: np.asarray(out[cut], dtype=np.float32).reshape(-1) for cut in self.cut_levels}
+
+    def __call__(self, path: str, offsets: Sequence[float] = (0.0,)) -> dict[str, np.ndarray]:
+        """{cut: (len(offsets), dim)} for windows of one file."""
+        rows = [self.embed(self.load_signal(path, offset)) for offset in offsets]
+        return {cut: np.stack([r[cut] for r in rows]) for cut in self.cut_levels}
+
+    def time_single_clip(self, signal: np.ndarray, runs: int = 10) -> dict[str, float]:
+        """Milliseconds per clip: front end + network on one decoded window, mean of ``runs``
+        after a warm-up. Every cut level comes out of the same pass, so all get this time."""
+        self.embed(signal)
+        start = time.perf_counter()
+        for _ in range(runs):
+            self.embed(signal)
+        elapsed = (time.perf_counter() - start) / runs * 1000.0
+        return {cut: elapsed for cut in self.cut_levels}

@@ -87,7 +87,11 @@ class CnnPredictor:
 
 @dataclass
 class TransferPredictor:
-    """Spectrogram -> backbone cut-level features -> the fitted scaler/PCA/classifier."""
+    """Spectrogram -> backbone cut-level features -> the fitted scaler/PCA/classifier.
+
+    A backbone with its own audio front end (musicnn, ``input_kind: audio`` in the bundle)
+    embeds each window of the audio file directly, with the window length and padding the
+    training features used."""
 
     bundle: Mapping[str, Any]
     spectrogram_settings: Mapping[str, Any]
@@ -98,13 +102,21 @@ class TransferPredictor:
     def class_names(self) -> list[str]:
         return list(self.bundle["class_names"])
 
+    @property
+    def reads_audio(self) -> bool:
+        return self.bundle.get("input_kind", "spectrogram") == "audio"
+
     def window_s(self) -> float:
+        if self.reads_audio:
+            return float(self.bundle["audio_duration_s"])
         return float(self.spectrogram_settings["duration_s"])
 
     def extractor(self) -> Any:
         # Built on first use only: the served model pickles without the backbone's weights.
         if self._extractor is None:
             from music_genre.backbones import (
+                AudioEmbeddingExtractor,
+                AudioWindow,
                 CutLevelFeatureExtractor,
                 ImageSettings,
                 WeightsChoice,
@@ -124,21 +136,34 @@ class TransferPredictor:
                     f"{choice.fingerprint()}, but the classifier was trained on features of "
                     f"{self.bundle['weights_fingerprint']}: retrain the transfer pipeline"
                 )
-            self._extractor = CutLevelFeatureExtractor(
-                get_backbone(self.bundle["backbone"]), choice, (self.bundle["cut_level"],),
-                ImageSettings(interpolation=self.bundle["image_interpolation"]),
-            )
+            spec = get_backbone(self.bundle["backbone"])
+            if self.reads_audio:
+                self._extractor = AudioEmbeddingExtractor(
+                    spec, choice, (self.bundle["cut_level"],),
+                    AudioWindow(duration_s=float(self.bundle["audio_duration_s"]),
+                                pad_mode=str(self.bundle.get("audio_pad_mode") or "repeat")),
+                )
+            else:
+                self._extractor = CutLevelFeatureExtractor(
+                    spec, choice, (self.bundle["cut_level"],),
+                    ImageSettings(interpolation=self.bundle["image_interpolation"]),
+                )
         return self._extractor
 
-    def window_probabilities(self, path: str, offsets: Sequence[float]) -> np.ndarray:
+    def features(self, path: str, offsets: Sequence[float]) -> np.ndarray:
+        """The backbone features of each window, computed as the training features were."""
         from music_genre.spectrograms import spectrogram_from_file
 
+        if self.reads_audio:
+            return self.extractor()(path, offsets)[self.bundle["cut_level"]]
         specs = [
             spectrogram_from_file(path, {**self.spectrogram_settings, "offset_s": offset})
             for offset in offsets
         ]
-        features = self.extractor()(specs)[self.bundle["cut_level"]]
-        return classifier_probabilities(self.bundle["model"], features)
+        return self.extractor()(specs)[self.bundle["cut_level"]]
+
+    def window_probabilities(self, path: str, offsets: Sequence[float]) -> np.ndarray:
+        return classifier_probabilities(self.bundle["model"], self.features(path, offsets))
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -155,6 +180,8 @@ def classifier_probabilities(model: Any, features: np.ndarray) -> np.ndarray:
         except AttributeError:
             pass
     scores = np.asarray(model.decision_function(features), dtype=np.float64)
+    if scores.ndim == 1:  # two classes: one signed score, positive for the second class
+        scores = np.column_stack([-scores, scores])
     scores = np.exp(scores - scores.max(axis=1, keepdims=True))
     return scores / scores.sum(axis=1, keepdims=True)
 

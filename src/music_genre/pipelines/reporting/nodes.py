@@ -173,6 +173,11 @@ def render_summary(comparison: pd.DataFrame, data: dict[str, Any]) -> str:
             "- Transfer rows with weights `random` use randomly initialised backbones (no "
             "ImageNet weights offline): they measure random features, not transfer learning."
         )
+    if any(w in {"msd", "mtt"} for w in weights):
+        lines.append(
+            "- Transfer rows with weights `msd`/`mtt` use musicnn's real music-pretrained "
+            "weights (shipped in its wheel; beyond the study, so no study value)."
+        )
     lines += ["", "The study: Pietrasanta, Magazzù, Magazzù (2022), FMA-small, 8 genres.", ""]
     for pipeline, title, eval_split in (
         ("handcrafted", "Handcrafted features → MLP (Tables 1–2)", "validation"),

@@ -1,9 +1,11 @@
-"""The lazy feature-extraction job the transfer pipeline hands to ``FeatureStoreDataset``.
+"""The lazy feature-extraction jobs the transfer pipeline hands to ``FeatureStoreDataset``.
 
-Saving the job runs it: each spectrogram is loaded once, fingerprinted by its content, and
-skipped when the store already holds features for that fingerprint; the rest go through the
-backbone in batches (one forward pass gives every cut level), and each batch is written as
-soon as it is computed.
+Saving a job runs it. ``CutLevelFeatureJob`` (ImageNet backbones): each spectrogram is loaded
+once, fingerprinted by its content, and skipped when the store already holds features for that
+fingerprint; the rest go through the backbone in batches (one forward pass gives every cut
+level), and each batch is written as soon as it is computed. ``AudioEmbeddingJob`` (backbones
+with their own front end, musicnn): the same, reading each track's audio file, fingerprinted by
+the file's size and modification time.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from music_genre.backbones import CutLevelFeatureExtractor
+from music_genre.backbones import AudioEmbeddingExtractor, CutLevelFeatureExtractor
 from music_genre.datasets.feature_store import FeatureBatch, FeatureFailure
 
 logger = logging.getLogger(__name__)
@@ -133,3 +135,80 @@ class CutLevelFeatureJob:
                 "%s: %d/%d tracks extracted (%.2f s per track)",
                 self.key, computed, len(self.track_ids), elapsed / computed,
             )
+
+
+def audio_digest(path: str) -> str:
+    """Changes when the audio file changes (size, modification time): it is then re-embedded."""
+    from music_genre.spectrograms import source_tag
+
+    return "aud-" + source_tag(path)
+
+
+@dataclass
+class AudioEmbeddingJob:
+    """Features of ``track_ids`` at every cut level of an audio backbone (one store key)."""
+
+    key: str
+    description: dict[str, Any]
+    track_ids: Sequence[str]
+    paths: Mapping[str, str]
+    extractor: AudioEmbeddingExtractor
+    batch_size: int = 16
+    timing_runs: int = 10
+    current: dict[str, str] = field(default_factory=dict)
+    measurements: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(self.extractor.cut_levels)
+
+    def run(self, stored: Container[tuple[str, str]]) -> Iterator[FeatureBatch | FeatureFailure]:
+        self.current, self.measurements = {}, {}
+        ids: list[str] = []
+        digests: list[str] = []
+        rows: list[dict[str, np.ndarray]] = []
+        last_signal: np.ndarray | None = None
+        computed, started = 0, time.perf_counter()
+        for track_id in self.track_ids:
+            path = self.paths.get(track_id)
+            try:
+                if not path:
+                    raise ValueError(f"track {track_id}: no audio path in tracks.parquet")
+                digest = audio_digest(path)
+                if (track_id, digest) in stored:
+                    self.current[track_id] = digest
+                    continue
+                signal = self.extractor.load_signal(path)
+            except Exception as exc:  # noqa: BLE001 - one bad track never stops the run
+                yield FeatureFailure(track_id, f"{type(exc).__name__}: {exc}")
+                continue
+            # A network failure is not the track's fault (weights, memory): it stops the run.
+            rows.append(self.extractor.embed(signal))
+            ids.append(track_id)
+            digests.append(digest)
+            last_signal = signal
+            if len(ids) >= self.batch_size:
+                yield self._batch(ids, digests, rows)
+                computed += len(ids)
+                ids, digests, rows = [], [], []
+                logger.info("%s: %d/%d tracks embedded (%.2f s per track)", self.key, computed,
+                            len(self.track_ids), (time.perf_counter() - started) / computed)
+        if ids:
+            yield self._batch(ids, digests, rows)
+            computed += len(ids)
+        if computed and last_signal is not None:
+            self.measurements = {
+                # per 29.7-s clip: front end (log-mel) + network, all patches of the clip
+                "extract_ms_per_image": self.extractor.time_single_clip(
+                    last_signal, runs=self.timing_runs
+                ),
+                "timing_runs": self.timing_runs,
+                "batch_seconds_per_image": (time.perf_counter() - started) / computed,
+            }
+
+    def _batch(
+        self, ids: list[str], digests: list[str], rows: list[dict[str, np.ndarray]]
+    ) -> FeatureBatch:
+        features = {cut: np.stack([r[cut] for r in rows]) for cut in self.feature_names}
+        self.current.update(zip(ids, digests, strict=True))
+        return FeatureBatch(list(ids), list(digests), features)

@@ -1,5 +1,9 @@
 """Transfer learning (study section 4.3, Tables 7-13): pretrained CNN features of the spectrogram
-images at several cut levels -> StandardScaler -> PCA -> grid-searched SVM / MLP."""
+images at several cut levels -> StandardScaler -> PCA -> grid-searched SVM / MLP.
+
+Beyond the study, backbones with their own audio front end (musicnn, music-pretrained) read each
+track's audio file instead of the spectrogram image; their features then go through the same
+scaling -> PCA -> classifier grid, report and MLflow runs."""
 
 from __future__ import annotations
 
@@ -26,6 +30,8 @@ from sklearn.svm import SVC, LinearSVC
 from threadpoolctl import threadpool_limits
 
 from music_genre.backbones import (
+    AudioEmbeddingExtractor,
+    AudioWindow,
     CutLevelFeatureExtractor,
     ImageSettings,
     WeightsChoice,
@@ -35,7 +41,7 @@ from music_genre.backbones import (
 from music_genre.datasets.feature_store import FeatureStore
 from music_genre.plots import confusion_matrix_figure
 
-from .extraction import CutLevelFeatureJob, store_digests
+from .extraction import AudioEmbeddingJob, CutLevelFeatureJob, store_digests
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +105,11 @@ def image_settings(params: Mapping[str, Any]) -> ImageSettings:
     return ImageSettings(**(params.get("image") or {}))
 
 
+def audio_window(params: Mapping[str, Any]) -> AudioWindow:
+    """The audio window read by backbones with their own front end (``transfer.audio``)."""
+    return AudioWindow(**(params.get("audio") or {}))
+
+
 def weights_choice(params: Mapping[str, Any], backbone: str) -> WeightsChoice:
     if "weights" not in params:
         raise ValueError(
@@ -108,9 +119,18 @@ def weights_choice(params: Mapping[str, Any], backbone: str) -> WeightsChoice:
     return resolve_weights(params["weights"], backbone, seed=params.get("random_seed"))
 
 
-def feature_key(backbone: str, weights: WeightsChoice, image: ImageSettings) -> str:
-    """Store key: features from other weights or image preparation never mix."""
-    return f"{backbone}__{weights.fingerprint()}__{image.fingerprint()}"
+def feature_key(
+    backbone: str, weights: WeightsChoice, inputs: ImageSettings | AudioWindow
+) -> str:
+    """Store key: features from other weights or input preparation never mix."""
+    return f"{backbone}__{weights.fingerprint()}__{inputs.fingerprint()}"
+
+
+def backbone_inputs(params: Mapping[str, Any], backbone: str) -> ImageSettings | AudioWindow:
+    """How a backbone's input is prepared: the spectrogram image, or the audio window."""
+    if get_backbone(backbone).input_kind == "audio":
+        return audio_window(params)
+    return image_settings(params)
 
 
 # --------------------------------------------------------------------------------------------
@@ -126,17 +146,45 @@ def plan_transfer_features(
     """One lazy extraction job per backbone; the feature store runs them batch by batch,
     writing as it goes and skipping tracks whose features are already stored."""
     image = image_settings(params)
+    window = audio_window(params)
+    levels = cut_levels_by_backbone(params)
     track_ids = [t for t in tracks["track_id"].astype(str) if t in log_mel_spectrograms]
-    if not track_ids:
+    if not track_ids and any(get_backbone(b).input_kind != "audio" for b in levels):
         raise ValueError(
             "No track of data/03_primary/tracks.parquet has a log-mel spectrogram: run the "
             "spectrogram pipeline first (kedro run --pipelines=ingestion,spectrogram)."
         )
     known_digests = store_digests(log_mel_spectrograms)
-    jobs = []
-    for backbone, cuts in cut_levels_by_backbone(params).items():
+    batch_size = int(params.get("batch_size", 16))
+    timing_runs = int(params.get("timing_runs", 10))
+    jobs: list[CutLevelFeatureJob | AudioEmbeddingJob] = []
+    for backbone, cuts in levels.items():
         spec = get_backbone(backbone)
         weights = weights_choice(params, backbone)  # bad weights settings fail here, early
+        if spec.input_kind == "audio":
+            jobs.append(
+                AudioEmbeddingJob(
+                    key=feature_key(backbone, weights, window),
+                    description={
+                        "backbone": backbone,
+                        "cut_levels": list(cuts),
+                        "weights": weights.label,
+                        "weights_fingerprint": weights.fingerprint(),
+                        "random_seed": weights.seed,
+                        "input_kind": "audio",
+                        "audio_sample_rate": spec.audio_sample_rate,
+                        "audio_duration_s": window.duration_s,
+                        "audio_pad_mode": window.pad_mode,
+                    },
+                    # every track with an audio file, spectrogram or not
+                    track_ids=tracks["track_id"].astype(str).tolist(),
+                    paths=dict(zip(tracks["track_id"].astype(str), tracks["path"], strict=True)),
+                    extractor=AudioEmbeddingExtractor(spec, weights, cuts, window),
+                    batch_size=batch_size,
+                    timing_runs=timing_runs,
+                )
+            )
+            continue
         description = {
             "backbone": backbone,
             "cut_levels": list(cuts),
@@ -153,8 +201,8 @@ def plan_transfer_features(
                 track_ids=track_ids,
                 spectrograms=log_mel_spectrograms,
                 extractor=CutLevelFeatureExtractor(spec, weights, cuts, image),
-                batch_size=int(params.get("batch_size", 16)),
-                timing_runs=int(params.get("timing_runs", 10)),
+                batch_size=batch_size,
+                timing_runs=timing_runs,
                 source_digests=known_digests,
             )
         )
@@ -171,6 +219,7 @@ def search_transfer_classifiers(
     out for want of features, with the reason.
     """
     image = image_settings(params)
+    window = audio_window(params)
     folds = int(params.get("cv_folds", 10))
     classifiers = _classifier_grids(params)
     results: list[dict[str, Any]] = []
@@ -178,8 +227,9 @@ def search_transfer_classifiers(
     for exp in experiments(params):
         backbone, cut = exp["backbone"], exp["cut_level"]
         weights = weights_choice(params, backbone)
-        key = feature_key(backbone, weights, image)
-        usable, left_out = _usable_tracks(tracks, transfer_features, key, backbone)
+        is_audio = get_backbone(backbone).input_kind == "audio"
+        key = feature_key(backbone, weights, window if is_audio else image)
+        usable, left_out = _usable_tracks(tracks, transfer_features, key, backbone, is_audio)
         for row in left_out:
             excluded[(row["track_id"], row["stage"])] = row
         train = usable[usable["split"].isin(TRAIN_SPLITS)]
@@ -205,7 +255,11 @@ def search_transfer_classifiers(
                         backbone=backbone, cut_level=cut, feature_size=int(x_train.shape[1]),
                         pca_variance=variance, classifier=name, weights=weights.label,
                         weights_fingerprint=weights.fingerprint(),
-                        random_seed=weights.seed, image_interpolation=image.interpolation,
+                        random_seed=weights.seed,
+                        input_kind="audio" if is_audio else "spectrogram",
+                        image_interpolation=None if is_audio else image.interpolation,
+                        audio_duration_s=window.duration_s if is_audio else None,
+                        audio_pad_mode=window.pad_mode if is_audio else None,
                         extract_ms_per_image=float(extract_ms),
                         test_track_ids=test["track_id"].tolist(),
                     )
@@ -255,7 +309,9 @@ def transfer_run_records(
                     "weights": r["weights"],
                     "weights_fingerprint": r["weights_fingerprint"],
                     "random_seed": r["random_seed"],
+                    "input_kind": r.get("input_kind", "spectrogram"),
                     "image_interpolation": r["image_interpolation"],
+                    "audio_duration_s": r.get("audio_duration_s"),
                     "pca_variance": r["pca_variance"],
                     "n_components": r["n_components"],
                     "classifier": r["classifier"],
@@ -304,6 +360,10 @@ def select_best_transfer_model(
         "weights_fingerprint": best["weights_fingerprint"],
         "random_seed": best["random_seed"],
         "image_interpolation": best["image_interpolation"],
+        # audio backbones (musicnn): the window each track's embedding was computed from
+        "input_kind": best.get("input_kind", "spectrogram"),
+        "audio_duration_s": best.get("audio_duration_s"),
+        "audio_pad_mode": best.get("audio_pad_mode"),
         "class_names": class_names,
         "classifier": best["classifier"],
         "best_params": best["best_params"],
@@ -366,7 +426,7 @@ def _tuple_if_list(value: Any) -> Any:
 
 
 def _usable_tracks(
-    tracks: pd.DataFrame, store: FeatureStore, key: str, backbone: str
+    tracks: pd.DataFrame, store: FeatureStore, key: str, backbone: str, is_audio: bool = False
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     items = store.items(key)
     failures = store.failures(key)
@@ -375,7 +435,9 @@ def _usable_tracks(
     left_out = []
     for _, row in tracks[~has].iterrows():
         reason = failures.get(str(row["track_id"])) or (
-            "no log-mel spectrogram for this track (see the spectrogram pipeline's report)"
+            "not embedded: the track was added after the last feature extraction"
+            if is_audio
+            else "no log-mel spectrogram for this track (see the spectrogram pipeline's report)"
         )
         left_out.append({
             "track_id": str(row["track_id"]), "path": row.get("path"), "genre": row["genre"],

@@ -1,0 +1,204 @@
+"""musicnn as a backbone of the transfer pipeline: audio in, embeddings stored under a key that
+names the weights (msd), the same classifier grid and MLflow runs, and prediction that computes
+exactly the training features. Tiny generated audio in tmp_path; in-memory catalog."""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+
+from music_genre.backbones import (
+    AudioEmbeddingExtractor,
+    AudioWindow,
+    BackboneWeightsError,
+    get_backbone,
+    resolve_weights,
+)
+from music_genre.datasets import FeatureStoreDataset, MlflowModelRunsDataset
+from music_genre.pipelines.transfer import create_pipeline
+from music_genre.pipelines.transfer.nodes import (
+    RESULT_COLUMNS,
+    plan_transfer_features,
+)
+from music_genre.predict import TransferPredictor, predict_file
+
+pytest.importorskip("musicnn", reason="musicnn's weights: pip install --no-deps musicnn==0.1.0")
+
+GENRES = ["Electronic", "Folk"]
+RATE = 16000
+SECONDS = 3.5  # one 187-frame patch (~3 s) per clip keeps the network cheap
+
+
+def _clip(genre_index: int, i: int) -> np.ndarray:
+    """Low sustained tones (genre 0) or bright noisy clicks (genre 1), slightly varied."""
+    rng = np.random.default_rng(100 * genre_index + i)
+    t = np.arange(int(RATE * SECONDS)) / RATE
+    if genre_index == 0:
+        f = 110 * (1 + 0.05 * i)
+        y = sum(np.sin(2 * np.pi * f * h * t) / h for h in (1, 2, 3))
+    else:
+        y = 0.3 * rng.normal(size=t.size)
+        y *= (np.sin(2 * np.pi * (4 + i) * t) > 0.6)
+        y += 0.3 * np.sin(2 * np.pi * 2000 * (1 + 0.03 * i) * t)
+    return (0.3 * y / np.abs(y).max()).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def tiny_tracks(tmp_path_factory):
+    root = tmp_path_factory.mktemp("audio")
+    rows = []
+    for label, genre in enumerate(GENRES):
+        for i in range(6):
+            track_id = f"9{label}{i:04d}"
+            path = root / f"{track_id}.wav"
+            sf.write(path, _clip(label, i), RATE)
+            split = "test" if i < 2 else "training"
+            rows.append({"track_id": track_id, "path": str(path), "genre": genre,
+                         "label": label, "split": split, "duration_s": SECONDS,
+                         "sample_rate": RATE, "channels": 1})
+    broken = root / "broken.mp3"
+    broken.write_bytes(b"not audio at all")
+    rows.append({"track_id": "999001", "path": str(broken), "genre": "Folk", "label": 1,
+                 "split": "training", "duration_s": 30.0, "sample_rate": RATE, "channels": 1})
+    return pd.DataFrame(rows)
+
+
+def _params(**overrides):
+    params = {
+        "weights": {"musicnn": "msd"},
+        "random_seed": 0,
+        "audio": {"duration_s": 3.5, "pad_mode": "repeat"},
+        "batch_size": 4,
+        "timing_runs": 1,
+        "experiments": [
+            {"backbone": "musicnn", "cut_level": "penultimate", "pca_variances": [0.9]},
+            {"backbone": "musicnn", "cut_level": "tags", "pca_variances": [0.99]},
+        ],
+        "cv_folds": 2,
+        "n_jobs": 1,
+        "classifiers": {
+            "svm_linear": {"grid": {"C": [0.1, 1]}},
+            "svm_rbf": {"fixed": {"kernel": "rbf"}, "grid": {"C": [1, 10], "gamma": [0.01]}},
+        },
+    }
+    params.update(overrides)
+    return params
+
+
+@pytest.fixture
+def mlflow_store(tmp_path, monkeypatch):
+    import mlflow
+    from mlflow.tracking import fluent
+
+    previous = mlflow.get_tracking_uri()
+    monkeypatch.setattr(fluent, "_active_experiment_id", None)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = mlflow.create_experiment(
+        "musicnn-test", artifact_location=(tmp_path / "artifacts").as_uri()
+    )
+    mlflow.set_experiment(experiment_id=experiment)
+    yield mlflow
+    mlflow.set_tracking_uri(previous)
+
+
+def test_musicnn_weights_are_explicit():
+    assert resolve_weights("msd", "musicnn").label == "msd"
+    assert resolve_weights({"vgg16": None, "musicnn": "mtt"}, "musicnn").fingerprint() == "mtt"
+    assert resolve_weights(None, "musicnn", seed=1).kind == "random"
+    with pytest.raises(BackboneWeightsError, match="no ImageNet weights"):
+        resolve_weights("imagenet", "musicnn")
+    # "msd" means nothing to an ImageNet backbone: it is taken as a (missing) file, and said so
+    with pytest.raises(BackboneWeightsError, match="does not exist"):
+        resolve_weights("msd", "vgg16")
+
+
+def test_musicnn_through_the_transfer_pipeline(tmp_path, tiny_tracks, mlflow_store):
+    catalog = DataCatalog(
+        {
+            "tracks": MemoryDataset(tiny_tracks),
+            # no spectrograms at all: musicnn reads the audio files
+            "log_mel_spectrograms": MemoryDataset({}, copy_mode="assign"),
+            "params:transfer": MemoryDataset(_params()),
+            "transfer_features": FeatureStoreDataset(str(tmp_path / "features")),
+            "transfer_search_results": MemoryDataset(copy_mode="assign"),
+            "transfer_results": MemoryDataset(),
+            "transfer_excluded_tracks": MemoryDataset(),
+            "transfer_mlflow_runs": MlflowModelRunsDataset(
+                str(tmp_path / "runs.csv"), pipeline="transfer"
+            ),
+            "transfer_best_model": MemoryDataset(copy_mode="assign"),
+            "transfer_best_confusion_matrix": MemoryDataset(copy_mode="assign"),
+        }
+    )
+    SequentialRunner().run(create_pipeline(), catalog)
+
+    results = catalog.load("transfer_results")
+    assert list(results.columns) == RESULT_COLUMNS
+    assert len(results) == 4  # 2 cut levels x 2 classifiers
+    assert set(results["backbone"]) == {"musicnn"} and set(results["weights"]) == {"msd"}
+    assert dict(zip(results["cut_level"], results["feature_size"], strict=False)) == {
+        "penultimate": 200, "tags": 50,
+    }
+    assert (results["extract_ms_per_image"] > 0).all()
+    # Pretrained music features separate tones from noisy clicks.
+    assert results["cv_accuracy"].max() >= 0.9
+
+    folder = tmp_path / "features" / "musicnn__msd__audio-3.5s-repeat"
+    state = json.loads((folder / "state.json").read_text())
+    assert state["description"]["weights"] == "msd"
+    assert state["description"]["input_kind"] == "audio"
+    assert set(state["failures"]) == {"999001"}
+    assert "broken.mp3" in state["failures"]["999001"]
+    excluded = catalog.load("transfer_excluded_tracks")
+    assert excluded["track_id"].tolist() == ["999001"]
+    assert "broken.mp3" in excluded["reason"].iloc[0]
+
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert len(runs) == 4 and set(runs["param.weights"]) == {"msd"}
+    assert set(runs["param.input_kind"]) == {"audio"}
+
+    best = catalog.load("transfer_best_model")
+    assert best["backbone"] == "musicnn" and best["weights"] == "msd"
+    assert best["input_kind"] == "audio" and best["audio_duration_s"] == 3.5
+
+    # Prediction recomputes exactly the stored training features from the audio file.
+    predictor = TransferPredictor(bundle=best, spectrogram_settings={"duration_s": 29.7})
+    assert predictor.window_s() == 3.5
+    track = tiny_tracks.iloc[0]
+    features = predictor.features(track["path"], [0.0])
+    stored = catalog.load("transfer_features").matrix(
+        folder.name, best["cut_level"], [track["track_id"]]
+    )
+    np.testing.assert_allclose(features, stored, rtol=1e-5, atol=1e-6)
+    prediction = predict_file(predictor, track["path"], min_seconds=1.0)
+    assert prediction.error is None and set(prediction.probabilities) == set(GENRES)
+
+    # Re-run: every embedding is stored; the network is not even built.
+    jobs = plan_transfer_features(tiny_tracks, {}, _params())
+    FeatureStoreDataset(str(tmp_path / "features")).save(jobs)
+    assert not jobs[0].extractor.built
+
+
+def test_prediction_refuses_features_from_other_weights():
+    bundle = {"backbone": "musicnn", "cut_level": "penultimate", "weights": "msd",
+              "weights_fingerprint": "mtt", "random_seed": None, "input_kind": "audio",
+              "audio_duration_s": 3.5, "class_names": GENRES, "model": None}
+    predictor = TransferPredictor(bundle=bundle, spectrogram_settings={"duration_s": 29.7})
+    with pytest.raises(Exception, match="retrain the transfer pipeline"):
+        predictor.extractor()
+
+
+def test_unknown_musicnn_cut_level_is_a_clear_error():
+    with pytest.raises(ValueError, match="fc2"):
+        AudioEmbeddingExtractor(get_backbone("musicnn"), resolve_weights("msd", "musicnn"),
+                                ("fc2",), AudioWindow())
