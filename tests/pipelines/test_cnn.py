@@ -14,7 +14,7 @@ import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from music_genre.augment import augmentation_settings, augmented_key, spec_augment
+from music_genre.augment import augmented_key, spec_augment
 from music_genre.cnn_model import StudyImageScaling, build_cnn, trainable_parameters
 from music_genre.datasets import KerasModelDataset
 from music_genre.pipelines.cnn import create_pipeline
