@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
+from kedro_datasets.pandas import CSVDataset
 
 from music_genre.datasets import OptionalCSVDataset
 from music_genre.pipelines.reporting import create_pipeline
@@ -89,7 +90,9 @@ def test_reporting_pipeline_writes_summary_with_missing_sections(tmp_path: Path)
                 {"source": "fma", "fma_root": "data/01_raw/demo", "subset": "small"}
             ),
             "params:reporting": MemoryDataset({"dataset_kind": "demo"}),
-            "results_comparison": MemoryDataset(),
+            # through a real CSV, as in the project catalog (empty cells come back as NaN)
+            "results_comparison": CSVDataset(filepath=str(tmp_path / "comparison.csv"),
+                                             save_args={"index": False}),
             "run_data_description": MemoryDataset(),
             "summary_report": MemoryDataset(),
             "summary_chart": MemoryDataset(),

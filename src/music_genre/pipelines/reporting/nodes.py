@@ -152,6 +152,8 @@ def _fmt(value: Any, absent: str = "missing") -> str:
 
 def render_summary(comparison: pd.DataFrame, data: dict[str, Any]) -> str:
     """Markdown report: a header that says which data and weights, then every model."""
+    # read back from CSV, an empty weights cell is NaN
+    comparison = comparison.assign(weights=comparison["weights"].fillna("").astype(str))
     accuracy = comparison[comparison["metric"] == "accuracy"]
     weights = sorted({w for w in comparison["weights"] if w and w != "trained"})
     splits = ", ".join(f"{k} {v}" for k, v in sorted(data["splits"].items()))
