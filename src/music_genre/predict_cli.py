@@ -16,7 +16,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from music_genre.predict import (
+# Before Kedro is imported (it reads this once): the project's conf/logging.yml logs INFO to
+# stdout, and stdout must hold only the predictions.
+os.environ.setdefault("KEDRO_LOGGING_CONFIG", str(Path(__file__).with_name("cli_logging.yml")))
+
+from music_genre.predict import (  # noqa: E402
     MODEL_KINDS,
     GenrePrediction,
     PredictionError,
