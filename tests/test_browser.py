@@ -127,7 +127,7 @@ def test_mlflow_ui_lists_the_runs(browser, finished_mlflow_run, tmp_path):
                "--host", "127.0.0.1", "--port", str(port)]
     with _serve(command, f"http://127.0.0.1:{port}/", tmp_path, tmp_path / "mlflow.log") as url:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.goto(f"{url}#/experiments/{experiment_id}/runs", wait_until="networkidle")
+        page.goto(f"{url}#/experiments/{experiment_id}/runs", wait_until="load", timeout=90_000)
         page.get_by_text("browser-test parent").first.wait_for(timeout=90_000)
         # child runs sit under their parent: expand it, then each child must be listed
         page.locator("button[data-component-id*='runnamecellrenderer']").first.click()
@@ -143,7 +143,7 @@ def test_kedro_viz_shows_the_pipelines(browser, tmp_path):
                "--no-browser", "--env", "demo"]
     with _serve(command, f"http://127.0.0.1:{port}/", PROJECT_ROOT, tmp_path / "viz.log") as url:
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
-        page.goto(url, wait_until="networkidle")
+        page.goto(url, wait_until="load", timeout=90_000)
         # node names of several pipelines must be listed in the rendered page
         for label in ("build_track_table", "compute_log_mel_spectrograms",
                       "search_transfer_classifiers", "compare_with_study"):
