@@ -56,75 +56,75 @@ def spectrogram_digest(spec: np.ndarray) -> str:
     return digest.hexdigest()[:20]
 
 
-@dataclass
-class CutLevelFeatureJob:
-    """Features of ``track_ids`` at every cut level of one backbone (one store key)."""
+@dataclass(kw_only=True)
+class FeatureJob:
+    """One store key's features: skip what is stored, compute the rest in batches, write each
+    batch as soon as it is computed, and time one item the way the study did.
+
+    Subclasses say how a track becomes a network input (``_prepare``: raise for a bad track,
+    return None when the store already has it), how a batch of inputs becomes features at every
+    cut level (``_features``), and how one input is timed (``_time_one``)."""
 
     key: str
     description: dict[str, Any]
     track_ids: Sequence[str]
-    spectrograms: Mapping[str, Callable[[], np.ndarray]]
-    extractor: CutLevelFeatureExtractor
     batch_size: int = 16
     timing_runs: int = 10
-    # track -> digest known without loading (store settings fingerprint + the source file's
-    # tag); tracks without one are fingerprinted by their spectrogram's content.
-    source_digests: Mapping[str, str] = field(default_factory=dict)
     current: dict[str, str] = field(default_factory=dict)
     measurements: dict[str, Any] = field(default_factory=dict)
 
     @property
     def feature_names(self) -> tuple[str, ...]:
-        return tuple(self.extractor.cut_levels)
+        return tuple(self.extractor.cut_levels)  # type: ignore[attr-defined]
+
+    def _prepare(
+        self, track_id: str, stored: Container[tuple[str, str]]
+    ) -> tuple[str, Any] | None:
+        raise NotImplementedError
+
+    def _features(self, inputs: list[Any]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _time_one(self, one: Any) -> Any:
+        raise NotImplementedError
 
     def run(self, stored: Container[tuple[str, str]]) -> Iterator[FeatureBatch | FeatureFailure]:
         self.current, self.measurements = {}, {}
         ids: list[str] = []
         digests: list[str] = []
-        inputs: list[np.ndarray] = []
-        last_spec: np.ndarray | None = None
+        inputs: list[Any] = []
         computed, started = 0, time.perf_counter()
         for track_id in self.track_ids:
-            known = self.source_digests.get(track_id)
-            if known and (track_id, known) in stored:
-                self.current[track_id] = known
-                continue
             try:
-                spec = load_spectrogram(self.spectrograms[track_id], track_id)
-                digest = known or spectrogram_digest(spec)
-                if (track_id, digest) in stored:
-                    self.current[track_id] = digest
-                    continue
-                prepared = self.extractor.prepare([spec])[0]
+                prepared = self._prepare(track_id, stored)
             except Exception as exc:  # noqa: BLE001 - one bad track never stops the run
                 yield FeatureFailure(track_id, f"{type(exc).__name__}: {exc}")
                 continue
+            if prepared is None:
+                continue
             ids.append(track_id)
-            digests.append(digest)
-            inputs.append(prepared)
-            last_spec = spec
+            digests.append(prepared[0])
+            inputs.append(prepared[1])
             if len(ids) >= self.batch_size:
+                last = inputs[-1]
                 yield self._batch(ids, digests, inputs)
                 computed += len(ids)
                 ids, digests, inputs = [], [], []
                 self._log_progress(computed, started)
         if ids:
+            last = inputs[-1]
             yield self._batch(ids, digests, inputs)
             computed += len(ids)
-        if computed and last_spec is not None:
+        if computed:
             self.measurements = {
-                "extract_ms_per_image": self.extractor.time_single_image(
-                    last_spec, runs=self.timing_runs
-                ),
+                "extract_ms_per_image": self._time_one(last),
                 "timing_runs": self.timing_runs,
                 "batch_seconds_per_image": (time.perf_counter() - started) / computed,
             }
 
-    def _batch(
-        self, ids: list[str], digests: list[str], inputs: list[np.ndarray]
-    ) -> FeatureBatch:
-        # A forward-pass failure is not a track's fault (weights, memory): it stops the run.
-        features = self.extractor.features_of_inputs(np.stack(inputs))
+    def _batch(self, ids: list[str], digests: list[str], inputs: list[Any]) -> FeatureBatch:
+        # A network failure is not a track's fault (weights, memory): it stops the run.
+        features = self._features(inputs)
         self.current.update(zip(ids, digests, strict=True))
         return FeatureBatch(list(ids), list(digests), features)
 
@@ -137,6 +137,40 @@ class CutLevelFeatureJob:
             )
 
 
+@dataclass(kw_only=True)
+class CutLevelFeatureJob(FeatureJob):
+    """Spectrogram backbones (VGG16, ResNet50): the study's image of each spectrogram."""
+
+    spectrograms: Mapping[str, Callable[[], np.ndarray]]
+    extractor: CutLevelFeatureExtractor
+    # track -> digest known without loading (store settings fingerprint + the source file's
+    # tag); tracks without one are fingerprinted by their spectrogram's content.
+    source_digests: Mapping[str, str] = field(default_factory=dict)
+    _last_spectrogram: np.ndarray | None = field(default=None, init=False, repr=False)
+
+    def _prepare(
+        self, track_id: str, stored: Container[tuple[str, str]]
+    ) -> tuple[str, np.ndarray] | None:
+        known = self.source_digests.get(track_id)
+        if known and (track_id, known) in stored:
+            self.current[track_id] = known
+            return None
+        spec = load_spectrogram(self.spectrograms[track_id], track_id)
+        digest = known or spectrogram_digest(spec)
+        if (track_id, digest) in stored:
+            self.current[track_id] = digest
+            return None
+        self._last_spectrogram = spec
+        return digest, self.extractor.prepare([spec])[0]
+
+    def _features(self, inputs: list[np.ndarray]) -> dict[str, np.ndarray]:
+        return self.extractor.features_of_inputs(np.stack(inputs))
+
+    def _time_one(self, one: np.ndarray) -> Any:
+        # the network up to each cut on one prepared image, as the study's Table 13
+        return self.extractor.time_single_image(self._last_spectrogram, runs=self.timing_runs)
+
+
 def audio_digest(path: str) -> str:
     """Changes when the audio file changes (size, modification time): it is then re-embedded."""
     from music_genre.spectrograms import source_tag
@@ -144,71 +178,29 @@ def audio_digest(path: str) -> str:
     return "aud-" + source_tag(path)
 
 
-@dataclass
-class AudioEmbeddingJob:
-    """Features of ``track_ids`` at every cut level of an audio backbone (one store key)."""
+@dataclass(kw_only=True)
+class AudioEmbeddingJob(FeatureJob):
+    """Backbones with their own audio front end (musicnn): each track's audio file."""
 
-    key: str
-    description: dict[str, Any]
-    track_ids: Sequence[str]
     paths: Mapping[str, str]
     extractor: AudioEmbeddingExtractor
-    batch_size: int = 16
-    timing_runs: int = 10
-    current: dict[str, str] = field(default_factory=dict)
-    measurements: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def feature_names(self) -> tuple[str, ...]:
-        return tuple(self.extractor.cut_levels)
+    def _prepare(
+        self, track_id: str, stored: Container[tuple[str, str]]
+    ) -> tuple[str, np.ndarray] | None:
+        path = self.paths.get(track_id)
+        if not path:
+            raise ValueError(f"track {track_id}: no audio path in tracks.parquet")
+        digest = audio_digest(path)
+        if (track_id, digest) in stored:
+            self.current[track_id] = digest
+            return None
+        return digest, self.extractor.load_signal(path)
 
-    def run(self, stored: Container[tuple[str, str]]) -> Iterator[FeatureBatch | FeatureFailure]:
-        self.current, self.measurements = {}, {}
-        ids: list[str] = []
-        digests: list[str] = []
-        rows: list[dict[str, np.ndarray]] = []
-        last_signal: np.ndarray | None = None
-        computed, started = 0, time.perf_counter()
-        for track_id in self.track_ids:
-            path = self.paths.get(track_id)
-            try:
-                if not path:
-                    raise ValueError(f"track {track_id}: no audio path in tracks.parquet")
-                digest = audio_digest(path)
-                if (track_id, digest) in stored:
-                    self.current[track_id] = digest
-                    continue
-                signal = self.extractor.load_signal(path)
-            except Exception as exc:  # noqa: BLE001 - one bad track never stops the run
-                yield FeatureFailure(track_id, f"{type(exc).__name__}: {exc}")
-                continue
-            # A network failure is not the track's fault (weights, memory): it stops the run.
-            rows.append(self.extractor.embed(signal))
-            ids.append(track_id)
-            digests.append(digest)
-            last_signal = signal
-            if len(ids) >= self.batch_size:
-                yield self._batch(ids, digests, rows)
-                computed += len(ids)
-                ids, digests, rows = [], [], []
-                logger.info("%s: %d/%d tracks embedded (%.2f s per track)", self.key, computed,
-                            len(self.track_ids), (time.perf_counter() - started) / computed)
-        if ids:
-            yield self._batch(ids, digests, rows)
-            computed += len(ids)
-        if computed and last_signal is not None:
-            self.measurements = {
-                # per 29.7-s clip: front end (log-mel) + network, all patches of the clip
-                "extract_ms_per_image": self.extractor.time_single_clip(
-                    last_signal, runs=self.timing_runs
-                ),
-                "timing_runs": self.timing_runs,
-                "batch_seconds_per_image": (time.perf_counter() - started) / computed,
-            }
+    def _features(self, inputs: list[np.ndarray]) -> dict[str, np.ndarray]:
+        rows = [self.extractor.embed(signal) for signal in inputs]
+        return {cut: np.stack([r[cut] for r in rows]) for cut in self.feature_names}
 
-    def _batch(
-        self, ids: list[str], digests: list[str], rows: list[dict[str, np.ndarray]]
-    ) -> FeatureBatch:
-        features = {cut: np.stack([r[cut] for r in rows]) for cut in self.feature_names}
-        self.current.update(zip(ids, digests, strict=True))
-        return FeatureBatch(list(ids), list(digests), features)
+    def _time_one(self, one: np.ndarray) -> Any:
+        # per 29.7-s clip: front end (log-mel) + network, all patches of the clip
+        return self.extractor.time_single_clip(one, runs=self.timing_runs)
