@@ -11,7 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-from kedro.io import DataCatalog, DatasetError, MemoryDataset  # noqa: E402
+from kedro.io import DatasetError  # noqa: E402
 from kedro.runner import SequentialRunner  # noqa: E402
 
 from music_genre import backbones  # noqa: E402
@@ -26,8 +26,9 @@ from music_genre.backbones import (  # noqa: E402
     prepare_images,
     resolve_weights,
 )
-from music_genre.datasets import FeatureStoreDataset, MlflowModelRunsDataset  # noqa: E402
+from music_genre.datasets import FeatureStoreDataset  # noqa: E402
 from music_genre.pipelines.transfer import create_pipeline  # noqa: E402
+from tests.pipelines.transfer_catalog import transfer_catalog  # noqa: E402
 from music_genre.pipelines.transfer.nodes import (  # noqa: E402
     RESULT_COLUMNS,
     plan_transfer_features,
@@ -232,25 +233,6 @@ def _params(**overrides):
     return params
 
 
-def _catalog(tmp_path, tracks, loaders, params):
-    return DataCatalog(
-        {
-            "tracks": MemoryDataset(tracks),
-            "log_mel_spectrograms": MemoryDataset(loaders, copy_mode="assign"),
-            "params:transfer": MemoryDataset(params),
-            "transfer_features": FeatureStoreDataset(str(tmp_path / "features")),
-            "transfer_search_results": MemoryDataset(copy_mode="assign"),
-            "transfer_results": MemoryDataset(),
-            "transfer_excluded_tracks": MemoryDataset(),
-            "transfer_mlflow_runs": MlflowModelRunsDataset(
-                str(tmp_path / "runs.csv"), pipeline="transfer"
-            ),
-            "transfer_best_model": MemoryDataset(copy_mode="assign"),
-            "transfer_best_confusion_matrix": MemoryDataset(copy_mode="assign"),
-        }
-    )
-
-
 @pytest.fixture
 def mlflow_store(tmp_path, monkeypatch):
     """A throwaway MLflow store whose artifacts, too, stay under tmp_path."""
@@ -272,7 +254,7 @@ def mlflow_store(tmp_path, monkeypatch):
 def test_transfer_pipeline_on_tiny_data(tmp_path, tiny_backbone, mlflow_store):
     mlflow = mlflow_store
     tracks, loaders = _tiny_data()
-    catalog = _catalog(tmp_path, tracks, loaders, _params())
+    catalog = transfer_catalog(tmp_path, tracks, loaders, _params())
     SequentialRunner().run(create_pipeline(), catalog)
 
     results = catalog.load("transfer_results")
@@ -315,7 +297,7 @@ def test_transfer_pipeline_on_tiny_data(tmp_path, tiny_backbone, mlflow_store):
     builds = len(BUILDS)
     parts = sorted(p.name for p in (tmp_path / "features").glob("*/part-*.npz"))
     extraction = create_pipeline().only_nodes("extract_transfer_features")
-    SequentialRunner().run(extraction, _catalog(tmp_path, tracks, loaders, _params()))
+    SequentialRunner().run(extraction, transfer_catalog(tmp_path, tracks, loaders, _params()))
     assert len(BUILDS) == builds
     assert sorted(p.name for p in (tmp_path / "features").glob("*/part-*.npz")) == parts
 

@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from music_genre.backbones import (
@@ -23,13 +22,14 @@ from music_genre.backbones import (
     get_backbone,
     resolve_weights,
 )
-from music_genre.datasets import FeatureStoreDataset, MlflowModelRunsDataset
+from music_genre.datasets import FeatureStoreDataset
 from music_genre.pipelines.transfer import create_pipeline
 from music_genre.pipelines.transfer.nodes import (
     RESULT_COLUMNS,
     plan_transfer_features,
 )
 from music_genre.predict import TransferPredictor, predict_file
+from tests.pipelines.transfer_catalog import transfer_catalog
 
 pytest.importorskip("musicnn", reason="musicnn's weights: pip install --no-deps musicnn==0.1.0")
 
@@ -123,23 +123,8 @@ def test_musicnn_weights_are_explicit():
 
 
 def test_musicnn_through_the_transfer_pipeline(tmp_path, tiny_tracks, mlflow_store):
-    catalog = DataCatalog(
-        {
-            "tracks": MemoryDataset(tiny_tracks),
-            # no spectrograms at all: musicnn reads the audio files
-            "log_mel_spectrograms": MemoryDataset({}, copy_mode="assign"),
-            "params:transfer": MemoryDataset(_params()),
-            "transfer_features": FeatureStoreDataset(str(tmp_path / "features")),
-            "transfer_search_results": MemoryDataset(copy_mode="assign"),
-            "transfer_results": MemoryDataset(),
-            "transfer_excluded_tracks": MemoryDataset(),
-            "transfer_mlflow_runs": MlflowModelRunsDataset(
-                str(tmp_path / "runs.csv"), pipeline="transfer"
-            ),
-            "transfer_best_model": MemoryDataset(copy_mode="assign"),
-            "transfer_best_confusion_matrix": MemoryDataset(copy_mode="assign"),
-        }
-    )
+    # no spectrograms at all: musicnn reads the audio files
+    catalog = transfer_catalog(tmp_path, tiny_tracks, {}, _params())
     SequentialRunner().run(create_pipeline(), catalog)
 
     results = catalog.load("transfer_results")

@@ -1,0 +1,31 @@
+"""The transfer pipeline's datasets on an in-memory catalog (shared by its test files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kedro.io import DataCatalog, MemoryDataset
+
+from music_genre.datasets import FeatureStoreDataset, MlflowModelRunsDataset
+
+
+def transfer_catalog(
+    tmp_path: Path, tracks: Any, loaders: Any, params: dict[str, Any]
+) -> DataCatalog:
+    return DataCatalog(
+        {
+            "tracks": MemoryDataset(tracks),
+            "log_mel_spectrograms": MemoryDataset(loaders, copy_mode="assign"),
+            "params:transfer": MemoryDataset(params),
+            "transfer_features": FeatureStoreDataset(str(tmp_path / "features")),
+            "transfer_search_results": MemoryDataset(copy_mode="assign"),
+            "transfer_results": MemoryDataset(),
+            "transfer_excluded_tracks": MemoryDataset(),
+            "transfer_mlflow_runs": MlflowModelRunsDataset(
+                str(tmp_path / "runs.csv"), pipeline="transfer"
+            ),
+            "transfer_best_model": MemoryDataset(copy_mode="assign"),
+            "transfer_best_confusion_matrix": MemoryDataset(copy_mode="assign"),
+        }
+    )
