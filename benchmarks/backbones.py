@@ -33,31 +33,11 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np
+
+from synthetic_audio import synthesize_clip  # benchmarks/ is on sys.path when run as a script
 
 SECONDS = 30.0
 SOURCE_RATE = 44100
-
-
-def synthesize(index: int) -> np.ndarray:
-    """A stereo clip of chords with harmonics and noise hits (music-like spectra)."""
-    rng = np.random.default_rng(index)
-    n = int(SOURCE_RATE * SECONDS)
-    t = np.arange(n) / SOURCE_RATE
-    y = np.zeros(n)
-    step = int(SOURCE_RATE * rng.uniform(0.4, 1.2))
-    for start in range(0, n, step):
-        end = min(n, start + step)
-        root = 110 * 2 ** (rng.integers(0, 24) / 12)
-        env = np.exp(-np.arange(end - start) / (SOURCE_RATE * rng.uniform(0.2, 1.0)))
-        for ratio in (1.0, 1.26, 1.5):
-            for harmonic in range(1, 4):
-                y[start:end] += 0.08 / harmonic * env * np.sin(
-                    2 * np.pi * root * ratio * harmonic * t[start:end]
-                )
-        y[start:start + 800] += 0.2 * rng.normal(size=min(800, end - start))
-    y /= np.abs(y).max() * 1.25
-    return np.stack([y, np.roll(y, 300)], axis=1).astype(np.float32)
 
 
 def write_clips(folder: Path, n: int) -> list[str]:
@@ -66,7 +46,7 @@ def write_clips(folder: Path, n: int) -> list[str]:
     paths = []
     for i in range(n):
         path = folder / f"clip{i:03d}.wav"
-        sf.write(path, synthesize(i), SOURCE_RATE)
+        sf.write(path, synthesize_clip(i, SOURCE_RATE, SECONDS), SOURCE_RATE)
         paths.append(str(path))
     return paths
 

@@ -37,34 +37,11 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from synthetic_audio import synthesize_clip  # benchmarks/ is on sys.path when run as a script
 
 STUDY = {"sr": 22050, "duration": 29.7, "n_fft": 2048, "hop_length": 512, "n_mels": 128,
          "fmax": 8000}
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
-
-# -- test audio ------------------------------------------------------------------------------
-def _synthesize(index: int, sample_rate: int = 44100, seconds: float = 30.0) -> np.ndarray:
-    """A few seconds-long chords with harmonics, a pulse of noise hits and some hiss, stereo."""
-    rng = np.random.default_rng(index)
-    n = int(sample_rate * seconds)
-    t = np.arange(n) / sample_rate
-    left = np.zeros(n)
-    step = int(sample_rate * rng.uniform(0.4, 1.2))
-    for start in range(0, n, step):
-        end = min(n, start + step)
-        root = 110 * 2 ** (rng.integers(0, 24) / 12)
-        envelope = np.exp(-np.arange(end - start) / (sample_rate * rng.uniform(0.2, 1.0)))
-        for ratio in (1.0, 1.26, 1.5):
-            for harmonic in range(1, 5):
-                left[start:end] += (0.08 / harmonic) * envelope * np.sin(
-                    2 * np.pi * root * ratio * harmonic * t[start:end]
-                )
-        hit = min(end - start, int(0.05 * sample_rate))
-        left[start : start + hit] += 0.3 * rng.standard_normal(hit) * np.linspace(1, 0, hit)
-    left += 0.01 * rng.standard_normal(n)
-    right = np.roll(left, 37) * 0.9 + 0.01 * rng.standard_normal(n)
-    return (np.stack([left, right], axis=1) / 2).astype(np.float32)
 
 
 def _write_track(args: tuple[int, str]) -> str:
@@ -73,7 +50,7 @@ def _write_track(args: tuple[int, str]) -> str:
     index, path = args
     if not Path(path).is_file():
         tmp = f"{path}.tmp.mp3"
-        sf.write(tmp, _synthesize(index), 44100, format="MP3")
+        sf.write(tmp, synthesize_clip(index), 44100, format="MP3")
         os.replace(tmp, path)
     return path
 
