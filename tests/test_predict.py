@@ -190,3 +190,16 @@ def test_served_model_answers_a_request_for_a_local_file(files, predictor, tmp_p
     assert rows[0]["genre"] in GENRES and rows[0]["error"] == ""
     assert sum(rows[0][g] for g in GENRES) == pytest.approx(1.0, abs=1e-5)
     assert "file not found" in rows[1]["error"]
+
+
+def test_best_model_kind_uses_held_out_accuracy_only():
+    from music_genre.predict import PredictionError, best_model_kind
+
+    results = {
+        "handcrafted": pd.DataFrame({"val_acc": [0.6], "test_acc": [0.9]}),
+        "cnn": None,
+        "transfer": pd.DataFrame({"cv_accuracy": [0.7], "test_accuracy": [0.1]}),
+    }
+    assert best_model_kind(results) == "transfer"
+    with pytest.raises(PredictionError, match="no trained model"):
+        best_model_kind({"handcrafted": None, "cnn": None, "transfer": None})

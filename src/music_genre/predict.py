@@ -263,7 +263,9 @@ def predict_file(
 def best_model_kind(results: Mapping[str, pd.DataFrame | None]) -> str:
     """The pipeline whose best model has the highest held-out accuracy (validation for the
     Keras models, cross-validation for transfer): test accuracy never chooses."""
-    held_out = {"handcrafted": "val_acc", "cnn": "val_acc", "transfer": "cv_accuracy"}
+    from music_genre.hooks import BEST_MODEL_RULES
+
+    held_out = {name.removesuffix("_results"): rule[0] for name, rule in BEST_MODEL_RULES.items()}
     scores = {
         kind: float(table[column].max())
         for kind, column in held_out.items()
