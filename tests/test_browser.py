@@ -7,6 +7,7 @@ Screenshots land in data/08_reporting/screens/ for a person to look at.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -33,9 +34,18 @@ CHROMIUM_ARGS = [
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port below 49152: kedro-viz refuses ports in the ephemeral range, which is
+    where binding to port 0 lands on many Linux machines."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20_000, 49_000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free TCP port between 20000 and 49000 on 127.0.0.1")
 
 
 def _wait_for_http(url: str, process: subprocess.Popen, timeout_s: float = 120) -> None:
