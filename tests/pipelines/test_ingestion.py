@@ -10,10 +10,15 @@ import pytest
 import soundfile as sf
 from kedro.io import DataCatalog, DatasetError, MemoryDataset
 from kedro.runner import SequentialRunner
+from kedro_datasets.pandas import ParquetDataset
 
-from music_genre.datasets import AudioCollectionDataset
+from music_genre.datasets import AudioCollectionDataset, OptionalParquetDataset
 from music_genre.pipelines.ingestion import create_pipeline
-from music_genre.pipelines.ingestion.nodes import build_track_table, fma_track_path
+from music_genre.pipelines.ingestion.nodes import (
+    build_track_table,
+    fma_track_path,
+    probe_audio_files,
+)
 
 PARAMS = {
     "min_duration_s": 2.0,
@@ -21,6 +26,7 @@ PARAMS = {
     "split_fractions": {"training": 0.8, "validation": 0.1, "test": 0.1},
     "split_seed": 42,
     "known_bad_tracks": {},
+    "reuse_probes": True,
 }
 
 
@@ -32,12 +38,22 @@ def _tone(path: Path, seconds: float, sample_rate: int = 16000, channels: int = 
     sf.write(path, data, sample_rate)
 
 
-def _run(collection: AudioCollectionDataset, params: dict) -> DataCatalog:
+def _run(
+    collection: AudioCollectionDataset, params: dict, probe_file: Path | None = None
+) -> DataCatalog:
+    """Run ingestion; with ``probe_file`` the probes are stored and reused as in the real
+    catalog (one parquet file, written as ``probed_tracks`` and read back as the cache)."""
+    stored = probe_file is not None
     catalog = DataCatalog(
         {
             "raw_audio_collection": collection,
             "params:ingestion": MemoryDataset(params),
-            "probed_tracks": MemoryDataset(),
+            "previous_probed_tracks": (
+                OptionalParquetDataset(filepath=str(probe_file)) if stored else MemoryDataset(None)
+            ),
+            "probed_tracks": (
+                ParquetDataset(filepath=str(probe_file)) if stored else MemoryDataset()
+            ),
             "tracks": MemoryDataset(),
             "bad_tracks": MemoryDataset(),
         }
@@ -158,3 +174,73 @@ def test_build_track_table_reports_decode_errors_and_short_clips():
     assert list(bad["track_id"]) == ["000002", "000003"]
     assert bad["reason"].iloc[0].startswith("too short: 3.00 s")
     assert "empty file" in bad["reason"].iloc[1]
+
+
+def _candidates(root: Path) -> pd.DataFrame:
+    paths = sorted(str(p) for p in root.rglob("*.wav"))
+    return pd.DataFrame(
+        {"track_id": [Path(p).stem for p in paths], "path": paths, "genre": "rock", "split": ""}
+    )
+
+
+def test_unchanged_files_reuse_the_previous_probe_and_changed_ones_are_decoded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import music_genre.pipelines.ingestion.nodes as ingestion_nodes
+
+    for i in range(4):
+        _tone(tmp_path / "rock" / f"{i}.wav", 2.5)
+    candidates = _candidates(tmp_path)
+    first = probe_audio_files(candidates, None, PARAMS)
+    assert (first["error"] == "").all() and first["duration_s"].between(2.49, 2.51).all()
+
+    # the cache is the saved parquet file, read back through the catalog's dataset type
+    cache = OptionalParquetDataset(filepath=str(tmp_path / "probed.parquet"))
+    assert cache.load() is None
+    cache.save(first)
+
+    decoded: list[str] = []
+    real_probe = ingestion_nodes._probe_one
+    monkeypatch.setattr(
+        ingestion_nodes, "_probe_one", lambda path: decoded.append(path) or real_probe(path)
+    )
+    _tone(tmp_path / "rock" / "1.wav", 4.0)  # rewritten: new size
+    again = probe_audio_files(candidates, cache.load(), PARAMS)
+    assert decoded == [str(tmp_path / "rock" / "1.wav")]
+    assert again.set_index("track_id").loc["1", "duration_s"] == pytest.approx(4.0, abs=0.01)
+    pd.testing.assert_frame_equal(
+        again.drop(index=1).reset_index(drop=True), first.drop(index=1).reset_index(drop=True)
+    )
+
+    decoded.clear()
+    probe_audio_files(candidates, cache.load(), {**PARAMS, "reuse_probes": False})
+    assert len(decoded) == 4
+
+
+def test_failed_probes_are_retried_and_a_corrupt_cache_is_ignored(tmp_path: Path):
+    _tone(tmp_path / "rock" / "0.wav", 2.5)
+    candidates = _candidates(tmp_path)
+    previous = probe_audio_files(candidates, None, PARAMS).assign(
+        error="unreadable: earlier decoder missing", duration_s=np.nan
+    )
+    retried = probe_audio_files(candidates, previous, PARAMS)
+    assert retried.loc[0, "error"] == "" and retried.loc[0, "duration_s"] > 2.4
+
+    corrupt = tmp_path / "probed.parquet"
+    corrupt.write_bytes(b"PAR1 interrupted write")
+    assert OptionalParquetDataset(filepath=str(corrupt)).load() is None
+
+
+def test_pipeline_rerun_reuses_its_stored_probes_and_gives_the_same_tables(
+    genre_folder: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    collection = AudioCollectionDataset(source="folder", folder=str(genre_folder))
+    probe_file = tmp_path / "probed_tracks.parquet"
+    first = _run(collection, PARAMS, probe_file)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="music_genre.pipelines.ingestion.nodes"):
+        again = _run(collection, PARAMS, probe_file)
+    # 31 candidates: 30 good clips and the short one are reused; the fake mp3 is retried
+    assert "Probed 1 audio files, reused 31 unchanged ones" in caplog.text
+    pd.testing.assert_frame_equal(first.load("tracks"), again.load("tracks"))
+    pd.testing.assert_frame_equal(first.load("bad_tracks"), again.load("bad_tracks"))

@@ -6,7 +6,7 @@ from .feature_store import FeatureStore, FeatureStoreDataset
 from .fma_features import FmaFeaturesDataset, FmaFeaturesFile
 from .keras_model import KerasModelDataset
 from .mlflow_runs import MlflowModelRunsDataset
-from .optional_csv import OptionalCSVDataset
+from .optional import OptionalCSVDataset, OptionalParquetDataset
 from .spectrogram_store import SpectrogramStoreDataset, SpectrogramStoreIndexDataset
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "KerasModelDataset",
     "MlflowModelRunsDataset",
     "OptionalCSVDataset",
+    "OptionalParquetDataset",
     "SpectrogramStoreDataset",
     "SpectrogramStoreIndexDataset",
 ]

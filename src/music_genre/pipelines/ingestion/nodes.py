@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,10 @@ def _unique_ids(relpaths: pd.Series) -> list[str]:
     return ids
 
 
+PROBE_COLUMNS = ["duration_s", "sample_rate", "channels", "error"]
+FILE_STAMP_COLUMNS = ["file_size", "file_mtime_ns"]
+
+
 def _probe_one(path: str) -> dict[str, Any]:
     try:
         info = AudioFile(path).info()
@@ -136,21 +141,65 @@ def _probe_one(path: str) -> dict[str, Any]:
     }
 
 
-def probe_audio_files(candidates: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+def _file_stamp(path: str) -> tuple[int, int]:
+    """(size, mtime in ns) identify an unchanged file; (-1, -1) when it cannot be stat'ed."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return -1, -1
+    return stat.st_size, stat.st_mtime_ns
+
+
+def probe_audio_files(
+    candidates: pd.DataFrame, previous_probes: pd.DataFrame | None, params: dict[str, Any]
+) -> pd.DataFrame:
     """Decode every candidate in parallel to learn its real duration, rate and channels.
 
-    FMA's metadata durations are known to be wrong, so only a full decode is trusted.
+    FMA's metadata durations are known to be wrong, so only a full decode is trusted. A file
+    that an earlier run decoded without error, and whose size and modification time have not
+    changed since, keeps that result (``ingestion.reuse_probes``); failures are always retried,
+    since installing a decoder may fix them.
     """
+    stamps = pd.DataFrame(
+        [_file_stamp(path) for path in candidates["path"]],
+        columns=FILE_STAMP_COLUMNS,
+        index=candidates.index,
+    )
+    probed = pd.concat([candidates, stamps], axis=1)
+    reused = _reusable_probes(probed, previous_probes if params.get("reuse_probes") else None)
+    to_probe = probed.index.difference(reused.index)
+
     workers = params.get("workers") or -1
     jobs = Parallel(n_jobs=workers, return_as="generator", batch_size=8)(
-        delayed(_probe_one)(path) for path in candidates["path"]
+        delayed(_probe_one)(path) for path in probed.loc[to_probe, "path"]
     )
-    results = list(tqdm(jobs, total=len(candidates), desc="probing audio", unit="file"))
-    probed = pd.concat([candidates, pd.DataFrame(results, index=candidates.index)], axis=1)
-    for column in ("duration_s", "sample_rate", "channels"):
-        if column not in probed:
-            probed[column] = np.nan
-    return probed
+    fresh = list(tqdm(jobs, total=len(to_probe), desc="probing audio", unit="file"))
+    parts = [part for part in (reused, pd.DataFrame(fresh, index=to_probe)) if not part.empty]
+    results = (pd.concat(parts) if parts else pd.DataFrame()).reindex(
+        index=probed.index, columns=PROBE_COLUMNS
+    )
+    logger.info(
+        "Probed %d audio files, reused %d unchanged ones from the previous run",
+        len(to_probe),
+        len(reused),
+    )
+    return pd.concat([probed, results], axis=1)
+
+
+def _reusable_probes(probed: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
+    """Earlier successful probes of files that are byte-for-byte the same size and mtime."""
+    if previous is None or not set(PROBE_COLUMNS + FILE_STAMP_COLUMNS) <= set(previous.columns):
+        return pd.DataFrame(columns=PROBE_COLUMNS)
+    earlier = previous[previous["error"].fillna("") == ""]
+    earlier = earlier.drop_duplicates("path").set_index("path")
+    keyed = probed[["path", *FILE_STAMP_COLUMNS]].merge(
+        earlier[FILE_STAMP_COLUMNS + PROBE_COLUMNS],
+        how="left", left_on="path", right_index=True, suffixes=("", "_earlier"),
+    )
+    same = (keyed["file_size"] >= 0) & keyed[[f"{c}_earlier" for c in FILE_STAMP_COLUMNS]].eq(
+        keyed[FILE_STAMP_COLUMNS].to_numpy()
+    ).all(axis=1)
+    return keyed.loc[same, PROBE_COLUMNS]
 
 
 def build_track_table(

@@ -16,7 +16,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 probe_audio_files,
-                inputs=["candidate_tracks", "params:ingestion"],
+                inputs=["candidate_tracks", "previous_probed_tracks", "params:ingestion"],
                 outputs="probed_tracks",
                 name="probe_audio_files",
             ),

@@ -1,0 +1,40 @@
+"""Tables that may legitimately be absent: a pipeline not run yet, or a cache not built yet."""
+
+from __future__ import annotations
+
+import pandas as pd
+from kedro_datasets.pandas import CSVDataset, ParquetDataset
+
+
+class OptionalCSVDataset(CSVDataset):
+    """``pandas.CSVDataset`` whose ``load`` returns ``None`` when the file does not exist.
+
+    The reporting pipeline reads every model pipeline's results; one not run yet shows as
+    "missing" in the summary instead of failing the whole run. Saving is unchanged.
+    """
+
+    def load(self) -> pd.DataFrame | None:  # type: ignore[override]
+        if not self._exists():
+            self._logger.info("%s does not exist yet: reported as missing", self._filepath)
+            return None
+        return super().load()
+
+
+class OptionalParquetDataset(ParquetDataset):
+    """``pandas.ParquetDataset`` read as a cache: ``None`` when absent or unreadable.
+
+    Used for what an earlier run already computed (for example the probe of every audio file).
+    A cache that cannot be read only costs recomputation, so it is logged, never fatal.
+    """
+
+    def load(self) -> pd.DataFrame | None:  # type: ignore[override]
+        if not self._exists():
+            self._logger.info("%s does not exist yet: nothing to reuse", self._filepath)
+            return None
+        try:
+            return super().load()
+        except Exception as exc:  # noqa: BLE001 - an interrupted write must not stop the run
+            self._logger.warning(
+                "%s cannot be read (%s): recomputing everything it held", self._filepath, exc
+            )
+            return None
