@@ -1,5 +1,14 @@
 """Project-specific Kedro datasets (the catalog does all I/O; nodes only compute)."""
 
+from .atomic_files import (
+    AtomicCSVDataset,
+    AtomicJSONDataset,
+    AtomicMatplotlibDataset,
+    AtomicParquetDataset,
+    AtomicPickleDataset,
+    AtomicPlotlyJSONDataset,
+    AtomicTextDataset,
+)
 from .audio_collection import AudioCollection, AudioCollectionDataset
 from .feature_rows import FeatureRow, FeatureRowsDataset
 from .feature_store import FeatureStore, FeatureStoreDataset
@@ -10,6 +19,13 @@ from .optional import OptionalCSVDataset, OptionalParquetDataset
 from .spectrogram_store import SpectrogramStoreDataset, SpectrogramStoreIndexDataset
 
 __all__ = [
+    "AtomicCSVDataset",
+    "AtomicJSONDataset",
+    "AtomicMatplotlibDataset",
+    "AtomicParquetDataset",
+    "AtomicPickleDataset",
+    "AtomicPlotlyJSONDataset",
+    "AtomicTextDataset",
     "AudioCollection",
     "AudioCollectionDataset",
     "FeatureRow",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pandas as pd
-from kedro_datasets.pandas import CSVDataset, ParquetDataset
+
+from .atomic_files import AtomicCSVDataset, AtomicParquetDataset
 
 
-class OptionalCSVDataset(CSVDataset):
-    """``pandas.CSVDataset`` whose ``load`` returns ``None`` when the file does not exist.
+class OptionalCSVDataset(AtomicCSVDataset):
+    """An atomic ``pandas.CSVDataset`` whose ``load`` returns ``None`` when the file is absent.
 
     The reporting pipeline reads every model pipeline's results; one not run yet shows as
     "missing" in the summary instead of failing the whole run. Saving is unchanged.
@@ -20,8 +21,8 @@ class OptionalCSVDataset(CSVDataset):
         return super().load()
 
 
-class OptionalParquetDataset(ParquetDataset):
-    """``pandas.ParquetDataset`` read as a cache: ``None`` when absent or unreadable.
+class OptionalParquetDataset(AtomicParquetDataset):
+    """An atomic ``pandas.ParquetDataset`` read as a cache: ``None`` when absent or unreadable.
 
     Used for what an earlier run already computed (for example the probe of every audio file).
     A cache that cannot be read only costs recomputation, so it is logged, never fatal.

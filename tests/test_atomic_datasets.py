@@ -1,0 +1,89 @@
+"""The catalog's file datasets save atomically: an interrupted save keeps the previous file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import plotly.graph_objects as go  # noqa: E402
+import pytest  # noqa: E402
+from kedro.io import DatasetError  # noqa: E402
+
+from music_genre.datasets import (  # noqa: E402
+    AtomicCSVDataset,
+    AtomicJSONDataset,
+    AtomicMatplotlibDataset,
+    AtomicParquetDataset,
+    AtomicPickleDataset,
+    AtomicPlotlyJSONDataset,
+    AtomicTextDataset,
+)
+
+
+class Unpicklable:
+    def __reduce__(self):
+        raise RuntimeError("interrupted mid-save")
+
+
+class BadColumn:
+    """A cell whose string form fails: the CSV writer dies after writing the header."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("interrupted mid-save")
+
+    __repr__ = __str__
+
+
+@pytest.mark.parametrize(
+    ("dataset_type", "name", "good", "bad"),
+    [
+        (AtomicCSVDataset, "t.csv", pd.DataFrame({"a": [1, 2]}), pd.DataFrame({"a": [BadColumn()]})),
+        (AtomicParquetDataset, "t.parquet", pd.DataFrame({"a": [1, 2]}),
+         pd.DataFrame({"a": [BadColumn()]})),
+        (AtomicPickleDataset, "m.pkl", {"model": 1}, {"model": Unpicklable()}),
+        (AtomicJSONDataset, "m.json", {"acc": 0.5}, {"acc": BadColumn()}),
+    ],
+)
+def test_a_failed_save_keeps_the_previous_file_and_leaves_no_temporary(
+    tmp_path: Path, dataset_type, name, good, bad
+):
+    dataset = dataset_type(filepath=str(tmp_path / name))
+    dataset.save(good)
+    before = (tmp_path / name).read_bytes()
+    with pytest.raises(DatasetError):
+        dataset.save(bad)
+    assert (tmp_path / name).read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+    loaded = dataset_type(filepath=str(tmp_path / name)).load()
+    if isinstance(good, pd.DataFrame):
+        pd.testing.assert_frame_equal(loaded, good)
+    else:
+        assert loaded == good
+
+
+def test_saves_land_under_the_final_name_with_normal_permissions(tmp_path: Path):
+    figure, axis = plt.subplots()
+    axis.plot([0, 1], [1, 0])
+    AtomicMatplotlibDataset(filepath=str(tmp_path / "plots" / "cm.png")).save(figure)
+    AtomicTextDataset(filepath=str(tmp_path / "summary.md")).save("# Summary\n")
+    AtomicPlotlyJSONDataset(filepath=str(tmp_path / "chart.json")).save(go.Figure(go.Bar(y=[1])))
+    plt.close(figure)
+
+    png = tmp_path / "plots" / "cm.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "summary.md").read_text() == "# Summary\n"
+    assert AtomicPlotlyJSONDataset(filepath=str(tmp_path / "chart.json")).load().data[0].y == (1,)
+    # mkstemp's 0600 must not leak into results other users read
+    assert png.stat().st_mode & 0o044 == 0o044
+    assert not list(tmp_path.rglob(".*"))
+
+
+def test_several_figures_are_still_saved_as_a_folder(tmp_path: Path):
+    figures = {"a.png": plt.figure(), "b.png": plt.figure()}
+    AtomicMatplotlibDataset(filepath=str(tmp_path / "many")).save(figures)
+    assert sorted(p.name for p in (tmp_path / "many").iterdir()) == ["a.png", "b.png"]
+    plt.close("all")
