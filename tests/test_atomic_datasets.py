@@ -21,6 +21,7 @@ from music_genre.datasets import (  # noqa: E402
     AtomicPickleDataset,
     AtomicPlotlyJSONDataset,
     AtomicTextDataset,
+    MarkdownReportDataset,
 )
 
 
@@ -87,3 +88,12 @@ def test_several_figures_are_still_saved_as_a_folder(tmp_path: Path):
     AtomicMatplotlibDataset(filepath=str(tmp_path / "many")).save(figures)
     assert sorted(p.name for p in (tmp_path / "many").iterdir()) == ["a.png", "b.png"]
     plt.close("all")
+
+
+def test_the_markdown_report_is_previewed_as_rendered_html(tmp_path: Path):
+    report = MarkdownReportDataset(filepath=str(tmp_path / "summary.md"))
+    assert "Not written yet" in report.preview()
+    report.save("# Summary\n\n| model | test |\n|---|---|\n| cnn | 0.375 |\n")
+    html = report.preview()
+    assert "<h1>Summary</h1>" in html
+    assert "<td>cnn</td>" in html and "<td>0.375</td>" in html

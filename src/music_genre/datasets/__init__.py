@@ -14,6 +14,7 @@ from .feature_rows import FeatureRow, FeatureRowsDataset
 from .feature_store import FeatureStore, FeatureStoreDataset
 from .fma_features import FmaFeaturesDataset, FmaFeaturesFile
 from .keras_model import KerasModelDataset
+from .markdown_report import MarkdownReportDataset
 from .mlflow_runs import MlflowModelRunsDataset
 from .optional import OptionalCSVDataset, OptionalParquetDataset
 from .spectrogram_store import SpectrogramStoreDataset, SpectrogramStoreIndexDataset
@@ -35,6 +36,7 @@ __all__ = [
     "FmaFeaturesDataset",
     "FmaFeaturesFile",
     "KerasModelDataset",
+    "MarkdownReportDataset",
     "MlflowModelRunsDataset",
     "OptionalCSVDataset",
     "OptionalParquetDataset",
