@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -66,8 +67,11 @@ def _wait_for_http(url: str, process: subprocess.Popen, timeout_s: float = 120) 
 def _serve(command: list[str], url: str, cwd: Path, log: Path) -> Iterator[str]:
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
     with open(log, "w") as log_file:
+        # A session of its own: kedro-viz serves from a child process, and stopping only the
+        # parent would leave that child running (holding the port and ~1 GB) after the test.
         process = subprocess.Popen(
-            command, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT
+            command, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             try:
@@ -76,11 +80,23 @@ def _serve(command: list[str], url: str, cwd: Path, log: Path) -> Iterator[str]:
                 raise RuntimeError(f"{exc}; its log ends:\n{log.read_text()[-3000:]}") from exc
             yield url
         finally:
-            process.terminate()
+            _stop_process_group(process)
+
+
+def _stop_process_group(process: subprocess.Popen) -> None:
+    for sig, wait_s in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            process.poll()
             try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+                os.killpg(process.pid, 0)  # anyone of the group still alive?
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +176,6 @@ def test_kedro_viz_shows_the_pipelines(browser, tmp_path):
             page.get_by_text(label).first.wait_for(timeout=60_000)
         page.screenshot(path=str(SCREENS / "kedro_viz.png"), full_page=True)
         page.close()
+    # the server is gone with its child processes: nothing answers on the port any more
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0
