@@ -187,7 +187,7 @@ def probe_audio_files(
 
 
 def _reusable_probes(probed: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
-    """Earlier successful probes of files that are byte-for-byte the same size and mtime."""
+    """Earlier successful probes of the files whose size and mtime are unchanged since."""
     if previous is None or not set(PROBE_COLUMNS + FILE_STAMP_COLUMNS) <= set(previous.columns):
         return pd.DataFrame(columns=PROBE_COLUMNS)
     earlier = previous[previous["error"].fillna("") == ""]
