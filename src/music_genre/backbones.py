@@ -209,6 +209,15 @@ class WeightsChoice:
             return f"file:{self.path}"
         return self.kind
 
+    @classmethod
+    def from_label(cls, label: str, seed: int | None = None) -> WeightsChoice:
+        """The choice a ``label`` names (as stored with a trained model); the inverse of it."""
+        if label == "random":
+            return cls("random", seed=seed)
+        if label.startswith("file:"):
+            return cls("file", path=label.removeprefix("file:"))
+        return cls(label)
+
     def fingerprint(self) -> str:
         """Identifies the weights' values: features computed with other weights never mix."""
         if self.kind == "imagenet":

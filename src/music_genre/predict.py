@@ -123,13 +123,9 @@ class TransferPredictor:
                 get_backbone,
             )
 
-            weights = self.bundle["weights"]
-            if weights == "random":
-                choice = WeightsChoice("random", seed=self.bundle["random_seed"])
-            elif str(weights).startswith("file:"):
-                choice = WeightsChoice("file", path=str(weights)[5:])
-            else:
-                choice = WeightsChoice(str(weights))
+            choice = WeightsChoice.from_label(
+                str(self.bundle["weights"]), seed=self.bundle["random_seed"]
+            )
             if choice.fingerprint() != self.bundle["weights_fingerprint"]:
                 raise PredictionError(
                     f"the {self.bundle['backbone']} weights now resolve to "

@@ -148,6 +148,15 @@ def test_weights_settings_are_explicit():
         resolve_weights(3, "vgg16")
 
 
+@pytest.mark.parametrize(
+    "choice",
+    [WeightsChoice("imagenet"), WeightsChoice("random", seed=3),
+     WeightsChoice("file", path="/models/vgg16 weights.h5"), WeightsChoice("msd")],
+)
+def test_a_stored_weights_label_gives_back_the_same_choice(choice):
+    assert WeightsChoice.from_label(choice.label, seed=choice.seed) == choice
+
+
 # --------------------------------------------------------------------------------------------
 # The pipeline on tiny data, with a tiny registered backbone (fast and offline)
 # --------------------------------------------------------------------------------------------
