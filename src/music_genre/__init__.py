@@ -6,4 +6,11 @@ import os
 # every run; keep warnings and errors only unless the user asks for more.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# librosa's numba cache lives in a folder of the project's own, written under a lock
+# (music_genre.numba_cache explains why); set before anything imports numba.
+if not os.environ.get("NUMBA_CACHE_DIR"):
+    from music_genre.numba_cache import default_cache_dir
+
+    os.environ["NUMBA_CACHE_DIR"] = default_cache_dir()
+
 __version__ = "0.1.0"

@@ -507,6 +507,7 @@ class AudioWindow:
 
     duration_s: float = 29.70
     pad_mode: str = "repeat"  # a clip shorter than one network patch is looped (or zeros)
+    workers: int | None = None  # decoding processes (None: every core); not in the fingerprint
 
     def __post_init__(self) -> None:
         if not float(self.duration_s) > 0:
@@ -521,6 +522,23 @@ class AudioWindow:
 
     def fingerprint(self) -> str:
         return f"audio-{float(self.duration_s):g}s-{self.pad_mode}"
+
+
+def load_window_signal(
+    path: str, sample_rate: int, duration_s: float, offset_s: float = 0.0
+) -> np.ndarray:
+    """One window of ``path``, mono, at ``sample_rate`` (``load_audio``); a module function so
+    that worker processes can run it without the network."""
+    from music_genre.audio import load_audio
+
+    signal, _ = load_audio(
+        path, sample_rate=sample_rate, mono=True, duration_s=duration_s, offset_s=offset_s
+    )
+    if signal.size == 0:
+        raise ValueError(f"{path}: no audio samples at offset {offset_s:g} s")
+    if not np.isfinite(signal).all():
+        raise ValueError(f"{path}: decoded audio contains NaN or infinite values")
+    return signal
 
 
 @dataclass
@@ -559,19 +577,14 @@ class AudioEmbeddingExtractor:
     def built(self) -> bool:
         return self._model is not None
 
+    @property
+    def signal_settings(self) -> tuple[int, float]:
+        """(sample rate, window seconds): the arguments of :func:`load_window_signal`."""
+        return int(self.spec.audio_sample_rate or 16000), float(self.window.duration_s)
+
     def load_signal(self, path: str, offset_s: float = 0.0) -> np.ndarray:
         """The window of ``path`` at the backbone's rate, mono (``load_audio``)."""
-        from music_genre.audio import load_audio
-
-        signal, _ = load_audio(
-            path, sample_rate=int(self.spec.audio_sample_rate or 16000), mono=True,
-            duration_s=float(self.window.duration_s), offset_s=float(offset_s),
-        )
-        if signal.size == 0:
-            raise ValueError(f"{path}: no audio samples at offset {offset_s:g} s")
-        if not np.isfinite(signal).all():
-            raise ValueError(f"{path}: decoded audio contains NaN or infinite values")
-        return signal
+        return load_window_signal(path, *self.signal_settings, offset_s)
 
     def embed(self, signal: np.ndarray) -> dict[str, np.ndarray]:
         assert self.spec.embed_signal is not None

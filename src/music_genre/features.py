@@ -184,6 +184,10 @@ def compute_features(
     """
     import librosa
 
+    from music_genre import numba_cache
+
+    numba_cache.prepare()
+
     settings = {**FMA_SETTINGS, **(settings or {})}
     signal = np.asarray(signal, dtype=np.float32)
     if signal.ndim != 1:

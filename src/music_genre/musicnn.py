@@ -90,6 +90,10 @@ def musicnn_log_mel(signal: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
     """
     import librosa
 
+    from music_genre import numba_cache
+
+    numba_cache.prepare()
+
     if sample_rate != MUSICNN_SETTINGS["sample_rate"]:
         raise ValueError(
             f"musicnn's front end needs {MUSICNN_SETTINGS['sample_rate']} Hz audio, got "

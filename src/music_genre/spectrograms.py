@@ -28,6 +28,10 @@ def log_mel_spectrogram(signal: np.ndarray, settings: Mapping[str, Any]) -> np.n
     """``power_to_db(melspectrogram(...), ref=1.0)`` with the study's settings -> (n_mels, T)."""
     import librosa
 
+    from music_genre import numba_cache
+
+    numba_cache.prepare()
+
     y = np.asarray(signal)
     if y.ndim != 1:
         raise ValueError(f"log_mel_spectrogram expects a 1-D mono signal, got shape {y.shape}")

@@ -263,6 +263,26 @@ def test_extraction_is_incremental_and_reports_failures(tmp_path: Path):
     assert bad["reason"].iloc[0].startswith("feature extraction failed")
 
 
+def test_a_track_that_crashes_its_worker_is_reported_and_the_others_are_extracted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from music_genre.parallel import CRASH_KEYS_ENV
+
+    tracks = _tracks(tmp_path / "audio", per_split=(2, 0, 0))
+    monkeypatch.setenv(CRASH_KEYS_ENV, "900100")
+    params = {**PARAMS, "extraction": {**EXTRACTION, "workers": 2}}
+    rows: dict = {}
+    for batch in extract_handcrafted_features(tracks, {}, params):
+        rows.update(batch)
+    assert rows["900100"].error == "worker crashed (signal SIGSEGV)"
+    assert all(rows[t].values.shape == (518,) for t in ("900000", "900001", "900101"))
+    table, bad = build_feature_table(tracks, rows, None, params)
+    assert sorted(table.index) == ["900000", "900001", "900101"]
+    assert bad[["track_id", "reason"]].values.tolist() == [
+        ["900100", "feature extraction failed: worker crashed (signal SIGSEGV)"]
+    ]
+
+
 def test_unknown_source_is_a_clear_error():
     with pytest.raises(ValueError, match="handcrafted.source='csv'"):
         next(extract_handcrafted_features(pd.DataFrame(), {}, {**PARAMS, "source": "csv"}))

@@ -200,10 +200,13 @@ def test_unchanged_files_reuse_the_previous_probe_and_changed_ones_are_decoded(
     cache.save(first)
 
     decoded: list[str] = []
-    real_probe = ingestion_nodes._probe_one
-    monkeypatch.setattr(
-        ingestion_nodes, "_probe_one", lambda path: decoded.append(path) or real_probe(path)
-    )
+    real_run_tasks = ingestion_nodes.run_tasks
+
+    def recording(function, tasks, *args, **kwargs):
+        decoded.extend(path for _, (path,) in tasks)
+        return real_run_tasks(function, tasks, *args, **kwargs)
+
+    monkeypatch.setattr(ingestion_nodes, "run_tasks", recording)
     _tone(tmp_path / "rock" / "1.wav", 4.0)  # rewritten: new size
     again = probe_audio_files(candidates, cache.load(), PARAMS)
     assert decoded == [str(tmp_path / "rock" / "1.wav")]
@@ -244,3 +247,71 @@ def test_pipeline_rerun_reuses_its_stored_probes_and_gives_the_same_tables(
     assert "Probed 1 audio files, reused 31 unchanged ones" in caplog.text
     pd.testing.assert_frame_equal(first.load("tracks"), again.load("tracks"))
     pd.testing.assert_frame_equal(first.load("bad_tracks"), again.load("bad_tracks"))
+
+
+# -- duplicates are reported, not passed on ------------------------------------------------
+def _write_fma(root: Path, rows: list[tuple[int, str, str]]) -> None:
+    """A minimal FMA tree: tracks.csv (two header rows) and one wav-in-mp3-name file per id."""
+    metadata = root / "fma_metadata"
+    metadata.mkdir(parents=True)
+    columns = pd.MultiIndex.from_tuples(
+        [("set", "subset"), ("set", "split"), ("track", "genre_top")]
+    )
+    table = pd.DataFrame(
+        [("small", split, genre) for _, split, genre in rows],
+        index=pd.Index([track_id for track_id, _, _ in rows], name="track_id"),
+        columns=columns,
+    )
+    table.to_csv(metadata / "tracks.csv")
+    for track_id, _, _ in rows:
+        path = root / "fma_small" / fma_track_path(track_id)
+        _tone(path.with_suffix(".wav"), 2.5)
+        path.with_suffix(".wav").rename(path)
+
+
+def test_a_track_id_listed_twice_in_tracks_csv_is_kept_once_and_reported(tmp_path: Path):
+    rows = [(2, "training", "Rock"), (3, "training", "Folk"), (5, "validation", "Rock"),
+            (7, "test", "Folk"), (3, "test", "Folk")]
+    _write_fma(tmp_path / "fma", rows)
+    catalog = _run(
+        AudioCollectionDataset(source="fma", fma_root=str(tmp_path / "fma")), PARAMS
+    )
+    tracks, bad = catalog.load("tracks"), catalog.load("bad_tracks")
+    assert sorted(tracks["track_id"]) == ["000002", "000003", "000005", "000007"]
+    assert tracks.set_index("track_id").loc["000003", "split"] == "training"  # the first row
+    duplicates = bad[bad["reason"].str.startswith("duplicate")]
+    assert duplicates["track_id"].tolist() == ["000003"]
+    assert "listed more than once in tracks.csv" in duplicates["reason"].iloc[0]
+
+
+def test_two_files_with_the_same_track_id_in_a_folder_are_kept_once_and_reported(
+    genre_folder: Path,
+):
+    _tone(genre_folder / "rock" / "rock.00003.flac", 2.5)  # same id as rock/rock.00003.wav
+    catalog = _run(AudioCollectionDataset(source="folder", folder=str(genre_folder)), PARAMS)
+    tracks, bad = catalog.load("tracks"), catalog.load("bad_tracks")
+    assert len(tracks) == 30 and tracks["track_id"].is_unique
+    kept = tracks.set_index("track_id").loc["rock__rock.00003", "path"]
+    assert kept.endswith("rock.00003.flac")  # sorted paths: .flac before .wav
+    duplicate = bad[bad["reason"].str.startswith("duplicate")]
+    assert duplicate["path"].map(lambda p: Path(p).name).tolist() == ["rock.00003.wav"]
+    assert "rock.00003.flac" in duplicate["reason"].iloc[0]
+    assert "rename one file" in duplicate["reason"].iloc[0]
+
+
+# -- a crashing worker costs one file --------------------------------------------------------
+def test_a_file_that_crashes_its_worker_is_reported_and_the_rest_is_probed(
+    genre_folder: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from music_genre.parallel import CRASH_KEYS_ENV
+
+    candidates = _candidates(genre_folder)
+    crash_index = int(candidates.index[candidates["path"].str.endswith("jazz.00004.wav")][0])
+    monkeypatch.setenv(CRASH_KEYS_ENV, str(crash_index))
+    probed = probe_audio_files(candidates, None, {**PARAMS, "workers": 2})
+    errors = probed.set_index("path")["error"]
+    crashed = errors[errors.str.contains("worker crashed")]
+    assert [Path(p).name for p in crashed.index] == ["jazz.00004.wav"]
+    assert crashed.iloc[0] == "unreadable: worker crashed (signal SIGSEGV)"
+    good = probed[probed["path"].str.contains(r"\.\d{5}\.wav$") & (probed["error"] == "")]
+    assert len(good) == 29 and good["duration_s"].between(2.49, 2.51).all()

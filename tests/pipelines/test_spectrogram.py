@@ -97,15 +97,15 @@ def _catalog(tracks: pd.DataFrame, store: Path, params: dict) -> DataCatalog:
 
 @pytest.fixture
 def count_computed(monkeypatch) -> list[str]:
-    """Track ids whose spectrogram is computed (workers=1 runs the task in this process)."""
+    """Track ids whose spectrogram is handed to the workers to compute."""
     computed: list[str] = []
-    original = spectrogram_nodes.spectrogram_task
+    original = spectrogram_nodes.run_tasks
 
-    def counting(track_id, path, settings):
-        computed.append(track_id)
-        return original(track_id, path, settings)
+    def counting(function, tasks, *args, **kwargs):
+        computed.extend(key for key, _ in tasks)
+        return original(function, tasks, *args, **kwargs)
 
-    monkeypatch.setattr(spectrogram_nodes, "spectrogram_task", counting)
+    monkeypatch.setattr(spectrogram_nodes, "run_tasks", counting)
     return computed
 
 
@@ -297,7 +297,9 @@ def test_parallel_workers_give_the_same_spectrograms(audio, tmp_path):
     tracks = _tracks(audio, ["mp3_44k_stereo", "wav_48k_stereo", "wav_22k_mono", "broken"])
     results = {}
     for workers in (1, 2):
-        catalog = _catalog(tracks, tmp_path / f"store{workers}", {**PARAMS, "workers": workers})
+        # float32 storage: float16 rounding would hide a difference in the last bits
+        params = {**PARAMS, "workers": workers, "storage_dtype": "float32"}
+        catalog = _catalog(tracks, tmp_path / f"store{workers}", params)
         SequentialRunner().run(create_pipeline(), catalog)
         spectrograms = catalog.load("log_mel_spectrograms")
         results[workers] = {k: spectrograms[k]() for k in spectrograms}
@@ -305,6 +307,22 @@ def test_parallel_workers_give_the_same_spectrograms(audio, tmp_path):
     assert sorted(results[1]) == sorted(results[2]) == ["000000", "000001", "000002"]
     for key, array in results[1].items():
         assert np.array_equal(array, results[2][key])
+
+
+def test_a_track_that_crashes_its_worker_is_reported_and_the_others_are_stored(
+    audio, tmp_path, monkeypatch
+):
+    from music_genre.parallel import CRASH_KEYS_ENV
+
+    monkeypatch.setenv(CRASH_KEYS_ENV, "000001")
+    tracks = _tracks(audio, ["wav_22k_mono", "short_10s", "wav_48k_stereo"])
+    catalog = _catalog(tracks, tmp_path / "store", {**PARAMS, "workers": 2})
+    SequentialRunner().run(create_pipeline(), catalog)
+    assert sorted(catalog.load("log_mel_spectrograms")) == ["000000", "000002"]
+    bad = catalog.load("bad_tracks_spectrogram")
+    assert bad[["track_id", "reason"]].values.tolist() == [
+        ["000001", "worker crashed (signal SIGSEGV)"]
+    ]
 
 
 def test_store_without_manifest_says_what_to_run(tmp_path):

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
 from matplotlib.figure import Figure
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
@@ -28,6 +27,7 @@ from music_genre.features import (
     feature_names,
     settings_fingerprint,
 )
+from music_genre.parallel import TaskFailure, run_tasks
 from music_genre.pipelines.ingestion.nodes import BAD_TRACK_COLUMNS, SPLITS
 from music_genre.plots import confusion_matrix_figure, learning_curves_figure
 
@@ -105,14 +105,15 @@ def extract_handcrafted_features(
         yield {}
         return
     save_every = max(1, int(settings.get("save_every") or 16))
-    jobs = Parallel(n_jobs=settings.get("workers") or -1, return_as="generator", batch_size=1)(
-        delayed(_extract_row)(path, provenance, settings) for _, path, provenance in pending
-    )
+    tasks = [(track_id, (path, provenance, settings)) for track_id, path, provenance in pending]
+    provenances = {track_id: provenance for track_id, _, provenance in pending}
+    results = run_tasks(_extract_row, tasks, settings.get("workers"), window=save_every)
     batch: dict[str, FeatureRow] = {}
-    for (track_id, _, _), row in tqdm(
-        zip(pending, jobs, strict=True), total=len(pending), desc="handcrafted features",
-        unit="track",
+    for track_id, row in tqdm(
+        results, total=len(pending), desc="handcrafted features", unit="track"
     ):
+        if isinstance(row, TaskFailure):  # its worker crashed twice: reported like any failure
+            row = FeatureRow(np.empty(0, np.float32), provenances[track_id], row.reason)
         batch[track_id] = row
         if len(batch) >= save_every:
             yield batch

@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
 from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
 from music_genre.audio import AUDIO_EXTENSIONS, AudioFile
 from music_genre.datasets import AudioCollection
+from music_genre.parallel import TaskFailure, run_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,8 @@ def select_candidate_tracks(
         candidates, rejected = _fma_candidates(collection, params)
     else:
         candidates, rejected = _folder_candidates(collection)
+    candidates, duplicates = _split_off_duplicates(candidates, collection.source)
+    rejected = pd.concat([rejected, duplicates], ignore_index=True)
     logger.info(
         "%d candidate tracks, %d rejected from metadata alone", len(candidates), len(rejected)
     )
@@ -94,7 +96,7 @@ def _fma_candidates(
 def _folder_candidates(collection: AudioCollection) -> tuple[pd.DataFrame, pd.DataFrame]:
     listing = collection.tracks.copy()
     listing["path"] = [collection.files[rel].path for rel in listing["relpath"]]
-    listing["track_id"] = _unique_ids(listing["relpath"])
+    listing["track_id"] = _folder_track_ids(listing["relpath"])
     listing["split"] = ""
     ext = listing["relpath"].str.lower().str.extract(r"(\.[^./]+)$")[0].fillna("")
     reasons = pd.Series("", index=listing.index)
@@ -110,18 +112,43 @@ def _folder_candidates(collection: AudioCollection) -> tuple[pd.DataFrame, pd.Da
     return listing[reasons == ""].drop(columns="relpath"), rejected
 
 
-def _unique_ids(relpaths: pd.Series) -> list[str]:
-    """Readable, filesystem-safe ids from ``genre/file.ext`` (later stores key files by id)."""
-    ids, seen = [], set()
-    for rel in relpaths:
-        base = re.sub(r"[^A-Za-z0-9._-]+", "_", rel.rsplit(".", 1)[0].replace("/", "__"))
-        candidate, n = base, 1
-        while candidate in seen:
-            n += 1
-            candidate = f"{base}_{n}"
-        seen.add(candidate)
-        ids.append(candidate)
-    return ids
+def _folder_track_ids(relpaths: pd.Series) -> list[str]:
+    """Readable, filesystem-safe ids from ``genre/file.ext`` (later stores key files by id).
+    Two files can map to one id (``a.mp3`` and ``a.wav``, ``a b.mp3`` and ``a_b.mp3``): the
+    second is reported as a duplicate rather than renamed behind the user's back."""
+    return [
+        re.sub(r"[^A-Za-z0-9._-]+", "_", rel.rsplit(".", 1)[0].replace("/", "__"))
+        for rel in relpaths
+    ]
+
+
+def _split_off_duplicates(
+    candidates: pd.DataFrame, source: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Keep the first row of each track id (FMA: file order of tracks.csv; folders: sorted
+    paths); every further row becomes a rejected row that names the one kept."""
+    duplicated = candidates["track_id"].duplicated(keep="first")
+    if not duplicated.any():
+        return candidates, candidates.iloc[:0].assign(reason="", stage="metadata")
+    kept_paths = candidates.loc[~duplicated].set_index("track_id")["path"]
+    duplicates = candidates[duplicated].copy()
+    if source == "fma":
+        duplicates["reason"] = [
+            f"duplicate: track id {t} is listed more than once in tracks.csv; the first row is "
+            "kept" for t in duplicates["track_id"]
+        ]
+    else:
+        duplicates["reason"] = [
+            f"duplicate: same track id {t} as {kept_paths[t]} (ids are made from the genre "
+            "folder and the file name without extension); rename one file to keep both"
+            for t in duplicates["track_id"]
+        ]
+    duplicates["stage"] = "metadata"
+    logger.warning(
+        "%d duplicate track id(s) reported in the bad-tracks report, e.g. %s",
+        len(duplicates), duplicates["track_id"].iloc[0],
+    )
+    return candidates[~duplicated], duplicates
 
 
 PROBE_COLUMNS = ["duration_s", "sample_rate", "channels", "error"]
@@ -169,12 +196,14 @@ def probe_audio_files(
     reused = _reusable_probes(probed, previous_probes if params.get("reuse_probes") else None)
     to_probe = probed.index.difference(reused.index)
 
-    workers = params.get("workers") or -1
-    jobs = Parallel(n_jobs=workers, return_as="generator", batch_size=8)(
-        delayed(_probe_one)(path) for path in probed.loc[to_probe, "path"]
-    )
-    fresh = list(tqdm(jobs, total=len(to_probe), desc="probing audio", unit="file"))
-    parts = [part for part in (reused, pd.DataFrame(fresh, index=to_probe)) if not part.empty]
+    tasks = [(str(index), (path,)) for index, path in probed.loc[to_probe, "path"].items()]
+    results = run_tasks(_probe_one, tasks, params.get("workers"))
+    fresh = {
+        key: {"error": f"unreadable: {probe.reason}"} if isinstance(probe, TaskFailure) else probe
+        for key, probe in tqdm(results, total=len(tasks), desc="probing audio", unit="file")
+    }
+    fresh_table = pd.DataFrame([fresh[str(index)] for index in to_probe], index=to_probe)
+    parts = [part for part in (reused, fresh_table) if not part.empty]
     results = (pd.concat(parts) if parts else pd.DataFrame()).reindex(
         index=probed.index, columns=PROBE_COLUMNS
     )

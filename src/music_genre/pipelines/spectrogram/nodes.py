@@ -8,9 +8,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pandas as pd
-from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
+from music_genre.parallel import TaskFailure, run_tasks
 from music_genre.spectrograms import (
     LazySpectrograms,
     SpectrogramBatch,
@@ -60,21 +60,14 @@ def _check_tracks(tracks: pd.DataFrame, columns: list[str]) -> None:
 def _spectrogram_results(
     todo: list[tuple[str, str]], settings: Mapping[str, Any], workers: int, window: int
 ) -> Iterator[tuple[str, Any, str]]:
-    """``spectrogram_task`` over ``todo`` in worker processes, in completion order.
-
-    Tasks go to the (reused) worker pool ``window`` at a time: joblib hands out new tasks as
-    workers finish, not as results are consumed, so without the window a consumer slower than
-    the workers (a busy machine) would let finished spectrograms pile up in memory.
-    """
-    if workers == 1:
-        yield from (spectrogram_task(track_id, path, settings) for track_id, path in todo)
-        return
-    with Parallel(n_jobs=workers, return_as="generator_unordered", batch_size=1) as parallel:
-        for start in range(0, len(todo), window):
-            yield from parallel(
-                delayed(spectrogram_task)(track_id, path, settings)
-                for track_id, path in todo[start : start + window]
-            )
+    """``spectrogram_task`` over ``todo`` in worker processes (:func:`run_tasks`: a crashed
+    worker costs one track, any worker count gives the same arrays), in completion order."""
+    tasks = [(track_id, (track_id, path, settings)) for track_id, path in todo]
+    for track_id, result in run_tasks(spectrogram_task, tasks, workers, window=window):
+        if isinstance(result, TaskFailure):
+            yield track_id, None, result.reason
+        else:
+            yield result
 
 
 def compute_log_mel_spectrograms(

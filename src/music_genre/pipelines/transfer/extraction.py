@@ -19,8 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from music_genre.backbones import AudioEmbeddingExtractor, CutLevelFeatureExtractor
+from music_genre.backbones import (
+    AudioEmbeddingExtractor,
+    CutLevelFeatureExtractor,
+    load_window_signal,
+)
 from music_genre.datasets.feature_store import FeatureBatch, FeatureFailure
+from music_genre.parallel import TaskFailure, run_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -88,23 +93,33 @@ class FeatureJob:
     def _time_one(self, one: Any) -> Any:
         raise NotImplementedError
 
-    def run(self, stored: Container[tuple[str, str]]) -> Iterator[FeatureBatch | FeatureFailure]:
-        self.current, self.measurements = {}, {}
-        ids: list[str] = []
-        digests: list[str] = []
-        inputs: list[Any] = []
-        computed, started = 0, time.perf_counter()
+    def _inputs(
+        self, stored: Container[tuple[str, str]]
+    ) -> Iterator[tuple[str, str, Any] | FeatureFailure]:
+        """``(track_id, digest, network input)`` of every track still to compute, or its
+        failure; tracks already stored are skipped (``_prepare`` returns None)."""
         for track_id in self.track_ids:
             try:
                 prepared = self._prepare(track_id, stored)
             except Exception as exc:  # noqa: BLE001 - one bad track never stops the run
                 yield FeatureFailure(track_id, f"{type(exc).__name__}: {exc}")
                 continue
-            if prepared is None:
+            if prepared is not None:
+                yield track_id, prepared[0], prepared[1]
+
+    def run(self, stored: Container[tuple[str, str]]) -> Iterator[FeatureBatch | FeatureFailure]:
+        self.current, self.measurements = {}, {}
+        ids: list[str] = []
+        digests: list[str] = []
+        inputs: list[Any] = []
+        computed, started = 0, time.perf_counter()
+        for item in self._inputs(stored):
+            if isinstance(item, FeatureFailure):
+                yield item
                 continue
-            ids.append(track_id)
-            digests.append(prepared[0])
-            inputs.append(prepared[1])
+            ids.append(item[0])
+            digests.append(item[1])
+            inputs.append(item[2])
             if len(ids) >= self.batch_size:
                 last = inputs[-1]
                 yield self._batch(ids, digests, inputs)
@@ -184,18 +199,38 @@ class AudioEmbeddingJob(FeatureJob):
 
     paths: Mapping[str, str]
     extractor: AudioEmbeddingExtractor
+    # decoding processes (None: every core); the network runs in this process meanwhile
+    workers: int | None = None
 
-    def _prepare(
-        self, track_id: str, stored: Container[tuple[str, str]]
-    ) -> tuple[str, np.ndarray] | None:
-        path = self.paths.get(track_id)
-        if not path:
-            raise ValueError(f"track {track_id}: no audio path in tracks.parquet")
-        digest = audio_digest(path)
-        if (track_id, digest) in stored:
-            self.current[track_id] = digest
-            return None
-        return digest, self.extractor.load_signal(path)
+    def _inputs(
+        self, stored: Container[tuple[str, str]]
+    ) -> Iterator[tuple[str, str, Any] | FeatureFailure]:
+        """Decoding (the per-track part, where a bad file can crash its process) runs in
+        worker processes (:func:`run_tasks`), in track order per window of one batch."""
+        todo: list[tuple[str, tuple]] = []
+        digests: dict[str, str] = {}
+        for track_id in self.track_ids:
+            path = self.paths.get(track_id)
+            if not path:
+                yield FeatureFailure(track_id, f"track {track_id}: no audio path in "
+                                               "tracks.parquet")
+                continue
+            try:
+                digest = audio_digest(path)
+            except OSError as exc:
+                yield FeatureFailure(track_id, f"audio file unavailable: {exc}")
+                continue
+            if (track_id, digest) in stored:
+                self.current[track_id] = digest
+                continue
+            digests[track_id] = digest
+            todo.append((track_id, (path, *self.extractor.signal_settings)))
+        results = run_tasks(load_window_signal, todo, self.workers, window=2 * self.batch_size)
+        for track_id, signal in results:
+            if isinstance(signal, TaskFailure):
+                yield FeatureFailure(track_id, signal.reason)
+            else:
+                yield track_id, digests[track_id], signal
 
     def _features(self, inputs: list[np.ndarray]) -> dict[str, np.ndarray]:
         rows = [self.extractor.embed(signal) for signal in inputs]

@@ -180,6 +180,7 @@ def plan_transfer_features(
                     track_ids=tracks["track_id"].astype(str).tolist(),
                     paths=dict(zip(tracks["track_id"].astype(str), tracks["path"], strict=True)),
                     extractor=AudioEmbeddingExtractor(spec, weights, cuts, window),
+                    workers=window.workers,
                     batch_size=batch_size,
                     timing_runs=timing_runs,
                 )

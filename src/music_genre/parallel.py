@@ -1,0 +1,168 @@
+"""Per-track work in worker processes: one crashing worker costs one track, never the run, and
+the result of a track does not depend on how many workers computed it.
+
+Every per-track stage (ingestion probing, spectrograms, handcrafted features, musicnn's audio
+front end) hands its tasks to :func:`run_tasks`. Why each rule:
+
+- **Crashes.** A segfault in a decoder or in compiled code, ``os._exit`` or the kernel's OOM
+  killer takes its worker process down. The pool is then broken and every unfinished task fails
+  with it, the guilty one and the innocent ones alike. Each unfinished task is therefore run
+  once more, alone in a fresh process: the innocent ones succeed, and a task that crashes a
+  worker a second time is given up, as a :class:`TaskFailure` with the reason
+  ``worker crashed (signal SIGSEGV)`` that the stage writes into its bad-tracks report.
+- **Determinism.** Multi-threaded BLAS splits a matrix product differently for another thread
+  count, which changes the last bits of a mel spectrogram on some processors; a worker process
+  of a pool of two used to run single-threaded BLAS while one worker (the parent) ran it
+  multi-threaded. Every task now runs with the numerical libraries' thread pools limited to one
+  thread (:func:`threadpoolctl.threadpool_limits`), in whatever process, so 1, 2 or N workers give
+  bit-identical results.
+- **Memory.** At most ``window`` tasks are submitted ahead of the consumer, so finished results
+  never pile up when the consumer (writing to the store) is slower than the workers.
+
+Workers are loky's reusable process pool (the one joblib uses): started once per process and
+reused by later stages, so a stage does not pay the workers' start-up (imports) again.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# Test-only fault injection: task keys listed here (comma-separated) kill their worker with
+# SIGSEGV, so the tests can prove that a crashing track costs one track and not the run.
+CRASH_KEYS_ENV = "MUSIC_GENRE_CRASH_KEYS"
+
+
+@dataclass(frozen=True)
+class TaskFailure:
+    """A task that produced no result, and why (a crash, or an exception the task let out)."""
+
+    reason: str
+
+
+def resolve_workers(value: int | None) -> int:
+    """``None`` or -1 -> every core; otherwise the count itself (validated by the schemas)."""
+    if value is None or value == -1:
+        return os.cpu_count() or 1
+    return int(value)
+
+
+def _call_with_one_thread(function: Callable[..., Any], args: tuple, crash: bool) -> Any:
+    """What runs in a worker: the task, with BLAS/OpenMP limited to one thread (see above)."""
+    if crash:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        try:
+            return function(*args)
+        except Exception as exc:  # noqa: BLE001 - becomes this task's reported failure
+            return TaskFailure(f"{type(exc).__name__}: {exc}")
+
+
+def _crash_keys() -> frozenset[str]:
+    return frozenset(k for k in os.environ.get(CRASH_KEYS_ENV, "").split(",") if k)
+
+
+def _exit_reason(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"worker crashed (signal {signal.Signals(-exitcode).name})"
+        except ValueError:
+            return f"worker crashed (signal {-exitcode})"
+    return f"worker crashed (exit code {exitcode})"
+
+
+def _isolated_target(connection: Any, function: Callable[..., Any], args: tuple,
+                     crash: bool) -> None:
+    connection.send(_call_with_one_thread(function, args, crash))
+    connection.close()
+
+
+def run_isolated(function: Callable[..., Any], args: tuple, crash: bool = False) -> Any:
+    """Run one task alone in a fresh process; a crash becomes a :class:`TaskFailure` naming the
+    signal or exit code."""
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_isolated_target, args=(sender, function, args, crash))
+    process.start()
+    sender.close()
+    try:
+        result = receiver.recv()
+    except EOFError:  # the process died before sending anything
+        result = None
+    process.join()
+    if process.exitcode != 0 or result is None:
+        return TaskFailure(_exit_reason(process.exitcode))
+    return result
+
+
+def run_tasks(
+    function: Callable[..., Any],
+    tasks: Sequence[tuple[str, tuple]],
+    workers: int | None,
+    window: int | None = None,
+) -> Iterator[tuple[str, Any]]:
+    """``function(*args)`` for every ``(key, args)`` of ``tasks`` in worker processes; yields
+    ``(key, result)`` in completion order. ``result`` is what the function returned, or a
+    :class:`TaskFailure` (the function raised, or its worker crashed twice).
+
+    ``workers``: processes (``None``/-1: every core). ``window``: tasks submitted ahead of the
+    consumer (default 4 per worker). Results equal those of a single worker, bit for bit.
+    """
+    if not tasks:
+        return
+    from joblib.externals.loky import get_reusable_executor
+    from joblib.externals.loky.process_executor import BrokenProcessPool
+
+    n_workers = max(1, min(resolve_workers(workers), len(tasks)))
+    window = max(n_workers, window or 4 * n_workers)
+    crash_keys = _crash_keys()
+    pending = list(reversed(tasks))  # popped from the end: submission keeps the given order
+    while pending:
+        executor = get_reusable_executor(max_workers=n_workers, timeout=300)
+        in_flight: dict[Future, tuple[str, tuple]] = {}
+        suspects: list[tuple[str, tuple]] = []
+        try:
+            while pending or in_flight:
+                while pending and len(in_flight) < window:
+                    key, args = pending.pop()
+                    future = executor.submit(
+                        _call_with_one_thread, function, args, key in crash_keys
+                    )
+                    in_flight[future] = (key, args)
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    key, args = in_flight.pop(future)
+                    error = future.exception()
+                    if isinstance(error, BrokenProcessPool):
+                        suspects.append((key, args))
+                    elif error is not None:  # e.g. a result that cannot be pickled
+                        yield key, TaskFailure(f"{type(error).__name__}: {error}")
+                    else:
+                        yield key, future.result()
+                if suspects:
+                    raise BrokenProcessPool("a worker died")
+        except BrokenProcessPool:
+            # Every unfinished task went down with the pool: retry each alone in a fresh
+            # process, which also tells the guilty task from the innocent ones.
+            suspects.extend(in_flight.values())
+            for future in in_flight:
+                future.cancel()
+            logger.warning(
+                "A worker process died; running the %d unfinished task(s) again, one at a time "
+                "in a fresh process", len(suspects),
+            )
+            for key, args in suspects:
+                result = run_isolated(function, args, key in crash_keys)
+                if isinstance(result, TaskFailure) and result.reason.startswith("worker crashed"):
+                    logger.warning("Task %s crashed its worker twice: %s", key, result.reason)
+                yield key, result

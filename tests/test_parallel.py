@@ -1,0 +1,86 @@
+"""The per-track worker pool: crashed workers, exceptions, order-free results, thread limits."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from music_genre.parallel import CRASH_KEYS_ENV, TaskFailure, run_isolated, run_tasks
+
+
+def square(value: int) -> int:
+    return value * value
+
+
+def exit_on_three(value: int) -> int:
+    if value == 3:
+        os._exit(7)  # a worker that dies without a signal (e.g. a library calling exit)
+    return value * value
+
+
+def raise_on_two(value: int) -> int:
+    if value == 2:
+        raise ValueError("two is not allowed")
+    return value
+
+
+def blas_threads(_: int) -> int:
+    from threadpoolctl import threadpool_info
+
+    return max((pool["num_threads"] for pool in threadpool_info()), default=1)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_every_task_gives_its_result_once(workers):
+    tasks = [(f"k{i}", (i,)) for i in range(12)]
+    results = dict(run_tasks(square, tasks, workers, window=3))
+    assert results == {f"k{i}": i * i for i in range(12)}
+
+
+def test_a_crashing_task_costs_that_task_only(monkeypatch):
+    monkeypatch.setenv(CRASH_KEYS_ENV, "k4")
+    tasks = [(f"k{i}", (i,)) for i in range(8)]
+    results = list(run_tasks(square, tasks, 2))
+    assert sorted(key for key, _ in results) == sorted(f"k{i}" for i in range(8))
+    by_key = dict(results)
+    assert by_key.pop("k4") == TaskFailure("worker crashed (signal SIGSEGV)")
+    assert by_key == {f"k{i}": i * i for i in range(8) if i != 4}
+
+
+def test_a_worker_that_exits_is_reported_with_its_exit_code():
+    results = dict(run_tasks(exit_on_three, [(str(i), (i,)) for i in range(6)], 2))
+    assert results.pop("3") == TaskFailure("worker crashed (exit code 7)")
+    assert results == {str(i): i * i for i in range(6) if i != 3}
+
+
+def test_an_exception_becomes_the_tasks_failure():
+    results = dict(run_tasks(raise_on_two, [(str(i), (i,)) for i in range(4)], 1))
+    assert results["2"] == TaskFailure("ValueError: two is not allowed")
+    assert [results[str(i)] for i in (0, 1, 3)] == [0, 1, 3]
+
+
+def test_tasks_run_with_single_threaded_blas_whatever_the_worker_count():
+    # Multi-threaded BLAS changes the last bits of a matrix product: see music_genre.parallel.
+    for workers in (1, 2):
+        assert set(dict(run_tasks(blas_threads, [("a", (0,)), ("b", (1,))], workers)).values()) == {1}
+    assert run_isolated(blas_threads, (0,)) == 1
+
+
+def test_no_tasks_starts_nothing():
+    assert list(run_tasks(square, [], 2)) == []
+
+
+def test_single_threaded_mel_spectrogram_is_what_every_worker_count_computes():
+    from threadpoolctl import threadpool_limits
+
+    from music_genre.spectrograms import STUDY_SETTINGS, log_mel_spectrogram
+
+    signal = np.random.default_rng(0).standard_normal(22050 * 3).astype(np.float32)
+    with threadpool_limits(limits=1):
+        reference = log_mel_spectrogram(signal, STUDY_SETTINGS)
+    tasks = [(str(i), (signal, STUDY_SETTINGS)) for i in range(2)]
+    for workers in (1, 2):
+        for _, spec in run_tasks(log_mel_spectrogram, tasks, workers):
+            assert np.array_equal(spec, reference)
