@@ -21,3 +21,68 @@ def test_best_model_is_chosen_on_validation_and_reports_its_test_accuracy():
     assert table.iloc[0]["best model"] == "(64)"
     assert table.iloc[0]["test accuracy"] == 0.40
     assert table.iloc[1]["best model"] == "vgg16 fc2 0.9 svm_rbf random"
+
+
+# -- a run whose inputs do not exist yet says what to run first ---------------------------------
+def test_missing_inputs_name_their_producers_and_the_command(tmp_path):
+    from kedro.io import DataCatalog, MemoryDataset
+
+    from music_genre.datasets import (
+        AtomicParquetDataset,
+        OptionalCSVDataset,
+        SpectrogramStoreDataset,
+    )
+    from music_genre.hooks import all_pipelines, missing_inputs_message
+
+    registered = all_pipelines()
+    assert {"ingestion", "spectrogram", "transfer", "cnn", "reporting"} <= set(registered)
+    catalog = DataCatalog({
+        "tracks": AtomicParquetDataset(filepath=str(tmp_path / "tracks.parquet")),
+        "log_mel_spectrograms": SpectrogramStoreDataset(str(tmp_path / "spectrograms")),
+        "params:transfer": MemoryDataset({}),
+    })
+    message = missing_inputs_message(registered["transfer"], catalog, registered, "demo")
+    assert "tracks (" in message and "made by the `ingestion` pipeline" in message
+    assert "log_mel_spectrograms" in message and "`spectrogram` pipeline" in message
+    assert "kedro run --env demo --pipelines=ingestion,spectrogram" in message
+
+    # Once the track table exists, only the spectrograms are missing.
+    pd.DataFrame({"track_id": ["1"]}).to_parquet(tmp_path / "tracks.parquet")
+    message = missing_inputs_message(registered["transfer"], catalog, registered, None)
+    assert "kedro run --pipelines=spectrogram\n" in message + "\n"
+
+    # Results that may legitimately be absent (a pipeline not run yet) do not stop a run.
+    reporting_catalog = DataCatalog({
+        name: OptionalCSVDataset(filepath=str(tmp_path / f"{name}.csv"))
+        for name in ("handcrafted_results", "cnn_results", "transfer_results")
+    })
+    only_results = registered["reporting"].only_nodes("compare_with_study")
+    assert missing_inputs_message(only_results, reporting_catalog, registered, None) is None
+
+
+def test_kedro_run_without_inputs_says_what_to_run_without_a_traceback(tmp_path):
+    """The command users start with, on a fresh clone: `kedro run --pipeline=transfer`."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    project = tmp_path / "clone"
+    project.mkdir()
+    shutil.copy(root / "pyproject.toml", project)
+    shutil.copytree(root / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
+    (project / "conf" / "local").mkdir()
+    # no data/ at all, as in a fresh clone
+    shutil.copytree(root / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    result = subprocess.run(
+        [sys.executable, "-m", "kedro", "run", "--pipelines=transfer"],
+        cwd=project, capture_output=True, text=True, timeout=300,
+        env={**__import__("os").environ, "KEDRO_DISABLE_TELEMETRY": "1"},
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-3000:]
+    assert "kedro run --pipelines=ingestion,spectrogram" in output
+    assert "make fma-small" in output
+    assert "Traceback" not in output
+    assert not (project / "data").exists() or not any((project / "data").rglob("*.parquet"))

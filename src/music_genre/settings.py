@@ -2,9 +2,9 @@
 
 from kedro.config import OmegaConfigLoader
 
-from music_genre.hooks import RunSummaryHook
+from music_genre.hooks import MissingInputsHook, RunSummaryHook
 
-HOOKS = (RunSummaryHook(),)
+HOOKS = (MissingInputsHook(), RunSummaryHook())
 
 # The project must make no network calls at run time: never load the telemetry plugin's hooks
 # (the committed `.telemetry` file also records consent: false for the CLI side).

@@ -174,6 +174,26 @@ def test_musicnn_through_the_transfer_pipeline(tmp_path, tiny_tracks, mlflow_sto
     assert not jobs[0].extractor.built
 
 
+def test_a_track_that_crashes_its_decoding_worker_is_reported(
+    tmp_path, tiny_tracks, monkeypatch
+):
+    from music_genre.parallel import CRASH_KEYS_ENV
+
+    monkeypatch.setenv(CRASH_KEYS_ENV, "900001")
+    tracks = tiny_tracks.iloc[:3]
+    params = _params(
+        audio={"duration_s": 3.5, "pad_mode": "repeat", "workers": 2},
+        experiments=[{"backbone": "musicnn", "cut_level": "penultimate", "pca_variances": [0.9]}],
+    )
+    jobs = plan_transfer_features(tracks, {}, params)
+    FeatureStoreDataset(str(tmp_path / "features")).save(jobs)
+    state = json.loads(
+        (tmp_path / "features" / "musicnn__msd__audio-3.5s-repeat" / "state.json").read_text()
+    )
+    assert state["failures"] == {"900001": "worker crashed (signal SIGSEGV)"}
+    assert sorted(state["items"]) == ["900000", "900002"]
+
+
 def test_prediction_refuses_features_from_other_weights():
     bundle = {"backbone": "musicnn", "cut_level": "penultimate", "weights": "msd",
               "weights_fingerprint": "mtt", "random_seed": None, "input_kind": "audio",

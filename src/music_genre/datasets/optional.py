@@ -14,6 +14,8 @@ class OptionalCSVDataset(AtomicCSVDataset):
     "missing" in the summary instead of failing the whole run. Saving is unchanged.
     """
 
+    may_be_absent = True  # a run may start without it (see hooks.MissingInputsHook)
+
     def load(self) -> pd.DataFrame | None:  # type: ignore[override]
         if not self._exists():
             self._logger.info("%s does not exist yet: reported as missing", self._filepath)
@@ -27,6 +29,8 @@ class OptionalParquetDataset(AtomicParquetDataset):
     Used for what an earlier run already computed (for example the probe of every audio file).
     A cache that cannot be read only costs recomputation, so it is logged, never fatal.
     """
+
+    may_be_absent = True
 
     def load(self) -> pd.DataFrame | None:  # type: ignore[override]
         if not self._exists():
