@@ -283,6 +283,24 @@ def test_a_track_that_crashes_its_worker_is_reported_and_the_others_are_extracte
     ]
 
 
+def test_a_damaged_feature_row_is_named_and_extracted_again(tmp_path: Path, caplog):
+    tracks = _tracks(tmp_path / "audio", per_split=(2, 0, 0))
+    store = FeatureRowsDataset(str(tmp_path / "rows"))
+    for batch in extract_handcrafted_features(tracks, store.load(), PARAMS):
+        store.save(batch)
+    before = store.load()
+    damaged = tmp_path / "rows" / "900001.npz"
+    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
+    with caplog.at_level("WARNING", logger="music_genre.datasets.feature_rows"):
+        cache = store.load()
+    assert str(damaged) in caplog.text and sorted(cache) == ["900000", "900100", "900101"]
+    rerun = list(extract_handcrafted_features(tracks, cache, PARAMS))
+    assert [set(batch) for batch in rerun] == [{"900001"}]
+    for batch in rerun:
+        store.save(batch)
+    np.testing.assert_array_equal(store.load()["900001"].values, before["900001"].values)
+
+
 def test_unknown_source_is_a_clear_error():
     with pytest.raises(ValueError, match="handcrafted.source='csv'"):
         next(extract_handcrafted_features(pd.DataFrame(), {}, {**PARAMS, "source": "csv"}))

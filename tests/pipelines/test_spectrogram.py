@@ -325,6 +325,31 @@ def test_a_track_that_crashes_its_worker_is_reported_and_the_others_are_stored(
     ]
 
 
+def test_damaged_stored_spectrograms_are_named_and_recomputed(
+    audio, tmp_path, count_computed, caplog
+):
+    tracks = _tracks(audio, ["wav_22k_mono", "short_10s", "wav_48k_stereo"])
+    store = tmp_path / "store"
+    SequentialRunner().run(create_pipeline(), _catalog(tracks, store, PARAMS))
+    loaded = SpectrogramStoreDataset(str(store)).load()
+    before = {k: loaded[k]() for k in loaded}
+    files = {p.name.split(".")[0]: p for p in store.rglob("*.npy")}
+    truncated, overwritten = files["000000"], files["000002"]
+    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
+    overwritten.write_bytes(np.random.default_rng(0).bytes(overwritten.stat().st_size))
+
+    count_computed.clear()
+    with caplog.at_level("WARNING", logger="music_genre.datasets.spectrogram_store"):
+        catalog = _catalog(tracks, store, PARAMS)
+        SequentialRunner().run(create_pipeline(), catalog)
+    assert sorted(count_computed) == ["000000", "000002"]
+    assert str(truncated) in caplog.text and str(overwritten) in caplog.text
+    again = catalog.load("log_mel_spectrograms")
+    assert sorted(again) == ["000000", "000001", "000002"]
+    for key, array in before.items():
+        assert np.array_equal(again[key](), array)
+
+
 def test_store_without_manifest_says_what_to_run(tmp_path):
     with pytest.raises(DatasetError, match="kedro run --pipelines=spectrogram"):
         SpectrogramStoreDataset(str(tmp_path / "nothing")).load()

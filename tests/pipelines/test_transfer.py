@@ -390,3 +390,31 @@ def test_rerun_with_a_spectrogram_store_reads_no_spectrogram(tmp_path, tiny_back
     tags["900000"] = "size-mtime-2"  # its audio file changed
     store.save(plan_transfer_features(tracks, store_view(tags), _params()))
     assert sorted(reads) == ["900000", "999001"]
+
+
+def test_damaged_feature_parts_are_named_and_recomputed(tmp_path, tiny_backbone, monkeypatch, caplog):
+    tracks, loaders = _tiny_data(per_genre=4)
+    store = FeatureStoreDataset(str(tmp_path / "features"))
+    store.save(plan_transfer_features(tracks, loaders, _params(batch_size=2)))
+    folder = next((tmp_path / "features").iterdir())
+    state = json.loads((folder / "state.json").read_text())
+    before = store.load().matrix(folder.name, "dense", sorted(state["items"]))
+    parts = sorted(folder.glob("part-*.npz"))
+    truncated, overwritten = parts[0], parts[1]
+    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
+    overwritten.write_bytes(np.random.default_rng(0).bytes(overwritten.stat().st_size))
+
+    calls = []
+    original = CutLevelFeatureExtractor.features_of_inputs
+
+    def counting(self, inputs):
+        calls.append(len(inputs))
+        return original(self, inputs)
+
+    monkeypatch.setattr(CutLevelFeatureExtractor, "features_of_inputs", counting)
+    with caplog.at_level("WARNING", logger="music_genre.datasets.feature_store"):
+        store.save(plan_transfer_features(tracks, loaders, _params(batch_size=2)))
+    assert str(truncated) in caplog.text and str(overwritten) in caplog.text
+    assert sum(calls) == 4  # the items of the two damaged parts, nothing else
+    after = store.load().matrix(folder.name, "dense", sorted(state["items"]))
+    np.testing.assert_array_equal(after, before)

@@ -2,7 +2,8 @@
 
 Extraction over thousands of tracks takes long, so each finished track is written at once as its
 own small file (``<folder>/<track_id>.npz``, atomically) and a re-run skips what is there.
-Saving adds or replaces rows and never deletes others; loading returns every stored row.
+Saving adds or replaces rows and never deletes others; loading returns every stored row, and
+leaves out (with a warning naming the file) a row that cannot be read, so it is extracted again.
 
 Each row keeps its ``provenance`` (extraction settings and source file), so a consumer can reuse
 a row only when it was computed the same way from the same file. A track whose extraction failed
@@ -11,6 +12,7 @@ is stored too, with empty values and its ``error``, so the failure reaches the r
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,8 @@ import numpy as np
 from kedro.io import AbstractDataset, DatasetError
 
 from music_genre.atomic import atomic_path
+
+logger = logging.getLogger(__name__)
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -57,11 +61,11 @@ class FeatureRowsDataset(AbstractDataset[dict[str, FeatureRow], dict[str, Featur
                         provenance=str(stored["provenance"]),
                         error=str(stored["error"]),
                     )
-            except Exception as exc:
-                raise DatasetError(
-                    f"{file}: unreadable feature row ({type(exc).__name__}: {exc}); delete the "
-                    "file and re-run to extract that track again."
-                ) from exc
+            except Exception as exc:  # noqa: BLE001 - a damaged row is recomputed, and said so
+                logger.warning(
+                    "Damaged feature row %s (%s: %s); that track will be extracted again",
+                    file, type(exc).__name__, exc,
+                )
         return rows
 
     def save(self, data: dict[str, FeatureRow]) -> None:

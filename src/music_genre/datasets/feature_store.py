@@ -128,8 +128,14 @@ class FeatureStore:
             rows_by_part.setdefault(loc.part, []).append((position, loc.row))
         out: np.ndarray | None = None
         for part, pairs in rows_by_part.items():
-            with np.load(part) as npz:
-                values = npz[name]
+            try:
+                with np.load(part) as npz:
+                    values = npz[name]
+            except Exception as exc:
+                raise DatasetError(
+                    f"Damaged feature part {part} ({type(exc).__name__}: {exc}): re-run the "
+                    "feature extraction (kedro run --pipelines=transfer), which recomputes it."
+                ) from exc
             if out is None:
                 out = np.empty((len(item_ids), values.shape[1]), dtype=values.dtype)
             positions, rows = zip(*pairs, strict=True)
@@ -139,8 +145,12 @@ class FeatureStore:
         return out
 
 
-def scan_parts(folder: Path, names: Sequence[str]) -> dict[tuple[str, str], _Location]:
-    """(item, digest) -> where it is stored, over the parts that hold every one of ``names``."""
+def scan_parts(
+    folder: Path, names: Sequence[str], damaged: list[Path] | None = None
+) -> dict[tuple[str, str], _Location]:
+    """(item, digest) -> where it is stored, over the parts that hold every one of ``names``.
+    A part that cannot be read (truncated, overwritten) is logged by name, left out (so its
+    items are computed again) and appended to ``damaged``."""
     index: dict[tuple[str, str], _Location] = {}
     for part in sorted(folder.glob("part-*.npz")):
         try:
@@ -149,8 +159,10 @@ def scan_parts(folder: Path, names: Sequence[str]) -> dict[tuple[str, str], _Loc
                     continue
                 ids, digests = npz["item_id"], npz["digest"]
         except Exception as exc:  # noqa: BLE001 - a damaged part is recomputed, and said so
-            logger.warning("Ignoring unreadable feature part %s (%s); it will be recomputed",
-                           part, exc)
+            logger.warning("Damaged feature part %s (%s: %s); its items will be recomputed",
+                           part, type(exc).__name__, exc)
+            if damaged is not None:
+                damaged.append(part)
             continue
         for row, (item, digest) in enumerate(zip(ids.tolist(), digests.tolist(), strict=True)):
             index[(str(item), str(digest))] = _Location(part, row)
@@ -171,7 +183,10 @@ class FeatureStoreDataset(AbstractDataset[Sequence[FeatureJob], FeatureStore]):
     def _run_job(self, job: FeatureJob) -> None:
         folder = self._root / job.key
         folder.mkdir(parents=True, exist_ok=True)
-        stored = set(scan_parts(folder, job.feature_names))
+        damaged: list[Path] = []
+        stored = set(scan_parts(folder, job.feature_names, damaged))
+        for part in damaged:  # its items are recomputed into new parts below
+            part.unlink(missing_ok=True)
         failures: dict[str, str] = {}
         written = 0
         for result in job.run(stored):

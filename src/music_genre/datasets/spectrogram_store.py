@@ -69,9 +69,35 @@ def _write_json(path: Path, content: Mapping[str, Any]) -> None:
         tmp.write_text(json.dumps(content, indent=1, sort_keys=True, default=str))
 
 
+def npy_damage(path: str, size: int) -> str | None:
+    """Why a stored ``.npy`` file cannot be a complete array (``None`` if it can): its header
+    must parse and the file must hold exactly the bytes the header announces. Reads only the
+    header (a few hundred bytes), so checking every file of a store on each run stays cheap;
+    it catches truncated and overwritten files, not a flipped bit inside the data."""
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, _, dtype = read_header(handle)
+            expected = handle.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    except (OSError, ValueError, SyntaxError, TypeError) as exc:
+        return f"unreadable header ({type(exc).__name__}: {exc})"
+    if dtype.hasobject:
+        return "holds Python objects, not numbers"
+    if size != expected:
+        return f"{size} bytes where its header announces {expected} (truncated or overwritten)"
+    return None
+
+
 def list_store(folder: Path) -> dict[str, set[str]]:
     """``{key: {tags}}`` of the complete ``<key>.<tag>.npy`` files in one fingerprint folder
-    (temporary files of an interrupted write start with a dot and are skipped)."""
+    (temporary files of an interrupted write start with a dot and are skipped). A damaged file
+    (:func:`npy_damage`) is logged by name and left out, so the pipeline that writes the store
+    computes it again and replaces it."""
     found: dict[str, set[str]] = {}
     try:
         entries = list(os.scandir(folder))
@@ -82,8 +108,13 @@ def list_store(folder: Path) -> dict[str, set[str]]:
         if name.startswith(".") or not name.endswith(".npy"):
             continue
         key, dot, tag = name[: -len(".npy")].rpartition(".")
-        if dot and key and _TAG.match(tag):
-            found.setdefault(key, set()).add(tag)
+        if not (dot and key and _TAG.match(tag)):
+            continue
+        damage = npy_damage(entry.path, entry.stat().st_size)
+        if damage:
+            logger.warning("Damaged stored array %s: %s; it will be recomputed", entry.path, damage)
+            continue
+        found.setdefault(key, set()).add(tag)
     return found
 
 
