@@ -8,11 +8,14 @@ ENV ?= demo
 VIZ_PORT ?= 4141
 MLFLOW_PORT ?= 5000
 SERVE_PORT ?= 5001
+MLFLOW_URI ?= sqlite:///$(CURDIR)/mlflow.db
 PYTEST_ARGS ?=
 
 # No network calls at run time: Kedro's telemetry stays off (see also .telemetry).
 export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
+# kedro-mlflow's pipeline model class makes MLflow warn about type hints at every start-up.
+export PYTHONWARNINGS := ignore::UserWarning:mlflow.pyfunc.utils.data_validation
 
 .PHONY: install run test test-browser browser-deps demo-data fma-small viz mlflow-ui serve clean-data
 
@@ -58,15 +61,12 @@ viz: install
 
 ## MLflow UI over the project's local store on http://127.0.0.1:$(MLFLOW_PORT)
 mlflow-ui: install
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port $(MLFLOW_PORT)
+	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_URI) --host 127.0.0.1 --port $(MLFLOW_PORT)
 
 ## Serve the best model (logged by the serving pipeline) as a REST API on 127.0.0.1:$(SERVE_PORT)
 ## POST {"dataframe_split": {"columns": ["path"], "data": [["/abs/song.mp3"]]}} to /invocations
 serve: install
-	@run_id=$$(tail -n +2 data/08_reporting/genre_predictor_mlflow_runs.csv | cut -d, -f2 | tail -1); \
-	test -n "$$run_id" || { echo "no genre predictor logged yet: run 'make run' first"; exit 1; }; \
-	PATH=$(BIN):$$PATH MLFLOW_TRACKING_URI=sqlite:///mlflow.db \
-	  $(BIN)/mlflow models serve -m runs:/$$run_id/model --env-manager local -h 127.0.0.1 -p $(SERVE_PORT)
+	$(BIN)/genre-serve --host 127.0.0.1 --port $(SERVE_PORT) --tracking-uri $(MLFLOW_URI)
 
 ## Remove every generated dataset and model (keeps the raw data and the MLflow store).
 clean-data:

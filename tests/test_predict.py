@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -147,27 +149,40 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_served_model_answers_a_request_for_a_local_file(files, predictor, tmp_path):
+def _post(port: int, payload: dict) -> tuple[int, bytes]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/invocations", data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_make_serve_serves_the_logged_predictor(files, predictor, tmp_path):
+    """`make serve` end to end: the run id comes from the MLflow store (a run name holding a
+    comma broke the old shell pipeline), strict JSON out, a short 400 for a wrong request."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     try:
-        with mlflow.start_run() as run:
+        with mlflow.start_run(run_name="genre predictor: transfer (musicnn pooled, msd weights)",
+                              tags={"served_model": "genre_predictor"}) as run:
             mlflow.pyfunc.log_model(name="model", python_model=GenrePredictorModel(predictor),
                                     pip_requirements=["mlflow"])
     finally:
         mlflow.set_tracking_uri("")
     port = _free_port()
-    bin_dir = Path(sys.executable).parent
+    root = Path(__file__).resolve().parents[1]
     server = subprocess.Popen(
-        [str(bin_dir / "mlflow"), "models", "serve", "-m", f"runs:/{run.info.run_id}/model",
-         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
-        # the scoring server runs `uvicorn` from the environment's bin folder
-        env={**os.environ, "MLFLOW_TRACKING_URI": uri,
-             "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
+        ["make", "--no-print-directory", "-C", str(root), "serve", f"SERVE_PORT={port}",
+         f"MLFLOW_URI={uri}"],
         stdout=open(tmp_path / "serve.log", "w"), stderr=subprocess.STDOUT,
+        start_new_session=True,  # make -> genre-serve -> mlflow -> uvicorn: one group to stop
     )
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 240
         while True:
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
@@ -176,20 +191,32 @@ def test_served_model_answers_a_request_for_a_local_file(files, predictor, tmp_p
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError((tmp_path / "serve.log").read_text()[-3000:]) from None
                 time.sleep(1)
-        body = json.dumps({"dataframe_split": {
+        status, body = _post(port, {"dataframe_split": {
             "columns": ["path"], "data": [[str(files["clip"])], [str(files["missing"])]]}})
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/invocations", data=body.encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=120) as response:
-            rows = json.loads(response.read())["predictions"]
+        bad_status, bad_body = _post(port, {"dataframe_split": {
+            "columns": ["file"], "data": [[str(files["clip"])]]}})
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
+    assert run.info.run_id in (tmp_path / "serve.log").read_text()
+    assert status == 200
+    # strict JSON: Python's parser must not meet NaN or Infinity
+    rows = json.loads(body, parse_constant=lambda c: pytest.fail(f"{c} in the response"))
+    rows = rows["predictions"]
     assert rows[0]["genre"] in GENRES and rows[0]["error"] == ""
     assert sum(rows[0][g] for g in GENRES) == pytest.approx(1.0, abs=1e-5)
     assert "file not found" in rows[1]["error"]
+    assert all(rows[1][g] is None for g in GENRES) and rows[1]["genre"] is None
+    assert bad_status == 400
+    message = json.loads(bad_body)
+    assert "'path' column" in message["message"] and "stack_trace" not in message
+    assert "Traceback" not in bad_body.decode()
+    with pytest.raises(urllib.error.URLError):  # the whole server is gone
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
 
 
 def test_best_model_kind_uses_held_out_accuracy_only():
@@ -203,3 +230,15 @@ def test_best_model_kind_uses_held_out_accuracy_only():
     assert best_model_kind(results) == "transfer"
     with pytest.raises(PredictionError, match="no trained model"):
         best_model_kind({"handcrafted": None, "cnn": None, "transfer": None})
+
+
+def test_genre_predict_leaves_no_mlflow_store_in_the_working_folder(tmp_path, files):
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "genre-predict"), "--project", str(root),
+         "--model", "cnn", str(files["clip"])],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert list(tmp_path.iterdir()) == [], result.stderr[-2000:]
+    assert result.returncode in (0, 1, 2), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr

@@ -13,4 +13,9 @@ if not os.environ.get("NUMBA_CACHE_DIR"):
 
     os.environ["NUMBA_CACHE_DIR"] = default_cache_dir()
 
+# ... and the notices TensorFlow writes from C++ on import, which that variable cannot reach.
+from music_genre import quiet_imports  # noqa: E402
+
+quiet_imports.install()
+
 __version__ = "0.1.0"

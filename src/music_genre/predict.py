@@ -9,7 +9,7 @@ as the spectrogram pipeline pads them.
 
 from __future__ import annotations
 
-import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -309,11 +309,21 @@ def predictions_frame(predictions: Sequence[GenrePrediction], class_names: Seque
     rows = []
     for p in predictions:
         row = {"path": p.path, "genre": p.top(1)[0][0] if p.probabilities else None}
-        row.update({name: p.probabilities.get(name, math.nan) for name in class_names})
+        # None, not NaN, for a file without probabilities: strict JSON has no NaN
+        row.update({name: p.probabilities.get(name) for name in class_names})
         row["error"] = p.error or ""
         rows.append(row)
-    return pd.DataFrame(rows, columns=["path", "genre", *class_names, "error"])
+    frame = pd.DataFrame(rows, columns=["path", "genre", *class_names, "error"], dtype=object)
+    return frame.astype({name: "float64" for name in class_names}) if all(
+        p.probabilities for p in predictions
+    ) else frame
 
+
+# MLflow asks for type hints it could validate requests with; this model checks its input
+# itself (a 'path' column) and answers a wrong request with a 400 and a short message.
+warnings.filterwarnings(
+    "ignore", message=".*Add type hints to the `predict` method", category=UserWarning
+)
 
 
 class GenrePredictorModel(mlflow.pyfunc.PythonModel):
@@ -329,9 +339,17 @@ class GenrePredictorModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context: Any, model_input: pd.DataFrame,
                 params: dict[str, Any] | None = None) -> pd.DataFrame:
-        if "path" not in model_input.columns:
-            raise PredictionError(
-                f"input needs a 'path' column of audio files, got {list(model_input.columns)}"
+        columns = list(getattr(model_input, "columns", []))
+        if "path" not in columns:
+            # MlflowException with BAD_REQUEST: the scoring server answers 400 with this
+            # message (any other exception becomes a 400 carrying a Python stack trace)
+            from mlflow.exceptions import MlflowException
+            from mlflow.protos.databricks_pb2 import BAD_REQUEST
+
+            raise MlflowException(
+                f"the input needs a 'path' column of audio file paths, got columns {columns}: "
+                'send {"dataframe_split": {"columns": ["path"], "data": [["/abs/song.mp3"]]}}',
+                error_code=BAD_REQUEST,
             )
         predictions = [
             predict_file(self.predictor, path, self.min_seconds, self.max_windows)

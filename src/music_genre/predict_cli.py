@@ -51,11 +51,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def tracking_uri(project: Path) -> str:
+    """The project's MLflow store (``MLFLOW_TRACKING_URI`` wins), as an absolute URI: a
+    relative ``sqlite:///mlflow.db`` would create an empty store in whatever folder the
+    command runs from."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or (
+        f"sqlite:///{(project.resolve() / 'mlflow.db').as_posix()}"
+    )
+
+
 def _kedro_context(project: Path, env: str | None) -> Any:
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
     bootstrap_project(project)
+    # kedro-mlflow's sqlite URI in conf/base/mlflow.yml is relative to the working folder:
+    # run where `kedro run` runs, so no stray mlflow.db appears elsewhere (the file
+    # arguments were made absolute before).
+    os.chdir(project)
     return KedroSession.create(project_path=project, env=env).load_context()
 
 
@@ -80,7 +93,7 @@ def _predict_with_mlflow(args: argparse.Namespace) -> list[GenrePrediction]:
     import mlflow
     import pandas as pd
 
-    mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"))
+    mlflow.set_tracking_uri(tracking_uri(Path(args.project)))
     model = mlflow.pyfunc.load_model(f"runs:/{args.run_id}/model")
     frame = model.predict(pd.DataFrame({"path": [str(f) for f in args.files]}))
     genres = [c for c in frame.columns if c not in ("path", "genre", "error")]
@@ -113,6 +126,7 @@ def _musicnn_tags(files: list[str], min_seconds: float, k: int = 5) -> dict[str,
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    args.files = [os.path.abspath(f) for f in args.files]
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

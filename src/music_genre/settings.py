@@ -1,8 +1,16 @@
 """Kedro project settings."""
 
+import warnings
+
 from kedro.config import OmegaConfigLoader
 
 from music_genre.hooks import MissingInputsHook, RunSummaryHook
+
+# Kedro 1.7's own config loader still calls OmegaConf's renamed resolver API on every run: a
+# deprecation notice for Kedro's maintainers, nothing a user of this project can act on.
+warnings.filterwarnings(
+    "ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning
+)
 
 HOOKS = (MissingInputsHook(), RunSummaryHook())
 

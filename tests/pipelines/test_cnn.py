@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from kedro.io import DatasetError
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
@@ -143,6 +144,21 @@ def test_select_reports_every_left_out_spectrogram(data: dict, tmp_path: Path):
     on_the_fly = {**_params(tmp_path), "augmentation_mode": "on_the_fly"}
     items, skipped = nodes.select_cnn_items(data["tracks"], data["log_mel"], {}, on_the_fly)
     assert len(skipped) == 0 and (items["copy"] == "original").all()
+
+
+def test_on_the_fly_mode_needs_no_stored_augmented_copies(data: dict, tmp_path: Path):
+    from music_genre.datasets import SpectrogramStoreDataset
+
+    never_written = SpectrogramStoreDataset(str(tmp_path / "augmented"), allow_missing=True)
+    assert never_written.may_be_absent and not never_written.exists()
+    empty = never_written.load()
+    on_the_fly = {**_params(tmp_path), "augmentation_mode": "on_the_fly"}
+    items, skipped = nodes.select_cnn_items(data["tracks"], data["log_mel"], empty, on_the_fly)
+    assert len(skipped) == 0 and len(items) == 24
+    with pytest.raises(ValueError, match="--pipelines=augmentation.*on_the_fly"):
+        nodes.select_cnn_items(data["tracks"], data["log_mel"], empty, _params(tmp_path))
+    with pytest.raises(DatasetError, match="kedro run --pipelines=spectrogram"):
+        SpectrogramStoreDataset(str(tmp_path / "augmented")).load()  # required: still an error
 
 
 def test_augmented_variants_never_fall_back_to_originals_only(data: dict, tmp_path: Path):

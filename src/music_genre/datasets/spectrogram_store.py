@@ -127,8 +127,13 @@ class SpectrogramStoreDataset(AbstractDataset[SpectrogramBatch, LazySpectrograms
     of that run with their tags (keys whose file is not written yet, or failed, are left out).
     """
 
-    def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, path: str, allow_missing: bool = False, metadata: dict[str, Any] | None = None
+    ) -> None:
         self._path = Path(path)
+        # allow_missing: a store that was never written loads as an empty mapping (its
+        # ``fingerprint`` is ""), for readers that need it only in some modes
+        self.may_be_absent = allow_missing
         self.metadata = metadata
 
     # -- loading ---------------------------------------------------------------------------
@@ -155,6 +160,8 @@ class SpectrogramStoreDataset(AbstractDataset[SpectrogramBatch, LazySpectrograms
         return manifest
 
     def load(self) -> LazySpectrograms:
+        if self.may_be_absent and not self._exists():
+            return LazySpectrograms({})
         manifest = self._manifest()
         fingerprint = manifest["fingerprint"]
         folder = self._path / fingerprint
@@ -253,7 +260,7 @@ class SpectrogramStoreDataset(AbstractDataset[SpectrogramBatch, LazySpectrograms
         return (self._path / MANIFEST).is_file()
 
     def _describe(self) -> dict[str, Any]:
-        return {"path": str(self._path)}
+        return {"path": str(self._path), "allow_missing": self.may_be_absent}
 
 
 class SpectrogramStoreIndexDataset(AbstractDataset[None, dict[str, dict[str, set[str]]]]):

@@ -124,6 +124,12 @@ def select_cnn_items(
     """
     check_cnn_params(params)
     mode = _augmentation_mode(params)
+    if mode == "materialized" and not getattr(augmented_spectrograms, "fingerprint", "x"):
+        raise ValueError(
+            "cnn.augmentation_mode=materialized trains on the stored augmented copies, and "
+            "there are none yet: run `kedro run --pipelines=augmentation` first, or set "
+            "cnn.augmentation_mode: on_the_fly (masks drawn during training, nothing stored)."
+        )
     missing = {"track_id", "genre", "label", "split"} - set(tracks.columns)
     if missing:
         raise ValueError(f"tracks lacks columns {sorted(missing)}: re-run the ingestion pipeline")
