@@ -1,4 +1,4 @@
-"""Tests of the synthetic FMA-style demo dataset (music_genre.demo_data).
+"""Tests of the synthetic FMA-style demo dataset (music_genre.demo).
 
 Tiny sizes (3 tracks per genre, 3-s clips) keep the whole file well under 30 s. Features are
 computed with numpy only: librosa's feature functions would first compile numba code (~18 s).
@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from music_genre import demo_data as dd
+from music_genre import demo as dd
+from music_genre.demo import fma_layout
 
 TPG, DUR, SEED = 3, 3.0, 0
 EIGHT = {"Electronic", "Experimental", "Folk", "Hip-Hop", "Instrumental", "International", "Pop", "Rock"}
@@ -281,7 +282,7 @@ def test_interrupted_generation_is_not_marked_complete(tmp_path, monkeypatch):
     dd.generate_demo_dataset(root, tracks_per_genre=1, duration_s=0.5, workers=1)
     assert (root / "fma_metadata" / "tracks.csv").exists()
     calls = {"n": 0}
-    real = dd._build_track
+    real = fma_layout._build_track
 
     def flaky(task):
         calls["n"] += 1
@@ -289,7 +290,7 @@ def test_interrupted_generation_is_not_marked_complete(tmp_path, monkeypatch):
             raise KeyboardInterrupt  # e.g. Ctrl-C in the middle of a regeneration
         return real(task)
 
-    monkeypatch.setattr(dd, "_build_track", flaky)
+    monkeypatch.setattr(fma_layout, "_build_track", flaky)
     with pytest.raises(KeyboardInterrupt):
         dd.generate_demo_dataset(root, tracks_per_genre=1, duration_s=0.5, workers=1)
     assert not (root / "fma_metadata" / "tracks.csv").exists()  # so `main` will regenerate
