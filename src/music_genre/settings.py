@@ -3,8 +3,10 @@
 from kedro.config import OmegaConfigLoader
 
 from music_genre.hooks import RunSummaryHook
+from music_genre.parameters import ParameterValidationHook
 
-HOOKS = (RunSummaryHook(),)
+# ParameterValidationHook: every run's parameters are checked against their schemas first.
+HOOKS = (ParameterValidationHook(), RunSummaryHook())
 
 # The project must make no network calls at run time: never load the telemetry plugin's hooks
 # (the committed `.telemetry` file also records consent: false for the CLI side).
