@@ -68,7 +68,7 @@ def test_list_columns_are_python_literals(tracks):
     for col in [("track", "genres"), ("track", "genres_all"), ("track", "tags"), ("album", "tags"), ("artist", "tags")]:
         for cell in tracks[col]:
             assert isinstance(ast.literal_eval(cell), list), (col, cell)
-    for genres, genres_all in zip(tracks[("track", "genres")], tracks[("track", "genres_all")]):
+    for genres, genres_all in zip(tracks[("track", "genres")], tracks[("track", "genres_all")], strict=True):
         g, ga = ast.literal_eval(genres), ast.literal_eval(genres_all)
         assert g and set(g) <= set(ga)
         assert all(isinstance(x, int) for x in ga)
@@ -92,7 +92,7 @@ def test_subsets_splits_and_genres(tracks, demo):
     per = good.groupby([("track", "genre_top"), ("set", "split")]).size().unstack()
     assert (per["training"] == 1).all() and (per["validation"] == 1).all() and (per["test"] == 1).all()
     # genre_top agrees with genres_all's top-level ids; large rows may lack a genre_top (like FMA)
-    for g, ga in zip(genre[genre.notna()], tracks.loc[genre.notna(), ("track", "genres_all")]):
+    for g, ga in zip(genre[genre.notna()], tracks.loc[genre.notna(), ("track", "genres_all")], strict=True):
         assert dd.GENRES[g] in ast.literal_eval(ga)
     assert genre[subset == "small"].notna().all()
     assert (tracks.loc[subset == "small", ("track", "duration")] == round(DUR)).all()
@@ -168,7 +168,7 @@ def test_bad_files_have_their_defects(demo):
     assert not by_defect["missing"].exists()
     data, sr = sf.read(by_defect["short"])
     assert 1.0 < len(data) / sr < DUR * 0.75  # min(3 s, duration / 2) = 1.5 s here
-    with pytest.raises(Exception):
+    with pytest.raises(sf.LibsndfileError):
         sf.read(by_defect["not_audio"])
     assert by_defect["not_audio"].read_bytes().startswith(b"<!DOCTYPE html>")
     try:  # a truncated MP3 decodes to a fraction of its nominal length, or not at all
@@ -225,7 +225,7 @@ def _features(y: np.ndarray, sr: int) -> tuple[float, np.ndarray]:
     freqs = np.fft.rfftfreq(2048, 1 / sr)
     centroid = float(((mag * freqs).sum(1) / (mag.sum(1) + 1e-9)).mean())
     edges = np.geomspace(40, 10_000, 17)
-    bands = np.stack([mag[:, (freqs >= lo) & (freqs < hi)].sum(1) for lo, hi in zip(edges[:-1], edges[1:])], 1)
+    bands = np.stack([mag[:, (freqs >= lo) & (freqs < hi)].sum(1) for lo, hi in zip(edges[:-1], edges[1:], strict=True)], 1)
     return centroid, np.log(bands.mean(0) + 1e-9)
 
 

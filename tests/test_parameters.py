@@ -79,30 +79,82 @@ def _with(params: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         ("spectrogram.workers", -5, "spectrogram.workers=-5: must be null (all cores), -1"),
         ("spectrogram.workers", 0, "spectrogram.workers=0: must be null"),
         ("ingestion.workers", -2, "ingestion.workers=-2: must be null"),
-        ("cnn.training.epochs", 0, "cnn.training.epochs=0: Input should be greater than or equal to 1"),
+        (
+            "cnn.training.epochs",
+            0,
+            "cnn.training.epochs=0: Input should be greater than or equal to 1",
+        ),
         ("cnn.tuning.factor", 1, "cnn.tuning.factor=1: Input should be greater than or equal to 2"),
-        ("cnn.architecture.dropout", 1.0, "cnn.architecture.dropout=1.0: Input should be less than 1"),
-        ("cnn.architecture.filters", [64, 64], "cnn.architecture.filters=[64, 64]: List should have at least 4"),
+        (
+            "cnn.architecture.dropout",
+            1.0,
+            "cnn.architecture.dropout=1.0: Input should be less than 1",
+        ),
+        (
+            "cnn.architecture.filters",
+            [64, 64],
+            "cnn.architecture.filters=[64, 64]: List should have at least 4",
+        ),
         ("cnn.batch_norm_momentum", -0.1, "cnn.batch_norm_momentum=-0.1"),
         ("transfer.cv_folds", 1, "transfer.cv_folds=1: Input should be greater than or equal to 2"),
-        ("transfer.pca_variances", [0.9, 1.5], "transfer.pca_variances[1]=1.5: Input should be less than or equal to 1"),
+        (
+            "transfer.pca_variances",
+            [0.9, 1.5],
+            "transfer.pca_variances[1]=1.5: Input should be less than or equal to 1",
+        ),
         ("spectrogram.fmax", 20000, "spectrogram: fmax=20000 is above the Nyquist frequency"),
         ("augmentation.time_mask_max_width", -1, "augmentation.time_mask_max_width=-1"),
         ("serving.max_windows", 0, "serving.max_windows=0"),
         # allowed values
-        ("cnn.augmentation_mode", "sometimes", "cnn.augmentation_mode='sometimes': Input should be 'materialized' or 'on_the_fly'"),
-        ("augmentation.mask_value", "zero", "augmentation.mask_value='zero': Input should be 'image_zero', 'min' or 'mean'"),
-        ("spectrogram.pad_mode", "loop", "spectrogram.pad_mode='loop': Input should be 'repeat' or 'zeros'"),
-        ("handcrafted.source", "csv", "handcrafted.source='csv': Input should be 'fma_csv' or 'extract'"),
-        ("ingestion.subset", "tiny", "ingestion.subset='tiny': Input should be 'small', 'medium' or 'large'"),
+        (
+            "cnn.augmentation_mode",
+            "sometimes",
+            "cnn.augmentation_mode='sometimes': Input should be 'materialized' or 'on_the_fly'",
+        ),
+        (
+            "augmentation.mask_value",
+            "zero",
+            "augmentation.mask_value='zero': Input should be 'image_zero', 'min' or 'mean'",
+        ),
+        (
+            "spectrogram.pad_mode",
+            "loop",
+            "spectrogram.pad_mode='loop': Input should be 'repeat' or 'zeros'",
+        ),
+        (
+            "handcrafted.source",
+            "csv",
+            "handcrafted.source='csv': Input should be 'fma_csv' or 'extract'",
+        ),
+        (
+            "ingestion.subset",
+            "tiny",
+            "ingestion.subset='tiny': Input should be 'small', 'medium' or 'large'",
+        ),
         ("transfer.image.interpolation", "cubic", "transfer.image.interpolation='cubic'"),
-        ("transfer.experiments.0.backbone", "vgg19", "transfer.experiments[0].backbone='vgg19': unknown backbone"),
-        ("transfer.classifiers.knn", {"grid": {}}, "transfer.classifiers.knn='knn': Input should be 'svm_linear', 'svm_rbf' or 'mlp'"),
+        (
+            "transfer.experiments.0.backbone",
+            "vgg19",
+            "transfer.experiments[0].backbone='vgg19': unknown backbone",
+        ),
+        (
+            "transfer.classifiers.knn",
+            {"grid": {}},
+            "transfer.classifiers.knn='knn': Input should be 'svm_linear', 'svm_rbf' or 'mlp'",
+        ),
         ("transfer.weights", 3, "transfer.weights=3: use imagenet, a backbone's own weights"),
-        ("transfer.weights", {"vgg19": "imagenet"}, "transfer.weights: unknown backbone(s) ['vgg19']"),
+        (
+            "transfer.weights",
+            {"vgg19": "imagenet"},
+            "transfer.weights: unknown backbone(s) ['vgg19']",
+        ),
         # types: YAML's `true` is no integer, a string is no number
         ("spectrogram.n_mels", True, "spectrogram.n_mels=True: Input should be a valid integer"),
-        ("handcrafted.mlp.batch_size", "32", "handcrafted.mlp.batch_size='32': Input should be a valid integer"),
+        (
+            "handcrafted.mlp.batch_size",
+            "32",
+            "handcrafted.mlp.batch_size='32': Input should be a valid integer",
+        ),
         ("cnn.quantize", "yes", "cnn.quantize='yes': Input should be a valid boolean"),
     ],
 )
@@ -127,7 +179,10 @@ def test_every_problem_is_reported_at_once(base):
 
 
 def test_split_fractions_must_sum_to_one(base):
-    with pytest.raises(ParameterError, match="ingestion.split_fractions: the three fractions must sum to 1, they sum to 1.1"):
+    with pytest.raises(
+        ParameterError,
+        match="ingestion.split_fractions: the three fractions must sum to 1, they sum to 1.1",
+    ):
         validate_parameters(_with(base, "ingestion.split_fractions.training", 0.9))
 
 

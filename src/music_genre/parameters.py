@@ -130,8 +130,9 @@ class FeatureExtractionParams(_Schema):
 
 
 class MlpSweepParams(_Schema):
-    hidden_units: Annotated[list[Annotated[list[PositiveInt], Field(min_length=1)]],
-                            Field(min_length=1)]
+    hidden_units: Annotated[
+        list[Annotated[list[PositiveInt], Field(min_length=1)]], Field(min_length=1)
+    ]
     learning_rate: PositiveFloat
     batch_size: PositiveInt
     max_epochs: PositiveInt
@@ -349,8 +350,9 @@ def _allowed_keys(schema: type[BaseModel], loc: tuple[str | int, ...]) -> list[s
         field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
         annotation = getattr(field, "annotation", None)
         candidates = [annotation, *getattr(annotation, "__args__", ())]
-        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)),
-                     None)
+        model = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
     return list(model.model_fields) if model is not None else []
 
 
@@ -360,8 +362,10 @@ def _describe(section: str, schema: type[BaseModel], error: Mapping[str, Any]) -
         allowed = _allowed_keys(schema, loc[:-1])
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        return (f"{_key_path(section, loc)}={error['input']!r}: unknown key{hint}; "
-                f"allowed keys: {', '.join(allowed)}")
+        return (
+            f"{_key_path(section, loc)}={error['input']!r}: unknown key{hint}; "
+            f"allowed keys: {', '.join(allowed)}"
+        )
     if error["type"] == "missing":
         return f"{_key_path(section, loc)}: missing (required)"
     message = error["msg"].removeprefix("Value error, ")

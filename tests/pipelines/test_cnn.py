@@ -17,8 +17,7 @@ from kedro.runner import SequentialRunner
 from music_genre.augment import augmented_key, spec_augment
 from music_genre.cnn_model import StudyImageScaling, build_cnn, trainable_parameters
 from music_genre.datasets import KerasModelDataset
-from music_genre.pipelines.cnn import create_pipeline
-from music_genre.pipelines.cnn import nodes
+from music_genre.pipelines.cnn import create_pipeline, nodes
 from music_genre.spectrograms import to_study_image
 
 GENRES = ["Folk", "Hip-Hop", "Rock"]

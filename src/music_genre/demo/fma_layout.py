@@ -187,11 +187,11 @@ def _catalogue(tracks_per_genre: int, seed: int) -> list[dict]:
                     artist += 1
                 rows.append({"genre": genre, "split": split, "subset": "small", "artist_id": artist, "defect": None})
     ids = FIRST_TRACK_ID + rng.permutation(len(rows))  # genres interleaved as in the real catalogue
-    for row, tid in zip(rows, ids):
+    for row, tid in zip(rows, ids, strict=True):
         row["track_id"] = int(tid)
     rows.sort(key=lambda r: r["track_id"])
     next_id = FIRST_TRACK_ID + len(rows)
-    for defect, genre in zip(DEFECTS, DEFECT_GENRES):
+    for defect, genre in zip(DEFECTS, DEFECT_GENRES, strict=True):
         artist += 1
         rows.append({
             "track_id": next_id, "genre": genre, "split": "training", "subset": "small",

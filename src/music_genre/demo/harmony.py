@@ -8,7 +8,6 @@ from music_genre.demo.drums import DRUM_PATTERNS, _fit
 from music_genre.demo.dsp import _add, _midi_hz
 from music_genre.demo.instruments import Instrument
 
-
 # --------------------------------------------------------------------------------------------
 # Harmony, bass lines and melodies -> note events (time s, duration s, midi, velocity)
 # --------------------------------------------------------------------------------------------

@@ -82,7 +82,7 @@ def _organ(rng):
     def play(f, n, sr):
         t = np.arange(n) / sr
         ph = _vibrato_phase(f, t, rate, 0.003)
-        out = sum(d * np.sin(2 * np.pi * h * ph) for h, d in zip(harmonics, drawbars) if h * f < 0.45 * sr)
+        out = sum(d * np.sin(2 * np.pi * h * ph) for h, d in zip(harmonics, drawbars, strict=True) if h * f < 0.45 * sr)
         return out * _ramp(n, sr, 0.01, 0.08)
 
     return play, 0.08

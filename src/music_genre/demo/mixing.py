@@ -16,7 +16,6 @@ from music_genre.demo.instruments import INSTRUMENTS, _layer_fx
 from music_genre.demo.textures import _texture
 
 
-
 def _reverb(x: np.ndarray, sr: int, rt60: float, rng) -> np.ndarray:
     """Convolution with exponentially decaying, darkened noise (a cheap room)."""
     n_ir = int(min(rt60, 1.2) * sr)

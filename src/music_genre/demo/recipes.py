@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 # --------------------------------------------------------------------------------------------
 # Genre recipes: weighted choices and ranges. Weights overlap across genres on purpose.
 # --------------------------------------------------------------------------------------------

@@ -23,7 +23,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from music_genre.augment import MASK_KINDS, augmentation_settings, augmented_key, item_seed, spec_augment
+from music_genre.augment import (
+    MASK_KINDS,
+    augmentation_settings,
+    augmented_key,
+    item_seed,
+    spec_augment,
+)
 from music_genre.cnn_model import (
     StudyCnnHyperModel,
     architecture_from_hyperparameters,
