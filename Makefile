@@ -47,7 +47,7 @@ format: install
 
 ## The notebooks (notebooks/*.ipynb) on the catalog, in JupyterLab on http://127.0.0.1:$(JUPYTER_PORT)
 notebook: install
-	$(BIN)/python -m pip install --quiet "jupyterlab>=4.2,<5.0"
+	$(BIN)/python -m pip install --quiet -e ".[notebook]"
 	$(BIN)/kedro jupyter lab --env $(ENV) --ip 127.0.0.1 --port $(JUPYTER_PORT) --no-browser
 
 ## What the browser tests need: Debian's chromium (root) and the playwright driver.
