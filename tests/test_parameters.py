@@ -4,12 +4,15 @@ values or unknown keys fail with the full key path, the value and what is allowe
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, get_args
 
 import pytest
 from kedro.config import OmegaConfigLoader
-from kedro.io import DataCatalog, MemoryDataset
 
 from music_genre.parameters import (
     SCHEMAS,
@@ -193,10 +196,34 @@ def test_classifier_names_match_the_transfer_estimators():
 
 
 def test_hook_stops_the_run_with_a_clean_cli_error(base):
-    catalog = DataCatalog({"parameters": MemoryDataset(_with(base, "transfer.cv_fold", 3))})
+    bad = SimpleNamespace(config_loader={"parameters": _with(base, "transfer.cv_fold", 3)})
     with pytest.raises(InvalidParametersError) as info:
-        ParameterValidationHook().before_pipeline_run({}, None, catalog)
+        ParameterValidationHook().after_context_created(bad)
     assert info.value.exit_code == 1
     assert "transfer.cv_fold=3: unknown key" in info.value.format_message()
-    ok = DataCatalog({"parameters": MemoryDataset(base)})
-    ParameterValidationHook().before_pipeline_run({}, None, ok)  # valid: no exception
+    ok = SimpleNamespace(config_loader={"parameters": base})
+    ParameterValidationHook().after_context_created(ok)  # valid: no exception
+
+
+def test_kedro_run_fails_fast_naming_the_key():
+    """The acceptance check, end to end: exit status 1, the key in the message, no traceback."""
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kedro",
+            "run",
+            "--env",
+            "demo",
+            "--params",
+            "spectrogram.workers=-5",
+        ],
+        cwd=CONF.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", DO_NOT_TRACK="1"),
+    )
+    assert run.returncode == 1
+    assert "spectrogram.workers=-5: must be null (all cores), -1" in run.stderr
+    assert "Traceback" not in run.stdout + run.stderr

@@ -405,14 +405,16 @@ class InvalidParametersError(click.ClickException):
 
 
 class ParameterValidationHook:
-    """Validates the run's parameters (conf files merged with ``--params``) before any node runs.
+    """Validates the parameters (conf files merged with ``--params``) as soon as the Kedro
+    context exists: before any node of ``kedro run`` and before the pipelines, TensorFlow or
+    MLflow are even loaded, so a bad value fails within seconds. Also guards everything else
+    that builds a context (``genre-predict``, ``%load_ext kedro.ipython``).
 
-    ``tryfirst``: before the plugins' hooks, so no MLflow run is opened for a run that cannot
-    start."""
+    ``tryfirst``: before the plugins' hooks (kedro-mlflow connects to its store here)."""
 
     @hook_impl(tryfirst=True)
-    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+    def after_context_created(self, context: Any) -> None:
         try:
-            validate_parameters(catalog.load("parameters"))
+            validate_parameters(context.config_loader["parameters"])
         except ParameterError as exc:
             raise InvalidParametersError(str(exc)) from None
