@@ -9,6 +9,7 @@ VIZ_PORT ?= 4141
 MLFLOW_PORT ?= 5000
 SERVE_PORT ?= 5001
 MLFLOW_URI ?= sqlite:///$(CURDIR)/mlflow.db
+JUPYTER_PORT ?= 8888
 PYTEST_ARGS ?=
 
 # No network calls at run time: Kedro's telemetry stays off (see also .telemetry).
@@ -17,7 +18,7 @@ export DO_NOT_TRACK := 1
 # kedro-mlflow's pipeline model class makes MLflow warn about type hints at every start-up.
 export PYTHONWARNINGS := ignore::UserWarning:mlflow.pyfunc.utils.data_validation
 
-.PHONY: install run test test-browser browser-deps demo-data fma-small viz mlflow-ui serve clean-data
+.PHONY: install run test lint format notebook test-browser browser-deps demo-data fma-small viz mlflow-ui serve clean-data
 
 install: $(STAMP)
 
@@ -37,6 +38,20 @@ run: demo-data
 ## Run the test suite (the browser tests have their own target below).
 test: install
 	$(BIN)/python -m pytest -m "not browser" $(PYTEST_ARGS)
+
+## Lint (ruff: pyflakes, pycodestyle, isort, bugbear, pyupgrade) and check the formatting.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## Format the tree in place (ruff format, 100 columns).
+format: install
+	$(BIN)/ruff format .
+
+## The notebooks (notebooks/*.ipynb) on the catalog, in JupyterLab on http://127.0.0.1:$(JUPYTER_PORT)
+notebook: install
+	$(BIN)/python -m pip install --quiet -e ".[notebook]"
+	$(BIN)/kedro jupyter lab --env $(ENV) --ip 127.0.0.1 --port $(JUPYTER_PORT) --no-browser
 
 ## What the browser tests need: Debian's chromium (root) and the playwright driver.
 browser-deps: install

@@ -37,6 +37,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
 from synthetic_audio import synthesize_clip  # benchmarks/ is on sys.path when run as a script
 
 STUDY = {"sr": 22050, "duration": 29.7, "n_fft": 2048, "hop_length": 512, "n_mels": 128,

@@ -1,4 +1,4 @@
-"""Tests of the synthetic FMA-style demo dataset (music_genre.demo_data).
+"""Tests of the synthetic FMA-style demo dataset (music_genre.demo).
 
 Tiny sizes (3 tracks per genre, 3-s clips) keep the whole file well under 30 s. Features are
 computed with numpy only: librosa's feature functions would first compile numba code (~18 s).
@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from music_genre import demo_data as dd
+from music_genre import demo as dd
+from music_genre.demo import fma_layout
 
 TPG, DUR, SEED = 3, 3.0, 0
 EIGHT = {"Electronic", "Experimental", "Folk", "Hip-Hop", "Instrumental", "International", "Pop", "Rock"}
@@ -67,7 +68,7 @@ def test_list_columns_are_python_literals(tracks):
     for col in [("track", "genres"), ("track", "genres_all"), ("track", "tags"), ("album", "tags"), ("artist", "tags")]:
         for cell in tracks[col]:
             assert isinstance(ast.literal_eval(cell), list), (col, cell)
-    for genres, genres_all in zip(tracks[("track", "genres")], tracks[("track", "genres_all")]):
+    for genres, genres_all in zip(tracks[("track", "genres")], tracks[("track", "genres_all")], strict=True):
         g, ga = ast.literal_eval(genres), ast.literal_eval(genres_all)
         assert g and set(g) <= set(ga)
         assert all(isinstance(x, int) for x in ga)
@@ -91,7 +92,7 @@ def test_subsets_splits_and_genres(tracks, demo):
     per = good.groupby([("track", "genre_top"), ("set", "split")]).size().unstack()
     assert (per["training"] == 1).all() and (per["validation"] == 1).all() and (per["test"] == 1).all()
     # genre_top agrees with genres_all's top-level ids; large rows may lack a genre_top (like FMA)
-    for g, ga in zip(genre[genre.notna()], tracks.loc[genre.notna(), ("track", "genres_all")]):
+    for g, ga in zip(genre[genre.notna()], tracks.loc[genre.notna(), ("track", "genres_all")], strict=True):
         assert dd.GENRES[g] in ast.literal_eval(ga)
     assert genre[subset == "small"].notna().all()
     assert (tracks.loc[subset == "small", ("track", "duration")] == round(DUR)).all()
@@ -167,7 +168,7 @@ def test_bad_files_have_their_defects(demo):
     assert not by_defect["missing"].exists()
     data, sr = sf.read(by_defect["short"])
     assert 1.0 < len(data) / sr < DUR * 0.75  # min(3 s, duration / 2) = 1.5 s here
-    with pytest.raises(Exception):
+    with pytest.raises(sf.LibsndfileError):
         sf.read(by_defect["not_audio"])
     assert by_defect["not_audio"].read_bytes().startswith(b"<!DOCTYPE html>")
     try:  # a truncated MP3 decodes to a fraction of its nominal length, or not at all
@@ -224,7 +225,7 @@ def _features(y: np.ndarray, sr: int) -> tuple[float, np.ndarray]:
     freqs = np.fft.rfftfreq(2048, 1 / sr)
     centroid = float(((mag * freqs).sum(1) / (mag.sum(1) + 1e-9)).mean())
     edges = np.geomspace(40, 10_000, 17)
-    bands = np.stack([mag[:, (freqs >= lo) & (freqs < hi)].sum(1) for lo, hi in zip(edges[:-1], edges[1:])], 1)
+    bands = np.stack([mag[:, (freqs >= lo) & (freqs < hi)].sum(1) for lo, hi in zip(edges[:-1], edges[1:], strict=True)], 1)
     return centroid, np.log(bands.mean(0) + 1e-9)
 
 
@@ -281,7 +282,7 @@ def test_interrupted_generation_is_not_marked_complete(tmp_path, monkeypatch):
     dd.generate_demo_dataset(root, tracks_per_genre=1, duration_s=0.5, workers=1)
     assert (root / "fma_metadata" / "tracks.csv").exists()
     calls = {"n": 0}
-    real = dd._build_track
+    real = fma_layout._build_track
 
     def flaky(task):
         calls["n"] += 1
@@ -289,7 +290,7 @@ def test_interrupted_generation_is_not_marked_complete(tmp_path, monkeypatch):
             raise KeyboardInterrupt  # e.g. Ctrl-C in the middle of a regeneration
         return real(task)
 
-    monkeypatch.setattr(dd, "_build_track", flaky)
+    monkeypatch.setattr(fma_layout, "_build_track", flaky)
     with pytest.raises(KeyboardInterrupt):
         dd.generate_demo_dataset(root, tracks_per_genre=1, duration_s=0.5, workers=1)
     assert not (root / "fma_metadata" / "tracks.csv").exists()  # so `main` will regenerate

@@ -36,7 +36,7 @@ class Seen:
 
 
 class FakeFMAHandler(BaseHTTPRequestHandler):
-    server: "FakeFMAServer"
+    server: FakeFMAServer
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: object) -> None:  # quiet test output

@@ -5,6 +5,7 @@ import warnings
 from kedro.config import OmegaConfigLoader
 
 from music_genre.hooks import MissingInputsHook, RunSummaryHook
+from music_genre.parameters import ParameterValidationHook
 
 # Kedro 1.7's own config loader still calls OmegaConf's renamed resolver API on every run: a
 # deprecation notice for Kedro's maintainers, nothing a user of this project can act on.
@@ -12,7 +13,9 @@ warnings.filterwarnings(
     "ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning
 )
 
-HOOKS = (MissingInputsHook(), RunSummaryHook())
+# ParameterValidationHook: every run's parameters are checked against their schemas first;
+# MissingInputsHook: a run whose inputs another pipeline makes stops before any work.
+HOOKS = (ParameterValidationHook(), MissingInputsHook(), RunSummaryHook())
 
 # The project must make no network calls at run time: never load the telemetry plugin's hooks
 # (the committed `.telemetry` file also records consent: false for the CLI side).

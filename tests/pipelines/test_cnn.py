@@ -18,8 +18,7 @@ from kedro.runner import SequentialRunner
 from music_genre.augment import augmented_key, spec_augment
 from music_genre.cnn_model import StudyImageScaling, build_cnn, trainable_parameters
 from music_genre.datasets import KerasModelDataset
-from music_genre.pipelines.cnn import create_pipeline
-from music_genre.pipelines.cnn import nodes
+from music_genre.pipelines.cnn import create_pipeline, nodes
 from music_genre.spectrograms import to_study_image
 
 GENRES = ["Folk", "Hip-Hop", "Rock"]
@@ -174,22 +173,6 @@ def test_select_refuses_a_genre_without_training_data(data: dict, tmp_path: Path
     store = {k: v for k, v in data["log_mel"].items() if not k.startswith("0000")}
     with pytest.raises(ValueError, match="No usable training spectrogram for genres \\['Folk'\\]"):
         nodes.select_cnn_items(data["tracks"], store, data["augmented"], _params(tmp_path))
-
-
-@pytest.mark.parametrize(("path", "value", "message"), [
-    (("training", "epochs"), 0, "cnn.training.epochs must be an integer >= 1"),
-    (("tuning", "factor"), 1, "cnn.tuning.factor must be an integer >= 2"),
-    (("augmentation_mode",), "sometimes", "cnn.augmentation_mode must be one of"),
-    (("architecture", "filters"), [64, 64], "cnn.architecture.filters must be 4"),
-])
-def test_bad_parameters_are_named(data: dict, tmp_path: Path, path, value, message):
-    params = _params(tmp_path)
-    target = params
-    for part in path[:-1]:
-        target = target[part]
-    target[path[-1]] = value
-    with pytest.raises(ValueError, match=message):
-        nodes.select_cnn_items(data["tracks"], data["log_mel"], data["augmented"], params)
 
 
 def test_on_the_fly_masks_are_drawn_anew_every_epoch(data: dict, tmp_path: Path):

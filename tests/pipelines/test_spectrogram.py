@@ -14,8 +14,11 @@ import soundfile as sf
 from kedro.io import DataCatalog, DatasetError, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from music_genre.datasets import SpectrogramStoreDataset, SpectrogramStoreIndexDataset
-from music_genre.datasets import spectrogram_store
+from music_genre.datasets import (
+    SpectrogramStoreDataset,
+    SpectrogramStoreIndexDataset,
+    spectrogram_store,
+)
 from music_genre.pipelines.spectrogram import create_pipeline
 from music_genre.pipelines.spectrogram import nodes as spectrogram_nodes
 from music_genre.pipelines.spectrogram.nodes import BAD_TRACK_COLUMNS, compute_log_mel_spectrograms

@@ -28,11 +28,11 @@ from music_genre.backbones import (  # noqa: E402
 )
 from music_genre.datasets import FeatureStoreDataset  # noqa: E402
 from music_genre.pipelines.transfer import create_pipeline  # noqa: E402
-from tests.pipelines.transfer_catalog import transfer_catalog  # noqa: E402
 from music_genre.pipelines.transfer.nodes import (  # noqa: E402
     RESULT_COLUMNS,
     plan_transfer_features,
 )
+from tests.pipelines.transfer_catalog import transfer_catalog  # noqa: E402
 
 SPEC_SHAPE = (128, 160)  # the real (128, 1280) is resized to 224 x 224 anyway; keep tests light
 

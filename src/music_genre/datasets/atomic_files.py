@@ -75,3 +75,13 @@ class AtomicMatplotlibDataset(AtomicSaveMixin, MatplotlibDataset):
 
     def _saves_one_local_file(self, data: Any) -> bool:
         return isinstance(data, Figure) and super()._saves_one_local_file(data)
+
+    def load(self) -> Any:
+        """The saved image as an array (notebooks show it with ``plt.imshow``); the stock
+        dataset cannot load at all."""
+        import matplotlib.image
+        from kedro.io.core import get_filepath_str
+
+        path = get_filepath_str(self._get_load_path(), self._protocol)
+        with self._fs.open(path, mode="rb") as image:
+            return matplotlib.image.imread(image, format=PurePosixPath(self._filepath).suffix[1:])

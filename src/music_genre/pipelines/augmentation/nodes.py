@@ -53,11 +53,7 @@ def augment_training_spectrograms(
     node). Copies already stored for the same spectrogram and the same augmentation settings
     are skipped; every copy is seeded by its own key, so skipping changes no other copy."""
     settings = augmentation_settings(params)
-    batch_size = params.get("write_batch_size")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(
-            f"augmentation.write_batch_size must be a positive integer, got {batch_size!r}"
-        )
+    batch_size = params["write_batch_size"]
     # The copies depend on the source spectrograms' settings too.
     store_settings = {**settings, "source_fingerprint": spectrograms.fingerprint}
     fingerprint = settings_fingerprint(store_settings)

@@ -5,8 +5,14 @@ from functools import partial, update_wrapper
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from .nodes import VARIANTS, evaluate_cnn, report_cnn_results, select_cnn_items, train_cnn
-from .nodes import tune_cnn_hyperparameters
+from .nodes import (
+    VARIANTS,
+    evaluate_cnn,
+    report_cnn_results,
+    select_cnn_items,
+    train_cnn,
+    tune_cnn_hyperparameters,
+)
 
 STORES = ["log_mel_spectrograms", "augmented_spectrograms"]
 PARAMS = ["params:cnn", "params:augmentation"]
