@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import click
+
 # Before Kedro is imported (it reads this once): the project's conf/logging.yml logs INFO to
 # stdout, and stdout must hold only the predictions.
 os.environ.setdefault("KEDRO_LOGGING_CONFIG", str(Path(__file__).with_name("cli_logging.yml")))
@@ -135,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
                        else _predict_with_catalog(args))
     except PredictionError as exc:
         print(f"genre-predict: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    except click.ClickException as exc:  # the project's configuration (parameters) is wrong
+        print(f"genre-predict: {exc.format_message()}", file=sys.stderr)  # noqa: T201
         return 2
     tags = _musicnn_tags(args.files, args.min_seconds) if args.tags else {}
 

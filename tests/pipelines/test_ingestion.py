@@ -156,12 +156,11 @@ def test_empty_folder_is_a_configuration_error(tmp_path: Path):
 
 
 @pytest.mark.parametrize("value", [-3, "5", None, float("nan")])
-def test_a_negative_or_non_numeric_min_duration_is_refused(value):
-    probed = pd.DataFrame({"track_id": ["1"], "path": ["a.wav"], "genre": ["rock"],
-                           "split": ["training"], "duration_s": [30.0], "sample_rate": [22050],
-                           "channels": [1], "error": [""]})
-    with pytest.raises(ValueError, match=r"ingestion\.min_duration_s=.*>= 0"):
-        build_track_table(probed, probed.iloc[:0], {**PARAMS, "min_duration_s": value})
+def test_a_negative_or_non_numeric_min_duration_is_refused_before_the_run(value):
+    from music_genre.parameters import ParameterError, validate_parameters
+
+    with pytest.raises(ParameterError, match=r"ingestion\.min_duration_s"):
+        validate_parameters({"ingestion": {**PARAMS, "min_duration_s": value}})
 
 
 def test_build_track_table_reports_decode_errors_and_short_clips():

@@ -236,15 +236,7 @@ def build_track_table(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Keep tracks that decode and last at least ``min_duration_s``; label genres; split a
     folder collection (stratified, seeded). Returns (tracks, bad_tracks)."""
-    min_duration = params["min_duration_s"]
-    if isinstance(min_duration, bool) or not isinstance(min_duration, int | float) or not (
-        min_duration >= 0
-    ):
-        raise ValueError(
-            f"ingestion.min_duration_s={min_duration!r}: use a number of seconds >= 0 (tracks "
-            "shorter than this are reported and left out), e.g. 29.7 or 5."
-        )
-    min_duration = float(min_duration)
+    min_duration = float(params["min_duration_s"])  # >= 0: checked by the ingestion schema
     probed = probed.copy()
     reasons = probed["error"].fillna("").astype(str)
     too_short = (reasons == "") & (probed["duration_s"] < min_duration)

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from music_genre.parallel import TaskFailure, run_tasks
+from music_genre.parallel import TaskFailure, resolve_workers, run_tasks
 from music_genre.spectrograms import (
     LazySpectrograms,
     SpectrogramBatch,
@@ -25,24 +25,6 @@ from music_genre.spectrograms import (
 logger = logging.getLogger(__name__)
 
 BAD_TRACK_COLUMNS = ["track_id", "path", "genre", "split", "stage", "reason"]
-
-
-def resolve_workers(value: Any, name: str) -> int:
-    """``null`` -> all cores (joblib's -1); otherwise a positive count (or -1)."""
-    if value is None:
-        return -1
-    if isinstance(value, bool) or not isinstance(value, int) or value == 0 or value < -1:
-        raise ValueError(
-            f"{name} must be null (all cores), -1 or a positive integer, got {value!r}"
-        )
-    return value
-
-
-def _positive_int(params: Mapping[str, Any], key: str, section: str) -> int:
-    value = params.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{section}.{key} must be a positive integer, got {value!r}")
-    return value
 
 
 def _check_tracks(tracks: pd.DataFrame, columns: list[str]) -> None:
@@ -87,8 +69,9 @@ def compute_log_mel_spectrograms(
     _check_tracks(tracks, ["track_id", "path"])
     settings = spectrogram_settings(params)
     fingerprint = settings_fingerprint(settings)
-    workers = resolve_workers(params.get("workers"), "spectrogram.workers")
-    batch_size = _positive_int(params, "write_batch_size", "spectrogram")
+    # values checked by the spectrogram schema (music_genre.parameters) when the run starts
+    workers = resolve_workers(params.get("workers"))
+    batch_size = int(params["write_batch_size"])
 
     failures: dict[str, str] = {}
     tags: dict[str, str] = {}
@@ -102,9 +85,9 @@ def compute_log_mel_spectrograms(
     todo = [(t, paths[t]) for t, tag in tags.items() if tag not in done.get(t, ())]
     logger.info(
         "Spectrograms (settings %s, shape (%d, %d)): %d tracks, %d already stored, %d to "
-        "compute with %s workers",
+        "compute with %d workers",
         fingerprint, settings["n_mels"], n_frames(settings), len(tracks),
-        len(tags) - len(todo), len(todo), "all" if workers == -1 else workers,
+        len(tags) - len(todo), len(todo), workers,
     )
     yield SpectrogramBatch(fingerprint, settings, tags=tags, is_manifest=True, failures=failures)
 
