@@ -10,9 +10,15 @@ def test_best_model_is_chosen_on_validation_and_reports_its_test_accuracy():
         {"units": ["(512)", "(64)"], "val_acc": [0.50, 0.60], "test_acc": [0.70, 0.40]}
     )
     transfer = pd.DataFrame(
-        {"backbone": ["vgg16"], "cut_level": ["fc2"], "pca_variance": [0.9],
-         "classifier": ["svm_rbf"], "weights": ["random"], "cv_accuracy": [0.3],
-         "test_accuracy": [0.25]}
+        {
+            "backbone": ["vgg16"],
+            "cut_level": ["fc2"],
+            "pca_variance": [0.9],
+            "classifier": ["svm_rbf"],
+            "weights": ["random"],
+            "cv_accuracy": [0.3],
+            "test_accuracy": [0.25],
+        }
     )
     table = best_models(
         {"handcrafted_results": handcrafted, "cnn_results": None, "transfer_results": transfer}
@@ -36,11 +42,13 @@ def test_missing_inputs_name_their_producers_and_the_command(tmp_path):
 
     registered = all_pipelines()
     assert {"ingestion", "spectrogram", "transfer", "cnn", "reporting"} <= set(registered)
-    catalog = DataCatalog({
-        "tracks": AtomicParquetDataset(filepath=str(tmp_path / "tracks.parquet")),
-        "log_mel_spectrograms": SpectrogramStoreDataset(str(tmp_path / "spectrograms")),
-        "params:transfer": MemoryDataset({}),
-    })
+    catalog = DataCatalog(
+        {
+            "tracks": AtomicParquetDataset(filepath=str(tmp_path / "tracks.parquet")),
+            "log_mel_spectrograms": SpectrogramStoreDataset(str(tmp_path / "spectrograms")),
+            "params:transfer": MemoryDataset({}),
+        }
+    )
     message = missing_inputs_message(registered["transfer"], catalog, registered, "demo")
     assert "tracks (" in message and "made by the `ingestion` pipeline" in message
     assert "log_mel_spectrograms" in message and "`spectrogram` pipeline" in message
@@ -52,10 +60,12 @@ def test_missing_inputs_name_their_producers_and_the_command(tmp_path):
     assert "kedro run --pipelines=spectrogram\n" in message + "\n"
 
     # Results that may legitimately be absent (a pipeline not run yet) do not stop a run.
-    reporting_catalog = DataCatalog({
-        name: OptionalCSVDataset(filepath=str(tmp_path / f"{name}.csv"))
-        for name in ("handcrafted_results", "cnn_results", "transfer_results")
-    })
+    reporting_catalog = DataCatalog(
+        {
+            name: OptionalCSVDataset(filepath=str(tmp_path / f"{name}.csv"))
+            for name in ("handcrafted_results", "cnn_results", "transfer_results")
+        }
+    )
     only_results = registered["reporting"].only_nodes("compare_with_study")
     assert missing_inputs_message(only_results, reporting_catalog, registered, None) is None
 
@@ -77,7 +87,10 @@ def test_kedro_run_without_inputs_says_what_to_run_without_a_traceback(tmp_path)
     shutil.copytree(root / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__"))
     result = subprocess.run(
         [sys.executable, "-m", "kedro", "run", "--pipelines=transfer"],
-        cwd=project, capture_output=True, text=True, timeout=300,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**__import__("os").environ, "KEDRO_DISABLE_TELEMETRY": "1"},
     )
     output = result.stdout + result.stderr

@@ -63,7 +63,11 @@ def _fresh_process(cache: str, clip: str) -> subprocess.CompletedProcess:
     )
     env = {**os.environ, "NUMBA_CACHE_DIR": cache}
     return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
         cwd=os.path.dirname(os.path.dirname(__file__)),
     )
 

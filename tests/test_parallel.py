@@ -64,7 +64,9 @@ def test_an_exception_becomes_the_tasks_failure():
 def test_tasks_run_with_single_threaded_blas_whatever_the_worker_count():
     # Multi-threaded BLAS changes the last bits of a matrix product: see music_genre.parallel.
     for workers in (1, 2):
-        assert set(dict(run_tasks(blas_threads, [("a", (0,)), ("b", (1,))], workers)).values()) == {1}
+        assert set(dict(run_tasks(blas_threads, [("a", (0,)), ("b", (1,))], workers)).values()) == {
+            1
+        }
     assert run_isolated(blas_threads, (0,)) == 1
 
 

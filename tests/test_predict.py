@@ -32,8 +32,9 @@ from music_genre.predict import (
 from music_genre.spectrograms import STUDY_SETTINGS, spectrogram_settings
 
 GENRES = ["Folk", "Pop", "Rock"]
-SETTINGS = spectrogram_settings({**STUDY_SETTINGS, "pad_mode": "repeat",
-                                 "storage_dtype": "float16"})
+SETTINGS = spectrogram_settings(
+    {**STUDY_SETTINGS, "pad_mode": "repeat", "storage_dtype": "float16"}
+)
 
 
 def _write(path: Path, seconds: float, rate: int = 44100, channels: int = 2) -> Path:
@@ -64,12 +65,14 @@ def files(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def predictor() -> CnnPredictor:
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((128, 1280, 1)),
-        keras.layers.Rescaling(1 / 80.0),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(len(GENRES), activation="softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((128, 1280, 1)),
+            keras.layers.Rescaling(1 / 80.0),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(len(GENRES), activation="softmax"),
+        ]
+    )
     return CnnPredictor(model=model, class_names=GENRES, spectrogram_settings=SETTINGS)
 
 
@@ -83,8 +86,9 @@ def test_window_offsets():
 def test_prediction_preprocessing_equals_the_training_pipeline(files, predictor, tmp_path):
     """The spectrogram the CNN trained on (spectrogram pipeline -> store) equals what the
     predictor computes for the same file, within the store's float16 precision."""
-    tracks = pd.DataFrame({"track_id": ["t1"], "path": [str(files["clip"])],
-                           "genre": ["Pop"], "split": ["training"]})
+    tracks = pd.DataFrame(
+        {"track_id": ["t1"], "path": [str(files["clip"])], "genre": ["Pop"], "split": ["training"]}
+    )
     store = SpectrogramStoreDataset(path=str(tmp_path / "store"))
     params = {**SETTINGS, "workers": 1, "write_batch_size": 1}
     for batch in compute_log_mel_spectrograms(tracks, {}, params):
@@ -107,8 +111,13 @@ def test_good_files_get_probabilities(files, predictor):
 
 @pytest.mark.parametrize(
     ("name", "message"),
-    [("missing", "file not found"), ("empty", "empty file"), ("not_audio", "cannot decode"),
-     ("short", "too short"), ("folder", "is a directory")],
+    [
+        ("missing", "file not found"),
+        ("empty", "empty file"),
+        ("not_audio", "cannot decode"),
+        ("short", "too short"),
+        ("folder", "is a directory"),
+    ],
 )
 def test_bad_inputs_give_a_clear_per_file_error(files, predictor, name, message):
     result = predict_file(predictor, files[name])
@@ -151,7 +160,8 @@ def _free_port() -> int:
 
 def _post(port: int, payload: dict) -> tuple[int, bytes]:
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/invocations", data=json.dumps(payload).encode(),
+        f"http://127.0.0.1:{port}/invocations",
+        data=json.dumps(payload).encode(),
         headers={"Content-Type": "application/json"},
     )
     try:
@@ -167,18 +177,31 @@ def test_make_serve_serves_the_logged_predictor(files, predictor, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     try:
-        with mlflow.start_run(run_name="genre predictor: transfer (musicnn pooled, msd weights)",
-                              tags={"served_model": "genre_predictor"}) as run:
-            mlflow.pyfunc.log_model(name="model", python_model=GenrePredictorModel(predictor),
-                                    pip_requirements=["mlflow"])
+        with mlflow.start_run(
+            run_name="genre predictor: transfer (musicnn pooled, msd weights)",
+            tags={"served_model": "genre_predictor"},
+        ) as run:
+            mlflow.pyfunc.log_model(
+                name="model",
+                python_model=GenrePredictorModel(predictor),
+                pip_requirements=["mlflow"],
+            )
     finally:
         mlflow.set_tracking_uri("")
     port = _free_port()
     root = Path(__file__).resolve().parents[1]
     server = subprocess.Popen(
-        ["make", "--no-print-directory", "-C", str(root), "serve", f"SERVE_PORT={port}",
-         f"MLFLOW_URI={uri}"],
-        stdout=open(tmp_path / "serve.log", "w"), stderr=subprocess.STDOUT,
+        [
+            "make",
+            "--no-print-directory",
+            "-C",
+            str(root),
+            "serve",
+            f"SERVE_PORT={port}",
+            f"MLFLOW_URI={uri}",
+        ],
+        stdout=open(tmp_path / "serve.log", "w"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,  # make -> genre-serve -> mlflow -> uvicorn: one group to stop
     )
     try:
@@ -191,10 +214,18 @@ def test_make_serve_serves_the_logged_predictor(files, predictor, tmp_path):
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError((tmp_path / "serve.log").read_text()[-3000:]) from None
                 time.sleep(1)
-        status, body = _post(port, {"dataframe_split": {
-            "columns": ["path"], "data": [[str(files["clip"])], [str(files["missing"])]]}})
-        bad_status, bad_body = _post(port, {"dataframe_split": {
-            "columns": ["file"], "data": [[str(files["clip"])]]}})
+        status, body = _post(
+            port,
+            {
+                "dataframe_split": {
+                    "columns": ["path"],
+                    "data": [[str(files["clip"])], [str(files["missing"])]],
+                }
+            },
+        )
+        bad_status, bad_body = _post(
+            port, {"dataframe_split": {"columns": ["file"], "data": [[str(files["clip"])]]}}
+        )
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -235,9 +266,18 @@ def test_best_model_kind_uses_held_out_accuracy_only():
 def test_genre_predict_leaves_no_mlflow_store_in_the_working_folder(tmp_path, files):
     root = Path(__file__).resolve().parents[1]
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "genre-predict"), "--project", str(root),
-         "--model", "cnn", str(files["clip"])],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        [
+            str(Path(sys.executable).parent / "genre-predict"),
+            "--project",
+            str(root),
+            "--model",
+            "cnn",
+            str(files["clip"]),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert list(tmp_path.iterdir()) == [], result.stderr[-2000:]
     assert result.returncode in (0, 1, 2), result.stderr[-2000:]

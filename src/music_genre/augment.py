@@ -43,8 +43,10 @@ KEY_SEPARATOR = "__"
 def augmentation_settings(params: Mapping[str, Any]) -> dict[str, Any]:
     """The settings that decide the masked copies, from ``params:augmentation`` (validated
     when the run starts: music_genre.parameters.AugmentationParams)."""
-    return {key: params[key] for key in ("seed", "freq_mask_max_width", "time_mask_max_width",
-                                         "mask_value")}
+    return {
+        key: params[key]
+        for key in ("seed", "freq_mask_max_width", "time_mask_max_width", "mask_value")
+    }
 
 
 def augmented_key(track_id: str, kind: str) -> str:

@@ -16,8 +16,11 @@ logger = logging.getLogger(__name__)
 BEST_MODEL_RULES: dict[str, tuple[str, str, list[str]]] = {
     "handcrafted_results": ("val_acc", "test_acc", ["units"]),
     "cnn_results": ("val_acc", "test_acc", ["variant"]),
-    "transfer_results": ("cv_accuracy", "test_accuracy",
-                         ["backbone", "cut_level", "pca_variance", "classifier", "weights"]),
+    "transfer_results": (
+        "cv_accuracy",
+        "test_accuracy",
+        ["backbone", "cut_level", "pca_variance", "classifier", "weights"],
+    ),
 }
 
 
@@ -29,12 +32,14 @@ def best_models(results: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
         if table is None or table.empty:
             continue
         best = table.loc[table[select_by].idxmax()]
-        rows.append({
-            "pipeline": name.removesuffix("_results"),
-            "best model": " ".join(str(best[c]) for c in naming if c in best),
-            "selected on": f"{select_by} {best[select_by]:.4f}",
-            "test accuracy": round(float(best[report]), 4),
-        })
+        rows.append(
+            {
+                "pipeline": name.removesuffix("_results"),
+                "best model": " ".join(str(best[c]) for c in naming if c in best),
+                "selected on": f"{select_by} {best[select_by]:.4f}",
+                "test accuracy": round(float(best[report]), 4),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -86,9 +91,13 @@ def _describe_path(catalog: Any, dataset: str) -> str:
 def absent_inputs(pipeline: Pipeline, catalog: Any) -> list[str]:
     """Catalog datasets the pipeline reads that do not exist and may not be absent."""
     return [
-        d for d in pipeline.inputs()
-        if not d.startswith("params:") and d != "parameters" and d in catalog
-        and not getattr(catalog[d], "may_be_absent", False) and not catalog.exists(d)
+        d
+        for d in pipeline.inputs()
+        if not d.startswith("params:")
+        and d != "parameters"
+        and d in catalog
+        and not getattr(catalog[d], "may_be_absent", False)
+        and not catalog.exists(d)
     ]
 
 
@@ -148,7 +157,7 @@ def missing_inputs_message(
     if "raw_audio_collection" in catalog and not catalog.exists("raw_audio_collection"):
         lines.append(
             "The raw audio is missing too: `make demo-data` for the demo (--env demo), or "
-            "`make fma-small` (or --params \"ingestion.fma_root=<dir>\") for conf/base."
+            '`make fma-small` (or --params "ingestion.fma_root=<dir>") for conf/base.'
         )
     return "\n".join(lines)
 
@@ -163,8 +172,6 @@ class MissingInputsHook:
     ) -> None:
         if not absent_inputs(pipeline, catalog):  # the usual case: nothing more to import
             return
-        message = missing_inputs_message(
-            pipeline, catalog, all_pipelines(), run_params.get("env")
-        )
+        message = missing_inputs_message(pipeline, catalog, all_pipelines(), run_params.get("env"))
         if message:
             raise MissingInputsError(message)

@@ -81,8 +81,9 @@ def _exit_reason(exitcode: int | None) -> str:
     return f"worker crashed (exit code {exitcode})"
 
 
-def _isolated_target(connection: Any, function: Callable[..., Any], args: tuple,
-                     crash: bool) -> None:
+def _isolated_target(
+    connection: Any, function: Callable[..., Any], args: tuple, crash: bool
+) -> None:
     connection.send(_call_with_one_thread(function, args, crash))
     connection.close()
 
@@ -159,7 +160,8 @@ def run_tasks(
                 future.cancel()
             logger.warning(
                 "A worker process died; running the %d unfinished task(s) again, one at a time "
-                "in a fresh process", len(suspects),
+                "in a fresh process",
+                len(suspects),
             )
             for key, args in suspects:
                 result = run_isolated(function, args, key in crash_keys)

@@ -75,10 +75,12 @@ class CnnPredictor:
     def spectrograms(self, path: str, offsets: Sequence[float]) -> np.ndarray:
         from music_genre.spectrograms import spectrogram_from_file
 
-        return np.stack([
-            spectrogram_from_file(path, {**self.spectrogram_settings, "offset_s": offset})
-            for offset in offsets
-        ])
+        return np.stack(
+            [
+                spectrogram_from_file(path, {**self.spectrogram_settings, "offset_s": offset})
+                for offset in offsets
+            ]
+        )
 
     def window_probabilities(self, path: str, offsets: Sequence[float]) -> np.ndarray:
         specs = self.spectrograms(path, offsets)
@@ -135,13 +137,19 @@ class TransferPredictor:
             spec = get_backbone(self.bundle["backbone"])
             if self.reads_audio:
                 self._extractor = AudioEmbeddingExtractor(
-                    spec, choice, (self.bundle["cut_level"],),
-                    AudioWindow(duration_s=float(self.bundle["audio_duration_s"]),
-                                pad_mode=str(self.bundle.get("audio_pad_mode") or "repeat")),
+                    spec,
+                    choice,
+                    (self.bundle["cut_level"],),
+                    AudioWindow(
+                        duration_s=float(self.bundle["audio_duration_s"]),
+                        pad_mode=str(self.bundle.get("audio_pad_mode") or "repeat"),
+                    ),
                 )
             else:
                 self._extractor = CutLevelFeatureExtractor(
-                    spec, choice, (self.bundle["cut_level"],),
+                    spec,
+                    choice,
+                    (self.bundle["cut_level"],),
                     ImageSettings(interpolation=self.bundle["image_interpolation"]),
                 )
         return self._extractor
@@ -268,9 +276,7 @@ def best_model_kind(results: Mapping[str, pd.DataFrame | None]) -> str:
         if (table := results.get(kind)) is not None and not table.empty
     }
     if not scores:
-        raise PredictionError(
-            "no trained model found: run `make run` (demo) or `kedro run` first"
-        )
+        raise PredictionError("no trained model found: run `make run` (demo) or `kedro run` first")
     return max(scores, key=lambda kind: (scores[kind], -MODEL_KINDS.index(kind)))
 
 
@@ -281,30 +287,33 @@ def build_predictor(kind: str, load: Any, params: Mapping[str, Any]) -> Predicto
     if kind == "cnn":
         info = load("cnn_best_model_info")
         return CnnPredictor(
-            model=load("cnn_best_model"), class_names=list(info["class_names"]),
+            model=load("cnn_best_model"),
+            class_names=list(info["class_names"]),
             spectrogram_settings=spectrogram_settings(params["spectrogram"]),
             label=f"cnn ({info.get('variant', 'best variant')})",
         )
     if kind == "transfer":
         bundle = load("transfer_best_model")
         return TransferPredictor(
-            bundle=bundle, spectrogram_settings=spectrogram_settings(params["spectrogram"]),
+            bundle=bundle,
+            spectrogram_settings=spectrogram_settings(params["spectrogram"]),
             label=f"transfer ({bundle['backbone']} {bundle['cut_level']} "
             f"{bundle['classifier']}, {bundle['weights']} weights)",
         )
     if kind == "handcrafted":
         tracks = load("tracks")
         return HandcraftedPredictor(
-            model=load("handcrafted_mlp"), scaler=load("handcrafted_scaler"),
+            model=load("handcrafted_mlp"),
+            scaler=load("handcrafted_scaler"),
             class_names=sorted(tracks["genre"].unique()),
             feature_settings=params["handcrafted"]["extraction"],
         )
     raise PredictionError(f"unknown model {kind!r}: use one of {MODEL_KINDS} or best")
 
 
-def predictions_frame(predictions: Sequence[GenrePrediction], class_names: Sequence[str]) -> (
-    pd.DataFrame
-):
+def predictions_frame(
+    predictions: Sequence[GenrePrediction], class_names: Sequence[str]
+) -> pd.DataFrame:
     """One row per file: path, genre (top-1), one probability column per genre, error."""
     rows = []
     for p in predictions:
@@ -314,9 +323,11 @@ def predictions_frame(predictions: Sequence[GenrePrediction], class_names: Seque
         row["error"] = p.error or ""
         rows.append(row)
     frame = pd.DataFrame(rows, columns=["path", "genre", *class_names, "error"], dtype=object)
-    return frame.astype({name: "float64" for name in class_names}) if all(
-        p.probabilities for p in predictions
-    ) else frame
+    return (
+        frame.astype({name: "float64" for name in class_names})
+        if all(p.probabilities for p in predictions)
+        else frame
+    )
 
 
 # MLflow asks for type hints it could validate requests with; this model checks its input
@@ -331,14 +342,16 @@ class GenrePredictorModel(mlflow.pyfunc.PythonModel):
     of audio files, output one row per file (top genre, a probability column per genre, and an
     ``error`` column that is empty when the file was classified)."""
 
-    def __init__(self, predictor: Predictor, min_seconds: float = 3.0,
-                 max_windows: int = 10) -> None:
+    def __init__(
+        self, predictor: Predictor, min_seconds: float = 3.0, max_windows: int = 10
+    ) -> None:
         self.predictor = predictor
         self.min_seconds = min_seconds
         self.max_windows = max_windows
 
-    def predict(self, context: Any, model_input: pd.DataFrame,
-                params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         columns = list(getattr(model_input, "columns", []))
         if "path" not in columns:
             # MlflowException with BAD_REQUEST: the scoring server answers 400 with this

@@ -53,8 +53,9 @@ class _QuietLoader(importlib.abc.Loader):
                 os.close(saved)
                 captured.seek(0)
                 text = captured.read().decode(errors="replace")
-                kept = [line for line in text.splitlines() if line.strip()
-                        and not NOISE.search(line)]
+                kept = [
+                    line for line in text.splitlines() if line.strip() and not NOISE.search(line)
+                ]
                 if kept:
                     sys.stderr.write("\n".join(kept) + "\n")
 

@@ -34,30 +34,56 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="genre-serve", description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=5001)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--tracking-uri", default=None,
-                        help="MLflow store (default: MLFLOW_TRACKING_URI or ./mlflow.db)")
+    parser.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow store (default: MLFLOW_TRACKING_URI or ./mlflow.db)",
+    )
     parser.add_argument("--run-id", help="serve this run's model instead of the newest")
     args = parser.parse_args(argv)
-    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or (
-        f"sqlite:///{Path('mlflow.db').resolve().as_posix()}"
+    uri = (
+        args.tracking_uri
+        or os.environ.get("MLFLOW_TRACKING_URI")
+        or (f"sqlite:///{Path('mlflow.db').resolve().as_posix()}")
     )
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
-        print(f"genre-serve: no MLflow store at {uri}: run `make run` (or `kedro run`) first",
-              file=sys.stderr)  # noqa: T201
+        print(
+            f"genre-serve: no MLflow store at {uri}: run `make run` (or `kedro run`) first",
+            file=sys.stderr,
+        )  # noqa: T201
         return 1
     run_id = args.run_id or latest_predictor_run_id(uri)
     if not run_id:
-        print(f"genre-serve: no genre predictor logged in {uri} yet: run `make run` (or "
-              "`kedro run`, which includes the serving pipeline) first", file=sys.stderr)  # noqa: T201
+        print(
+            f"genre-serve: no genre predictor logged in {uri} yet: run `make run` (or "
+            "`kedro run`, which includes the serving pipeline) first",
+            file=sys.stderr,
+        )  # noqa: T201
         return 1
-    print(f"genre-serve: serving run {run_id} on http://{args.host}:{args.port}/invocations",
-          file=sys.stderr)  # noqa: T201
+    print(
+        f"genre-serve: serving run {run_id} on http://{args.host}:{args.port}/invocations",
+        file=sys.stderr,
+    )  # noqa: T201
     bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri,
-           # the scoring server starts `uvicorn` from the environment's bin folder
-           "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
-    command = [os.path.join(bin_dir, "mlflow"), "models", "serve", "-m", f"runs:/{run_id}/model",
-               "--env-manager", "local", "-h", args.host, "-p", str(args.port)]
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": uri,
+        # the scoring server starts `uvicorn` from the environment's bin folder
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+    }
+    command = [
+        os.path.join(bin_dir, "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        f"runs:/{run_id}/model",
+        "--env-manager",
+        "local",
+        "-h",
+        args.host,
+        "-p",
+        str(args.port),
+    ]
     os.execve(command[0], command, env)
     return 0  # not reached
 

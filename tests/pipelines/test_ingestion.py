@@ -88,7 +88,9 @@ def test_folder_source_builds_table_and_reports_every_bad_file(genre_folder: Pat
     assert len(tracks) == 30
     assert sorted(tracks["genre"].unique()) == ["blues", "jazz", "rock"]
     assert dict(zip(tracks["genre"], tracks["label"], strict=True)) == {
-        "blues": 0, "jazz": 1, "rock": 2,
+        "blues": 0,
+        "jazz": 1,
+        "rock": 2,
     }
     # stratified 80/10/10 per genre
     counts = tracks.groupby(["genre", "split"]).size().unstack()
@@ -278,12 +280,15 @@ def _write_fma(root: Path, rows: list[tuple[int, str, str]]) -> None:
 
 
 def test_a_track_id_listed_twice_in_tracks_csv_is_kept_once_and_reported(tmp_path: Path):
-    rows = [(2, "training", "Rock"), (3, "training", "Folk"), (5, "validation", "Rock"),
-            (7, "test", "Folk"), (3, "test", "Folk")]
+    rows = [
+        (2, "training", "Rock"),
+        (3, "training", "Folk"),
+        (5, "validation", "Rock"),
+        (7, "test", "Folk"),
+        (3, "test", "Folk"),
+    ]
     _write_fma(tmp_path / "fma", rows)
-    catalog = _run(
-        AudioCollectionDataset(source="fma", fma_root=str(tmp_path / "fma")), PARAMS
-    )
+    catalog = _run(AudioCollectionDataset(source="fma", fma_root=str(tmp_path / "fma")), PARAMS)
     tracks, bad = catalog.load("tracks"), catalog.load("bad_tracks")
     assert sorted(tracks["track_id"]) == ["000002", "000003", "000005", "000007"]
     assert tracks.set_index("track_id").loc["000003", "split"] == "training"  # the first row

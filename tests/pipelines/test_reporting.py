@@ -23,24 +23,43 @@ PAPER = pd.DataFrame(
         ("handcrafted", "mlp", "(512, 256)", "accuracy", "test", 0.495),
         ("handcrafted", "mlp", "(64)", "accuracy", "test", 0.465),
         ("cnn", "kostrzewa", "plain", "accuracy", "test", 0.3975),
-        ("transfer", "resnet50 conv5_block1_2_relu pca0.90 (1321 comp)", "svm_rbf",
-         "accuracy", "test", 0.5012),
+        (
+            "transfer",
+            "resnet50 conv5_block1_2_relu pca0.90 (1321 comp)",
+            "svm_rbf",
+            "accuracy",
+            "test",
+            0.5012,
+        ),
     ],
     columns=["pipeline", "model", "variant", "metric", "split", "value"],
 )
 HANDCRAFTED = pd.DataFrame(
     {
-        "units": ["(512, 256)", "(64)", "(32)"], "parameters": [399112, 33736, 16872],
-        "train_loss": [1.0, 1.1, 1.2], "val_loss": [1.3, 1.4, 1.5], "test_loss": [1.6, 1.7, 1.8],
-        "train_acc": [0.8, 0.7, 0.6], "val_acc": [0.6, 0.55, 0.5], "test_acc": [0.52, 0.47, 0.4],
+        "units": ["(512, 256)", "(64)", "(32)"],
+        "parameters": [399112, 33736, 16872],
+        "train_loss": [1.0, 1.1, 1.2],
+        "val_loss": [1.3, 1.4, 1.5],
+        "test_loss": [1.6, 1.7, 1.8],
+        "train_acc": [0.8, 0.7, 0.6],
+        "val_acc": [0.6, 0.55, 0.5],
+        "test_acc": [0.52, 0.47, 0.4],
     }
 )
 TRANSFER = pd.DataFrame(
     {
-        "backbone": ["resnet50"], "cut_level": ["conv5_block1_2_relu"], "feature_size": [25088],
-        "pca_variance": [0.9], "n_components": [1200], "classifier": ["svc_rbf"],
-        "best_params": ["{'C': 10}"], "cv_accuracy": [0.55], "test_accuracy": [0.51],
-        "weights": ["imagenet"], "extract_ms_per_image": [50.0], "classify_ms_per_image": [3.0],
+        "backbone": ["resnet50"],
+        "cut_level": ["conv5_block1_2_relu"],
+        "feature_size": [25088],
+        "pca_variance": [0.9],
+        "n_components": [1200],
+        "classifier": ["svc_rbf"],
+        "best_params": ["{'C': 10}"],
+        "cv_accuracy": [0.55],
+        "test_accuracy": [0.51],
+        "weights": ["imagenet"],
+        "extract_ms_per_image": [50.0],
+        "classify_ms_per_image": [3.0],
     }
 )
 
@@ -75,8 +94,11 @@ def test_comparison_aligns_run_and_study_and_keeps_missing_pipelines():
 def test_reporting_pipeline_writes_summary_with_missing_sections(tmp_path: Path):
     HANDCRAFTED.to_csv(tmp_path / "handcrafted.csv", index=False)
     tracks = pd.DataFrame(
-        {"track_id": ["1", "2", "3"], "genre": ["Rock", "Pop", "Rock"],
-         "split": ["training", "validation", "test"]}
+        {
+            "track_id": ["1", "2", "3"],
+            "genre": ["Rock", "Pop", "Rock"],
+            "split": ["training", "validation", "test"],
+        }
     )
     catalog = DataCatalog(
         {
@@ -91,8 +113,9 @@ def test_reporting_pipeline_writes_summary_with_missing_sections(tmp_path: Path)
             ),
             "params:reporting": MemoryDataset({"dataset_kind": "demo"}),
             # through a real CSV, as in the project catalog (empty cells come back as NaN)
-            "results_comparison": CSVDataset(filepath=str(tmp_path / "comparison.csv"),
-                                             save_args={"index": False}),
+            "results_comparison": CSVDataset(
+                filepath=str(tmp_path / "comparison.csv"), save_args={"index": False}
+            ),
             "run_data_description": MemoryDataset(),
             "summary_report": MemoryDataset(),
             "summary_chart": MemoryDataset(),

@@ -64,7 +64,9 @@ class FeatureRowsDataset(AbstractDataset[dict[str, FeatureRow], dict[str, Featur
             except Exception as exc:  # noqa: BLE001 - a damaged row is recomputed, and said so
                 logger.warning(
                     "Damaged feature row %s (%s: %s); that track will be extracted again",
-                    file, type(exc).__name__, exc,
+                    file,
+                    type(exc).__name__,
+                    exc,
                 )
         return rows
 

@@ -159,8 +159,12 @@ def scan_parts(
                     continue
                 ids, digests = npz["item_id"], npz["digest"]
         except Exception as exc:  # noqa: BLE001 - a damaged part is recomputed, and said so
-            logger.warning("Damaged feature part %s (%s: %s); its items will be recomputed",
-                           part, type(exc).__name__, exc)
+            logger.warning(
+                "Damaged feature part %s (%s: %s); its items will be recomputed",
+                part,
+                type(exc).__name__,
+                exc,
+            )
             if damaged is not None:
                 damaged.append(part)
             continue
@@ -208,7 +212,10 @@ class FeatureStoreDataset(AbstractDataset[Sequence[FeatureJob], FeatureStore]):
             tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
         logger.info(
             "Features %s: %d items computed, %d already stored, %d failed",
-            job.key, written, len(job.current) - written, len(failures),
+            job.key,
+            written,
+            len(job.current) - written,
+            len(failures),
         )
 
     @staticmethod

@@ -21,8 +21,6 @@ ARTIST_CONSISTENCY = 0.6
 RECIPE_FOCUS = 2.0  # exponent on recipe weights: higher = more stereotyped genres
 
 
-
-
 def _draw_style(genre: str, rng) -> dict:
     """An artist's habits: one choice per field plus a preferred tempo."""
     recipe = GENRE_RECIPES[genre]
@@ -31,7 +29,9 @@ def _draw_style(genre: str, rng) -> dict:
     return style
 
 
-def plan_track(genre: str, seed: int, track_id: int, artist_id: int, duration_s: float) -> tuple[dict, np.random.Generator]:
+def plan_track(
+    genre: str, seed: int, track_id: int, artist_id: int, duration_s: float
+) -> tuple[dict, np.random.Generator]:
     """Draw every musical decision of one track; returns the plan and the RNG for rendering."""
     rng = np.random.default_rng([seed, track_id, 0])
     style = _draw_style(genre, np.random.default_rng([seed, artist_id, 1]))
@@ -48,7 +48,9 @@ def plan_track(genre: str, seed: int, track_id: int, artist_id: int, duration_s:
     lo, hi = recipe["tempo"]
     plan["tempo"] = float(np.clip(style["tempo"] * rng.uniform(0.9, 1.1), lo * 0.9, hi * 1.1))
     if rng.random() < 0.2:  # borrowed tempo feel
-        plan["tempo"] = float(rng.uniform(*GENRE_RECIPES[others[rng.integers(len(others))]]["tempo"]))
+        plan["tempo"] = float(
+            rng.uniform(*GENRE_RECIPES[others[rng.integers(len(others))]]["tempo"])
+        )
     plan["sr"] = int(_choose(rng, SAMPLE_RATES))
     plan["channels"] = 2 if rng.random() < P_STEREO else 1
     plan["root"] = int(rng.integers(0, 12))
@@ -61,7 +63,9 @@ def plan_track(genre: str, seed: int, track_id: int, artist_id: int, duration_s:
     plan["n_bars"] = int(math.ceil(duration_s / plan["bar_s"])) + 1
     plan["chord_bars"] = 2 if plan["tempo"] > 135 or rng.random() < 0.3 else 1
     plan["sevenths"] = plan["progression"] == "jazz" or rng.random() < 0.15
-    plan["swing"] = float(rng.uniform(0.1, 0.3)) if rng.random() < recipe.get("swing_p", 0.15) else 0.0
+    plan["swing"] = (
+        float(rng.uniform(0.1, 0.3)) if rng.random() < recipe.get("swing_p", 0.15) else 0.0
+    )
     plan["humanize"] = float(rng.uniform(0.0, 0.012))
     plan["melody_density"] = float(rng.uniform(*recipe["melody_density"]))
     plan["follow_chords"] = bool(rng.random() < 0.6)
@@ -87,4 +91,3 @@ def plan_track(genre: str, seed: int, track_id: int, artist_id: int, duration_s:
     plan["hiss"] = float(np.exp(rng.uniform(np.log(1e-4), np.log(5e-3))))
     plan["peak"] = float(rng.uniform(0.45, 0.8))  # headroom: MP3 decoding overshoots by up to ~15 %
     return plan, rng
-

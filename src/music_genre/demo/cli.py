@@ -9,8 +9,12 @@ from music_genre.demo.fma_layout import generate_demo_dataset
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="genre-demo-data", description="Generate a synthetic FMA-style demo dataset (offline).")
-    parser.add_argument("--root", default="data/01_raw/demo", help="output folder (default: %(default)s)")
+    parser = argparse.ArgumentParser(
+        prog="genre-demo-data", description="Generate a synthetic FMA-style demo dataset (offline)."
+    )
+    parser.add_argument(
+        "--root", default="data/01_raw/demo", help="output folder (default: %(default)s)"
+    )
     parser.add_argument("--tracks-per-genre", type=int, default=30)
     parser.add_argument("--duration", type=float, default=30.0, help="clip length in seconds")
     parser.add_argument("--seed", type=int, default=0)
@@ -21,7 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     if tracks_csv.exists() and not args.force:
         print(f"demo dataset already present ({tracks_csv}); use --force to regenerate")
         return 0
-    s = generate_demo_dataset(args.root, args.tracks_per_genre, args.duration, args.seed, args.workers)
+    s = generate_demo_dataset(
+        args.root, args.tracks_per_genre, args.duration, args.seed, args.workers
+    )
     print(
         f"wrote {s['n_mp3_files']} .mp3 files / {s['n_tracks_listed']} tracks.csv rows to {s['root']}"
         f" in {s['elapsed_s']} s ({s['workers']} workers)"

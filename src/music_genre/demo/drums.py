@@ -35,7 +35,9 @@ def _clap(sr, rng):
 
 def _hat(sr, rng, tau, cutoff):
     n = int(sr * tau * 5)
-    return _filter(rng.standard_normal(n), "highpass", cutoff, sr) * _decay(n, sr, tau, 0.0005) * 0.5
+    return (
+        _filter(rng.standard_normal(n), "highpass", cutoff, sr) * _decay(n, sr, tau, 0.0005) * 0.5
+    )
 
 
 def _hand_drum(sr, rng, f0, tau):
@@ -50,7 +52,10 @@ def _hand_drum(sr, rng, f0, tau):
 def _drum_kit(style: str, sr: int, rng) -> dict[str, np.ndarray]:
     u = rng.uniform
     if style == "electronic":  # long boomy kick, clap, crisp hats
-        kit = {"kick": _kick(sr, rng, u(45, 55), u(0.2, 0.45), u(0.1, 0.4)), "snare": _clap(sr, rng)}
+        kit = {
+            "kick": _kick(sr, rng, u(45, 55), u(0.2, 0.45), u(0.1, 0.4)),
+            "snare": _clap(sr, rng),
+        }
     elif style == "hiphop":  # punchy kick, fat snare
         kit = {
             "kick": _kick(sr, rng, u(45, 60), u(0.15, 0.35), u(0.2, 0.6)),
@@ -70,21 +75,48 @@ def _drum_kit(style: str, sr: int, rng) -> dict[str, np.ndarray]:
     kit["ohat"] = _hat(sr, rng, u(0.12, 0.3), u(5000, 8000))
     kit["perc_lo"] = _hand_drum(sr, rng, u(90, 160), u(0.08, 0.3))
     kit["perc_hi"] = _hand_drum(sr, rng, u(250, 500), u(0.05, 0.15))
-    kit["shaker"] = 0.5 * _filter(rng.standard_normal(int(0.1 * sr)), "highpass", 5000, sr) * _ramp(int(0.1 * sr), sr, 0.01, 0.08)
+    kit["shaker"] = (
+        0.5
+        * _filter(rng.standard_normal(int(0.1 * sr)), "highpass", 5000, sr)
+        * _ramp(int(0.1 * sr), sr, 0.01, 0.08)
+    )
     return kit
 
 
 # Patterns: one character per 16th note; x = accent, o = soft, ? = soft hit half of the time.
 DRUM_PATTERNS: dict[str, dict[str, str]] = {
     "four_on_floor": {
-        "kick": "x...x...x...x...", "snare": "....x.......x...", "ohat": "..o...o...o...o.", "hat": "o?o?o?o?o?o?o?o?",
+        "kick": "x...x...x...x...",
+        "snare": "....x.......x...",
+        "ohat": "..o...o...o...o.",
+        "hat": "o?o?o?o?o?o?o?o?",
     },
-    "backbeat": {"kick": "x.......x.?.....", "snare": "....x.......x...", "hat": "x.o.x.o.x.o.x.o."},
+    "backbeat": {
+        "kick": "x.......x.?.....",
+        "snare": "....x.......x...",
+        "hat": "x.o.x.o.x.o.x.o.",
+    },
     "rock": {"kick": "x.....x.x.?.....", "snare": "....x.......x..?", "ohat": "x.x.x.x.x.x.x.x."},
-    "boom_bap": {"kick": "x..?......x..?..", "snare": "....x.......x...", "hat": "x.o.x.o.x.o.x.oo"},
-    "breakbeat": {"kick": "x.........x.....", "snare": "....x..o.o..x..o", "hat": "x.x.x.x.x.x.x.x."},
-    "halftime": {"kick": "x.....?...x.....", "snare": "........x.......", "hat": "xoxoxoxoxoxo?o?o"},
-    "brushes": {"kick": "o.......o.......", "snare": "....o.......o...", "shaker": "o?o?o?o?o?o?o?o?"},
+    "boom_bap": {
+        "kick": "x..?......x..?..",
+        "snare": "....x.......x...",
+        "hat": "x.o.x.o.x.o.x.oo",
+    },
+    "breakbeat": {
+        "kick": "x.........x.....",
+        "snare": "....x..o.o..x..o",
+        "hat": "x.x.x.x.x.x.x.x.",
+    },
+    "halftime": {
+        "kick": "x.....?...x.....",
+        "snare": "........x.......",
+        "hat": "xoxoxoxoxoxo?o?o",
+    },
+    "brushes": {
+        "kick": "o.......o.......",
+        "snare": "....o.......o...",
+        "shaker": "o?o?o?o?o?o?o?o?",
+    },
     "hand": {},  # drawn per track, see _hand_pattern
     "irregular": {},  # drawn per bar, see _render_drums
 }
@@ -128,10 +160,12 @@ def _render_drums(plan, kit, n, sr, rng) -> np.ndarray:
                 if ch == "." or (ch == "?" and rng.random() < 0.5):
                     continue
                 vel = 1.0 if ch == "x" else 0.55
-                t = bar * bar_s + _step_time(step, step_s, plan["swing"]) + rng.normal(0, plan["humanize"])
+                t = (
+                    bar * bar_s
+                    + _step_time(step, step_s, plan["swing"])
+                    + rng.normal(0, plan["humanize"])
+                )
                 if plan["drums"] == "irregular":
                     t += rng.uniform(-0.5, 0.5) * step_s
                 _add(buf, int(t * sr), kit[name], vel * rng.uniform(0.85, 1.0))
     return buf
-
-

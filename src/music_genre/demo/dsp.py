@@ -72,5 +72,3 @@ def _add(buf: np.ndarray, start: int, sig: np.ndarray, gain: float = 1.0) -> Non
     m = min(len(sig), len(buf) - start)
     if m > 0:
         buf[start : start + m] += gain * sig[:m]
-
-

@@ -61,7 +61,6 @@ N_LARGE_ROWS = 4
 MP3_COMPRESSION = 0.7  # libsndfile VBR quality: ~85 kbit/s, 15 kHz band, ~20 % faster than 0.0
 
 
-
 # --------------------------------------------------------------------------------------------
 # Files
 # --------------------------------------------------------------------------------------------
@@ -104,7 +103,9 @@ def _build_track(task: dict) -> dict:
         _write_bytes(path, NOT_AUDIO_BYTES)
         return info
     duration = task["short_s"] if defect == "short" else task["duration_s"]
-    audio, sr, plan = synthesize_track(task["genre"], task["seed"], task["track_id"], task["artist_id"], duration)
+    audio, sr, plan = synthesize_track(
+        task["genre"], task["seed"], task["track_id"], task["artist_id"], duration
+    )
     if defect == "truncated":  # a complete MP3 cut short, as after an interrupted download
         with _atomic(path) as tmp:
             sf.write(tmp, audio, sr, format="MP3", compression_level=MP3_COMPRESSION)
@@ -131,30 +132,105 @@ def _build_track(task: dict) -> dict:
 # The real column names, in the real order (alphabetical within each group).
 TRACK_COLUMNS: dict[str, list[str]] = {
     "album": [
-        "comments", "date_created", "date_released", "engineer", "favorites", "id", "information",
-        "listens", "producer", "tags", "title", "tracks", "type",
+        "comments",
+        "date_created",
+        "date_released",
+        "engineer",
+        "favorites",
+        "id",
+        "information",
+        "listens",
+        "producer",
+        "tags",
+        "title",
+        "tracks",
+        "type",
     ],
     "artist": [
-        "active_year_begin", "active_year_end", "associated_labels", "bio", "comments",
-        "date_created", "favorites", "id", "latitude", "location", "longitude", "members", "name",
-        "related_projects", "tags", "website", "wikipedia_page",
+        "active_year_begin",
+        "active_year_end",
+        "associated_labels",
+        "bio",
+        "comments",
+        "date_created",
+        "favorites",
+        "id",
+        "latitude",
+        "location",
+        "longitude",
+        "members",
+        "name",
+        "related_projects",
+        "tags",
+        "website",
+        "wikipedia_page",
     ],
     "set": ["split", "subset"],
     "track": [
-        "bit_rate", "comments", "composer", "date_created", "date_recorded", "duration",
-        "favorites", "genre_top", "genres", "genres_all", "information", "interest",
-        "language_code", "license", "listens", "lyricist", "number", "publisher", "tags", "title",
+        "bit_rate",
+        "comments",
+        "composer",
+        "date_created",
+        "date_recorded",
+        "duration",
+        "favorites",
+        "genre_top",
+        "genres",
+        "genres_all",
+        "information",
+        "interest",
+        "language_code",
+        "license",
+        "listens",
+        "lyricist",
+        "number",
+        "publisher",
+        "tags",
+        "title",
     ],
 }
 _WORDS = [
-    "Amber", "Echo", "Velvet", "Static", "Lantern", "River", "Neon", "Hollow", "Copper", "Signal",
-    "Paper", "Glass", "Midnight", "Orbit", "Willow", "Cinder", "Harbor", "Quiet", "Electric", "Golden",
+    "Amber",
+    "Echo",
+    "Velvet",
+    "Static",
+    "Lantern",
+    "River",
+    "Neon",
+    "Hollow",
+    "Copper",
+    "Signal",
+    "Paper",
+    "Glass",
+    "Midnight",
+    "Orbit",
+    "Willow",
+    "Cinder",
+    "Harbor",
+    "Quiet",
+    "Electric",
+    "Golden",
 ]
-_NOUNS = ["Oscillators", "Foxes", "Machines", "Pines", "Collective", "Ensemble", "Tapes", "Lights", "Waves", "Choir"]
+_NOUNS = [
+    "Oscillators",
+    "Foxes",
+    "Machines",
+    "Pines",
+    "Collective",
+    "Ensemble",
+    "Tapes",
+    "Lights",
+    "Waves",
+    "Choir",
+]
 _PLACES = [
-    ("Berlin, Germany", 52.52, 13.40), ("Brooklyn, NY", 40.68, -73.94), ("Lyon, France", 45.76, 4.84),
-    ("Lagos, Nigeria", 6.52, 3.38), ("Montreal, Canada", 45.50, -73.57),
-    ("Lausanne, Switzerland", 46.52, 6.63), (None, None, None),
+    ("Berlin, Germany", 52.52, 13.40),
+    ("Brooklyn, NY", 40.68, -73.94),
+    ("Lyon, France", 45.76, 4.84),
+    ("Lagos, Nigeria", 6.52, 3.38),
+    ("Montreal, Canada", 45.50, -73.57),
+    ("Lausanne, Switzerland", 46.52, 6.63),
+    (None, None, None),
 ]
 _LICENSES = [
     "Attribution-NonCommercial-ShareAlike 3.0 International",
@@ -185,7 +261,15 @@ def _catalogue(tracks_per_genre: int, seed: int) -> list[dict]:
             for i in range(count):
                 if i % per_artist == 0:
                     artist += 1
-                rows.append({"genre": genre, "split": split, "subset": "small", "artist_id": artist, "defect": None})
+                rows.append(
+                    {
+                        "genre": genre,
+                        "split": split,
+                        "subset": "small",
+                        "artist_id": artist,
+                        "defect": None,
+                    }
+                )
     ids = FIRST_TRACK_ID + rng.permutation(len(rows))  # genres interleaved as in the real catalogue
     for row, tid in zip(rows, ids, strict=True):
         row["track_id"] = int(tid)
@@ -193,10 +277,16 @@ def _catalogue(tracks_per_genre: int, seed: int) -> list[dict]:
     next_id = FIRST_TRACK_ID + len(rows)
     for defect, genre in zip(DEFECTS, DEFECT_GENRES, strict=True):
         artist += 1
-        rows.append({
-            "track_id": next_id, "genre": genre, "split": "training", "subset": "small",
-            "artist_id": artist, "defect": defect,
-        })
+        rows.append(
+            {
+                "track_id": next_id,
+                "genre": genre,
+                "split": "training",
+                "subset": "small",
+                "artist_id": artist,
+                "defect": defect,
+            }
+        )
         next_id += 1
     for k in range(N_MEDIUM_ROWS + N_LARGE_ROWS):
         artist += 1
@@ -205,7 +295,16 @@ def _catalogue(tracks_per_genre: int, seed: int) -> list[dict]:
         if subset == "large" and k % 2:  # mixed fine genres -> no genre_top, as often in fma_large
             genre = None
         split = str(rng.choice(["training", "training", "training", "validation", "test"]))
-        rows.append({"track_id": next_id, "genre": genre, "split": split, "subset": subset, "artist_id": artist, "defect": None})
+        rows.append(
+            {
+                "track_id": next_id,
+                "genre": genre,
+                "split": split,
+                "subset": subset,
+                "artist_id": artist,
+                "defect": None,
+            }
+        )
         next_id += 1
     return rows
 
@@ -231,7 +330,9 @@ def _tracks_frame(rows: list[dict], duration_s: float, seed: int) -> pd.DataFram
             place, lat, lon = _PLACES[rng.integers(len(_PLACES))]
             name = f"The {_WORDS[rng.integers(len(_WORDS))]} {_NOUNS[rng.integers(len(_NOUNS))]}"
             artists[aid] = {
-                ("artist", "active_year_begin"): f"{rng.integers(1990, 2012)}-01-01 00:00:00" if rng.random() < 0.3 else None,
+                ("artist", "active_year_begin"): f"{rng.integers(1990, 2012)}-01-01 00:00:00"
+                if rng.random() < 0.3
+                else None,
                 ("artist", "active_year_end"): None,
                 ("artist", "associated_labels"): None,
                 ("artist", "bio"): f"<p>{name} is a synthetic demo artist (seed {seed}).</p>",
@@ -258,45 +359,55 @@ def _tracks_frame(rows: list[dict], duration_s: float, seed: int) -> pd.DataFram
                 ("album", "listens"): int(rng.integers(100, 50000)),
                 ("album", "producer"): None,
                 ("album", "tags"): "[]",
-                ("album", "title"): f"{_WORDS[rng.integers(len(_WORDS))]} {_NOUNS[rng.integers(len(_NOUNS))]}",
+                (
+                    "album",
+                    "title",
+                ): f"{_WORDS[rng.integers(len(_WORDS))]} {_NOUNS[rng.integers(len(_NOUNS))]}",
                 ("album", "tracks"): 0,  # filled below
-                ("album", "type"): str(rng.choice(["Album", "Album", "Single Tracks", "Live Performance"])),
+                ("album", "type"): str(
+                    rng.choice(["Album", "Album", "Single Tracks", "Live Performance"])
+                ),
                 "_number": 0,
             }
         a = artists[aid]
         a["_number"] += 1
         genres, genres_all = _genre_lists(row, rng)
         rec = {k: v for k, v in a.items() if k != "_number"}
-        rec.update({
-            ("set", "split"): row["split"],
-            ("set", "subset"): row["subset"],
-            ("track", "bit_rate"): int(rng.choice([320000, 256000, 192000, 128000])),
-            ("track", "comments"): int(rng.integers(0, 3)),
-            ("track", "composer"): None,
-            ("track", "date_created"): _date(rng),
-            ("track", "date_recorded"): _date(rng, 2000, 2008) if rng.random() < 0.2 else None,
-            # Metadata duration: the nominal clip length, also for broken files (like FMA).
-            ("track", "duration"): int(round(duration_s)),
-            ("track", "favorites"): int(rng.integers(0, 20)),
-            ("track", "genre_top"): row["genre"],
-            ("track", "genres"): str(genres),
-            ("track", "genres_all"): str(genres_all),
-            ("track", "information"): None,
-            ("track", "interest"): int(rng.integers(100, 20000)),
-            ("track", "language_code"): "en" if rng.random() < 0.5 else None,
-            ("track", "license"): _LICENSES[rng.integers(len(_LICENSES))],
-            ("track", "listens"): int(rng.integers(50, 10000)),
-            ("track", "lyricist"): None,
-            ("track", "number"): a["_number"],
-            ("track", "publisher"): None,
-            ("track", "tags"): str(["demo"] + (["synthetic"] if rng.random() < 0.5 else [])),
-            ("track", "title"): f"{_WORDS[rng.integers(len(_WORDS))]} {rng.integers(1, 99)}",
-        })
+        rec.update(
+            {
+                ("set", "split"): row["split"],
+                ("set", "subset"): row["subset"],
+                ("track", "bit_rate"): int(rng.choice([320000, 256000, 192000, 128000])),
+                ("track", "comments"): int(rng.integers(0, 3)),
+                ("track", "composer"): None,
+                ("track", "date_created"): _date(rng),
+                ("track", "date_recorded"): _date(rng, 2000, 2008) if rng.random() < 0.2 else None,
+                # Metadata duration: the nominal clip length, also for broken files (like FMA).
+                ("track", "duration"): int(round(duration_s)),
+                ("track", "favorites"): int(rng.integers(0, 20)),
+                ("track", "genre_top"): row["genre"],
+                ("track", "genres"): str(genres),
+                ("track", "genres_all"): str(genres_all),
+                ("track", "information"): None,
+                ("track", "interest"): int(rng.integers(100, 20000)),
+                ("track", "language_code"): "en" if rng.random() < 0.5 else None,
+                ("track", "license"): _LICENSES[rng.integers(len(_LICENSES))],
+                ("track", "listens"): int(rng.integers(50, 10000)),
+                ("track", "lyricist"): None,
+                ("track", "number"): a["_number"],
+                ("track", "publisher"): None,
+                ("track", "tags"): str(["demo"] + (["synthetic"] if rng.random() < 0.5 else [])),
+                ("track", "title"): f"{_WORDS[rng.integers(len(_WORDS))]} {rng.integers(1, 99)}",
+            }
+        )
         records.append((row["track_id"], aid, rec))
     for _, aid, rec in records:
         rec[("album", "tracks")] = artists[aid]["_number"]
     columns = pd.MultiIndex.from_tuples([(g, c) for g, cols in TRACK_COLUMNS.items() for c in cols])
-    df = pd.DataFrame([rec for _, _, rec in records], index=pd.Index([tid for tid, _, _ in records], name="track_id"))
+    df = pd.DataFrame(
+        [rec for _, _, rec in records],
+        index=pd.Index([tid for tid, _, _ in records], name="track_id"),
+    )
     return df.reindex(columns=columns)
 
 
@@ -305,7 +416,10 @@ def _genres_frame(tracks: pd.DataFrame) -> pd.DataFrame:
 
     counts = Counter(g for cell in tracks[("track", "genres_all")] for g in ast.literal_eval(cell))
     rows = [(gid, counts[gid], 0, title, gid) for title, gid in GENRES.items()]
-    rows += [(sid, counts[sid], GENRES[top], title, GENRES[top]) for top, (sid, title) in SUBGENRES.items()]
+    rows += [
+        (sid, counts[sid], GENRES[top], title, GENRES[top])
+        for top, (sid, title) in SUBGENRES.items()
+    ]
     df = pd.DataFrame(sorted(rows), columns=["genre_id", "#tracks", "parent", "title", "top_level"])
     return df
 
@@ -333,12 +447,12 @@ NOT real music: clips synthesized from per-genre recipes (tempo, drum pattern, i
 mode and chord progression), for running the project offline. Same layout as the real FMA:
   fma_metadata/tracks.csv, fma_metadata/genres.csv, fma_small/NNN/NNNNNN.mp3
 
-seed={summary['seed']}  tracks_per_genre={summary['tracks_per_genre']}  duration_s={summary['duration_s']}
+seed={summary["seed"]}  tracks_per_genre={summary["tracks_per_genre"]}  duration_s={summary["duration_s"]}
 track ids {FIRST_TRACK_ID}.. (never collide with real FMA ids)
-rows in tracks.csv: {summary['n_tracks_listed']} (subset counts {summary['counts']['subset']})
-small-subset splits: {summary['counts']['split']}
-.mp3 files written: {summary['n_mp3_files']} (including the empty and the not-audio one)
-sample rates: {summary['counts']['sample_rate']}  channels: {summary['counts']['channels']}
+rows in tracks.csv: {summary["n_tracks_listed"]} (subset counts {summary["counts"]["subset"]})
+small-subset splits: {summary["counts"]["split"]}
+.mp3 files written: {summary["n_mp3_files"]} (including the empty and the not-audio one)
+sample rates: {summary["counts"]["sample_rate"]}  channels: {summary["counts"]["channels"]}
 
 Deliberately broken files (listed as subset small, like 099134/108925/133297 in fma_small):
 {bad}
@@ -372,8 +486,13 @@ def generate_demo_dataset(
     _remove_stale_audio(root, {r["track_id"] for r in small if r["defect"] != "missing"})
     tasks = [
         {
-            "track_id": r["track_id"], "genre": r["genre"], "artist_id": r["artist_id"], "defect": r["defect"],
-            "seed": seed, "duration_s": float(duration_s), "short_s": min(3.0, duration_s / 2),
+            "track_id": r["track_id"],
+            "genre": r["genre"],
+            "artist_id": r["artist_id"],
+            "defect": r["defect"],
+            "seed": seed,
+            "duration_s": float(duration_s),
+            "short_s": min(3.0, duration_s / 2),
             "path": str(audio_path(root, r["track_id"])),
         }
         for r in small
@@ -411,4 +530,3 @@ def generate_demo_dataset(
     summary["elapsed_s"] = round(time.perf_counter() - start, 2)
     summary["workers"] = workers
     return summary
-

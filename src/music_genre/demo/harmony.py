@@ -79,7 +79,10 @@ def _comp_events(plan, rng) -> list[tuple]:
                 end = strum[j + 1] if j + 1 < len(strum) else steps
                 gap = rng.uniform(0.01, 0.025)
                 order = notes if j % 2 == 0 else notes[::-1]
-                ev += [(t0 + s * step_s + k * gap, (end - s) * step_s, m, 0.6) for k, m in enumerate(order)]
+                ev += [
+                    (t0 + s * step_s + k * gap, (end - s) * step_s, m, 0.6)
+                    for k, m in enumerate(order)
+                ]
         elif style == "arp":
             seq = notes + [notes[0] + 12]
             for i, s in enumerate(range(0, steps, arp_div)):
@@ -111,7 +114,10 @@ def _bass_events(plan, rng) -> list[tuple]:
         elif style == "offbeat":
             ev += [(t0 + s * step_s, 1.5 * step_s, r, 0.8) for s in range(2, steps, 4)]
         elif style == "fifths":
-            ev += [(t0 + s * step_s, 3.5 * step_s, r + (7 if (s // 4) % 2 else 0), 0.8) for s in range(0, steps, 4)]
+            ev += [
+                (t0 + s * step_s, 3.5 * step_s, r + (7 if (s // 4) % 2 else 0), 0.8)
+                for s in range(0, steps, 4)
+            ]
         elif style == "follow_kick":  # 808 notes that ring until the next kick
             hits = [i for i, c in enumerate(kick) if c != "."] or [0]
             for j, s in enumerate(hits):
@@ -132,7 +138,11 @@ def _melody_events(plan, rng) -> list[tuple]:
             t += d + rng.exponential(0.5)
         return ev
     grid = 2 if rng.random() < 0.7 else 1
-    onsets = [s for s in range(0, 2 * steps, grid) if rng.random() < plan["melody_density"] * (1.6 if s % 4 == 0 else 0.8)]
+    onsets = [
+        s
+        for s in range(0, 2 * steps, grid)
+        if rng.random() < plan["melody_density"] * (1.6 if s % 4 == 0 else 0.8)
+    ]
     onsets = onsets or [0]
     degrees, d = [], int(rng.integers(0, 5))
     for _ in onsets:
@@ -166,5 +176,3 @@ def _render_notes(events, play: Instrument, tail: float, n: int, sr: int) -> np.
             cache[key] = play(_midi_hz(key[0]), key[1], sr)
         _add(buf, int(t * sr), cache[key], vel)
     return buf
-
-

@@ -82,13 +82,24 @@ def _organ(rng):
     def play(f, n, sr):
         t = np.arange(n) / sr
         ph = _vibrato_phase(f, t, rate, 0.003)
-        out = sum(d * np.sin(2 * np.pi * h * ph) for h, d in zip(harmonics, drawbars, strict=True) if h * f < 0.45 * sr)
+        out = sum(
+            d * np.sin(2 * np.pi * h * ph)
+            for h, d in zip(harmonics, drawbars, strict=True)
+            if h * f < 0.45 * sr
+        )
         return out * _ramp(n, sr, 0.01, 0.08)
 
     return play, 0.08
 
 
-def _saw_synth(rng, voices=(1, 3), detune=(0.002, 0.012), attack=(0.005, 0.05), release=(0.05, 0.3), vibrato=0.0):
+def _saw_synth(
+    rng,
+    voices=(1, 3),
+    detune=(0.002, 0.012),
+    attack=(0.005, 0.05),
+    release=(0.05, 0.3),
+    vibrato=0.0,
+):
     """Detuned sawtooth voices: leads, pads and string sections (filtered per layer)."""
     nv = int(rng.integers(voices[0], voices[1] + 1))
     det, att, rel = rng.uniform(*detune), rng.uniform(*attack), rng.uniform(*release)
@@ -134,7 +145,11 @@ def _bass_sine(rng):
 
     def play(f, n, sr):
         t = np.arange(n) / sr
-        return (np.sin(2 * np.pi * f * t) + 0.3 * np.sin(4 * np.pi * f * t)) * _decay(n, sr, tau) * _ramp(n, sr, 0.005, 0.03)
+        return (
+            (np.sin(2 * np.pi * f * t) + 0.3 * np.sin(4 * np.pi * f * t))
+            * _decay(n, sr, tau)
+            * _ramp(n, sr, 0.005, 0.03)
+        )
 
     return play, 0.03
 
@@ -146,7 +161,11 @@ def _bass_808(rng):
     def play(f, n, sr):
         t = np.arange(n) / sr
         freq = f * (1 + np.exp(-t / 0.03))
-        return np.sin(2 * np.pi * np.cumsum(freq) / sr) * _decay(n, sr, tau) * _ramp(n, sr, 0.001, 0.03)
+        return (
+            np.sin(2 * np.pi * np.cumsum(freq) / sr)
+            * _decay(n, sr, tau)
+            * _ramp(n, sr, 0.001, 0.03)
+        )
 
     return play, 0.05
 
@@ -168,22 +187,43 @@ INSTRUMENTS: dict[str, tuple[Callable, dict]] = {
     "fm_keys": (_fm_keys, {}),
     "bell": (lambda r: _fm_keys(r, bell=True), {}),
     "pluck": (_pluck, {}),
-    "sitar": (lambda r: _pluck(r, bright=(0.8, 1.0), t60=(1.5, 3.0), buzz=3.0), {"bandpass": (400, 6000)}),
+    "sitar": (
+        lambda r: _pluck(r, bright=(0.8, 1.0), t60=(1.5, 3.0), buzz=3.0),
+        {"bandpass": (400, 6000)},
+    ),
     "organ": (_organ, {}),
     "saw": (_saw_synth, {"lowpass": (1500, 7000)}),
-    "pad": (lambda r: _saw_synth(r, (3, 5), (0.005, 0.02), (0.3, 1.0), (0.4, 1.0)), {"lowpass": (800, 3500)}),
-    "strings": (lambda r: _saw_synth(r, (3, 4), (0.003, 0.008), (0.1, 0.5), (0.3, 0.8), 0.004), {"lowpass": (2000, 5000)}),
-    "fiddle": (lambda r: _saw_synth(r, (1, 1), (0, 0), (0.04, 0.1), (0.05, 0.15), 0.006), {"formant": (600, 2600)}),
+    "pad": (
+        lambda r: _saw_synth(r, (3, 5), (0.005, 0.02), (0.3, 1.0), (0.4, 1.0)),
+        {"lowpass": (800, 3500)},
+    ),
+    "strings": (
+        lambda r: _saw_synth(r, (3, 4), (0.003, 0.008), (0.1, 0.5), (0.3, 0.8), 0.004),
+        {"lowpass": (2000, 5000)},
+    ),
+    "fiddle": (
+        lambda r: _saw_synth(r, (1, 1), (0, 0), (0.04, 0.1), (0.05, 0.15), 0.006),
+        {"formant": (600, 2600)},
+    ),
     "dist_guitar": (  # two detuned saws into a hard clipper and a dark "cabinet"
         lambda r: _saw_synth(r, (2, 2), (0.002, 0.006), (0.002, 0.01), (0.03, 0.1)),
         {"dist": (3.0, 12.0), "lowpass": (2500, 5000)},
     ),
-    "voice": (lambda r: _saw_synth(r, (1, 1), (0, 0), (0.04, 0.1), (0.08, 0.2), 0.008), {"formant": (700, 1200)}),
+    "voice": (
+        lambda r: _saw_synth(r, (1, 1), (0, 0), (0.04, 0.1), (0.08, 0.2), 0.008),
+        {"formant": (700, 1200)},
+    ),
     "square": (_square, {"lowpass": (3000, 10000)}),
     "flute": (_flute, {}),
     "bass_sine": (_bass_sine, {}),
-    "bass_saw": (lambda r: _saw_synth(r, (1, 2), (0.002, 0.006), (0.003, 0.01), (0.03, 0.08)), {"lowpass": (250, 900)}),
-    "bass_pluck": (lambda r: _pluck(r, bright=(0.2, 0.5), t60=(1.0, 2.0)), {"lowpass": (600, 1500)}),
+    "bass_saw": (
+        lambda r: _saw_synth(r, (1, 2), (0.002, 0.006), (0.003, 0.01), (0.03, 0.08)),
+        {"lowpass": (250, 900)},
+    ),
+    "bass_pluck": (
+        lambda r: _pluck(r, bright=(0.2, 0.5), t60=(1.0, 2.0)),
+        {"lowpass": (600, 1500)},
+    ),
     "bass_808": (_bass_808, {"dist": (1.5, 4.0)}),
     "bass_fm": (_bass_fm, {"lowpass": (400, 1200)}),
 }
@@ -204,5 +244,3 @@ def _layer_fx(x: np.ndarray, fx: dict, sr: int, rng) -> np.ndarray:
         first = _filter(x, "bandpass", (f1 * s * 0.8, f1 * s * 1.25), sr)
         x = first + 0.6 * _filter(x, "bandpass", (f2 * s * 0.85, f2 * s * 1.2), sr)
     return x
-
-

@@ -38,7 +38,12 @@ def render_track(plan: dict, rng) -> np.ndarray:
 
     if plan["drums"] is not None:
         kit = _drum_kit(plan["kit"], sr, rng)
-        add_layer(_render_drums(plan, kit, n, sr, rng), plan["mix_db"]["drums"], rng.uniform(-0.1, 0.1), 0.3)
+        add_layer(
+            _render_drums(plan, kit, n, sr, rng),
+            plan["mix_db"]["drums"],
+            rng.uniform(-0.1, 0.1),
+            0.3,
+        )
     for role, inst_name, events_fn, gain, pan in (
         ("bass", plan["bass_inst"], _bass_events, -3.0, 0.0),
         ("harmony", plan["harmony"], _comp_events, -4.0, rng.uniform(-0.6, 0.6)),
@@ -51,7 +56,12 @@ def render_track(plan: dict, rng) -> np.ndarray:
         x = _render_notes(events_fn(plan, rng), play, tail, n, sr)
         if not np.any(x):
             continue
-        add_layer(_layer_fx(x, fx, sr, rng), gain + plan["mix_db"][role], pan, 1.0 if role != "bass" else 0.1)
+        add_layer(
+            _layer_fx(x, fx, sr, rng),
+            gain + plan["mix_db"][role],
+            pan,
+            1.0 if role != "bass" else 0.1,
+        )
     for name in plan["textures"]:
         level = -2.0 if plan["genre"] == "Experimental" else -14.0
         add_layer(_texture(name, plan, n, sr, rng), level, rng.uniform(-0.8, 0.8), 0.5)
@@ -102,8 +112,9 @@ def _finish(plan, out: np.ndarray, rng) -> np.ndarray:
     return np.ascontiguousarray(out.T)
 
 
-def synthesize_track(genre: str, seed: int, track_id: int, artist_id: int, duration_s: float) -> tuple[np.ndarray, int, dict]:
+def synthesize_track(
+    genre: str, seed: int, track_id: int, artist_id: int, duration_s: float
+) -> tuple[np.ndarray, int, dict]:
     """Audio (float32, (n,) or (n, 2)), sample rate and plan of one demo track."""
     plan, rng = plan_track(genre, seed, track_id, artist_id, duration_s)
     return render_track(plan, rng), plan["sr"], plan
-

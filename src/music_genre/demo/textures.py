@@ -30,7 +30,9 @@ def _texture(name: str, plan, n: int, sr: int, rng) -> np.ndarray:
         t = np.arange(n) / sr
         f = _midi_hz(plan["root"] + 36)
         ratios = [1.0, 1.003, rng.uniform(1.4, 2.9), rng.uniform(3.1, 5.3)]
-        return sum(np.sin(2 * np.pi * f * r * t) / (k + 1) for k, r in enumerate(ratios)) * _lfo(n, sr, rng)
+        return sum(np.sin(2 * np.pi * f * r * t) / (k + 1) for k, r in enumerate(ratios)) * _lfo(
+            n, sr, rng
+        )
     if name == "glitch":  # short bursts of pulse waves and noise at random times
         x = np.zeros(n)
         for _ in range(int(rng.uniform(1, 6) * n / sr)):
@@ -54,7 +56,9 @@ def _texture(name: str, plan, n: int, sr: int, rng) -> np.ndarray:
         f = rng.choice([50.0, 60.0])
         return sum(np.sin(2 * np.pi * f * k * t) / k for k in (1, 2, 3, 5)) * 0.5
     if name == "wind":
-        return _filter(rng.standard_normal(n), "lowpass", rng.uniform(300, 900), sr) * _lfo(n, sr, rng, 0.05, 0.5) * 2
+        return (
+            _filter(rng.standard_normal(n), "lowpass", rng.uniform(300, 900), sr)
+            * _lfo(n, sr, rng, 0.05, 0.5)
+            * 2
+        )
     raise ValueError(name)
-
-

@@ -35,7 +35,13 @@ logger = logging.getLogger(__name__)
 
 SOURCES = ("fma_csv", "extract")
 RESULT_COLUMNS = [
-    "units", "parameters", "train_loss", "val_loss", "test_loss", "train_acc", "val_acc",
+    "units",
+    "parameters",
+    "train_loss",
+    "val_loss",
+    "test_loss",
+    "train_acc",
+    "val_acc",
     "test_acc",
 ]
 MODEL_INPUT_INDEX = ["track_id", "split", "label", "genre"]
@@ -99,7 +105,9 @@ def extract_handcrafted_features(
             pending.append((track_id, path, provenance))
     logger.info(
         "Handcrafted features: %d of %d tracks to extract (%d reused from earlier runs)",
-        len(pending), len(tracks), len(tracks) - len(pending),
+        len(pending),
+        len(tracks),
+        len(tracks) - len(pending),
     )
     if not pending:
         yield {}
@@ -186,7 +194,11 @@ def build_feature_table(
     bad = _bad_rows(tracks, reasons).sort_values("track_id").reset_index(drop=True)
     logger.info(
         "Handcrafted feature table (%s): %d tracks x %d features; %d tracks reported in "
-        "bad_tracks_handcrafted", params["source"], len(table), table.shape[1], len(bad),
+        "bad_tracks_handcrafted",
+        params["source"],
+        len(table),
+        table.shape[1],
+        len(bad),
     )
     if table.empty:
         raise ValueError(
@@ -224,7 +236,8 @@ def standardize_features(
     model_input = pd.DataFrame(standardized, index=index, columns=features.columns)
     logger.info(
         "Standardized %d tracks with training-split statistics (%d training tracks)",
-        len(model_input), int(is_train.sum()),
+        len(model_input),
+        int(is_train.sum()),
     )
     return model_input, scaler
 
@@ -302,7 +315,10 @@ def _train_one(
     keras.utils.set_random_seed(int(params["seed"]))  # each configuration reproducible alone
     x_train, y_train = data["training"]
     model = build_mlp(
-        x_train.shape[1], len(names), hidden_units, float(params["learning_rate"]),
+        x_train.shape[1],
+        len(names),
+        hidden_units,
+        float(params["learning_rate"]),
         float(params["l2"]),
     )
     stopper = keras.callbacks.EarlyStopping(
@@ -362,8 +378,11 @@ def _train_one(
     }
     logger.info(
         "MLP %s: %d parameters, %d epochs, val acc %.3f, test acc %.3f",
-        label, record["params"]["parameters"], record["params"]["epochs_trained"],
-        metrics["val_acc"], metrics["test_acc"],
+        label,
+        record["params"]["parameters"],
+        record["params"]["epochs_trained"],
+        metrics["val_acc"],
+        metrics["test_acc"],
     )
     return record, model
 
@@ -390,8 +409,11 @@ def train_mlp_sweep(
         records.append(record)
         models.append(model)
         rows.append(
-            {"units": record["params"]["units"], "parameters": record["params"]["parameters"],
-             **record["metrics"]}
+            {
+                "units": record["params"]["units"],
+                "parameters": record["params"]["parameters"],
+                **record["metrics"],
+            }
         )
     results = pd.DataFrame(rows).reindex(columns=RESULT_COLUMNS)
     best = int(
@@ -410,6 +432,8 @@ def plot_confusion_matrix(model: Any, model_input: pd.DataFrame) -> Figure:
     predicted = _predict(model, x_test)
     hidden = [layer.units for layer in model.layers[:-1]]
     return confusion_matrix_figure(
-        y_test, predicted, class_names(model_input),
+        y_test,
+        predicted,
+        class_names(model_input),
         f"Handcrafted MLP {units_label(hidden)} (best by validation accuracy): test",
     )

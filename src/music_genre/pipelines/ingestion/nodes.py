@@ -22,7 +22,14 @@ logger = logging.getLogger(__name__)
 SPLITS = ("training", "validation", "test")
 BAD_TRACK_COLUMNS = ["track_id", "path", "genre", "split", "stage", "reason"]
 TRACK_COLUMNS = [
-    "track_id", "path", "genre", "label", "split", "duration_s", "sample_rate", "channels",
+    "track_id",
+    "path",
+    "genre",
+    "label",
+    "split",
+    "duration_s",
+    "sample_rate",
+    "channels",
 ]
 
 
@@ -134,8 +141,8 @@ def _split_off_duplicates(
     duplicates = candidates[duplicated].copy()
     if source == "fma":
         duplicates["reason"] = [
-            f"duplicate: track id {t} is listed more than once in tracks.csv; the first row is "
-            "kept" for t in duplicates["track_id"]
+            f"duplicate: track id {t} is listed more than once in tracks.csv; the first row is kept"
+            for t in duplicates["track_id"]
         ]
     else:
         duplicates["reason"] = [
@@ -146,7 +153,8 @@ def _split_off_duplicates(
     duplicates["stage"] = "metadata"
     logger.warning(
         "%d duplicate track id(s) reported in the bad-tracks report, e.g. %s",
-        len(duplicates), duplicates["track_id"].iloc[0],
+        len(duplicates),
+        duplicates["track_id"].iloc[0],
     )
     return candidates[~duplicated], duplicates
 
@@ -223,7 +231,10 @@ def _reusable_probes(probed: pd.DataFrame, previous: pd.DataFrame | None) -> pd.
     earlier = earlier.drop_duplicates("path").set_index("path")
     keyed = probed[["path", *FILE_STAMP_COLUMNS]].merge(
         earlier[FILE_STAMP_COLUMNS + PROBE_COLUMNS],
-        how="left", left_on="path", right_index=True, suffixes=("", "_earlier"),
+        how="left",
+        left_on="path",
+        right_index=True,
+        suffixes=("", "_earlier"),
     )
     same = (keyed["file_size"] >= 0) & keyed[[f"{c}_earlier" for c in FILE_STAMP_COLUMNS]].eq(
         keyed[FILE_STAMP_COLUMNS].to_numpy()

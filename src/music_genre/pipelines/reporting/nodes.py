@@ -9,7 +9,14 @@ import pandas as pd
 import plotly.graph_objects as go
 
 COMPARISON_COLUMNS = [
-    "pipeline", "model", "variant", "weights", "metric", "split", "this_run", "study",
+    "pipeline",
+    "model",
+    "variant",
+    "weights",
+    "metric",
+    "split",
+    "this_run",
+    "study",
 ]
 # The study's CNN rows are named (model, variant) = (kostrzewa|tuned, plain|augmented).
 CNN_VARIANTS = {
@@ -44,11 +51,17 @@ def _handcrafted_rows(results: pd.DataFrame) -> list[dict[str, Any]]:
     for _, row in results.iterrows():
         for prefix, split in SPLIT_COLUMNS.items():
             for metric, column in (("accuracy", f"{prefix}_acc"), ("loss", f"{prefix}_loss")):
-                rows.append({
-                    "pipeline": "handcrafted", "model": "mlp",
-                    "variant": units_label(row["units"]), "weights": "trained",
-                    "metric": metric, "split": split, "this_run": row[column],
-                })
+                rows.append(
+                    {
+                        "pipeline": "handcrafted",
+                        "model": "mlp",
+                        "variant": units_label(row["units"]),
+                        "weights": "trained",
+                        "metric": metric,
+                        "split": split,
+                        "this_run": row[column],
+                    }
+                )
     return rows
 
 
@@ -58,16 +71,28 @@ def _cnn_rows(results: pd.DataFrame) -> list[dict[str, Any]]:
         model, variant = CNN_VARIANTS.get(row["variant"], (row["variant"], "plain"))
         for prefix, split in SPLIT_COLUMNS.items():
             for metric, column in (("accuracy", f"{prefix}_acc"), ("loss", f"{prefix}_loss")):
-                rows.append({
-                    "pipeline": "cnn", "model": model, "variant": variant,
-                    "weights": "trained", "metric": metric, "split": split,
-                    "this_run": row[column],
-                })
-        rows.append({
-            "pipeline": "cnn", "model": model, "variant": variant, "weights": "trained",
-            "metric": "inference_seconds_cpu", "split": "single",
-            "this_run": row["inference_seconds"],
-        })
+                rows.append(
+                    {
+                        "pipeline": "cnn",
+                        "model": model,
+                        "variant": variant,
+                        "weights": "trained",
+                        "metric": metric,
+                        "split": split,
+                        "this_run": row[column],
+                    }
+                )
+        rows.append(
+            {
+                "pipeline": "cnn",
+                "model": model,
+                "variant": variant,
+                "weights": "trained",
+                "metric": "inference_seconds_cpu",
+                "split": "single",
+                "this_run": row["inference_seconds"],
+            }
+        )
     return rows
 
 
@@ -80,13 +105,15 @@ def _transfer_rows(results: pd.DataFrame) -> list[dict[str, Any]]:
     for _, row in results.iterrows():
         model = _transfer_model(row["backbone"], row["cut_level"], row["pca_variance"])
         common = {
-            "pipeline": "transfer", "model": model,
-            "variant": classifier_label(row["classifier"]), "weights": str(row["weights"]),
+            "pipeline": "transfer",
+            "model": model,
+            "variant": classifier_label(row["classifier"]),
+            "weights": str(row["weights"]),
         }
-        rows.append({**common, "metric": "accuracy", "split": "cv",
-                     "this_run": row["cv_accuracy"]})
-        rows.append({**common, "metric": "accuracy", "split": "test",
-                     "this_run": row["test_accuracy"]})
+        rows.append({**common, "metric": "accuracy", "split": "cv", "this_run": row["cv_accuracy"]})
+        rows.append(
+            {**common, "metric": "accuracy", "split": "test", "this_run": row["test_accuracy"]}
+        )
     return rows
 
 
@@ -127,7 +154,9 @@ def compare_with_study(
 
 
 def describe_data(
-    tracks: pd.DataFrame, bad_tracks: pd.DataFrame, ingestion: dict[str, Any],
+    tracks: pd.DataFrame,
+    bad_tracks: pd.DataFrame,
+    ingestion: dict[str, Any],
     reporting: dict[str, Any],
 ) -> dict[str, Any]:
     """What produced the numbers: the dataset kind, where it lives and its track counts."""
@@ -184,8 +213,7 @@ def render_summary(comparison: pd.DataFrame, data: dict[str, Any]) -> str:
     for pipeline, title, eval_split in (
         ("handcrafted", "Handcrafted features → MLP (Tables 1–2)", "validation"),
         ("cnn", "CNN on log-mel spectrograms (Tables 4–6)", "validation"),
-        ("transfer", "Transfer learning: backbone features → PCA → classifier (Tables 7–12)",
-         "cv"),
+        ("transfer", "Transfer learning: backbone features → PCA → classifier (Tables 7–12)", "cv"),
     ):
         part = accuracy[accuracy["pipeline"] == pipeline]
         lines += [f"## {title}", ""]
@@ -229,8 +257,10 @@ def comparison_chart(comparison: pd.DataFrame) -> go.Figure:
         ]
     )
     figure.update_layout(
-        barmode="group", title="Test accuracy: this run vs the study",
-        yaxis={"title": "accuracy", "range": [0, 1]}, xaxis={"tickangle": -45},
+        barmode="group",
+        title="Test accuracy: this run vs the study",
+        yaxis={"title": "accuracy", "range": [0, 1]},
+        xaxis={"tickangle": -45},
         height=600,
     )
     return figure

@@ -10,8 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 compare_with_study,
-                inputs=["handcrafted_results", "cnn_results", "transfer_results",
-                        "paper_results"],
+                inputs=["handcrafted_results", "cnn_results", "transfer_results", "paper_results"],
                 outputs="results_comparison",
                 name="compare_with_study",
             ),

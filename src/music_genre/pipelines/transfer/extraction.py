@@ -82,9 +82,7 @@ class FeatureJob:
     def feature_names(self) -> tuple[str, ...]:
         return tuple(self.extractor.cut_levels)  # type: ignore[attr-defined]
 
-    def _prepare(
-        self, track_id: str, stored: Container[tuple[str, str]]
-    ) -> tuple[str, Any] | None:
+    def _prepare(self, track_id: str, stored: Container[tuple[str, str]]) -> tuple[str, Any] | None:
         raise NotImplementedError
 
     def _features(self, inputs: list[Any]) -> dict[str, np.ndarray]:
@@ -148,7 +146,10 @@ class FeatureJob:
         if computed % (self.batch_size * 10) == 0 or computed == self.batch_size:
             logger.info(
                 "%s: %d/%d tracks extracted (%.2f s per track)",
-                self.key, computed, len(self.track_ids), elapsed / computed,
+                self.key,
+                computed,
+                len(self.track_ids),
+                elapsed / computed,
             )
 
 
@@ -212,8 +213,7 @@ class AudioEmbeddingJob(FeatureJob):
         for track_id in self.track_ids:
             path = self.paths.get(track_id)
             if not path:
-                yield FeatureFailure(track_id, f"track {track_id}: no audio path in "
-                                               "tracks.parquet")
+                yield FeatureFailure(track_id, f"track {track_id}: no audio path in tracks.parquet")
                 continue
             try:
                 digest = audio_digest(path)
