@@ -99,3 +99,21 @@ def test_kedro_run_without_inputs_says_what_to_run_without_a_traceback(tmp_path)
     assert "make fma-small" in output
     assert "Traceback" not in output
     assert not (project / "data").exists() or not any((project / "data").rglob("*.parquet"))
+
+
+def test_the_run_summary_times_every_node_and_ranks_the_slowest():
+    from types import SimpleNamespace
+
+    from music_genre.hooks import RunSummaryHook, slowest_nodes
+
+    hook = RunSummaryHook()
+    hook.before_pipeline_run()
+    for name in ("ingest", "train"):
+        hook.before_node_run(SimpleNamespace(name=name))
+        hook.after_node_run(SimpleNamespace(name=name))
+    assert set(hook.durations) == {"ingest", "train"}
+    assert all(seconds >= 0 for seconds in hook.durations.values())
+
+    table = slowest_nodes({"a": 1.0, "b": 6.0, "c": 3.0}, limit=2)
+    assert table["node"].tolist() == ["b", "c"]
+    assert table["share"].tolist() == ["60%", "30%"]

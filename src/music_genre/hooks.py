@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import click
@@ -43,13 +44,50 @@ def best_models(results: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def slowest_nodes(durations: dict[str, float], limit: int = 8) -> pd.DataFrame:
+    """The nodes that took longest, with their share of the run's node time."""
+    total = sum(durations.values()) or 1.0
+    ranked = sorted(durations.items(), key=lambda item: item[1], reverse=True)[:limit]
+    return pd.DataFrame(
+        {
+            "node": [name for name, _ in ranked],
+            "seconds": [round(seconds, 1) for _, seconds in ranked],
+            "share": [f"{seconds / total:.0%}" for _, seconds in ranked],
+        }
+    )
+
+
 class RunSummaryHook:
-    """At the end of ``kedro run``, print the best model per pipeline that this run trained."""
+    """At the end of ``kedro run``, print where the time went (the slowest nodes) and the best
+    model per pipeline that this run trained."""
+
+    def __init__(self) -> None:
+        self._started: dict[str, float] = {}
+        self.durations: dict[str, float] = {}
+
+    @hook_impl
+    def before_pipeline_run(self) -> None:
+        self._started, self.durations = {}, {}
+
+    @hook_impl
+    def before_node_run(self, node: Any) -> None:
+        self._started[node.name] = time.perf_counter()
+
+    @hook_impl
+    def after_node_run(self, node: Any) -> None:
+        started = self._started.pop(node.name, None)
+        if started is not None:
+            self.durations[node.name] = time.perf_counter() - started
 
     @hook_impl
     def after_pipeline_run(
         self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any
     ) -> None:
+        if self.durations:
+            print(  # noqa: T201 - the user asked for a terminal summary, not a log line
+                f"\nSlowest nodes ({sum(self.durations.values()):.0f} s of node time in all):\n"
+                f"{slowest_nodes(self.durations).to_string(index=False)}"
+            )
         produced = pipeline.all_outputs()
         results = {}
         for name in BEST_MODEL_RULES:
