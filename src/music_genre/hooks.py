@@ -9,6 +9,8 @@ import pandas as pd
 from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Pipeline
 
+from music_genre.evaluation import format_interval
+
 logger = logging.getLogger(__name__)
 
 # results dataset -> (column that selected the model, column reported, how a row is named)
@@ -17,6 +19,8 @@ BEST_MODEL_RULES: dict[str, tuple[str, str, list[str]]] = {
     "cnn_results": ("val_acc", "test_acc", ["variant"]),
     "transfer_results": ("cv_accuracy", "test_accuracy",
                          ["backbone", "cut_level", "pca_variance", "classifier", "weights"]),
+    # fusion weights/stacker are fitted on validation: its val_acc is optimistic (see README)
+    "fusion_results": ("val_acc", "test_acc", ["method", "members"]),
 }
 
 
@@ -33,6 +37,8 @@ def best_models(results: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
             "best model": " ".join(str(best[c]) for c in naming if c in best),
             "selected on": f"{select_by} {best[select_by]:.4f}",
             "test accuracy": round(float(best[report]), 4),
+            "95% interval": format_interval(best[report], best.get(f"{report}_ci_low"),
+                                            best.get(f"{report}_ci_high")),
         })
     return pd.DataFrame(rows)
 
@@ -54,7 +60,8 @@ class RunSummaryHook:
             return
         text = table.to_string(index=False)
         print(  # noqa: T201 - the user asked for a terminal summary, not a log line
-            "\nBest model per pipeline (test accuracy of the model chosen on validation/CV):\n"
+            "\nBest model per pipeline (test accuracy of the model chosen on validation/CV, "
+            "95% Wilson interval over the test tracks):\n"
             f"{text}\nFull report: data/08_reporting/summary.md (this run next to the study); "
             "browse with `make viz` and `make mlflow-ui`.\n"
         )
