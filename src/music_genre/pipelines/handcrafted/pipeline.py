@@ -45,7 +45,6 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 plot_confusion_matrix,
-    predict_held_out_tracks,
                 inputs=["handcrafted_mlp", "handcrafted_model_input"],
                 outputs="handcrafted_confusion_matrix",
                 name="plot_handcrafted_confusion_matrix",
