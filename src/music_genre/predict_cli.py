@@ -21,6 +21,7 @@ from typing import Any
 os.environ.setdefault("KEDRO_LOGGING_CONFIG", str(Path(__file__).with_name("cli_logging.yml")))
 
 from music_genre.predict import (  # noqa: E402
+    FUSION,
     MODEL_KINDS,
     GenrePrediction,
     PredictionError,
@@ -34,8 +35,9 @@ from music_genre.predict import (  # noqa: E402
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genre-predict", description=__doc__.split("\n")[0])
     parser.add_argument("files", nargs="+", help="audio files (mp3, wav, flac, ogg, au)")
-    parser.add_argument("--model", default="best", choices=("best", *MODEL_KINDS),
-                        help="which trained model (default: best held-out accuracy)")
+    parser.add_argument("--model", default="best", choices=("best", *MODEL_KINDS, FUSION),
+                        help="which trained model (default: best held-out accuracy; fusion "
+                        "combines the three)")
     parser.add_argument("--run-id", help="use the genre predictor logged in this MLflow run")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--top", type=int, default=3, help="genres to show per file")

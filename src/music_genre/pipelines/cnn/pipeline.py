@@ -5,7 +5,8 @@ from functools import partial, update_wrapper
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from .nodes import VARIANTS, best_cnn_predictions, evaluate_cnn, report_cnn_results, select_cnn_items, train_cnn
+from .nodes import VARIANTS, best_cnn_predictions, evaluate_cnn, report_cnn_results
+from .nodes import select_cnn_items, train_cnn
 from .nodes import tune_cnn_hyperparameters
 
 STORES = ["log_mel_spectrograms", "augmented_spectrograms"]

@@ -6,7 +6,7 @@ from .nodes import package_genre_predictor
 
 ARTIFACTS = [
     "tracks", "handcrafted_mlp", "handcrafted_scaler", "cnn_best_model",
-    "cnn_best_model_info", "transfer_best_model",
+    "cnn_best_model_info", "transfer_best_model", "fusion_model",
 ]
 
 

@@ -17,7 +17,6 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 plan_transfer_features,
-    predict_held_out_tracks,
                 inputs=["tracks", "log_mel_spectrograms", "params:transfer"],
                 outputs="transfer_features",
                 name="extract_transfer_features",
