@@ -73,10 +73,10 @@ def mcnemar_exact(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> dict[
 
 def prediction_table(
     track_ids: Sequence[Any], labels: Sequence[int], probabilities: np.ndarray,
-    class_names: Sequence[str],
+    class_names: Sequence[str], predicted: Sequence[int] | None = None,
 ) -> pd.DataFrame:
-    """Per-track predictions: track_id, label, predicted (argmax), one ``prob_<genre>`` column
-    per class in label order."""
+    """Per-track predictions: track_id, label, predicted (the model's own prediction, by default
+    the argmax of the probabilities), one ``prob_<genre>`` column per class in label order."""
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if probabilities.shape != (len(track_ids), len(class_names)):
         raise ValueError(
@@ -86,7 +86,9 @@ def prediction_table(
     table = pd.DataFrame({
         "track_id": [str(t) for t in track_ids],
         "label": np.asarray(labels, dtype=np.int64),
-        "predicted": probabilities.argmax(axis=1).astype(np.int64),
+        "predicted": np.asarray(
+            probabilities.argmax(axis=1) if predicted is None else predicted, dtype=np.int64
+        ),
     })
     for index, name in enumerate(class_names):
         table[f"{PROBABILITY_PREFIX}{name}"] = probabilities[:, index]

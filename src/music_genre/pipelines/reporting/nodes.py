@@ -287,9 +287,8 @@ def _uncertainty_section(best: pd.DataFrame, paired: pd.DataFrame) -> list[str]:
         "## Uncertainty: this run's best models",
         "",
         "Test accuracies carry a 95 % Wilson score interval (binomial over the test tracks); "
-        "cross-validation accuracies ± the standard deviation over the folds. With ~80 test "
-        "tracks (demo) an interval is about ±0.1 wide; on FMA-small's 800 test tracks about "
-        "±0.035.",
+        "cross-validation accuracies ± the standard deviation over the folds. The fewer the "
+        "test tracks, the wider the interval (about ±0.2 for 24 tracks, ±0.035 for 800).",
         "",
     ]
     if best.empty:

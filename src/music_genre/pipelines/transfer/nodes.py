@@ -417,6 +417,9 @@ def predict_held_out_tracks(
     y_train = train["label"].to_numpy()
     names = _class_names(tracks)
     out_of_fold = np.zeros((len(train), len(names)))
+    # predict() is what test_accuracy counts (an RBF SVC votes one-vs-one, which can differ from
+    # the argmax of its softmax scores on ties)
+    out_of_fold_predicted = np.zeros(len(train), dtype=np.int64)
     # GridSearchCV(cv=int) on a classifier uses these folds (stratified, not shuffled).
     folds = StratifiedKFold(n_splits=int(best["cv_folds"]))
     with threadpool_limits(limits=params.get("blas_threads")), warnings.catch_warnings():
@@ -425,14 +428,15 @@ def predict_held_out_tracks(
             model = clone(best["model"]).fit(x_train[fit_idx], y_train[fit_idx])
             scores = classifier_probabilities(model, x_train[held_idx])
             out_of_fold[np.ix_(held_idx, model.classes_)] = scores
+            out_of_fold_predicted[held_idx] = model.predict(x_train[held_idx])
     is_val = (train["split"] == "validation").to_numpy()
     validation = prediction_table(train["track_id"][is_val], y_train[is_val],
-                                  out_of_fold[is_val], names)
+                                  out_of_fold[is_val], names, out_of_fold_predicted[is_val])
+    x_test = transfer_features.matrix(key, cut, test["track_id"].tolist())
     test_scores = np.zeros((len(test), len(names)))
-    test_scores[:, best["model"].classes_] = classifier_probabilities(
-        best["model"], transfer_features.matrix(key, cut, test["track_id"].tolist())
-    )
-    return validation, prediction_table(test["track_id"], test["label"], test_scores, names)
+    test_scores[:, best["model"].classes_] = classifier_probabilities(best["model"], x_test)
+    return validation, prediction_table(test["track_id"], test["label"], test_scores, names,
+                                        best["model"].predict(x_test))
 
 
 # --------------------------------------------------------------------------------------------
