@@ -122,6 +122,7 @@ def test_reporting_pipeline_writes_summary_with_missing_sections(tmp_path: Path)
     summary = catalog.load("summary_report")
     assert "demo — data/01_raw/demo (subset small); 3 tracks in 2 genres" in summary
     assert "not from FMA-small" in summary
+    assert "- **Split**: FMA's official split." in summary
     # 0.52 of 100 test tracks: Wilson 95 % interval [0.4232, 0.6154]
     assert "| mlp | (512, 256) | trained | 0.5200 [0.4232, 0.6154] | 0.4950 |" in summary
     assert "| handcrafted | (512, 256) (val_acc 0.6000) | 0.5200 [0.4232, 0.6154] | 0.4950 " \
@@ -165,3 +166,21 @@ def test_wilson_interval_and_exact_mcnemar_match_known_values():
     assert test["p_value"] == pytest.approx(1.0)
     assert mcnemar_exact([True, True], [True, True])["p_value"] == 1.0
     assert mcnemar_exact([True] * 8, [False] * 8)["p_value"] == pytest.approx(2 / 2**8)
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({}, "seeded stratified 80/10/10 split"),
+        ({"group_by": "artist"}, "seeded 80/10/10 split keeping every artist on one side"),
+        ({"split_file": "split.csv", "group_by": "artist"}, "the published split file split.csv"),
+    ],
+)
+def test_summary_data_says_how_a_folder_collection_was_split(extra, expected):
+    from music_genre.pipelines.reporting.nodes import describe_data
+
+    tracks = pd.DataFrame({"genre": ["a", "b"], "split": ["training", "test"]})
+    ingestion = {"source": "folder", "folder": "/music", **extra,
+                 "split_fractions": {"training": 0.8, "validation": 0.1, "test": 0.1}}
+    data = describe_data(tracks, pd.DataFrame(), ingestion, {"dataset_kind": "x"})
+    assert data["split_method"].startswith(expected)

@@ -172,7 +172,21 @@ def describe_data(
         "genres": int(tracks["genre"].nunique()),
         "splits": {k: int(v) for k, v in tracks["split"].value_counts().items()},
         "bad_tracks": int(len(bad_tracks)),
+        "split_method": _split_method(ingestion),
     }
+
+
+def _split_method(ingestion: dict[str, Any]) -> str:
+    if ingestion["source"] != "folder":
+        return "FMA's official split"
+    if ingestion.get("split_file"):
+        return f"the published split file {ingestion['split_file']}"
+    fractions = ingestion.get("split_fractions", {})
+    shares = "/".join(str(round(100 * float(fractions[s]))) for s in fractions)
+    if ingestion.get("group_by"):
+        return (f"seeded {shares} split keeping every {ingestion['group_by']} on one side "
+                "(StratifiedGroupKFold)")
+    return f"seeded stratified {shares} split"
 
 
 BEST_MODEL_COLUMNS = [
@@ -347,6 +361,7 @@ def render_summary(
         f"- **Data**: {data['kind']} — {data['location']}; {data['tracks']} tracks in "
         f"{data['genres']} genres ({splits}); {data['bad_tracks']} bad tracks reported in "
         "`data/08_reporting/bad_tracks.csv`.",
+        f"- **Split**: {data.get('split_method', 'n/a')}.",
         f"- **Transfer backbone weights**: {', '.join(weights) if weights else 'n/a'}.",
     ]
     if data["kind"] != "FMA":
