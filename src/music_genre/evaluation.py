@@ -23,7 +23,9 @@ PROBABILITY_PREFIX = "prob_"  # per-class probability columns of the prediction 
 PREDICTION_COLUMNS = ["track_id", "label", "predicted"]
 
 
-def wilson_interval(correct: int, total: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+def wilson_interval(
+    correct: int, total: int, confidence: float = CONFIDENCE
+) -> tuple[float, float]:
     """The Wilson score interval of ``correct / total``; (nan, nan) when ``total`` is 0."""
     if total <= 0:
         return float("nan"), float("nan")

@@ -327,7 +327,7 @@ def _uncertainty_section(best: pd.DataFrame, paired: pd.DataFrame) -> list[str]:
         "",
         "**Paired comparisons** (exact McNemar test on the test tracks both models predicted; "
         f"significant at p < {ALPHA:.2f}): two models' intervals may overlap while one is "
-        "still reliably better on the same tracks, and vice versa.",
+        "still reliably better on the same tracks.",
         "",
     ]
     if paired.empty:

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 from joblib import Memory
 from matplotlib.figure import Figure
+from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
