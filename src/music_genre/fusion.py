@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import KFold, StratifiedKFold
 
 METHODS = ("late_fusion", "stacking")
 
@@ -69,14 +69,20 @@ def cross_validated_accuracy(
 ) -> float:
     """Accuracy of ``method`` on the validation tracks, each fold's combiner fitted on the other
     folds: the selection score of a method is never measured on what fitted it."""
-    folds = int(params.get("cv_folds", 5))
-    smallest = int(np.bincount(labels).min()) if labels.size else 0
-    folds = max(2, min(folds, smallest)) if smallest >= 2 else 0
-    if folds == 0:
+    if labels.size < 2:
         return float("nan")
+    folds = int(params.get("cv_folds", 5))
+    counts = np.bincount(labels)
+    smallest = int(counts[counts > 0].min())
+    seed = int(params["seed"])
+    if smallest >= 2:
+        folds = max(2, min(folds, smallest))
+        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    else:  # a genre with a single validation track: plain folds (it is held out once)
+        splitter = KFold(n_splits=max(2, min(folds, labels.size)), shuffle=True,
+                         random_state=seed)
     n_classes = members[0].shape[1]
     correct = 0
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=int(params["seed"]))
     for fit, held in splitter.split(members[0], labels):
         fit_members = [m[fit] for m in members]
         held_members = [m[held] for m in members]

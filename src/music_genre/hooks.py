@@ -29,7 +29,7 @@ def best_models(results: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
     rows = []
     for name, (select_by, report, naming) in BEST_MODEL_RULES.items():
         table = results.get(name)
-        if table is None or table.empty:
+        if table is None or table.empty or table[select_by].isna().all():
             continue
         best = table.loc[table[select_by].idxmax()]
         rows.append({

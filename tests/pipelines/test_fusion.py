@@ -158,3 +158,16 @@ def test_cli_accepts_model_fusion(monkeypatch, clip: Path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert asked == ["fusion"]
     assert out[0]["top"][0] == {"genre": "Pop", "probability": 0.4}
+
+
+def test_selection_score_exists_with_one_validation_track_per_genre():
+    from music_genre.fusion import cross_validated_accuracy
+
+    validation = _predictions("val", 6, 3)  # 2 tracks per genre, then 1 per genre
+    members = [t.filter(like="prob_").to_numpy() for t in validation.values()]
+    labels = validation["cnn"]["label"].to_numpy()
+    for n in (6, 3):
+        for method in ("late_fusion", "stacking"):
+            score = cross_validated_accuracy(method, [m[:n] for m in members], labels[:n],
+                                             PARAMS)
+            assert 0.0 <= score <= 1.0

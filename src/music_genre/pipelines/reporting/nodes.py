@@ -218,6 +218,8 @@ def best_model_table(
         if table is None or table.empty:
             continue
         pipeline = name.removesuffix("_results")
+        if table[select_by].isna().all():
+            continue
         best = table.loc[table[select_by].idxmax()]
         low = best.get(f"{report}_ci_low", np.nan)
         high = best.get(f"{report}_ci_high", np.nan)
