@@ -85,6 +85,20 @@ class CnnPredictor:
         specs = self.spectrograms(path, offsets)
         return np.asarray(self.model.predict(specs[..., None], verbose=0), dtype=np.float64)
 
+    # Pickled (served model) with the Keras model as bytes, unpickled after the module that
+    # registers the CNN's custom layers: a pickled model alone cannot be loaded without it.
+    def __getstate__(self) -> dict[str, Any]:
+        import pickle
+
+        return {**self.__dict__, "model": pickle.dumps(self.model)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        import pickle
+
+        import music_genre.cnn_model  # noqa: F401 - registers StudyImageScaling
+
+        self.__dict__.update({**state, "model": pickle.loads(state["model"])})  # noqa: S301
+
 
 @dataclass
 class TransferPredictor:

@@ -171,3 +171,28 @@ def test_selection_score_exists_with_one_validation_track_per_genre():
             score = cross_validated_accuracy(method, [m[:n] for m in members], labels[:n],
                                              PARAMS)
             assert 0.0 <= score <= 1.0
+
+
+def test_a_pickled_cnn_predictor_loads_in_a_fresh_process(tmp_path: Path):
+    """The served model pickles the CNN predictor; unpickling must not depend on the caller
+    having imported the module that registers the CNN's custom layer."""
+    import pickle
+    import subprocess
+    import sys
+
+    import keras
+
+    from music_genre.cnn_model import StudyImageScaling
+    from music_genre.predict import CnnPredictor
+
+    model = keras.Sequential([keras.Input((4, 6, 1)), StudyImageScaling(),
+                              keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+    path = tmp_path / "predictor.pkl"
+    path.write_bytes(pickle.dumps(CnnPredictor(model=model, class_names=CLASSES,
+                                               spectrogram_settings={})))
+    code = ("import pickle, sys; p = pickle.loads(open(sys.argv[1], 'rb').read()); "
+            "print(p.model.output_shape)")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                          text=True, check=False, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("(None, 3)")
