@@ -89,8 +89,7 @@ def imagenet_timer(name: str):
     from music_genre.spectrograms import STUDY_SETTINGS, spectrogram_from_file
 
     spec = get_backbone(name)
-    extractor = CutLevelFeatureExtractor(spec, resolve_weights(None, name, seed=0),
-                                         spec.cut_levels)
+    extractor = CutLevelFeatureExtractor(spec, resolve_weights(None, name, seed=0), spec.cut_levels)
 
     def front(path: str):
         return extractor.prepare([spectrogram_from_file(path, STUDY_SETTINGS)])
@@ -128,19 +127,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.n < 1 or args.runs < 1:
         parser.error("--n and --runs must be at least 1")
 
-    timers = {"musicnn": musicnn_timer, "vgg16": lambda: imagenet_timer("vgg16"),
-              "resnet50": lambda: imagenet_timer("resnet50")}
+    timers = {
+        "musicnn": musicnn_timer,
+        "vgg16": lambda: imagenet_timer("vgg16"),
+        "resnet50": lambda: imagenet_timer("resnet50"),
+    }
     with tempfile.TemporaryDirectory(prefix="backbone-bench-") as tmp:
         paths = write_clips(Path(tmp), args.n)
-        print(f"{args.n} clips of {SECONDS:g} s, {args.runs} runs, batch 1, "
-              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+        print(
+            f"{args.n} clips of {SECONDS:g} s, {args.runs} runs, batch 1, "
+            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"
+        )
         results = {}
         for name, make in timers.items():
             front, network = make()
             results[name] = measure(front, network, paths, args.runs)
             r = results[name]
-            print(f"{name:9s} front end {r['front_ms']:8.1f} ms  network "
-                  f"{r['network_ms']:8.1f} ms  total {r['total_ms']:8.1f} ms per clip")
+            print(
+                f"{name:9s} front end {r['front_ms']:8.1f} ms  network "
+                f"{r['network_ms']:8.1f} ms  total {r['total_ms']:8.1f} ms per clip"
+            )
     base = results["musicnn"]["total_ms"]
     ratios = " ".join(f"{name}={r['total_ms'] / base:.2f}x" for name, r in results.items())
     print(f"per-clip time relative to musicnn: {ratios}")

@@ -39,8 +39,14 @@ from pathlib import Path
 import numpy as np
 from synthetic_audio import synthesize_clip  # benchmarks/ is on sys.path when run as a script
 
-STUDY = {"sr": 22050, "duration": 29.7, "n_fft": 2048, "hop_length": 512, "n_mels": 128,
-         "fmax": 8000}
+STUDY = {
+    "sr": 22050,
+    "duration": 29.7,
+    "n_fft": 2048,
+    "hop_length": 512,
+    "n_mels": 128,
+    "fmax": 8000,
+}
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -91,8 +97,12 @@ def study_side(paths: list[str], sample_out: str) -> dict:
     for path in paths:
         y, sr = librosa.load(path, sr=STUDY["sr"], mono=True, duration=STUDY["duration"])
         mel = librosa.feature.melspectrogram(
-            y=y, sr=sr, n_fft=STUDY["n_fft"], hop_length=STUDY["hop_length"],
-            n_mels=STUDY["n_mels"], fmax=STUDY["fmax"],
+            y=y,
+            sr=sr,
+            n_fft=STUDY["n_fft"],
+            hop_length=STUDY["hop_length"],
+            n_mels=STUDY["n_mels"],
+            fmax=STUDY["fmax"],
         )
         db = librosa.power_to_db(mel, ref=1.0)
         if first is None:
@@ -117,28 +127,36 @@ def pipeline_side(paths: list[str], store: str, workers: int | None) -> dict:
     conf = PROJECT_ROOT / "conf" / "base" / "parameters" / "spectrogram.yml"
     params = yaml.safe_load(conf.read_text())["spectrogram"]
     params["workers"] = workers
-    tracks = pd.DataFrame({
-        "track_id": [f"{i:06d}" for i in range(len(paths))],
-        "path": paths,
-        "genre": "bench",
-        "label": 0,
-        "split": "training",
-    })
-    catalog = DataCatalog({
-        "tracks": MemoryDataset(tracks),
-        "params:spectrogram": MemoryDataset(params),
-        "log_mel_spectrograms": SpectrogramStoreDataset(store),
-        "log_mel_spectrogram_store_index": SpectrogramStoreIndexDataset(store),
-        "bad_tracks_spectrogram": MemoryDataset(),
-    })
+    tracks = pd.DataFrame(
+        {
+            "track_id": [f"{i:06d}" for i in range(len(paths))],
+            "path": paths,
+            "genre": "bench",
+            "label": 0,
+            "split": "training",
+        }
+    )
+    catalog = DataCatalog(
+        {
+            "tracks": MemoryDataset(tracks),
+            "params:spectrogram": MemoryDataset(params),
+            "log_mel_spectrograms": SpectrogramStoreDataset(store),
+            "log_mel_spectrogram_store_index": SpectrogramStoreIndexDataset(store),
+            "bad_tracks_spectrogram": MemoryDataset(),
+        }
+    )
     extraction = create_pipeline().to_outputs("log_mel_spectrograms", "bad_tracks_spectrogram")
     start = time.perf_counter()
     SequentialRunner().run(extraction, catalog)
     elapsed = time.perf_counter() - start
     stored = catalog.load("log_mel_spectrograms")
     failed = catalog.load("bad_tracks_spectrogram")
-    return {"elapsed_s": elapsed, "stored": len(stored), "failed": len(failed),
-            "first": stored["000000"]().tolist() if "000000" in stored else None}
+    return {
+        "elapsed_s": elapsed,
+        "stored": len(stored),
+        "failed": len(failed),
+        "first": stored["000000"]().tolist() if "000000" in stored else None,
+    }
 
 
 # -- process-tree memory sampling ------------------------------------------------------------
@@ -187,8 +205,11 @@ def run_side(args: list[str]) -> tuple[dict, float]:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
         result_path = handle.name
     child = subprocess.Popen(
-        [sys.executable, __file__, *args, "--result", result_path], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [sys.executable, __file__, *args, "--result", result_path],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     peak = 0
     done = threading.Event()
@@ -218,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=192, help="tracks (default %(default)s)")
     parser.add_argument("--workers", type=int, default=None, help="default: all cores")
     parser.add_argument(
-        "--audio-dir", default=str(Path(tempfile.gettempdir()) / "music-genre-benchmark-audio"),
+        "--audio-dir",
+        default=str(Path(tempfile.gettempdir()) / "music-genre-benchmark-audio"),
         help="where the synthesized MP3 files are kept between runs (default %(default)s)",
     )
     parser.add_argument("--side", choices=["study", "pipeline"], help=argparse.SUPPRESS)
@@ -247,31 +269,51 @@ def main(argv: list[str] | None = None) -> int:
         for name, items in (("n", paths), ("4n", paths_4n)):
             lists[name] = work / f"paths_{name}.json"
             lists[name].write_text(json.dumps(items))
-        print(f"cores: {os.cpu_count()}, workers: {args.workers or 'all'}, "
-              f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
+        print(
+            f"cores: {os.cpu_count()}, workers: {args.workers or 'all'}, "
+            f"load average before: {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
 
-        study, study_mem = run_side(["--side", "study", "--paths", str(lists["n"]),
-                                     "--sample", str(work / "study_first.npy")])
-        print(f"study loop, {n} tracks, 1 process: {study['elapsed_s']:.2f} s "
-              f"({study['elapsed_s'] / n * 1000:.0f} ms/track), peak memory {study_mem:.0f} MiB",
-              flush=True)
+        study, study_mem = run_side(
+            [
+                "--side",
+                "study",
+                "--paths",
+                str(lists["n"]),
+                "--sample",
+                str(work / "study_first.npy"),
+            ]
+        )
+        print(
+            f"study loop, {n} tracks, 1 process: {study['elapsed_s']:.2f} s "
+            f"({study['elapsed_s'] / n * 1000:.0f} ms/track), peak memory {study_mem:.0f} MiB",
+            flush=True,
+        )
         extra = ["--workers", str(args.workers)] if args.workers else []
         runs = {}
         for name, count in (("n", n), ("4n", 4 * n)):
             store = work / f"store_{name}"
-            result, peak = run_side(["--side", "pipeline", "--paths", str(lists[name]),
-                                     "--store", str(store), *extra])
+            result, peak = run_side(
+                ["--side", "pipeline", "--paths", str(lists[name]), "--store", str(store), *extra]
+            )
             if result["stored"] != count or result["failed"]:
-                raise SystemExit(f"pipeline stored {result['stored']}/{count} tracks, "
-                                 f"{result['failed']} failed")
+                raise SystemExit(
+                    f"pipeline stored {result['stored']}/{count} tracks, {result['failed']} failed"
+                )
             runs[name] = (result, peak)
-            print(f"pipeline, {count} tracks: {result['elapsed_s']:.2f} s "
-                  f"({result['elapsed_s'] / count * 1000:.0f} ms/track), peak memory "
-                  f"{peak:.0f} MiB (process + workers, PSS)", flush=True)
+            print(
+                f"pipeline, {count} tracks: {result['elapsed_s']:.2f} s "
+                f"({result['elapsed_s'] / count * 1000:.0f} ms/track), peak memory "
+                f"{peak:.0f} MiB (process + workers, PSS)",
+                flush=True,
+            )
         reference = np.load(work / "study_first.npy")
         ours = np.asarray(runs["n"][0]["first"], dtype=np.float32)
-        print(f"max |pipeline - study| on track 0: {np.abs(ours - reference).max():.4f} dB "
-              f"(float16 storage)")
+        print(
+            f"max |pipeline - study| on track 0: {np.abs(ours - reference).max():.4f} dB "
+            f"(float16 storage)"
+        )
         speedup = study["elapsed_s"] / runs["n"][0]["elapsed_s"]
         growth = runs["4n"][1] / runs["n"][1]
         print(f"load average after: {os.getloadavg()[0]:.2f}")

@@ -18,8 +18,10 @@ def synthesize_clip(index: int, sample_rate: int = 44100, seconds: float = 30.0)
         envelope = np.exp(-np.arange(end - start) / (sample_rate * rng.uniform(0.2, 1.0)))
         for ratio in (1.0, 1.26, 1.5):
             for harmonic in range(1, 5):
-                left[start:end] += (0.08 / harmonic) * envelope * np.sin(
-                    2 * np.pi * root * ratio * harmonic * t[start:end]
+                left[start:end] += (
+                    (0.08 / harmonic)
+                    * envelope
+                    * np.sin(2 * np.pi * root * ratio * harmonic * t[start:end])
                 )
         hit = min(end - start, int(0.05 * sample_rate))
         left[start : start + hit] += 0.3 * rng.standard_normal(hit) * np.linspace(1, 0, hit)

@@ -42,9 +42,18 @@ class BadColumn:
 @pytest.mark.parametrize(
     ("dataset_type", "name", "good", "bad"),
     [
-        (AtomicCSVDataset, "t.csv", pd.DataFrame({"a": [1, 2]}), pd.DataFrame({"a": [BadColumn()]})),
-        (AtomicParquetDataset, "t.parquet", pd.DataFrame({"a": [1, 2]}),
-         pd.DataFrame({"a": [BadColumn()]})),
+        (
+            AtomicCSVDataset,
+            "t.csv",
+            pd.DataFrame({"a": [1, 2]}),
+            pd.DataFrame({"a": [BadColumn()]}),
+        ),
+        (
+            AtomicParquetDataset,
+            "t.parquet",
+            pd.DataFrame({"a": [1, 2]}),
+            pd.DataFrame({"a": [BadColumn()]}),
+        ),
         (AtomicPickleDataset, "m.pkl", {"model": 1}, {"model": Unpicklable()}),
         (AtomicJSONDataset, "m.json", {"acc": 0.5}, {"acc": BadColumn()}),
     ],

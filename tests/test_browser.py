@@ -29,8 +29,14 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 BIN = Path(sys.executable).parent
 # Chromium on a machine without network: no background connections, no sandbox as root.
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -70,7 +76,11 @@ def _serve(command: list[str], url: str, cwd: Path, log: Path) -> Iterator[str]:
         # A session of its own: kedro-viz serves from a child process, and stopping only the
         # parent would leave that child running (holding the port and ~1 GB) after the test.
         process = subprocess.Popen(
-            command, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         try:
@@ -131,15 +141,20 @@ def finished_mlflow_run(tmp_path_factory) -> tuple[str, str, list[str]]:
     records = []
     for c in (0.1, 10.0):
         model = LogisticRegression(C=c).fit(x, y)
-        records.append({
-            "run_name": f"logreg C={c}",
-            "params": {"C": c},
-            "metrics": {"train_accuracy": model.score(x, y)},
-            "history": {"loss": [1.0, 0.5, 0.25]},
-            "figures": {"confusion_matrix.png": confusion_matrix_figure(
-                y, model.predict(x), ["a", "b"], f"C={c}")},
-            "model": model,
-        })
+        records.append(
+            {
+                "run_name": f"logreg C={c}",
+                "params": {"C": c},
+                "metrics": {"train_accuracy": model.score(x, y)},
+                "history": {"loss": [1.0, 0.5, 0.25]},
+                "figures": {
+                    "confusion_matrix.png": confusion_matrix_figure(
+                        y, model.predict(x), ["a", "b"], f"C={c}"
+                    )
+                },
+                "model": model,
+            }
+        )
     with mlflow.start_run(run_name="browser-test parent") as parent:
         MlflowModelRunsDataset(filepath=str(store / "runs.csv"), pipeline="test").save(records)
     mlflow.set_tracking_uri("")
@@ -149,8 +164,16 @@ def finished_mlflow_run(tmp_path_factory) -> tuple[str, str, list[str]]:
 def test_mlflow_ui_lists_the_runs(browser, finished_mlflow_run, tmp_path):
     uri, experiment_id, run_names = finished_mlflow_run
     port = _free_port()
-    command = [str(BIN / "mlflow"), "ui", "--backend-store-uri", uri,
-               "--host", "127.0.0.1", "--port", str(port)]
+    command = [
+        str(BIN / "mlflow"),
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     with _serve(command, f"http://127.0.0.1:{port}/", tmp_path, tmp_path / "mlflow.log") as url:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.goto(f"{url}#/experiments/{experiment_id}/runs", wait_until="load", timeout=90_000)
@@ -165,14 +188,28 @@ def test_mlflow_ui_lists_the_runs(browser, finished_mlflow_run, tmp_path):
 
 def test_kedro_viz_shows_the_pipelines(browser, tmp_path):
     port = _free_port()
-    command = [str(BIN / "kedro"), "viz", "run", "--host", "127.0.0.1", "--port", str(port),
-               "--no-browser", "--env", "demo"]
+    command = [
+        str(BIN / "kedro"),
+        "viz",
+        "run",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-browser",
+        "--env",
+        "demo",
+    ]
     with _serve(command, f"http://127.0.0.1:{port}/", PROJECT_ROOT, tmp_path / "viz.log") as url:
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.goto(url, wait_until="load", timeout=90_000)
         # node names of several pipelines must be listed in the rendered page
-        for label in ("build_track_table", "compute_log_mel_spectrograms",
-                      "search_transfer_classifiers", "compare_with_study"):
+        for label in (
+            "build_track_table",
+            "compute_log_mel_spectrograms",
+            "search_transfer_classifiers",
+            "compare_with_study",
+        ):
             page.get_by_text(label).first.wait_for(timeout=60_000)
         page.screenshot(path=str(SCREENS / "kedro_viz.png"), full_page=True)
         page.close()

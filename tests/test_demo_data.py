@@ -18,20 +18,33 @@ import soundfile as sf
 from music_genre import demo_data as dd
 
 TPG, DUR, SEED = 3, 3.0, 0
-EIGHT = {"Electronic", "Experimental", "Folk", "Hip-Hop", "Instrumental", "International", "Pop", "Rock"}
+EIGHT = {
+    "Electronic",
+    "Experimental",
+    "Folk",
+    "Hip-Hop",
+    "Instrumental",
+    "International",
+    "Pop",
+    "Rock",
+}
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo_w2")
-    summary = dd.generate_demo_dataset(root, tracks_per_genre=TPG, duration_s=DUR, seed=SEED, workers=2)
+    summary = dd.generate_demo_dataset(
+        root, tracks_per_genre=TPG, duration_s=DUR, seed=SEED, workers=2
+    )
     return root, summary
 
 
 @pytest.fixture(scope="module")
 def demo_serial(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo_w1")
-    summary = dd.generate_demo_dataset(root, tracks_per_genre=TPG, duration_s=DUR, seed=SEED, workers=1)
+    summary = dd.generate_demo_dataset(
+        root, tracks_per_genre=TPG, duration_s=DUR, seed=SEED, workers=1
+    )
     return root, summary
 
 
@@ -53,9 +66,18 @@ def test_tracks_csv_has_fma_structure(tracks):
     for group, cols in dd.TRACK_COLUMNS.items():
         assert list(tracks[group].columns) == cols
     # spot-check the spec's column names literally (not only via the module's own constant)
-    for col in [("set", "split"), ("set", "subset"), ("track", "genre_top"), ("track", "genres_all"),
-                ("track", "duration"), ("artist", "id"), ("album", "type"), ("artist", "wikipedia_page"),
-                ("track", "language_code"), ("track", "bit_rate")]:
+    for col in [
+        ("set", "split"),
+        ("set", "subset"),
+        ("track", "genre_top"),
+        ("track", "genres_all"),
+        ("track", "duration"),
+        ("artist", "id"),
+        ("album", "type"),
+        ("artist", "wikipedia_page"),
+        ("track", "language_code"),
+        ("track", "bit_rate"),
+    ]:
         assert col in tracks.columns
     assert len(tracks.columns) == 13 + 17 + 2 + 20
     assert tracks.index.is_unique and (tracks.index >= 900_000).all()
@@ -64,7 +86,13 @@ def test_tracks_csv_has_fma_structure(tracks):
 
 
 def test_list_columns_are_python_literals(tracks):
-    for col in [("track", "genres"), ("track", "genres_all"), ("track", "tags"), ("album", "tags"), ("artist", "tags")]:
+    for col in [
+        ("track", "genres"),
+        ("track", "genres_all"),
+        ("track", "tags"),
+        ("album", "tags"),
+        ("artist", "tags"),
+    ]:
         for cell in tracks[col]:
             assert isinstance(ast.literal_eval(cell), list), (col, cell)
     for genres, genres_all in zip(tracks[("track", "genres")], tracks[("track", "genres_all")]):
@@ -82,14 +110,18 @@ def test_subsets_splits_and_genres(tracks, demo):
     small = tracks[subset == "small"]
     n_bad = len(dd.DEFECTS)
     assert len(small) == 8 * TPG + n_bad
-    assert (subset == "medium").sum() == dd.N_MEDIUM_ROWS and (subset == "large").sum() == dd.N_LARGE_ROWS
+    assert (subset == "medium").sum() == dd.N_MEDIUM_ROWS and (
+        subset == "large"
+    ).sum() == dd.N_LARGE_ROWS
     assert set(small[("track", "genre_top")]) == EIGHT
     counts = small[("track", "genre_top")].value_counts()
     assert counts.min() >= TPG and counts.sum() == 8 * TPG + n_bad
     # each genre split 1/1/1 at 3 per genre (80/10/10 rounded, at least one each)
     good = small.drop(index=list(summary["bad_files"]))
     per = good.groupby([("track", "genre_top"), ("set", "split")]).size().unstack()
-    assert (per["training"] == 1).all() and (per["validation"] == 1).all() and (per["test"] == 1).all()
+    assert (
+        (per["training"] == 1).all() and (per["validation"] == 1).all() and (per["test"] == 1).all()
+    )
     # genre_top agrees with genres_all's top-level ids; large rows may lack a genre_top (like FMA)
     for g, ga in zip(genre[genre.notna()], tracks.loc[genre.notna(), ("track", "genres_all")]):
         assert dd.GENRES[g] in ast.literal_eval(ga)
@@ -99,7 +131,10 @@ def test_subsets_splits_and_genres(tracks, demo):
 
 def test_splits_are_artist_disjoint(tracks):
     small = tracks[tracks[("set", "subset")] == "small"]
-    artists = {s: set(small.loc[small[("set", "split")] == s, ("artist", "id")]) for s in ("training", "validation", "test")}
+    artists = {
+        s: set(small.loc[small[("set", "split")] == s, ("artist", "id")])
+        for s in ("training", "validation", "test")
+    }
     assert not artists["training"] & artists["validation"]
     assert not artists["training"] & artists["test"]
     assert not artists["validation"] & artists["test"]
@@ -107,7 +142,9 @@ def test_splits_are_artist_disjoint(tracks):
 
 def test_subset_selection_as_in_fma(tracks):
     """The FACTS.md recipe: an ordered categorical, `<= 'small'` selects the small subset."""
-    cat = tracks[("set", "subset")].astype(pd.CategoricalDtype(["small", "medium", "large"], ordered=True))
+    cat = tracks[("set", "subset")].astype(
+        pd.CategoricalDtype(["small", "medium", "large"], ordered=True)
+    )
     assert (cat <= "small").sum() == 8 * TPG + len(dd.DEFECTS)
     assert (cat <= "medium").sum() == 8 * TPG + len(dd.DEFECTS) + dd.N_MEDIUM_ROWS
 
@@ -118,12 +155,20 @@ def test_genres_csv(demo):
     assert list(genres.columns) == ["genre_id", "#tracks", "parent", "title", "top_level"]
     tops = genres[genres["parent"] == 0].set_index("title")
     assert tops["genre_id"].to_dict() == {
-        "Electronic": 15, "Experimental": 38, "Folk": 17, "Hip-Hop": 21,
-        "Instrumental": 1235, "International": 2, "Pop": 10, "Rock": 12,
+        "Electronic": 15,
+        "Experimental": 38,
+        "Folk": 17,
+        "Hip-Hop": 21,
+        "Instrumental": 1235,
+        "International": 2,
+        "Pop": 10,
+        "Rock": 12,
     }
     assert (tops["top_level"] == tops["genre_id"]).all()
     subs = genres[genres["parent"] != 0]
-    assert set(subs["parent"]) <= set(tops["genre_id"]) and (subs["top_level"] == subs["parent"]).all()
+    assert (
+        set(subs["parent"]) <= set(tops["genre_id"]) and (subs["top_level"] == subs["parent"]).all()
+    )
     assert (genres["#tracks"] > 0).all()
 
 
@@ -139,7 +184,9 @@ def test_audio_files_layout_and_decoding(demo, tracks):
         assert path.parent.name == f"{tid:06d}"[:3] and path.parent.parent.name == "fma_small"
         data, sr = sf.read(path, always_2d=True)
         assert abs(len(data) / sr - DUR) < 0.1, (tid, len(data) / sr)
-        assert np.abs(data).max() < 1.0 and np.sqrt(np.mean(data**2)) > 1e-3  # no clipping, not silent
+        assert (
+            np.abs(data).max() < 1.0 and np.sqrt(np.mean(data**2)) > 1e-3
+        )  # no clipping, not silent
         rates.add(sr)
         channels.add(data.shape[1])
     assert len(rates) >= 2 and rates <= {22_050, 44_100, 48_000}
@@ -184,14 +231,20 @@ def test_no_temporary_files_left(demo):
     root, _ = demo
     leftovers = [p for p in root.rglob("*") if p.name.startswith(".") or p.name.endswith(".tmp")]
     assert leftovers == []
-    assert all(p.stat().st_mode & 0o044 == 0o044 for p in root.rglob("*") if p.is_file())  # readable by all
+    assert all(
+        p.stat().st_mode & 0o044 == 0o044 for p in root.rglob("*") if p.is_file()
+    )  # readable by all
 
 
 # ------------------------------------------------------------------------------ determinism
 def test_same_seed_same_output_regardless_of_workers(demo, demo_serial):
     (root2, s2), (root1, s1) = demo, demo_serial
-    assert (root2 / "fma_metadata" / "tracks.csv").read_bytes() == (root1 / "fma_metadata" / "tracks.csv").read_bytes()
-    assert (root2 / "fma_metadata" / "genres.csv").read_bytes() == (root1 / "fma_metadata" / "genres.csv").read_bytes()
+    assert (root2 / "fma_metadata" / "tracks.csv").read_bytes() == (
+        root1 / "fma_metadata" / "tracks.csv"
+    ).read_bytes()
+    assert (root2 / "fma_metadata" / "genres.csv").read_bytes() == (
+        root1 / "fma_metadata" / "genres.csv"
+    ).read_bytes()
     assert s2["bad_files"] == s1["bad_files"] and s2["counts"] == s1["counts"]
     files2 = sorted(p.relative_to(root2) for p in (root2 / "fma_small").rglob("*.mp3"))
     files1 = sorted(p.relative_to(root1) for p in (root1 / "fma_small").rglob("*.mp3"))
@@ -224,7 +277,9 @@ def _features(y: np.ndarray, sr: int) -> tuple[float, np.ndarray]:
     freqs = np.fft.rfftfreq(2048, 1 / sr)
     centroid = float(((mag * freqs).sum(1) / (mag.sum(1) + 1e-9)).mean())
     edges = np.geomspace(40, 10_000, 17)
-    bands = np.stack([mag[:, (freqs >= lo) & (freqs < hi)].sum(1) for lo, hi in zip(edges[:-1], edges[1:])], 1)
+    bands = np.stack(
+        [mag[:, (freqs >= lo) & (freqs < hi)].sum(1) for lo, hi in zip(edges[:-1], edges[1:])], 1
+    )
     return centroid, np.log(bands.mean(0) + 1e-9)
 
 
@@ -235,7 +290,9 @@ def test_genres_are_audibly_different_but_not_trivially():
     X, cent, labels = [], [], []
     for gi, genre in enumerate(genres):
         for k in range(5):
-            audio, sr, _ = dd.synthesize_track(genre, SEED, 950_000 + 10 * gi + k, 95_000 + 10 * gi + k, 3.0)
+            audio, sr, _ = dd.synthesize_track(
+                genre, SEED, 950_000 + 10 * gi + k, 95_000 + 10 * gi + k, 3.0
+            )
             c, bands = _features(audio, sr)
             X.append(bands), cent.append(c), labels.append(genre)
     X, cent, labels = np.array(X), np.array(cent), np.array(labels)

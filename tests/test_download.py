@@ -139,7 +139,9 @@ def archives() -> Archives:
     mp3 = bytes(rng.getrandbits(8) for _ in range(48 * 1024))
     tracks = b"track_id,genre_top\n2,Hip-Hop\n"
     files = {
-        "fma_metadata.zip": _zip({"fma_metadata/tracks.csv": tracks, "fma_metadata/genres.csv": b"genre_id\n"}),
+        "fma_metadata.zip": _zip(
+            {"fma_metadata/tracks.csv": tracks, "fma_metadata/genres.csv": b"genre_id\n"}
+        ),
         "fma_small.zip": _zip({"fma_small/000/000002.mp3": mp3, "fma_small/README.txt": b"small"}),
     }
     sha1 = {
@@ -205,7 +207,9 @@ def test_interrupted_transfer_resumes_with_range(
     server.cut_once["/fma/fma_small.zip"] = CUT
     dest = tmp_path / "fma_small.zip"
     with caplog.at_level(logging.WARNING, logger="music_genre.download"):
-        dl.download_file(server.url("fma_small.zip"), dest, archives.sha1["small"], retries=2, **_fast())
+        dl.download_file(
+            server.url("fma_small.zip"), dest, archives.sha1["small"], retries=2, **_fast()
+        )
     assert [s.range for s in server.gets("fma_small.zip")] == [None, f"bytes={CUT}-"]
     assert dest.read_bytes() == archives.files["fma_small.zip"]
     assert "interrupted" in caplog.text
@@ -218,17 +222,23 @@ def test_interrupted_transfer_without_retries_keeps_part_for_next_run(
     server.cut_once["/fma/fma_small.zip"] = CUT
     dest = tmp_path / "fma_small.zip"
     with pytest.raises(dl.IncompleteDownloadError, match=f"after {CUT} of"):
-        dl.download_file(server.url("fma_small.zip"), dest, archives.sha1["small"], retries=0, **_fast())
+        dl.download_file(
+            server.url("fma_small.zip"), dest, archives.sha1["small"], retries=0, **_fast()
+        )
     part = tmp_path / "fma_small.zip.part"
     assert part.stat().st_size == CUT
     assert not dest.exists()
     # The next run resumes the .part.
-    dl.download_file(server.url("fma_small.zip"), dest, archives.sha1["small"], retries=0, **_fast())
+    dl.download_file(
+        server.url("fma_small.zip"), dest, archives.sha1["small"], retries=0, **_fast()
+    )
     assert server.gets()[-1].range == f"bytes={CUT}-"
     assert dest.read_bytes() == archives.files["fma_small.zip"]
 
 
-def test_resume_from_existing_part(server: FakeFMAServer, archives: Archives, tmp_path: Path) -> None:
+def test_resume_from_existing_part(
+    server: FakeFMAServer, archives: Archives, tmp_path: Path
+) -> None:
     data = archives.files["fma_small.zip"]
     offset = 12345
     (tmp_path / "fma_small.zip.part").write_bytes(data[:offset])
@@ -264,11 +274,17 @@ def test_complete_part_gets_416_and_is_accepted(
     assert dest.read_bytes() == data
 
 
-def test_oversized_part_is_discarded(server: FakeFMAServer, archives: Archives, tmp_path: Path) -> None:
+def test_oversized_part_is_discarded(
+    server: FakeFMAServer, archives: Archives, tmp_path: Path
+) -> None:
     data = archives.files["fma_small.zip"]
     (tmp_path / "fma_small.zip.part").write_bytes(data + b"garbage")
     dest = dl.download_file(
-        server.url("fma_small.zip"), tmp_path / "fma_small.zip", archives.sha1["small"], retries=0, **_fast()
+        server.url("fma_small.zip"),
+        tmp_path / "fma_small.zip",
+        archives.sha1["small"],
+        retries=0,
+        **_fast(),
     )
     assert [s.range for s in server.gets()] == [f"bytes={len(data) + 7}-", None]
     assert dest.read_bytes() == data
@@ -346,7 +362,9 @@ def test_extract_zip_layout_and_replaces_existing(archives: Archives, tmp_path: 
     assert sorted(p.name for p in dest.iterdir()) == ["fma_small"]  # no temp folder left
 
 
-@pytest.mark.parametrize("evil", ["../evil.txt", "fma_small/../../evil.txt", "/abs/evil.txt", "C:/evil.txt"])
+@pytest.mark.parametrize(
+    "evil", ["../evil.txt", "fma_small/../../evil.txt", "/abs/evil.txt", "C:/evil.txt"]
+)
 def test_extract_zip_refuses_path_traversal(evil: str, tmp_path: Path) -> None:
     archive = tmp_path / "evil.zip"
     archive.write_bytes(_zip({"fma_small/ok.txt": b"ok", evil: b"pwned"}))
@@ -366,12 +384,19 @@ def test_fetch_fma_downloads_verifies_and_extracts(
 ) -> None:
     dest = tmp_path / "01_raw"
     paths = dl.fetch_fma(dest, "small", server.base_url, checksums=archives.sha1, **_fast())
-    assert paths == {"metadata": dest / "fma_metadata", "audio": dest / "fma_small", "archives": dest / "archives"}
+    assert paths == {
+        "metadata": dest / "fma_metadata",
+        "audio": dest / "fma_small",
+        "archives": dest / "archives",
+    }
     assert (dest / "fma_metadata" / "tracks.csv").read_bytes() == archives.tracks_csv
     assert (dest / "fma_small" / "000" / "000002.mp3").read_bytes() == archives.mp3
     assert (dest / "fma_small" / f".extracted-{archives.sha1['small']}").is_file()
     assert (dest / "fma_metadata" / f".extracted-{archives.sha1['metadata']}").is_file()
-    assert sorted(p.name for p in (dest / "archives").iterdir()) == ["fma_metadata.zip", "fma_small.zip"]
+    assert sorted(p.name for p in (dest / "archives").iterdir()) == [
+        "fma_metadata.zip",
+        "fma_small.zip",
+    ]
     assert sorted(p.name for p in dest.iterdir()) == ["archives", "fma_metadata", "fma_small"]
     assert len(server.gets()) == 2
 
@@ -408,7 +433,14 @@ def test_fetch_fma_offline_from_placed_archives_and_delete_archives(
     for name, data in archives.files.items():
         (dest / "archives" / name).write_bytes(data)
     # A closed port as base URL: nothing may be fetched from the network.
-    dl.fetch_fma(dest, "small", "http://127.0.0.1:9/fma/", keep_archives=False, checksums=archives.sha1, **_fast())
+    dl.fetch_fma(
+        dest,
+        "small",
+        "http://127.0.0.1:9/fma/",
+        keep_archives=False,
+        checksums=archives.sha1,
+        **_fast(),
+    )
     assert (dest / "fma_small" / "000" / "000002.mp3").read_bytes() == archives.mp3
     assert list((dest / "archives").iterdir()) == []
     # Archives gone, but the markers say the folders are complete: still no network.
@@ -429,9 +461,13 @@ def test_main_against_local_server(
 ) -> None:
     for key in ("metadata", "small"):
         info = dl.FMA_ARCHIVES[key]
-        monkeypatch.setitem(dl.FMA_ARCHIVES, key, dl.FmaArchive(info.filename, archives.sha1[key], info.approx_size))
+        monkeypatch.setitem(
+            dl.FMA_ARCHIVES, key, dl.FmaArchive(info.filename, archives.sha1[key], info.approx_size)
+        )
     dest = tmp_path / "01_raw"
-    rc = dl.main(["--dest", str(dest), "--subset", "small", "--base-url", server.base_url, "--retries", "0"])
+    rc = dl.main(
+        ["--dest", str(dest), "--subset", "small", "--base-url", server.base_url, "--retries", "0"]
+    )
     assert rc == 0
     assert (dest / "fma_metadata" / "tracks.csv").is_file()
     assert (dest / "fma_small" / "000" / "000002.mp3").is_file()

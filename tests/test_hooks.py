@@ -10,9 +10,15 @@ def test_best_model_is_chosen_on_validation_and_reports_its_test_accuracy():
         {"units": ["(512)", "(64)"], "val_acc": [0.50, 0.60], "test_acc": [0.70, 0.40]}
     )
     transfer = pd.DataFrame(
-        {"backbone": ["vgg16"], "cut_level": ["fc2"], "pca_variance": [0.9],
-         "classifier": ["svm_rbf"], "weights": ["random"], "cv_accuracy": [0.3],
-         "test_accuracy": [0.25]}
+        {
+            "backbone": ["vgg16"],
+            "cut_level": ["fc2"],
+            "pca_variance": [0.9],
+            "classifier": ["svm_rbf"],
+            "weights": ["random"],
+            "cv_accuracy": [0.3],
+            "test_accuracy": [0.25],
+        }
     )
     table = best_models(
         {"handcrafted_results": handcrafted, "cnn_results": None, "transfer_results": transfer}

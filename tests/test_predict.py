@@ -30,8 +30,9 @@ from music_genre.predict import (
 from music_genre.spectrograms import STUDY_SETTINGS, spectrogram_settings
 
 GENRES = ["Folk", "Pop", "Rock"]
-SETTINGS = spectrogram_settings({**STUDY_SETTINGS, "pad_mode": "repeat",
-                                 "storage_dtype": "float16"})
+SETTINGS = spectrogram_settings(
+    {**STUDY_SETTINGS, "pad_mode": "repeat", "storage_dtype": "float16"}
+)
 
 
 def _write(path: Path, seconds: float, rate: int = 44100, channels: int = 2) -> Path:
@@ -62,12 +63,14 @@ def files(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def predictor() -> CnnPredictor:
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((128, 1280, 1)),
-        keras.layers.Rescaling(1 / 80.0),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(len(GENRES), activation="softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((128, 1280, 1)),
+            keras.layers.Rescaling(1 / 80.0),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(len(GENRES), activation="softmax"),
+        ]
+    )
     return CnnPredictor(model=model, class_names=GENRES, spectrogram_settings=SETTINGS)
 
 
@@ -81,8 +84,9 @@ def test_window_offsets():
 def test_prediction_preprocessing_equals_the_training_pipeline(files, predictor, tmp_path):
     """The spectrogram the CNN trained on (spectrogram pipeline -> store) equals what the
     predictor computes for the same file, within the store's float16 precision."""
-    tracks = pd.DataFrame({"track_id": ["t1"], "path": [str(files["clip"])],
-                           "genre": ["Pop"], "split": ["training"]})
+    tracks = pd.DataFrame(
+        {"track_id": ["t1"], "path": [str(files["clip"])], "genre": ["Pop"], "split": ["training"]}
+    )
     store = SpectrogramStoreDataset(path=str(tmp_path / "store"))
     params = {**SETTINGS, "workers": 1, "write_batch_size": 1}
     for batch in compute_log_mel_spectrograms(tracks, {}, params):
@@ -105,8 +109,13 @@ def test_good_files_get_probabilities(files, predictor):
 
 @pytest.mark.parametrize(
     ("name", "message"),
-    [("missing", "file not found"), ("empty", "empty file"), ("not_audio", "cannot decode"),
-     ("short", "too short"), ("folder", "is a directory")],
+    [
+        ("missing", "file not found"),
+        ("empty", "empty file"),
+        ("not_audio", "cannot decode"),
+        ("short", "too short"),
+        ("folder", "is a directory"),
+    ],
 )
 def test_bad_inputs_give_a_clear_per_file_error(files, predictor, name, message):
     result = predict_file(predictor, files[name])
@@ -152,19 +161,37 @@ def test_served_model_answers_a_request_for_a_local_file(files, predictor, tmp_p
     mlflow.set_tracking_uri(uri)
     try:
         with mlflow.start_run() as run:
-            mlflow.pyfunc.log_model(name="model", python_model=GenrePredictorModel(predictor),
-                                    pip_requirements=["mlflow"])
+            mlflow.pyfunc.log_model(
+                name="model",
+                python_model=GenrePredictorModel(predictor),
+                pip_requirements=["mlflow"],
+            )
     finally:
         mlflow.set_tracking_uri("")
     port = _free_port()
     bin_dir = Path(sys.executable).parent
     server = subprocess.Popen(
-        [str(bin_dir / "mlflow"), "models", "serve", "-m", f"runs:/{run.info.run_id}/model",
-         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+        [
+            str(bin_dir / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            f"runs:/{run.info.run_id}/model",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
         # the scoring server runs `uvicorn` from the environment's bin folder
-        env={**os.environ, "MLFLOW_TRACKING_URI": uri,
-             "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
-        stdout=open(tmp_path / "serve.log", "w"), stderr=subprocess.STDOUT,
+        env={
+            **os.environ,
+            "MLFLOW_TRACKING_URI": uri,
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        },
+        stdout=open(tmp_path / "serve.log", "w"),
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 180
@@ -176,10 +203,17 @@ def test_served_model_answers_a_request_for_a_local_file(files, predictor, tmp_p
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError((tmp_path / "serve.log").read_text()[-3000:]) from None
                 time.sleep(1)
-        body = json.dumps({"dataframe_split": {
-            "columns": ["path"], "data": [[str(files["clip"])], [str(files["missing"])]]}})
+        body = json.dumps(
+            {
+                "dataframe_split": {
+                    "columns": ["path"],
+                    "data": [[str(files["clip"])], [str(files["missing"])]],
+                }
+            }
+        )
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/invocations", data=body.encode(),
+            f"http://127.0.0.1:{port}/invocations",
+            data=body.encode(),
             headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=120) as response:

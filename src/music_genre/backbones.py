@@ -155,8 +155,9 @@ def _musicnn(weights: str | None) -> keras.Model:
 def _musicnn_embed(signal: np.ndarray, model: Any) -> dict[str, np.ndarray]:
     from music_genre import musicnn
 
-    return musicnn.musicnn_embeddings(signal, model, sample_rate=musicnn.MUSICNN_SETTINGS[
-        "sample_rate"])
+    return musicnn.musicnn_embeddings(
+        signal, model, sample_rate=musicnn.MUSICNN_SETTINGS["sample_rate"]
+    )
 
 
 register_backbone(
@@ -321,7 +322,9 @@ def build_backbone(spec: BackboneSpec, weights: WeightsChoice) -> keras.Model:
             keras.utils.set_random_seed(int(weights.seed))
         logger.warning(
             "%s: RANDOM initialisation (%s=null, seed %s): features are not pretrained features",
-            spec.name, WEIGHTS_PARAMETER, weights.seed,
+            spec.name,
+            WEIGHTS_PARAMETER,
+            weights.seed,
         )
         return spec.build(None)
     if weights.kind == "imagenet":
@@ -475,9 +478,7 @@ class CutLevelFeatureExtractor:
         self.cut_model  # noqa: B018 - builds the model
         return feature_sizes(self._model, self.cut_levels)
 
-    def time_single_image(
-        self, spectrogram: np.ndarray, runs: int = 10
-    ) -> dict[str, float]:
+    def time_single_image(self, spectrogram: np.ndarray, runs: int = 10) -> dict[str, float]:
         """Milliseconds per image for each cut level, as the study measured (Table 13): the
         network up to that cut on one prepared image, mean of ``runs`` calls after a warm-up."""
         import keras
@@ -515,9 +516,7 @@ class AudioWindow:
                 "seconds, e.g. 29.70 (the spectrograms' window)."
             )
         if self.pad_mode not in ("repeat", "zeros"):
-            raise ValueError(
-                f"transfer.audio.pad_mode={self.pad_mode!r}: use 'repeat' or 'zeros'."
-            )
+            raise ValueError(f"transfer.audio.pad_mode={self.pad_mode!r}: use 'repeat' or 'zeros'.")
 
     def fingerprint(self) -> str:
         return f"audio-{float(self.duration_s):g}s-{self.pad_mode}"
@@ -564,8 +563,11 @@ class AudioEmbeddingExtractor:
         from music_genre.audio import load_audio
 
         signal, _ = load_audio(
-            path, sample_rate=int(self.spec.audio_sample_rate or 16000), mono=True,
-            duration_s=float(self.window.duration_s), offset_s=float(offset_s),
+            path,
+            sample_rate=int(self.spec.audio_sample_rate or 16000),
+            mono=True,
+            duration_s=float(self.window.duration_s),
+            offset_s=float(offset_s),
         )
         if signal.size == 0:
             raise ValueError(f"{path}: no audio samples at offset {offset_s:g} s")

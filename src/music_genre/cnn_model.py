@@ -88,15 +88,23 @@ def build_cnn(
     hundred steps to settle at 0.99, which a tiny dataset never takes.
     """
     if len(filters) != N_CONV_BLOCKS:
-        raise ValueError(f"filters needs {N_CONV_BLOCKS} values (one per conv block), got {filters}")
+        raise ValueError(
+            f"filters needs {N_CONV_BLOCKS} values (one per conv block), got {filters}"
+        )
     inputs = keras.Input(shape=tuple(input_shape), name="log_mel_db")
     x = StudyImageScaling(quantize=quantize, name="study_image")(inputs)
     x = layers.Resizing(int(image_size[0]), int(image_size[1]), name="resize")(x)
     for block, n_filters in enumerate(filters, start=1):
-        x = layers.Conv2D(int(n_filters), int(kernel_size), activation="relu", padding="valid",
-                          name=f"conv{block}")(x)
-        x = layers.BatchNormalization(momentum=float(batch_norm_momentum),
-                                      name=f"batch_norm{block}")(x)
+        x = layers.Conv2D(
+            int(n_filters),
+            int(kernel_size),
+            activation="relu",
+            padding="valid",
+            name=f"conv{block}",
+        )(x)
+        x = layers.BatchNormalization(
+            momentum=float(batch_norm_momentum), name=f"batch_norm{block}"
+        )(x)
         x = layers.MaxPooling2D(2, name=f"max_pool{block}")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dropout(float(dropout), name="dropout")(x)
@@ -147,18 +155,28 @@ class StudyCnnHyperModel(keras_tuner.HyperModel):
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
         space = self.search_space
-        kernel = hp.Int("kernel_size", int(space["kernel_size"]["min"]),
-                        int(space["kernel_size"]["max"]))
+        kernel = hp.Int(
+            "kernel_size", int(space["kernel_size"]["min"]), int(space["kernel_size"]["max"])
+        )
         filters = [
-            hp.Int(f"filters_{i}", int(space["filters"]["min"]), int(space["filters"]["max"]),
-                   step=int(space["filters"].get("step", 1)))
+            hp.Int(
+                f"filters_{i}",
+                int(space["filters"]["min"]),
+                int(space["filters"]["max"]),
+                step=int(space["filters"].get("step", 1)),
+            )
             for i in range(1, N_CONV_BLOCKS + 1)
         ]
         dropout = hp.Choice("dropout", [float(v) for v in space["dropout"]])
         learning_rate = hp.Choice("learning_rate", [float(v) for v in space["learning_rate"]])
         return build_cnn(
-            self.n_classes, filters=filters, kernel_size=kernel, dropout=dropout,
-            learning_rate=learning_rate, input_shape=self.input_shape,
-            image_size=self.image_size, quantize=self.quantize,
+            self.n_classes,
+            filters=filters,
+            kernel_size=kernel,
+            dropout=dropout,
+            learning_rate=learning_rate,
+            input_shape=self.input_shape,
+            image_size=self.image_size,
+            quantize=self.quantize,
             batch_norm_momentum=self.batch_norm_momentum,
         )

@@ -232,13 +232,22 @@ def _organ(rng):
     def play(f, n, sr):
         t = np.arange(n) / sr
         ph = _vibrato_phase(f, t, rate, 0.003)
-        out = sum(d * np.sin(2 * np.pi * h * ph) for h, d in zip(harmonics, drawbars) if h * f < 0.45 * sr)
+        out = sum(
+            d * np.sin(2 * np.pi * h * ph) for h, d in zip(harmonics, drawbars) if h * f < 0.45 * sr
+        )
         return out * _ramp(n, sr, 0.01, 0.08)
 
     return play, 0.08
 
 
-def _saw_synth(rng, voices=(1, 3), detune=(0.002, 0.012), attack=(0.005, 0.05), release=(0.05, 0.3), vibrato=0.0):
+def _saw_synth(
+    rng,
+    voices=(1, 3),
+    detune=(0.002, 0.012),
+    attack=(0.005, 0.05),
+    release=(0.05, 0.3),
+    vibrato=0.0,
+):
     """Detuned sawtooth voices: leads, pads and string sections (filtered per layer)."""
     nv = int(rng.integers(voices[0], voices[1] + 1))
     det, att, rel = rng.uniform(*detune), rng.uniform(*attack), rng.uniform(*release)
@@ -284,7 +293,11 @@ def _bass_sine(rng):
 
     def play(f, n, sr):
         t = np.arange(n) / sr
-        return (np.sin(2 * np.pi * f * t) + 0.3 * np.sin(4 * np.pi * f * t)) * _decay(n, sr, tau) * _ramp(n, sr, 0.005, 0.03)
+        return (
+            (np.sin(2 * np.pi * f * t) + 0.3 * np.sin(4 * np.pi * f * t))
+            * _decay(n, sr, tau)
+            * _ramp(n, sr, 0.005, 0.03)
+        )
 
     return play, 0.03
 
@@ -296,7 +309,11 @@ def _bass_808(rng):
     def play(f, n, sr):
         t = np.arange(n) / sr
         freq = f * (1 + np.exp(-t / 0.03))
-        return np.sin(2 * np.pi * np.cumsum(freq) / sr) * _decay(n, sr, tau) * _ramp(n, sr, 0.001, 0.03)
+        return (
+            np.sin(2 * np.pi * np.cumsum(freq) / sr)
+            * _decay(n, sr, tau)
+            * _ramp(n, sr, 0.001, 0.03)
+        )
 
     return play, 0.05
 
@@ -318,22 +335,43 @@ INSTRUMENTS: dict[str, tuple[Callable, dict]] = {
     "fm_keys": (_fm_keys, {}),
     "bell": (lambda r: _fm_keys(r, bell=True), {}),
     "pluck": (_pluck, {}),
-    "sitar": (lambda r: _pluck(r, bright=(0.8, 1.0), t60=(1.5, 3.0), buzz=3.0), {"bandpass": (400, 6000)}),
+    "sitar": (
+        lambda r: _pluck(r, bright=(0.8, 1.0), t60=(1.5, 3.0), buzz=3.0),
+        {"bandpass": (400, 6000)},
+    ),
     "organ": (_organ, {}),
     "saw": (_saw_synth, {"lowpass": (1500, 7000)}),
-    "pad": (lambda r: _saw_synth(r, (3, 5), (0.005, 0.02), (0.3, 1.0), (0.4, 1.0)), {"lowpass": (800, 3500)}),
-    "strings": (lambda r: _saw_synth(r, (3, 4), (0.003, 0.008), (0.1, 0.5), (0.3, 0.8), 0.004), {"lowpass": (2000, 5000)}),
-    "fiddle": (lambda r: _saw_synth(r, (1, 1), (0, 0), (0.04, 0.1), (0.05, 0.15), 0.006), {"formant": (600, 2600)}),
+    "pad": (
+        lambda r: _saw_synth(r, (3, 5), (0.005, 0.02), (0.3, 1.0), (0.4, 1.0)),
+        {"lowpass": (800, 3500)},
+    ),
+    "strings": (
+        lambda r: _saw_synth(r, (3, 4), (0.003, 0.008), (0.1, 0.5), (0.3, 0.8), 0.004),
+        {"lowpass": (2000, 5000)},
+    ),
+    "fiddle": (
+        lambda r: _saw_synth(r, (1, 1), (0, 0), (0.04, 0.1), (0.05, 0.15), 0.006),
+        {"formant": (600, 2600)},
+    ),
     "dist_guitar": (  # two detuned saws into a hard clipper and a dark "cabinet"
         lambda r: _saw_synth(r, (2, 2), (0.002, 0.006), (0.002, 0.01), (0.03, 0.1)),
         {"dist": (3.0, 12.0), "lowpass": (2500, 5000)},
     ),
-    "voice": (lambda r: _saw_synth(r, (1, 1), (0, 0), (0.04, 0.1), (0.08, 0.2), 0.008), {"formant": (700, 1200)}),
+    "voice": (
+        lambda r: _saw_synth(r, (1, 1), (0, 0), (0.04, 0.1), (0.08, 0.2), 0.008),
+        {"formant": (700, 1200)},
+    ),
     "square": (_square, {"lowpass": (3000, 10000)}),
     "flute": (_flute, {}),
     "bass_sine": (_bass_sine, {}),
-    "bass_saw": (lambda r: _saw_synth(r, (1, 2), (0.002, 0.006), (0.003, 0.01), (0.03, 0.08)), {"lowpass": (250, 900)}),
-    "bass_pluck": (lambda r: _pluck(r, bright=(0.2, 0.5), t60=(1.0, 2.0)), {"lowpass": (600, 1500)}),
+    "bass_saw": (
+        lambda r: _saw_synth(r, (1, 2), (0.002, 0.006), (0.003, 0.01), (0.03, 0.08)),
+        {"lowpass": (250, 900)},
+    ),
+    "bass_pluck": (
+        lambda r: _pluck(r, bright=(0.2, 0.5), t60=(1.0, 2.0)),
+        {"lowpass": (600, 1500)},
+    ),
     "bass_808": (_bass_808, {"dist": (1.5, 4.0)}),
     "bass_fm": (_bass_fm, {"lowpass": (400, 1200)}),
 }
@@ -384,7 +422,9 @@ def _clap(sr, rng):
 
 def _hat(sr, rng, tau, cutoff):
     n = int(sr * tau * 5)
-    return _filter(rng.standard_normal(n), "highpass", cutoff, sr) * _decay(n, sr, tau, 0.0005) * 0.5
+    return (
+        _filter(rng.standard_normal(n), "highpass", cutoff, sr) * _decay(n, sr, tau, 0.0005) * 0.5
+    )
 
 
 def _hand_drum(sr, rng, f0, tau):
@@ -399,7 +439,10 @@ def _hand_drum(sr, rng, f0, tau):
 def _drum_kit(style: str, sr: int, rng) -> dict[str, np.ndarray]:
     u = rng.uniform
     if style == "electronic":  # long boomy kick, clap, crisp hats
-        kit = {"kick": _kick(sr, rng, u(45, 55), u(0.2, 0.45), u(0.1, 0.4)), "snare": _clap(sr, rng)}
+        kit = {
+            "kick": _kick(sr, rng, u(45, 55), u(0.2, 0.45), u(0.1, 0.4)),
+            "snare": _clap(sr, rng),
+        }
     elif style == "hiphop":  # punchy kick, fat snare
         kit = {
             "kick": _kick(sr, rng, u(45, 60), u(0.15, 0.35), u(0.2, 0.6)),
@@ -419,21 +462,48 @@ def _drum_kit(style: str, sr: int, rng) -> dict[str, np.ndarray]:
     kit["ohat"] = _hat(sr, rng, u(0.12, 0.3), u(5000, 8000))
     kit["perc_lo"] = _hand_drum(sr, rng, u(90, 160), u(0.08, 0.3))
     kit["perc_hi"] = _hand_drum(sr, rng, u(250, 500), u(0.05, 0.15))
-    kit["shaker"] = 0.5 * _filter(rng.standard_normal(int(0.1 * sr)), "highpass", 5000, sr) * _ramp(int(0.1 * sr), sr, 0.01, 0.08)
+    kit["shaker"] = (
+        0.5
+        * _filter(rng.standard_normal(int(0.1 * sr)), "highpass", 5000, sr)
+        * _ramp(int(0.1 * sr), sr, 0.01, 0.08)
+    )
     return kit
 
 
 # Patterns: one character per 16th note; x = accent, o = soft, ? = soft hit half of the time.
 DRUM_PATTERNS: dict[str, dict[str, str]] = {
     "four_on_floor": {
-        "kick": "x...x...x...x...", "snare": "....x.......x...", "ohat": "..o...o...o...o.", "hat": "o?o?o?o?o?o?o?o?",
+        "kick": "x...x...x...x...",
+        "snare": "....x.......x...",
+        "ohat": "..o...o...o...o.",
+        "hat": "o?o?o?o?o?o?o?o?",
     },
-    "backbeat": {"kick": "x.......x.?.....", "snare": "....x.......x...", "hat": "x.o.x.o.x.o.x.o."},
+    "backbeat": {
+        "kick": "x.......x.?.....",
+        "snare": "....x.......x...",
+        "hat": "x.o.x.o.x.o.x.o.",
+    },
     "rock": {"kick": "x.....x.x.?.....", "snare": "....x.......x..?", "ohat": "x.x.x.x.x.x.x.x."},
-    "boom_bap": {"kick": "x..?......x..?..", "snare": "....x.......x...", "hat": "x.o.x.o.x.o.x.oo"},
-    "breakbeat": {"kick": "x.........x.....", "snare": "....x..o.o..x..o", "hat": "x.x.x.x.x.x.x.x."},
-    "halftime": {"kick": "x.....?...x.....", "snare": "........x.......", "hat": "xoxoxoxoxoxo?o?o"},
-    "brushes": {"kick": "o.......o.......", "snare": "....o.......o...", "shaker": "o?o?o?o?o?o?o?o?"},
+    "boom_bap": {
+        "kick": "x..?......x..?..",
+        "snare": "....x.......x...",
+        "hat": "x.o.x.o.x.o.x.oo",
+    },
+    "breakbeat": {
+        "kick": "x.........x.....",
+        "snare": "....x..o.o..x..o",
+        "hat": "x.x.x.x.x.x.x.x.",
+    },
+    "halftime": {
+        "kick": "x.....?...x.....",
+        "snare": "........x.......",
+        "hat": "xoxoxoxoxoxo?o?o",
+    },
+    "brushes": {
+        "kick": "o.......o.......",
+        "snare": "....o.......o...",
+        "shaker": "o?o?o?o?o?o?o?o?",
+    },
     "hand": {},  # drawn per track, see _hand_pattern
     "irregular": {},  # drawn per bar, see _render_drums
 }
@@ -477,7 +547,11 @@ def _render_drums(plan, kit, n, sr, rng) -> np.ndarray:
                 if ch == "." or (ch == "?" and rng.random() < 0.5):
                     continue
                 vel = 1.0 if ch == "x" else 0.55
-                t = bar * bar_s + _step_time(step, step_s, plan["swing"]) + rng.normal(0, plan["humanize"])
+                t = (
+                    bar * bar_s
+                    + _step_time(step, step_s, plan["swing"])
+                    + rng.normal(0, plan["humanize"])
+                )
                 if plan["drums"] == "irregular":
                     t += rng.uniform(-0.5, 0.5) * step_s
                 _add(buf, int(t * sr), kit[name], vel * rng.uniform(0.85, 1.0))
@@ -555,7 +629,10 @@ def _comp_events(plan, rng) -> list[tuple]:
                 end = strum[j + 1] if j + 1 < len(strum) else steps
                 gap = rng.uniform(0.01, 0.025)
                 order = notes if j % 2 == 0 else notes[::-1]
-                ev += [(t0 + s * step_s + k * gap, (end - s) * step_s, m, 0.6) for k, m in enumerate(order)]
+                ev += [
+                    (t0 + s * step_s + k * gap, (end - s) * step_s, m, 0.6)
+                    for k, m in enumerate(order)
+                ]
         elif style == "arp":
             seq = notes + [notes[0] + 12]
             for i, s in enumerate(range(0, steps, arp_div)):
@@ -587,7 +664,10 @@ def _bass_events(plan, rng) -> list[tuple]:
         elif style == "offbeat":
             ev += [(t0 + s * step_s, 1.5 * step_s, r, 0.8) for s in range(2, steps, 4)]
         elif style == "fifths":
-            ev += [(t0 + s * step_s, 3.5 * step_s, r + (7 if (s // 4) % 2 else 0), 0.8) for s in range(0, steps, 4)]
+            ev += [
+                (t0 + s * step_s, 3.5 * step_s, r + (7 if (s // 4) % 2 else 0), 0.8)
+                for s in range(0, steps, 4)
+            ]
         elif style == "follow_kick":  # 808 notes that ring until the next kick
             hits = [i for i, c in enumerate(kick) if c != "."] or [0]
             for j, s in enumerate(hits):
@@ -608,7 +688,11 @@ def _melody_events(plan, rng) -> list[tuple]:
             t += d + rng.exponential(0.5)
         return ev
     grid = 2 if rng.random() < 0.7 else 1
-    onsets = [s for s in range(0, 2 * steps, grid) if rng.random() < plan["melody_density"] * (1.6 if s % 4 == 0 else 0.8)]
+    onsets = [
+        s
+        for s in range(0, 2 * steps, grid)
+        if rng.random() < plan["melody_density"] * (1.6 if s % 4 == 0 else 0.8)
+    ]
     onsets = onsets or [0]
     degrees, d = [], int(rng.integers(0, 5))
     for _ in onsets:
@@ -667,7 +751,9 @@ def _texture(name: str, plan, n: int, sr: int, rng) -> np.ndarray:
         t = np.arange(n) / sr
         f = _midi_hz(plan["root"] + 36)
         ratios = [1.0, 1.003, rng.uniform(1.4, 2.9), rng.uniform(3.1, 5.3)]
-        return sum(np.sin(2 * np.pi * f * r * t) / (k + 1) for k, r in enumerate(ratios)) * _lfo(n, sr, rng)
+        return sum(np.sin(2 * np.pi * f * r * t) / (k + 1) for k, r in enumerate(ratios)) * _lfo(
+            n, sr, rng
+        )
     if name == "glitch":  # short bursts of pulse waves and noise at random times
         x = np.zeros(n)
         for _ in range(int(rng.uniform(1, 6) * n / sr)):
@@ -691,108 +777,199 @@ def _texture(name: str, plan, n: int, sr: int, rng) -> np.ndarray:
         f = rng.choice([50.0, 60.0])
         return sum(np.sin(2 * np.pi * f * k * t) / k for k in (1, 2, 3, 5)) * 0.5
     if name == "wind":
-        return _filter(rng.standard_normal(n), "lowpass", rng.uniform(300, 900), sr) * _lfo(n, sr, rng, 0.05, 0.5) * 2
+        return (
+            _filter(rng.standard_normal(n), "lowpass", rng.uniform(300, 900), sr)
+            * _lfo(n, sr, rng, 0.05, 0.5)
+            * 2
+        )
     raise ValueError(name)
 
 
 # --------------------------------------------------------------------------------------------
 # Genre recipes: weighted choices and ranges. Weights overlap across genres on purpose.
 # --------------------------------------------------------------------------------------------
-CHOICE_FIELDS = ("meter", "scale", "progression", "drums", "kit", "bass", "bass_inst", "harmony", "comp", "lead", "texture")
+CHOICE_FIELDS = (
+    "meter",
+    "scale",
+    "progression",
+    "drums",
+    "kit",
+    "bass",
+    "bass_inst",
+    "harmony",
+    "comp",
+    "lead",
+    "texture",
+)
 
 GENRE_RECIPES: dict[str, dict] = {
     "Electronic": dict(
         mix_db=dict(drums=2, bass=2, harmony=0, lead=-1),
         tone_hz=(8000, 16000),
-        tempo=(112, 140), meter={"4/4": 1}, scale={"minor": 3, "dorian": 2, "phrygian": 1, "major": 1},
-        progression={"minor": 3, "modal": 1, "pop": 1}, drums={"four_on_floor": 5, "breakbeat": 2, "halftime": 1},
-        kit={"electronic": 1}, bass={"offbeat": 3, "root_8ths": 2, "follow_kick": 1},
+        tempo=(112, 140),
+        meter={"4/4": 1},
+        scale={"minor": 3, "dorian": 2, "phrygian": 1, "major": 1},
+        progression={"minor": 3, "modal": 1, "pop": 1},
+        drums={"four_on_floor": 5, "breakbeat": 2, "halftime": 1},
+        kit={"electronic": 1},
+        bass={"offbeat": 3, "root_8ths": 2, "follow_kick": 1},
         bass_inst={"bass_saw": 3, "bass_sine": 1, "bass_fm": 1},
-        harmony={"pad": 3, "saw": 2, "fm_keys": 1, "bell": 1, "square": 1}, comp={"block": 2, "stab": 2, "arp": 3},
-        lead={"saw": 2, "square": 2, "bell": 1, None: 2}, texture={"noise_sweep": 1, None: 4},
-        melody_density=(0.3, 0.6), reverb=(0.1, 0.35), drive=(1.0, 2.5), n_textures=(0, 1),
+        harmony={"pad": 3, "saw": 2, "fm_keys": 1, "bell": 1, "square": 1},
+        comp={"block": 2, "stab": 2, "arp": 3},
+        lead={"saw": 2, "square": 2, "bell": 1, None: 2},
+        texture={"noise_sweep": 1, None: 4},
+        melody_density=(0.3, 0.6),
+        reverb=(0.1, 0.35),
+        drive=(1.0, 2.5),
+        n_textures=(0, 1),
     ),
     "Experimental": dict(
         mix_db=dict(drums=-3, bass=-2, harmony=0, lead=-2),
         tone_hz=(3000, 16000),
-        tempo=(50, 180), meter={"4/4": 2, "7/8": 1, "3/4": 1},
+        tempo=(50, 180),
+        meter={"4/4": 2, "7/8": 1, "3/4": 1},
         scale={"whole_tone": 2, "chromatic": 2, "phrygian": 1, "minor": 1},
-        progression={"modal": 2, "minor": 1, "jazz": 1}, drums={"irregular": 3, None: 4, "four_on_floor": 1, "breakbeat": 1},
-        kit={"electronic": 2, "acoustic": 1}, bass={None: 3, "root_whole": 1, "follow_kick": 1},
+        progression={"modal": 2, "minor": 1, "jazz": 1},
+        drums={"irregular": 3, None: 4, "four_on_floor": 1, "breakbeat": 1},
+        kit={"electronic": 2, "acoustic": 1},
+        bass={None: 3, "root_whole": 1, "follow_kick": 1},
         bass_inst={"bass_sine": 1, "bass_fm": 1, "bass_808": 1},
-        harmony={"bell": 3, "pad": 2, "saw": 1, "organ": 1, "piano": 1}, comp={"cluster": 3, "drone": 2, "block": 1, "arp": 1},
+        harmony={"bell": 3, "pad": 2, "saw": 1, "organ": 1, "piano": 1},
+        comp={"cluster": 3, "drone": 2, "block": 1, "arp": 1},
         lead={"bell": 1, "square": 1, "fm_keys": 1, None: 3},
         texture={"noise_sweep": 2, "glitch": 2, "drone": 2, "granular": 2, "hum": 1, "wind": 1},
-        melody_density=(0.1, 0.5), reverb=(0.2, 0.7), drive=(1.0, 4.0), n_textures=(1, 3),
+        melody_density=(0.1, 0.5),
+        reverb=(0.2, 0.7),
+        drive=(1.0, 4.0),
+        n_textures=(1, 3),
     ),
     "Folk": dict(
         mix_db=dict(drums=-4, bass=-3, harmony=2, lead=0),
         tone_hz=(5000, 10000),
-        tempo=(80, 130), meter={"4/4": 3, "3/4": 2}, scale={"major": 4, "mixolydian": 1, "dorian": 1, "minor": 1},
-        progression={"folk": 3, "pop": 1, "rock": 1}, drums={None: 5, "brushes": 2, "hand": 1, "backbeat": 1},
-        kit={"soft": 3, "acoustic": 1}, bass={"fifths": 2, None: 2, "root_whole": 1},
+        tempo=(80, 130),
+        meter={"4/4": 3, "3/4": 2},
+        scale={"major": 4, "mixolydian": 1, "dorian": 1, "minor": 1},
+        progression={"folk": 3, "pop": 1, "rock": 1},
+        drums={None: 5, "brushes": 2, "hand": 1, "backbeat": 1},
+        kit={"soft": 3, "acoustic": 1},
+        bass={"fifths": 2, None: 2, "root_whole": 1},
         bass_inst={"bass_pluck": 3, "bass_sine": 1},
-        harmony={"pluck": 6, "piano": 1, "organ": 1}, comp={"strum": 4, "arp": 3, "block": 1},
-        lead={"fiddle": 2, "flute": 2, "voice": 2, None: 2, "pluck": 1}, texture={None: 8, "wind": 1},
-        melody_density=(0.3, 0.6), reverb=(0.1, 0.4), drive=(1.0, 1.3), n_textures=(0, 0),
+        harmony={"pluck": 6, "piano": 1, "organ": 1},
+        comp={"strum": 4, "arp": 3, "block": 1},
+        lead={"fiddle": 2, "flute": 2, "voice": 2, None: 2, "pluck": 1},
+        texture={None: 8, "wind": 1},
+        melody_density=(0.3, 0.6),
+        reverb=(0.1, 0.4),
+        drive=(1.0, 1.3),
+        n_textures=(0, 0),
     ),
     "Hip-Hop": dict(
         mix_db=dict(drums=3, bass=4, harmony=-2, lead=-3),
         tone_hz=(3000, 7000),
-        tempo=(78, 100), meter={"4/4": 1}, scale={"minor": 3, "dorian": 2, "phrygian": 1, "harmonic_minor": 1},
-        progression={"minor": 3, "jazz": 1, "modal": 1}, drums={"boom_bap": 4, "halftime": 2, "breakbeat": 1},
-        kit={"hiphop": 3, "electronic": 1}, bass={"follow_kick": 2, "root_whole": 2, "root_8ths": 1},
+        tempo=(78, 100),
+        meter={"4/4": 1},
+        scale={"minor": 3, "dorian": 2, "phrygian": 1, "harmonic_minor": 1},
+        progression={"minor": 3, "jazz": 1, "modal": 1},
+        drums={"boom_bap": 4, "halftime": 2, "breakbeat": 1},
+        kit={"hiphop": 3, "electronic": 1},
+        bass={"follow_kick": 2, "root_whole": 2, "root_8ths": 1},
         bass_inst={"bass_808": 3, "bass_sine": 2, "bass_pluck": 1},
-        harmony={"fm_keys": 3, "piano": 2, "strings": 1, "pad": 1, "pluck": 1}, comp={"block": 3, "stab": 1, "arp": 1},
-        lead={"bell": 1, "flute": 1, "voice": 2, None: 3, "fm_keys": 1}, texture={"vinyl": 3, None: 3},
-        melody_density=(0.2, 0.5), reverb=(0.05, 0.25), drive=(1.2, 2.5), n_textures=(0, 0),
+        harmony={"fm_keys": 3, "piano": 2, "strings": 1, "pad": 1, "pluck": 1},
+        comp={"block": 3, "stab": 1, "arp": 1},
+        lead={"bell": 1, "flute": 1, "voice": 2, None: 3, "fm_keys": 1},
+        texture={"vinyl": 3, None: 3},
+        melody_density=(0.2, 0.5),
+        reverb=(0.05, 0.25),
+        drive=(1.2, 2.5),
+        n_textures=(0, 0),
         swing_p=1.0,  # always a swung, laid-back groove
     ),
     "Instrumental": dict(
         mix_db=dict(drums=-4, bass=-2, harmony=2, lead=1),
         tone_hz=(4000, 9000),
-        tempo=(60, 110), meter={"4/4": 3, "3/4": 1}, scale={"major": 3, "minor": 2, "dorian": 1, "lydian": 1},
-        progression={"jazz": 2, "pop": 1, "minor": 1, "folk": 1}, drums={None: 4, "brushes": 1, "halftime": 1, "backbeat": 1},
-        kit={"soft": 2, "hiphop": 1, "acoustic": 1}, bass={"root_whole": 3, None: 1, "fifths": 1},
+        tempo=(60, 110),
+        meter={"4/4": 3, "3/4": 1},
+        scale={"major": 3, "minor": 2, "dorian": 1, "lydian": 1},
+        progression={"jazz": 2, "pop": 1, "minor": 1, "folk": 1},
+        drums={None: 4, "brushes": 1, "halftime": 1, "backbeat": 1},
+        kit={"soft": 2, "hiphop": 1, "acoustic": 1},
+        bass={"root_whole": 3, None: 1, "fifths": 1},
         bass_inst={"bass_sine": 2, "bass_pluck": 1},
-        harmony={"piano": 4, "strings": 3, "pad": 2, "fm_keys": 1, "pluck": 1}, comp={"block": 2, "arp": 3},
-        lead={"strings": 1, "piano": 2, "flute": 1, "bell": 1, None: 1, "fiddle": 1}, texture={None: 6, "wind": 1, "drone": 1},
-        melody_density=(0.2, 0.5), reverb=(0.3, 0.6), drive=(1.0, 1.2), n_textures=(0, 0),
+        harmony={"piano": 4, "strings": 3, "pad": 2, "fm_keys": 1, "pluck": 1},
+        comp={"block": 2, "arp": 3},
+        lead={"strings": 1, "piano": 2, "flute": 1, "bell": 1, None: 1, "fiddle": 1},
+        texture={None: 6, "wind": 1, "drone": 1},
+        melody_density=(0.2, 0.5),
+        reverb=(0.3, 0.6),
+        drive=(1.0, 1.2),
+        n_textures=(0, 0),
     ),
     "International": dict(
         mix_db=dict(drums=1, bass=-3, harmony=0, lead=2),
         tone_hz=(6000, 14000),
-        tempo=(85, 150), meter={"4/4": 2, "7/8": 1, "3/4": 1},
-        scale={"phrygian_dominant": 3, "phrygian": 2, "pent_minor": 2, "pent_major": 2, "harmonic_minor": 2},
-        progression={"modal": 3, "minor": 1, "folk": 1}, drums={"hand": 6, "backbeat": 1, None: 1},
-        kit={"acoustic": 1, "soft": 1}, bass={None: 2, "root_whole": 1, "fifths": 1},
+        tempo=(85, 150),
+        meter={"4/4": 2, "7/8": 1, "3/4": 1},
+        scale={
+            "phrygian_dominant": 3,
+            "phrygian": 2,
+            "pent_minor": 2,
+            "pent_major": 2,
+            "harmonic_minor": 2,
+        },
+        progression={"modal": 3, "minor": 1, "folk": 1},
+        drums={"hand": 6, "backbeat": 1, None: 1},
+        kit={"acoustic": 1, "soft": 1},
+        bass={None: 2, "root_whole": 1, "fifths": 1},
         bass_inst={"bass_pluck": 2, "bass_sine": 1},
-        harmony={"sitar": 3, "pluck": 2, "organ": 2, "strings": 1}, comp={"drone": 4, "strum": 2, "arp": 2},
-        lead={"flute": 2, "sitar": 2, "fiddle": 2, "voice": 1}, texture={None: 5, "drone": 1},
-        melody_density=(0.4, 0.8), reverb=(0.1, 0.4), drive=(1.0, 1.5), n_textures=(0, 0),
+        harmony={"sitar": 3, "pluck": 2, "organ": 2, "strings": 1},
+        comp={"drone": 4, "strum": 2, "arp": 2},
+        lead={"flute": 2, "sitar": 2, "fiddle": 2, "voice": 1},
+        texture={None: 5, "drone": 1},
+        melody_density=(0.4, 0.8),
+        reverb=(0.1, 0.4),
+        drive=(1.0, 1.5),
+        n_textures=(0, 0),
         ornament_p=1.0,  # melodies with grace notes
     ),
     "Pop": dict(
         mix_db=dict(drums=1, bass=0, harmony=0, lead=3),
         tone_hz=(9000, 16000),
-        tempo=(90, 130), meter={"4/4": 1}, scale={"major": 5, "minor": 2, "mixolydian": 1},
-        progression={"pop": 4, "folk": 1, "minor": 1}, drums={"backbeat": 4, "four_on_floor": 2, "halftime": 1},
-        kit={"electronic": 1, "acoustic": 1, "hiphop": 1}, bass={"root_8ths": 2, "root_whole": 2, "offbeat": 1},
+        tempo=(90, 130),
+        meter={"4/4": 1},
+        scale={"major": 5, "minor": 2, "mixolydian": 1},
+        progression={"pop": 4, "folk": 1, "minor": 1},
+        drums={"backbeat": 4, "four_on_floor": 2, "halftime": 1},
+        kit={"electronic": 1, "acoustic": 1, "hiphop": 1},
+        bass={"root_8ths": 2, "root_whole": 2, "offbeat": 1},
         bass_inst={"bass_saw": 1, "bass_sine": 1, "bass_pluck": 1, "bass_fm": 1},
-        harmony={"piano": 3, "fm_keys": 1, "pad": 2, "pluck": 2, "saw": 1}, comp={"block": 2, "strum": 2, "arp": 2, "stab": 1},
-        lead={"voice": 4, "square": 1, "saw": 1, "flute": 1, "bell": 1, "piano": 1}, texture={None: 1},
-        melody_density=(0.4, 0.7), reverb=(0.1, 0.35), drive=(1.2, 2.2), n_textures=(0, 0),
+        harmony={"piano": 3, "fm_keys": 1, "pad": 2, "pluck": 2, "saw": 1},
+        comp={"block": 2, "strum": 2, "arp": 2, "stab": 1},
+        lead={"voice": 4, "square": 1, "saw": 1, "flute": 1, "bell": 1, "piano": 1},
+        texture={None: 1},
+        melody_density=(0.4, 0.7),
+        reverb=(0.1, 0.35),
+        drive=(1.2, 2.2),
+        n_textures=(0, 0),
     ),
     "Rock": dict(
         mix_db=dict(drums=1, bass=0, harmony=3, lead=0),
         tone_hz=(4500, 9000),
-        tempo=(100, 170), meter={"4/4": 1}, scale={"major": 2, "mixolydian": 2, "minor": 2, "pent_minor": 1},
-        progression={"rock": 4, "pop": 1, "minor": 1}, drums={"rock": 5, "backbeat": 3},
-        kit={"acoustic": 1}, bass={"root_8ths": 4, "fifths": 1},
+        tempo=(100, 170),
+        meter={"4/4": 1},
+        scale={"major": 2, "mixolydian": 2, "minor": 2, "pent_minor": 1},
+        progression={"rock": 4, "pop": 1, "minor": 1},
+        drums={"rock": 5, "backbeat": 3},
+        kit={"acoustic": 1},
+        bass={"root_8ths": 4, "fifths": 1},
         bass_inst={"bass_pluck": 2, "bass_saw": 1},
-        harmony={"dist_guitar": 5, "pluck": 2, "organ": 1}, comp={"power": 4, "strum": 2, "block": 1},
-        lead={"dist_guitar": 2, "voice": 2, None: 2, "organ": 1}, texture={None: 1},
-        melody_density=(0.3, 0.6), reverb=(0.05, 0.3), drive=(1.5, 4.0), n_textures=(0, 0),
+        harmony={"dist_guitar": 5, "pluck": 2, "organ": 1},
+        comp={"power": 4, "strum": 2, "block": 1},
+        lead={"dist_guitar": 2, "voice": 2, None: 2, "organ": 1},
+        texture={None: 1},
+        melody_density=(0.3, 0.6),
+        reverb=(0.05, 0.3),
+        drive=(1.5, 4.0),
+        n_textures=(0, 0),
     ),
 }
 STEPS_PER_BAR = {"4/4": 16, "3/4": 12, "7/8": 14}
@@ -806,7 +983,9 @@ def _draw_style(genre: str, rng) -> dict:
     return style
 
 
-def plan_track(genre: str, seed: int, track_id: int, artist_id: int, duration_s: float) -> tuple[dict, np.random.Generator]:
+def plan_track(
+    genre: str, seed: int, track_id: int, artist_id: int, duration_s: float
+) -> tuple[dict, np.random.Generator]:
     """Draw every musical decision of one track; returns the plan and the RNG for rendering."""
     rng = np.random.default_rng([seed, track_id, 0])
     style = _draw_style(genre, np.random.default_rng([seed, artist_id, 1]))
@@ -823,7 +1002,9 @@ def plan_track(genre: str, seed: int, track_id: int, artist_id: int, duration_s:
     lo, hi = recipe["tempo"]
     plan["tempo"] = float(np.clip(style["tempo"] * rng.uniform(0.9, 1.1), lo * 0.9, hi * 1.1))
     if rng.random() < 0.2:  # borrowed tempo feel
-        plan["tempo"] = float(rng.uniform(*GENRE_RECIPES[others[rng.integers(len(others))]]["tempo"]))
+        plan["tempo"] = float(
+            rng.uniform(*GENRE_RECIPES[others[rng.integers(len(others))]]["tempo"])
+        )
     plan["sr"] = int(_choose(rng, SAMPLE_RATES))
     plan["channels"] = 2 if rng.random() < P_STEREO else 1
     plan["root"] = int(rng.integers(0, 12))
@@ -836,7 +1017,9 @@ def plan_track(genre: str, seed: int, track_id: int, artist_id: int, duration_s:
     plan["n_bars"] = int(math.ceil(duration_s / plan["bar_s"])) + 1
     plan["chord_bars"] = 2 if plan["tempo"] > 135 or rng.random() < 0.3 else 1
     plan["sevenths"] = plan["progression"] == "jazz" or rng.random() < 0.15
-    plan["swing"] = float(rng.uniform(0.1, 0.3)) if rng.random() < recipe.get("swing_p", 0.15) else 0.0
+    plan["swing"] = (
+        float(rng.uniform(0.1, 0.3)) if rng.random() < recipe.get("swing_p", 0.15) else 0.0
+    )
     plan["humanize"] = float(rng.uniform(0.0, 0.012))
     plan["melody_density"] = float(rng.uniform(*recipe["melody_density"]))
     plan["follow_chords"] = bool(rng.random() < 0.6)
@@ -886,7 +1069,12 @@ def render_track(plan: dict, rng) -> np.ndarray:
 
     if plan["drums"] is not None:
         kit = _drum_kit(plan["kit"], sr, rng)
-        add_layer(_render_drums(plan, kit, n, sr, rng), plan["mix_db"]["drums"], rng.uniform(-0.1, 0.1), 0.3)
+        add_layer(
+            _render_drums(plan, kit, n, sr, rng),
+            plan["mix_db"]["drums"],
+            rng.uniform(-0.1, 0.1),
+            0.3,
+        )
     for role, inst_name, events_fn, gain, pan in (
         ("bass", plan["bass_inst"], _bass_events, -3.0, 0.0),
         ("harmony", plan["harmony"], _comp_events, -4.0, rng.uniform(-0.6, 0.6)),
@@ -899,7 +1087,12 @@ def render_track(plan: dict, rng) -> np.ndarray:
         x = _render_notes(events_fn(plan, rng), play, tail, n, sr)
         if not np.any(x):
             continue
-        add_layer(_layer_fx(x, fx, sr, rng), gain + plan["mix_db"][role], pan, 1.0 if role != "bass" else 0.1)
+        add_layer(
+            _layer_fx(x, fx, sr, rng),
+            gain + plan["mix_db"][role],
+            pan,
+            1.0 if role != "bass" else 0.1,
+        )
     for name in plan["textures"]:
         level = -2.0 if plan["genre"] == "Experimental" else -14.0
         add_layer(_texture(name, plan, n, sr, rng), level, rng.uniform(-0.8, 0.8), 0.5)
@@ -950,7 +1143,9 @@ def _finish(plan, out: np.ndarray, rng) -> np.ndarray:
     return np.ascontiguousarray(out.T)
 
 
-def synthesize_track(genre: str, seed: int, track_id: int, artist_id: int, duration_s: float) -> tuple[np.ndarray, int, dict]:
+def synthesize_track(
+    genre: str, seed: int, track_id: int, artist_id: int, duration_s: float
+) -> tuple[np.ndarray, int, dict]:
     """Audio (float32, (n,) or (n, 2)), sample rate and plan of one demo track."""
     plan, rng = plan_track(genre, seed, track_id, artist_id, duration_s)
     return render_track(plan, rng), plan["sr"], plan
@@ -998,7 +1193,9 @@ def _build_track(task: dict) -> dict:
         _write_bytes(path, NOT_AUDIO_BYTES)
         return info
     duration = task["short_s"] if defect == "short" else task["duration_s"]
-    audio, sr, plan = synthesize_track(task["genre"], task["seed"], task["track_id"], task["artist_id"], duration)
+    audio, sr, plan = synthesize_track(
+        task["genre"], task["seed"], task["track_id"], task["artist_id"], duration
+    )
     if defect == "truncated":  # a complete MP3 cut short, as after an interrupted download
         with _atomic(path) as tmp:
             sf.write(tmp, audio, sr, format="MP3", compression_level=MP3_COMPRESSION)
@@ -1025,30 +1222,105 @@ def _build_track(task: dict) -> dict:
 # The real column names, in the real order (alphabetical within each group).
 TRACK_COLUMNS: dict[str, list[str]] = {
     "album": [
-        "comments", "date_created", "date_released", "engineer", "favorites", "id", "information",
-        "listens", "producer", "tags", "title", "tracks", "type",
+        "comments",
+        "date_created",
+        "date_released",
+        "engineer",
+        "favorites",
+        "id",
+        "information",
+        "listens",
+        "producer",
+        "tags",
+        "title",
+        "tracks",
+        "type",
     ],
     "artist": [
-        "active_year_begin", "active_year_end", "associated_labels", "bio", "comments",
-        "date_created", "favorites", "id", "latitude", "location", "longitude", "members", "name",
-        "related_projects", "tags", "website", "wikipedia_page",
+        "active_year_begin",
+        "active_year_end",
+        "associated_labels",
+        "bio",
+        "comments",
+        "date_created",
+        "favorites",
+        "id",
+        "latitude",
+        "location",
+        "longitude",
+        "members",
+        "name",
+        "related_projects",
+        "tags",
+        "website",
+        "wikipedia_page",
     ],
     "set": ["split", "subset"],
     "track": [
-        "bit_rate", "comments", "composer", "date_created", "date_recorded", "duration",
-        "favorites", "genre_top", "genres", "genres_all", "information", "interest",
-        "language_code", "license", "listens", "lyricist", "number", "publisher", "tags", "title",
+        "bit_rate",
+        "comments",
+        "composer",
+        "date_created",
+        "date_recorded",
+        "duration",
+        "favorites",
+        "genre_top",
+        "genres",
+        "genres_all",
+        "information",
+        "interest",
+        "language_code",
+        "license",
+        "listens",
+        "lyricist",
+        "number",
+        "publisher",
+        "tags",
+        "title",
     ],
 }
 _WORDS = [
-    "Amber", "Echo", "Velvet", "Static", "Lantern", "River", "Neon", "Hollow", "Copper", "Signal",
-    "Paper", "Glass", "Midnight", "Orbit", "Willow", "Cinder", "Harbor", "Quiet", "Electric", "Golden",
+    "Amber",
+    "Echo",
+    "Velvet",
+    "Static",
+    "Lantern",
+    "River",
+    "Neon",
+    "Hollow",
+    "Copper",
+    "Signal",
+    "Paper",
+    "Glass",
+    "Midnight",
+    "Orbit",
+    "Willow",
+    "Cinder",
+    "Harbor",
+    "Quiet",
+    "Electric",
+    "Golden",
 ]
-_NOUNS = ["Oscillators", "Foxes", "Machines", "Pines", "Collective", "Ensemble", "Tapes", "Lights", "Waves", "Choir"]
+_NOUNS = [
+    "Oscillators",
+    "Foxes",
+    "Machines",
+    "Pines",
+    "Collective",
+    "Ensemble",
+    "Tapes",
+    "Lights",
+    "Waves",
+    "Choir",
+]
 _PLACES = [
-    ("Berlin, Germany", 52.52, 13.40), ("Brooklyn, NY", 40.68, -73.94), ("Lyon, France", 45.76, 4.84),
-    ("Lagos, Nigeria", 6.52, 3.38), ("Montreal, Canada", 45.50, -73.57),
-    ("Lausanne, Switzerland", 46.52, 6.63), (None, None, None),
+    ("Berlin, Germany", 52.52, 13.40),
+    ("Brooklyn, NY", 40.68, -73.94),
+    ("Lyon, France", 45.76, 4.84),
+    ("Lagos, Nigeria", 6.52, 3.38),
+    ("Montreal, Canada", 45.50, -73.57),
+    ("Lausanne, Switzerland", 46.52, 6.63),
+    (None, None, None),
 ]
 _LICENSES = [
     "Attribution-NonCommercial-ShareAlike 3.0 International",
@@ -1079,7 +1351,15 @@ def _catalogue(tracks_per_genre: int, seed: int) -> list[dict]:
             for i in range(count):
                 if i % per_artist == 0:
                     artist += 1
-                rows.append({"genre": genre, "split": split, "subset": "small", "artist_id": artist, "defect": None})
+                rows.append(
+                    {
+                        "genre": genre,
+                        "split": split,
+                        "subset": "small",
+                        "artist_id": artist,
+                        "defect": None,
+                    }
+                )
     ids = FIRST_TRACK_ID + rng.permutation(len(rows))  # genres interleaved as in the real catalogue
     for row, tid in zip(rows, ids):
         row["track_id"] = int(tid)
@@ -1087,10 +1367,16 @@ def _catalogue(tracks_per_genre: int, seed: int) -> list[dict]:
     next_id = FIRST_TRACK_ID + len(rows)
     for defect, genre in zip(DEFECTS, DEFECT_GENRES):
         artist += 1
-        rows.append({
-            "track_id": next_id, "genre": genre, "split": "training", "subset": "small",
-            "artist_id": artist, "defect": defect,
-        })
+        rows.append(
+            {
+                "track_id": next_id,
+                "genre": genre,
+                "split": "training",
+                "subset": "small",
+                "artist_id": artist,
+                "defect": defect,
+            }
+        )
         next_id += 1
     for k in range(N_MEDIUM_ROWS + N_LARGE_ROWS):
         artist += 1
@@ -1099,7 +1385,16 @@ def _catalogue(tracks_per_genre: int, seed: int) -> list[dict]:
         if subset == "large" and k % 2:  # mixed fine genres -> no genre_top, as often in fma_large
             genre = None
         split = str(rng.choice(["training", "training", "training", "validation", "test"]))
-        rows.append({"track_id": next_id, "genre": genre, "split": split, "subset": subset, "artist_id": artist, "defect": None})
+        rows.append(
+            {
+                "track_id": next_id,
+                "genre": genre,
+                "split": split,
+                "subset": subset,
+                "artist_id": artist,
+                "defect": None,
+            }
+        )
         next_id += 1
     return rows
 
@@ -1125,7 +1420,9 @@ def _tracks_frame(rows: list[dict], duration_s: float, seed: int) -> pd.DataFram
             place, lat, lon = _PLACES[rng.integers(len(_PLACES))]
             name = f"The {_WORDS[rng.integers(len(_WORDS))]} {_NOUNS[rng.integers(len(_NOUNS))]}"
             artists[aid] = {
-                ("artist", "active_year_begin"): f"{rng.integers(1990, 2012)}-01-01 00:00:00" if rng.random() < 0.3 else None,
+                ("artist", "active_year_begin"): f"{rng.integers(1990, 2012)}-01-01 00:00:00"
+                if rng.random() < 0.3
+                else None,
                 ("artist", "active_year_end"): None,
                 ("artist", "associated_labels"): None,
                 ("artist", "bio"): f"<p>{name} is a synthetic demo artist (seed {seed}).</p>",
@@ -1152,45 +1449,55 @@ def _tracks_frame(rows: list[dict], duration_s: float, seed: int) -> pd.DataFram
                 ("album", "listens"): int(rng.integers(100, 50000)),
                 ("album", "producer"): None,
                 ("album", "tags"): "[]",
-                ("album", "title"): f"{_WORDS[rng.integers(len(_WORDS))]} {_NOUNS[rng.integers(len(_NOUNS))]}",
+                (
+                    "album",
+                    "title",
+                ): f"{_WORDS[rng.integers(len(_WORDS))]} {_NOUNS[rng.integers(len(_NOUNS))]}",
                 ("album", "tracks"): 0,  # filled below
-                ("album", "type"): str(rng.choice(["Album", "Album", "Single Tracks", "Live Performance"])),
+                ("album", "type"): str(
+                    rng.choice(["Album", "Album", "Single Tracks", "Live Performance"])
+                ),
                 "_number": 0,
             }
         a = artists[aid]
         a["_number"] += 1
         genres, genres_all = _genre_lists(row, rng)
         rec = {k: v for k, v in a.items() if k != "_number"}
-        rec.update({
-            ("set", "split"): row["split"],
-            ("set", "subset"): row["subset"],
-            ("track", "bit_rate"): int(rng.choice([320000, 256000, 192000, 128000])),
-            ("track", "comments"): int(rng.integers(0, 3)),
-            ("track", "composer"): None,
-            ("track", "date_created"): _date(rng),
-            ("track", "date_recorded"): _date(rng, 2000, 2008) if rng.random() < 0.2 else None,
-            # Metadata duration: the nominal clip length, also for broken files (like FMA).
-            ("track", "duration"): int(round(duration_s)),
-            ("track", "favorites"): int(rng.integers(0, 20)),
-            ("track", "genre_top"): row["genre"],
-            ("track", "genres"): str(genres),
-            ("track", "genres_all"): str(genres_all),
-            ("track", "information"): None,
-            ("track", "interest"): int(rng.integers(100, 20000)),
-            ("track", "language_code"): "en" if rng.random() < 0.5 else None,
-            ("track", "license"): _LICENSES[rng.integers(len(_LICENSES))],
-            ("track", "listens"): int(rng.integers(50, 10000)),
-            ("track", "lyricist"): None,
-            ("track", "number"): a["_number"],
-            ("track", "publisher"): None,
-            ("track", "tags"): str(["demo"] + (["synthetic"] if rng.random() < 0.5 else [])),
-            ("track", "title"): f"{_WORDS[rng.integers(len(_WORDS))]} {rng.integers(1, 99)}",
-        })
+        rec.update(
+            {
+                ("set", "split"): row["split"],
+                ("set", "subset"): row["subset"],
+                ("track", "bit_rate"): int(rng.choice([320000, 256000, 192000, 128000])),
+                ("track", "comments"): int(rng.integers(0, 3)),
+                ("track", "composer"): None,
+                ("track", "date_created"): _date(rng),
+                ("track", "date_recorded"): _date(rng, 2000, 2008) if rng.random() < 0.2 else None,
+                # Metadata duration: the nominal clip length, also for broken files (like FMA).
+                ("track", "duration"): int(round(duration_s)),
+                ("track", "favorites"): int(rng.integers(0, 20)),
+                ("track", "genre_top"): row["genre"],
+                ("track", "genres"): str(genres),
+                ("track", "genres_all"): str(genres_all),
+                ("track", "information"): None,
+                ("track", "interest"): int(rng.integers(100, 20000)),
+                ("track", "language_code"): "en" if rng.random() < 0.5 else None,
+                ("track", "license"): _LICENSES[rng.integers(len(_LICENSES))],
+                ("track", "listens"): int(rng.integers(50, 10000)),
+                ("track", "lyricist"): None,
+                ("track", "number"): a["_number"],
+                ("track", "publisher"): None,
+                ("track", "tags"): str(["demo"] + (["synthetic"] if rng.random() < 0.5 else [])),
+                ("track", "title"): f"{_WORDS[rng.integers(len(_WORDS))]} {rng.integers(1, 99)}",
+            }
+        )
         records.append((row["track_id"], aid, rec))
     for _, aid, rec in records:
         rec[("album", "tracks")] = artists[aid]["_number"]
     columns = pd.MultiIndex.from_tuples([(g, c) for g, cols in TRACK_COLUMNS.items() for c in cols])
-    df = pd.DataFrame([rec for _, _, rec in records], index=pd.Index([tid for tid, _, _ in records], name="track_id"))
+    df = pd.DataFrame(
+        [rec for _, _, rec in records],
+        index=pd.Index([tid for tid, _, _ in records], name="track_id"),
+    )
     return df.reindex(columns=columns)
 
 
@@ -1199,7 +1506,10 @@ def _genres_frame(tracks: pd.DataFrame) -> pd.DataFrame:
 
     counts = Counter(g for cell in tracks[("track", "genres_all")] for g in ast.literal_eval(cell))
     rows = [(gid, counts[gid], 0, title, gid) for title, gid in GENRES.items()]
-    rows += [(sid, counts[sid], GENRES[top], title, GENRES[top]) for top, (sid, title) in SUBGENRES.items()]
+    rows += [
+        (sid, counts[sid], GENRES[top], title, GENRES[top])
+        for top, (sid, title) in SUBGENRES.items()
+    ]
     df = pd.DataFrame(sorted(rows), columns=["genre_id", "#tracks", "parent", "title", "top_level"])
     return df
 
@@ -1227,12 +1537,12 @@ NOT real music: clips synthesized from per-genre recipes (tempo, drum pattern, i
 mode and chord progression), for running the project offline. Same layout as the real FMA:
   fma_metadata/tracks.csv, fma_metadata/genres.csv, fma_small/NNN/NNNNNN.mp3
 
-seed={summary['seed']}  tracks_per_genre={summary['tracks_per_genre']}  duration_s={summary['duration_s']}
+seed={summary["seed"]}  tracks_per_genre={summary["tracks_per_genre"]}  duration_s={summary["duration_s"]}
 track ids {FIRST_TRACK_ID}.. (never collide with real FMA ids)
-rows in tracks.csv: {summary['n_tracks_listed']} (subset counts {summary['counts']['subset']})
-small-subset splits: {summary['counts']['split']}
-.mp3 files written: {summary['n_mp3_files']} (including the empty and the not-audio one)
-sample rates: {summary['counts']['sample_rate']}  channels: {summary['counts']['channels']}
+rows in tracks.csv: {summary["n_tracks_listed"]} (subset counts {summary["counts"]["subset"]})
+small-subset splits: {summary["counts"]["split"]}
+.mp3 files written: {summary["n_mp3_files"]} (including the empty and the not-audio one)
+sample rates: {summary["counts"]["sample_rate"]}  channels: {summary["counts"]["channels"]}
 
 Deliberately broken files (listed as subset small, like 099134/108925/133297 in fma_small):
 {bad}
@@ -1266,8 +1576,13 @@ def generate_demo_dataset(
     _remove_stale_audio(root, {r["track_id"] for r in small if r["defect"] != "missing"})
     tasks = [
         {
-            "track_id": r["track_id"], "genre": r["genre"], "artist_id": r["artist_id"], "defect": r["defect"],
-            "seed": seed, "duration_s": float(duration_s), "short_s": min(3.0, duration_s / 2),
+            "track_id": r["track_id"],
+            "genre": r["genre"],
+            "artist_id": r["artist_id"],
+            "defect": r["defect"],
+            "seed": seed,
+            "duration_s": float(duration_s),
+            "short_s": min(3.0, duration_s / 2),
             "path": str(audio_path(root, r["track_id"])),
         }
         for r in small
@@ -1308,8 +1623,12 @@ def generate_demo_dataset(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="genre-demo-data", description="Generate a synthetic FMA-style demo dataset (offline).")
-    parser.add_argument("--root", default="data/01_raw/demo", help="output folder (default: %(default)s)")
+    parser = argparse.ArgumentParser(
+        prog="genre-demo-data", description="Generate a synthetic FMA-style demo dataset (offline)."
+    )
+    parser.add_argument(
+        "--root", default="data/01_raw/demo", help="output folder (default: %(default)s)"
+    )
     parser.add_argument("--tracks-per-genre", type=int, default=30)
     parser.add_argument("--duration", type=float, default=30.0, help="clip length in seconds")
     parser.add_argument("--seed", type=int, default=0)
@@ -1320,7 +1639,9 @@ def main(argv: list[str] | None = None) -> int:
     if tracks_csv.exists() and not args.force:
         print(f"demo dataset already present ({tracks_csv}); use --force to regenerate")
         return 0
-    s = generate_demo_dataset(args.root, args.tracks_per_genre, args.duration, args.seed, args.workers)
+    s = generate_demo_dataset(
+        args.root, args.tracks_per_genre, args.duration, args.seed, args.workers
+    )
     print(
         f"wrote {s['n_mp3_files']} .mp3 files / {s['n_tracks_listed']} tracks.csv rows to {s['root']}"
         f" in {s['elapsed_s']} s ({s['workers']} workers)"

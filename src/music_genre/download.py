@@ -59,8 +59,12 @@ class FmaArchive:
 # Checksums published with the dataset (https://github.com/mdeff/fma). For medium
 # and large only the first 8 hex digits are known here; those are verified as a prefix.
 FMA_ARCHIVES: dict[str, FmaArchive] = {
-    "metadata": FmaArchive("fma_metadata.zip", "f0df49ffe5f2a6008d7dc83c6915b31835dfe733", 342 * _MiB),
-    "small": FmaArchive("fma_small.zip", "ade154f733639d52e35e32f5593efe5be76c6d70", int(7.2 * _GiB)),
+    "metadata": FmaArchive(
+        "fma_metadata.zip", "f0df49ffe5f2a6008d7dc83c6915b31835dfe733", 342 * _MiB
+    ),
+    "small": FmaArchive(
+        "fma_small.zip", "ade154f733639d52e35e32f5593efe5be76c6d70", int(7.2 * _GiB)
+    ),
     "medium": FmaArchive("fma_medium.zip", "c67b69ea", 22 * _GiB),
     "large": FmaArchive("fma_large.zip", "497109f4", 93 * _GiB),
 }
@@ -194,14 +198,18 @@ def _stream_once(
             match = _CONTENT_RANGE_RE.search(resp.headers.get("Content-Range", ""))
             if match is None or int(match.group(1)) != offset:
                 # A range we did not ask for cannot be appended safely.
-                logger.warning("Unexpected Content-Range %r; starting over", resp.headers.get("Content-Range"))
+                logger.warning(
+                    "Unexpected Content-Range %r; starting over", resp.headers.get("Content-Range")
+                )
                 part.unlink(missing_ok=True)
                 return False
             mode, start = "ab", offset
         elif offset:
             # 200 to a Range request: the server (or a proxy) ignores ranges and
             # sends the whole file, so overwrite the .part from byte 0.
-            logger.warning("Server ignored the Range request for %s; downloading from the start", url)
+            logger.warning(
+                "Server ignored the Range request for %s; downloading from the start", url
+            )
 
         length_header = resp.headers.get("Content-Length")
         expected_body = int(length_header) if length_header is not None else None
@@ -353,7 +361,9 @@ def download_file(
 def _check_member(name: str) -> None:
     path = PurePosixPath(name.replace("\\", "/"))
     if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
-        raise UnsafeArchiveError(f"refusing zip entry {name!r}: it points outside the extraction folder")
+        raise UnsafeArchiveError(
+            f"refusing zip entry {name!r}: it points outside the extraction folder"
+        )
 
 
 def extract_zip(archive: Path, dest_dir: Path) -> list[Path]:
@@ -479,7 +489,13 @@ def fetch_fma(
             _warn_if_low_disk(dest_dir, 2 * info.approx_size)
         url = base_url.rstrip("/") + "/" + info.filename
         download_file(
-            url, archive, sha1, chunk_size=chunk_size, timeout=timeout, retries=retries, backoff=backoff
+            url,
+            archive,
+            sha1,
+            chunk_size=chunk_size,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
         )
         pending.append((info, archive, sha1))
 
@@ -488,7 +504,9 @@ def fetch_fma(
         placed = extract_zip(archive, dest_dir)
         folder = dest_dir / info.folder
         if folder not in placed:
-            raise DownloadError(f"{archive.name} did not contain the expected top-level folder {info.folder}/")
+            raise DownloadError(
+                f"{archive.name} did not contain the expected top-level folder {info.folder}/"
+            )
         if sha1 is not None:
             # Written last: its presence means the folder is complete.
             _marker(folder, sha1).touch()
@@ -521,17 +539,44 @@ def main(argv: list[str] | None = None) -> int:
         prog="fma-download",
         description="Download, verify (SHA-1) and extract the FMA dataset (metadata + one audio subset).",
     )
-    parser.add_argument("--dest", type=Path, default=Path("data/01_raw"), help="target folder (default: %(default)s)")
-    parser.add_argument("--subset", choices=FMA_SUBSETS, default="small", help="audio subset (default: %(default)s)")
-    parser.add_argument("--base-url", default=FMA_BASE_URL, help="folder URL holding the zips, e.g. a mirror (default: %(default)s)")
-    parser.add_argument("--retries", type=int, default=DEFAULT_RETRIES, help="retries per dropped connection (default: %(default)s)")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="network timeout in seconds (default: %(default)s)")
-    parser.add_argument("--delete-archives", action="store_true", help="delete the zips after a successful extraction")
+    parser.add_argument(
+        "--dest",
+        type=Path,
+        default=Path("data/01_raw"),
+        help="target folder (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--subset", choices=FMA_SUBSETS, default="small", help="audio subset (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--base-url",
+        default=FMA_BASE_URL,
+        help="folder URL holding the zips, e.g. a mirror (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=DEFAULT_RETRIES,
+        help="retries per dropped connection (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help="network timeout in seconds (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--delete-archives",
+        action="store_true",
+        help="delete the zips after a successful extraction",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
 
     # No-op when the application (or pytest) already configured logging.
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"
+    )
 
     try:
         paths = fetch_fma(
@@ -560,7 +605,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     except requests.exceptions.RequestException as exc:
-        logger.error("Download failed: %s\n%s", exc, _offline_help(args.dest, args.subset, args.base_url))
+        logger.error(
+            "Download failed: %s\n%s", exc, _offline_help(args.dest, args.subset, args.base_url)
+        )
         return 1
     except (DownloadError, zipfile.BadZipFile, OSError) as exc:
         logger.error("%s", exc)

@@ -33,9 +33,9 @@ def wilson_interval(
     return float(interval.low), float(interval.high)
 
 
-def accuracy_interval(accuracy: float, total: int, confidence: float = CONFIDENCE) -> (
-    tuple[float, float]
-):
+def accuracy_interval(
+    accuracy: float, total: int, confidence: float = CONFIDENCE
+) -> tuple[float, float]:
     """Wilson interval from an accuracy measured on ``total`` items (k = round(acc * n))."""
     if total <= 0 or not np.isfinite(accuracy):
         return float("nan"), float("nan")
@@ -74,8 +74,11 @@ def mcnemar_exact(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> dict[
 
 
 def prediction_table(
-    track_ids: Sequence[Any], labels: Sequence[int], probabilities: np.ndarray,
-    class_names: Sequence[str], predicted: Sequence[int] | None = None,
+    track_ids: Sequence[Any],
+    labels: Sequence[int],
+    probabilities: np.ndarray,
+    class_names: Sequence[str],
+    predicted: Sequence[int] | None = None,
 ) -> pd.DataFrame:
     """Per-track predictions: track_id, label, predicted (the model's own prediction, by default
     the argmax of the probabilities), one ``prob_<genre>`` column per class in label order."""
@@ -85,13 +88,15 @@ def prediction_table(
             f"probabilities of shape {probabilities.shape} for {len(track_ids)} tracks and "
             f"{len(class_names)} classes"
         )
-    table = pd.DataFrame({
-        "track_id": [str(t) for t in track_ids],
-        "label": np.asarray(labels, dtype=np.int64),
-        "predicted": np.asarray(
-            probabilities.argmax(axis=1) if predicted is None else predicted, dtype=np.int64
-        ),
-    })
+    table = pd.DataFrame(
+        {
+            "track_id": [str(t) for t in track_ids],
+            "label": np.asarray(labels, dtype=np.int64),
+            "predicted": np.asarray(
+                probabilities.argmax(axis=1) if predicted is None else predicted, dtype=np.int64
+            ),
+        }
+    )
     for index, name in enumerate(class_names):
         table[f"{PROBABILITY_PREFIX}{name}"] = probabilities[:, index]
     return table
@@ -104,8 +109,11 @@ def probability_matrix(predictions: pd.DataFrame) -> np.ndarray:
 
 
 def class_names_of(predictions: pd.DataFrame) -> list[str]:
-    return [c.removeprefix(PROBABILITY_PREFIX) for c in predictions.columns
-            if c.startswith(PROBABILITY_PREFIX)]
+    return [
+        c.removeprefix(PROBABILITY_PREFIX)
+        for c in predictions.columns
+        if c.startswith(PROBABILITY_PREFIX)
+    ]
 
 
 def accuracy_with_interval(labels: Sequence[int], predicted: Sequence[int]) -> dict[str, float]:
@@ -113,5 +121,9 @@ def accuracy_with_interval(labels: Sequence[int], predicted: Sequence[int]) -> d
     labels, predicted = np.asarray(labels), np.asarray(predicted)
     correct = int(np.sum(labels == predicted))
     low, high = wilson_interval(correct, labels.size)
-    return {"accuracy": correct / labels.size if labels.size else float("nan"),
-            "ci_low": low, "ci_high": high, "n": int(labels.size)}
+    return {
+        "accuracy": correct / labels.size if labels.size else float("nan"),
+        "ci_low": low,
+        "ci_high": high,
+        "n": int(labels.size),
+    }

@@ -144,7 +144,12 @@ def _frame_features(signal: np.ndarray, sr: int, settings: Mapping[str, Any]) ->
     tuning = librosa.estimate_tuning(S=stft, sr=sr, n_fft=n_fft, bins_per_octave=12)
     cqt = np.abs(
         librosa.cqt(
-            signal, sr=sr, hop_length=hop, bins_per_octave=12, n_bins=7 * 12, tuning=tuning,
+            signal,
+            sr=sr,
+            hop_length=hop,
+            bins_per_octave=12,
+            n_bins=7 * 12,
+            tuning=tuning,
             pad_mode="reflect",
         )
     )
@@ -166,9 +171,7 @@ def _frame_features(signal: np.ndarray, sr: int, settings: Mapping[str, Any]) ->
         out["rmse"] = librosa.feature.rms(S=stft, frame_length=n_fft, hop_length=hop)
     out["spectral_centroid"] = librosa.feature.spectral_centroid(S=stft, sr=spectral_sr)
     out["spectral_bandwidth"] = librosa.feature.spectral_bandwidth(S=stft, sr=spectral_sr)
-    out["spectral_contrast"] = librosa.feature.spectral_contrast(
-        S=stft, sr=spectral_sr, n_bands=6
-    )
+    out["spectral_contrast"] = librosa.feature.spectral_contrast(S=stft, sr=spectral_sr, n_bands=6)
     out["spectral_rolloff"] = librosa.feature.spectral_rolloff(S=stft, sr=spectral_sr)
     mel = librosa.feature.melspectrogram(sr=sr, S=stft**2)
     out["mfcc"] = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=20)

@@ -48,16 +48,18 @@ def best_weights(members: Sequence[np.ndarray], labels: np.ndarray, step: float)
     return grid[order[-1]]
 
 
-def fit_stacker(members: Sequence[np.ndarray], labels: np.ndarray, seed: int,
-                regularization: float = 1.0) -> LogisticRegression:
+def fit_stacker(
+    members: Sequence[np.ndarray], labels: np.ndarray, seed: int, regularization: float = 1.0
+) -> LogisticRegression:
     """A multinomial logistic regression on the concatenated member probabilities."""
     return LogisticRegression(C=regularization, max_iter=2000, random_state=seed).fit(
         np.hstack(members), labels
     )
 
 
-def stacker_probabilities(stacker: LogisticRegression, members: Sequence[np.ndarray],
-                          n_classes: int) -> np.ndarray:
+def stacker_probabilities(
+    stacker: LogisticRegression, members: Sequence[np.ndarray], n_classes: int
+) -> np.ndarray:
     """The stacker's probabilities for all K classes (a class it never saw gets 0)."""
     out = np.zeros((members[0].shape[0], n_classes))
     out[:, stacker.classes_] = stacker.predict_proba(np.hstack(members))
@@ -79,8 +81,7 @@ def cross_validated_accuracy(
         folds = max(2, min(folds, smallest))
         splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     else:  # a genre with a single validation track: plain folds (it is held out once)
-        splitter = KFold(n_splits=max(2, min(folds, labels.size)), shuffle=True,
-                         random_state=seed)
+        splitter = KFold(n_splits=max(2, min(folds, labels.size)), shuffle=True, random_state=seed)
     n_classes = members[0].shape[1]
     correct = 0
     for fit, held in splitter.split(members[0], labels):
@@ -90,15 +91,17 @@ def cross_validated_accuracy(
             weights = best_weights(fit_members, labels[fit], float(params["weight_step"]))
             fused = weighted_probabilities(held_members, weights)
         else:
-            stacker = fit_stacker(fit_members, labels[fit], int(params["seed"]),
-                                  float(params.get("stacking_c", 1.0)))
+            stacker = fit_stacker(
+                fit_members, labels[fit], int(params["seed"]), float(params.get("stacking_c", 1.0))
+            )
             fused = stacker_probabilities(stacker, held_members, n_classes)
         correct += int((fused.argmax(axis=1) == labels[held]).sum())
     return correct / labels.size
 
 
-def fused_probabilities(bundle: Mapping[str, Any], members: Sequence[np.ndarray],
-                        method: str | None = None) -> np.ndarray:
+def fused_probabilities(
+    bundle: Mapping[str, Any], members: Sequence[np.ndarray], method: str | None = None
+) -> np.ndarray:
     """Apply a fitted fusion bundle (see the fusion pipeline) to member probabilities given in
     ``bundle["members"]`` order."""
     method = method or bundle["method"]

@@ -17,8 +17,11 @@ logger = logging.getLogger(__name__)
 BEST_MODEL_RULES: dict[str, tuple[str, str, list[str]]] = {
     "handcrafted_results": ("val_acc", "test_acc", ["units"]),
     "cnn_results": ("val_acc", "test_acc", ["variant"]),
-    "transfer_results": ("cv_accuracy", "test_accuracy",
-                         ["backbone", "cut_level", "pca_variance", "classifier", "weights"]),
+    "transfer_results": (
+        "cv_accuracy",
+        "test_accuracy",
+        ["backbone", "cut_level", "pca_variance", "classifier", "weights"],
+    ),
     # fusion weights/stacker are fitted on validation: its val_acc is optimistic (see README)
     "fusion_results": ("val_acc", "test_acc", ["method", "members"]),
 }
@@ -32,14 +35,17 @@ def best_models(results: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
         if table is None or table.empty or table[select_by].isna().all():
             continue
         best = table.loc[table[select_by].idxmax()]
-        rows.append({
-            "pipeline": name.removesuffix("_results"),
-            "best model": " ".join(str(best[c]) for c in naming if c in best),
-            "selected on": f"{select_by} {best[select_by]:.4f}",
-            "test accuracy": round(float(best[report]), 4),
-            "95% interval": format_interval(best[report], best.get(f"{report}_ci_low"),
-                                            best.get(f"{report}_ci_high")),
-        })
+        rows.append(
+            {
+                "pipeline": name.removesuffix("_results"),
+                "best model": " ".join(str(best[c]) for c in naming if c in best),
+                "selected on": f"{select_by} {best[select_by]:.4f}",
+                "test accuracy": round(float(best[report]), 4),
+                "95% interval": format_interval(
+                    best[report], best.get(f"{report}_ci_low"), best.get(f"{report}_ci_high")
+                ),
+            }
+        )
     return pd.DataFrame(rows)
 
 

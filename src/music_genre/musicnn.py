@@ -366,4 +366,3 @@ def top_tags(
         raise ValueError(f"{probabilities.size} tag probabilities but {len(names)} tag names")
     order = np.argsort(-probabilities, kind="stable")[:k]
     return [(names[i], float(probabilities[i])) for i in order]
-

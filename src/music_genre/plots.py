@@ -31,8 +31,15 @@ def confusion_matrix_figure(
     ax.set_title(f"{title}\naccuracy {accuracy:.3f} on {counts.sum()} tracks")
     for i in labels:
         for j in labels:
-            ax.text(j, i, counts[i, j], ha="center", va="center",
-                    color="white" if rates[i, j] > 0.5 else "black", fontsize=8)
+            ax.text(
+                j,
+                i,
+                counts[i, j],
+                ha="center",
+                va="center",
+                color="white" if rates[i, j] > 0.5 else "black",
+                fontsize=8,
+            )
     fig.colorbar(image, ax=ax, fraction=0.046)
     fig.tight_layout()
     return fig

@@ -76,10 +76,12 @@ class CnnPredictor:
     def spectrograms(self, path: str, offsets: Sequence[float]) -> np.ndarray:
         from music_genre.spectrograms import spectrogram_from_file
 
-        return np.stack([
-            spectrogram_from_file(path, {**self.spectrogram_settings, "offset_s": offset})
-            for offset in offsets
-        ])
+        return np.stack(
+            [
+                spectrogram_from_file(path, {**self.spectrogram_settings, "offset_s": offset})
+                for offset in offsets
+            ]
+        )
 
     def window_probabilities(self, path: str, offsets: Sequence[float]) -> np.ndarray:
         specs = self.spectrograms(path, offsets)
@@ -150,13 +152,19 @@ class TransferPredictor:
             spec = get_backbone(self.bundle["backbone"])
             if self.reads_audio:
                 self._extractor = AudioEmbeddingExtractor(
-                    spec, choice, (self.bundle["cut_level"],),
-                    AudioWindow(duration_s=float(self.bundle["audio_duration_s"]),
-                                pad_mode=str(self.bundle.get("audio_pad_mode") or "repeat")),
+                    spec,
+                    choice,
+                    (self.bundle["cut_level"],),
+                    AudioWindow(
+                        duration_s=float(self.bundle["audio_duration_s"]),
+                        pad_mode=str(self.bundle.get("audio_pad_mode") or "repeat"),
+                    ),
                 )
             else:
                 self._extractor = CutLevelFeatureExtractor(
-                    spec, choice, (self.bundle["cut_level"],),
+                    spec,
+                    choice,
+                    (self.bundle["cut_level"],),
                     ImageSettings(interpolation=self.bundle["image_interpolation"]),
                 )
         return self._extractor
@@ -308,9 +316,7 @@ def best_model_kind(results: Mapping[str, pd.DataFrame | None]) -> str:
         if (table := results.get(kind)) is not None and not table.empty
     }
     if not scores:
-        raise PredictionError(
-            "no trained model found: run `make run` (demo) or `kedro run` first"
-        )
+        raise PredictionError("no trained model found: run `make run` (demo) or `kedro run` first")
     return max(scores, key=lambda kind: (scores[kind], -MODEL_KINDS.index(kind)))
 
 
@@ -321,21 +327,24 @@ def build_predictor(kind: str, load: Any, params: Mapping[str, Any]) -> Predicto
     if kind == "cnn":
         info = load("cnn_best_model_info")
         return CnnPredictor(
-            model=load("cnn_best_model"), class_names=list(info["class_names"]),
+            model=load("cnn_best_model"),
+            class_names=list(info["class_names"]),
             spectrogram_settings=spectrogram_settings(params["spectrogram"]),
             label=f"cnn ({info.get('variant', 'best variant')})",
         )
     if kind == "transfer":
         bundle = load("transfer_best_model")
         return TransferPredictor(
-            bundle=bundle, spectrogram_settings=spectrogram_settings(params["spectrogram"]),
+            bundle=bundle,
+            spectrogram_settings=spectrogram_settings(params["spectrogram"]),
             label=f"transfer ({bundle['backbone']} {bundle['cut_level']} "
             f"{bundle['classifier']}, {bundle['weights']} weights)",
         )
     if kind == "handcrafted":
         tracks = load("tracks")
         return HandcraftedPredictor(
-            model=load("handcrafted_mlp"), scaler=load("handcrafted_scaler"),
+            model=load("handcrafted_mlp"),
+            scaler=load("handcrafted_scaler"),
             class_names=sorted(tracks["genre"].unique()),
             feature_settings=params["handcrafted"]["extraction"],
         )
@@ -349,15 +358,16 @@ def build_predictor(kind: str, load: Any, params: Mapping[str, Any]) -> Predicto
                     f"was fit on {bundle['class_names']}: run the fusion pipeline again"
                 )
         return FusionPredictor(
-            bundle=bundle, members=members,
+            bundle=bundle,
+            members=members,
             label=f"fusion ({bundle['method']} of {'+'.join(bundle['members'])})",
         )
     raise PredictionError(f"unknown model {kind!r}: use one of {MODEL_KINDS}, {FUSION} or best")
 
 
-def predictions_frame(predictions: Sequence[GenrePrediction], class_names: Sequence[str]) -> (
-    pd.DataFrame
-):
+def predictions_frame(
+    predictions: Sequence[GenrePrediction], class_names: Sequence[str]
+) -> pd.DataFrame:
     """One row per file: path, genre (top-1), one probability column per genre, error."""
     rows = []
     for p in predictions:
@@ -368,20 +378,21 @@ def predictions_frame(predictions: Sequence[GenrePrediction], class_names: Seque
     return pd.DataFrame(rows, columns=["path", "genre", *class_names, "error"])
 
 
-
 class GenrePredictorModel(mlflow.pyfunc.PythonModel):
     """The prediction command as an MLflow pyfunc model: input a table with a ``path`` column
     of audio files, output one row per file (top genre, a probability column per genre, and an
     ``error`` column that is empty when the file was classified)."""
 
-    def __init__(self, predictor: Predictor, min_seconds: float = 3.0,
-                 max_windows: int = 10) -> None:
+    def __init__(
+        self, predictor: Predictor, min_seconds: float = 3.0, max_windows: int = 10
+    ) -> None:
         self.predictor = predictor
         self.min_seconds = min_seconds
         self.max_windows = max_windows
 
-    def predict(self, context: Any, model_input: pd.DataFrame,
-                params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         if "path" not in model_input.columns:
             raise PredictionError(
                 f"input needs a 'path' column of audio files, got {list(model_input.columns)}"

@@ -1,9 +1,9 @@
 """``genre-predict``: the genre of any audio file, from the trained models of this project.
 
-    genre-predict song.mp3 other.wav                 # best model, top-3 genres per file
-    genre-predict --model cnn --json song.mp3
-    genre-predict --run-id <mlflow run id> song.mp3  # a served/logged genre predictor
-    genre-predict --tags song.mp3                    # also musicnn's top MSD tags
+genre-predict song.mp3 other.wav                 # best model, top-3 genres per file
+genre-predict --model cnn --json song.mp3
+genre-predict --run-id <mlflow run id> song.mp3  # a served/logged genre predictor
+genre-predict --tags song.mp3                    # also musicnn's top MSD tags
 """
 
 from __future__ import annotations
@@ -35,20 +35,32 @@ from music_genre.predict import (  # noqa: E402
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genre-predict", description=__doc__.split("\n")[0])
     parser.add_argument("files", nargs="+", help="audio files (mp3, wav, flac, ogg, au)")
-    parser.add_argument("--model", default="best", choices=("best", *MODEL_KINDS, FUSION),
-                        help="which trained model (default: best held-out accuracy; fusion "
-                        "combines the three)")
+    parser.add_argument(
+        "--model",
+        default="best",
+        choices=("best", *MODEL_KINDS, FUSION),
+        help="which trained model (default: best held-out accuracy; fusion combines the three)",
+    )
     parser.add_argument("--run-id", help="use the genre predictor logged in this MLflow run")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--top", type=int, default=3, help="genres to show per file")
-    parser.add_argument("--tags", action="store_true",
-                        help="also print musicnn's top Million Song Dataset tags")
-    parser.add_argument("--min-seconds", type=float, default=3.0,
-                        help="shortest clip classified (shorter ones are padded, as in training)")
-    parser.add_argument("--max-windows", type=int, default=10,
-                        help="29.7-s windows averaged for long files")
-    parser.add_argument("--env", default=os.environ.get("KEDRO_ENV"),
-                        help="Kedro configuration environment (default: base + local)")
+    parser.add_argument(
+        "--tags", action="store_true", help="also print musicnn's top Million Song Dataset tags"
+    )
+    parser.add_argument(
+        "--min-seconds",
+        type=float,
+        default=3.0,
+        help="shortest clip classified (shorter ones are padded, as in training)",
+    )
+    parser.add_argument(
+        "--max-windows", type=int, default=10, help="29.7-s windows averaged for long files"
+    )
+    parser.add_argument(
+        "--env",
+        default=os.environ.get("KEDRO_ENV"),
+        help="Kedro configuration environment (default: base + local)",
+    )
     parser.add_argument("--project", default=".", help="project root (default: .)")
     return parser
 
@@ -119,8 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        predictions = (_predict_with_mlflow(args) if args.run_id
-                       else _predict_with_catalog(args))
+        predictions = _predict_with_mlflow(args) if args.run_id else _predict_with_catalog(args)
     except PredictionError as exc:
         print(f"genre-predict: {exc}", file=sys.stderr)  # noqa: T201
         return 2

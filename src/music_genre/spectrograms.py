@@ -112,9 +112,7 @@ def settings_fingerprint(settings: Mapping[str, Any]) -> str:
     import hashlib
     import json
 
-    payload = json.dumps(
-        {"format": STORE_FORMAT_VERSION, **settings}, sort_keys=True, default=str
-    )
+    payload = json.dumps({"format": STORE_FORMAT_VERSION, **settings}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
@@ -135,8 +133,11 @@ def decode_window(path: str, settings: Mapping[str, Any]) -> np.ndarray:
     from music_genre.audio import load_audio
 
     signal, _ = load_audio(
-        path, sample_rate=int(settings["sample_rate"]), mono=True,
-        duration_s=settings["duration_s"], offset_s=float(settings.get("offset_s", 0.0)),
+        path,
+        sample_rate=int(settings["sample_rate"]),
+        mono=True,
+        duration_s=settings["duration_s"],
+        offset_s=float(settings.get("offset_s", 0.0)),
     )
     return signal
 
@@ -325,7 +326,11 @@ def plot_spectrogram(ax: Any, spec: np.ndarray, settings: Mapping[str, Any], tit
     study's images), time in seconds. Returns the image for a colorbar."""
     seconds = spec.shape[1] * settings["hop_length"] / settings["sample_rate"]
     image = ax.imshow(
-        spec, origin="lower", aspect="auto", cmap="magma", interpolation="nearest",
+        spec,
+        origin="lower",
+        aspect="auto",
+        cmap="magma",
+        interpolation="nearest",
         extent=(0.0, seconds, 0, spec.shape[0]),
     )
     ax.set_title(title, fontsize=9)

@@ -25,8 +25,13 @@ from music_genre.pipelines.augmentation import create_pipeline
 from music_genre.pipelines.augmentation import nodes as augmentation_nodes
 from music_genre.spectrograms import SpectrogramBatch, spectrogram_tf_dataset, to_study_image
 
-PARAMS = {"freq_mask_max_width": 27, "time_mask_max_width": 100, "mask_value": "image_zero",
-          "seed": 42, "write_batch_size": 3}
+PARAMS = {
+    "freq_mask_max_width": 27,
+    "time_mask_max_width": 100,
+    "mask_value": "image_zero",
+    "seed": 42,
+    "write_batch_size": 3,
+}
 SETTINGS = augmentation_settings(PARAMS)
 SHAPE = (128, 1280)
 
@@ -74,12 +79,16 @@ def test_masks_are_reproducible_by_seed_and_differ_between_items():
     first = augment_item(spec, "000001", "time_mask", SETTINGS)
     assert np.array_equal(first, augment_item(spec, "000001", "time_mask", SETTINGS))
     other_seed = augmentation_settings({**PARAMS, "seed": 7})
-    runs = {_masked_run(spec, augment_item(spec, f"{i:06d}", "time_mask", SETTINGS), 1)
-            for i in range(10)}
+    runs = {
+        _masked_run(spec, augment_item(spec, f"{i:06d}", "time_mask", SETTINGS), 1)
+        for i in range(10)
+    }
     assert len(runs) > 5  # each item draws its own mask
     assert any(
-        not np.array_equal(augment_item(spec, f"{i:06d}", "time_mask", SETTINGS),
-                           augment_item(spec, f"{i:06d}", "time_mask", other_seed))
+        not np.array_equal(
+            augment_item(spec, f"{i:06d}", "time_mask", SETTINGS),
+            augment_item(spec, f"{i:06d}", "time_mask", other_seed),
+        )
         for i in range(5)
     )
     assert item_seed(42, "000001__time_mask") == item_seed(42, "000001__time_mask")
@@ -91,12 +100,18 @@ def test_image_zero_is_zero_on_the_studys_image_and_other_mask_values():
     image = to_study_image(masked)
     # The study's image is flipped (low frequencies at the bottom): rows 10..14 -> 113..117.
     assert np.all(image[128 - 15 : 128 - 10] == 0)
-    assert np.array_equal(np.delete(image, range(113, 118), axis=0),
-                          np.delete(to_study_image(spec), range(113, 118), axis=0))
-    for mode, expected in (("min", spec.min()), ("mean", spec.mean(dtype=np.float64)),
-                           ("image_zero", spec.max())):
-        settings = augmentation_settings({**PARAMS, "mask_value": mode,
-                                          "time_mask_max_width": 1280})
+    assert np.array_equal(
+        np.delete(image, range(113, 118), axis=0),
+        np.delete(to_study_image(spec), range(113, 118), axis=0),
+    )
+    for mode, expected in (
+        ("min", spec.min()),
+        ("mean", spec.mean(dtype=np.float64)),
+        ("image_zero", spec.max()),
+    ):
+        settings = augmentation_settings(
+            {**PARAMS, "mask_value": mode, "time_mask_max_width": 1280}
+        )
         out = spec_augment(spec, "time_mask", np.random.default_rng(5), settings)
         start, width = _masked_run(spec, out, 1)
         assert width > 0
@@ -117,13 +132,15 @@ def test_augmented_keys_round_trip():
 def spectrogram_store(tmp_path):
     """A stored spectrogram per track: 4 training, 2 validation, 2 test."""
     splits = ["training"] * 4 + ["validation"] * 2 + ["test"] * 2
-    tracks = pd.DataFrame({
-        "track_id": [f"{i:06d}" for i in range(8)],
-        "path": [f"/audio/{i}.mp3" for i in range(8)],
-        "genre": ["a", "b"] * 4,
-        "label": [0, 1] * 4,
-        "split": splits,
-    })
+    tracks = pd.DataFrame(
+        {
+            "track_id": [f"{i:06d}" for i in range(8)],
+            "path": [f"/audio/{i}.mp3" for i in range(8)],
+            "genre": ["a", "b"] * 4,
+            "label": [0, 1] * 4,
+            "split": splits,
+        }
+    )
     store = SpectrogramStoreDataset(str(tmp_path / "spectrograms"))
     tags = {t: f"tag{t}" for t in tracks["track_id"]}
     settings = {"sample_rate": 22050, "hop_length": 512, "storage_dtype": "float16"}
@@ -134,14 +151,16 @@ def spectrogram_store(tmp_path):
 
 
 def _catalog(tracks, store, augmented_path, params) -> DataCatalog:
-    return DataCatalog({
-        "tracks": MemoryDataset(tracks),
-        "params:augmentation": MemoryDataset(params),
-        "log_mel_spectrograms": store,
-        "augmented_spectrograms": SpectrogramStoreDataset(str(augmented_path)),
-        "augmented_spectrogram_store_index": SpectrogramStoreIndexDataset(str(augmented_path)),
-        "augmentation_examples": MemoryDataset(),
-    })
+    return DataCatalog(
+        {
+            "tracks": MemoryDataset(tracks),
+            "params:augmentation": MemoryDataset(params),
+            "log_mel_spectrograms": store,
+            "augmented_spectrograms": SpectrogramStoreDataset(str(augmented_path)),
+            "augmented_spectrogram_store_index": SpectrogramStoreIndexDataset(str(augmented_path)),
+            "augmentation_examples": MemoryDataset(),
+        }
+    )
 
 
 @pytest.fixture
@@ -164,8 +183,9 @@ def test_only_training_spectrograms_are_augmented(spectrogram_store, count_augme
 
     augmented = catalog.load("augmented_spectrograms")
     training = ["000000", "000001", "000002", "000003"]
-    assert sorted(augmented) == sorted(augmented_key(t, k) for t in training
-                                       for k in ("freq_mask", "time_mask"))
+    assert sorted(augmented) == sorted(
+        augmented_key(t, k) for t in training for k in ("freq_mask", "time_mask")
+    )
     originals = store.load()
     for key, load in augmented.items():
         track_id, kind = split_augmented_key(key)
@@ -230,11 +250,16 @@ def test_same_masking_inside_tf_data(spectrogram_store):
     def epochs(dataset, n):
         return [np.concatenate([x.numpy() for x, _ in dataset]) for _ in range(n)]
 
-    dataset = spectrogram_tf_dataset(spectrograms, ids, labels, batch_size=3, shuffle=True,
-                                     seed=1, transform=transform)
+    dataset = spectrogram_tf_dataset(
+        spectrograms, ids, labels, batch_size=3, shuffle=True, seed=1, transform=transform
+    )
     first, second = epochs(dataset, 2)
-    again = epochs(spectrogram_tf_dataset(spectrograms, ids, labels, batch_size=3, shuffle=True,
-                                          seed=1, transform=transform), 1)[0]
+    again = epochs(
+        spectrogram_tf_dataset(
+            spectrograms, ids, labels, batch_size=3, shuffle=True, seed=1, transform=transform
+        ),
+        1,
+    )[0]
     assert first.shape == (8, *SHAPE) and first.dtype == np.float32
     assert np.array_equal(first, again)  # reproducible by seed
     assert not np.array_equal(first, second)  # new order and masks every epoch

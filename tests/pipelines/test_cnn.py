@@ -23,8 +23,12 @@ from music_genre.spectrograms import to_study_image
 
 GENRES = ["Folk", "Hip-Hop", "Rock"]
 SHAPE = (128, 64)  # the model resizes any (n_mels, frames) to 128 x 128; small = fast tests
-AUGMENTATION = {"freq_mask_max_width": 27, "time_mask_max_width": 20, "mask_value": "image_zero",
-                "seed": 7}
+AUGMENTATION = {
+    "freq_mask_max_width": 27,
+    "time_mask_max_width": 20,
+    "mask_value": "image_zero",
+    "seed": 7,
+}
 
 
 def _params(tmp_path: Path, **tuning) -> dict:
@@ -35,17 +39,27 @@ def _params(tmp_path: Path, **tuning) -> dict:
         "batch_norm_momentum": 0.99,
         "verbose": 0,
         "architecture": {"filters": [8, 8, 16, 16], "kernel_size": 5, "dropout": 0.2},
-        "training": {"learning_rate": 1e-3, "batch_size": 8, "epochs": 1,
-                     "early_stopping": {"monitor": "loss", "patience": 5,
-                                        "restore_best_weights": True}},
-        "tuning": {"objective": "val_accuracy", "max_epochs": 1, "factor": 3,
-                   "hyperband_iterations": 1, "early_stopping": True,
-                   "directory": str(tmp_path / "hyperband"),
-                   "search_space": {"kernel_size": {"min": 3, "max": 4},
-                                    "filters": {"min": 4, "max": 8, "step": 1},
-                                    "dropout": [0.2, 0.25, 0.5],
-                                    "learning_rate": [0.01, 0.001, 0.0001]},
-                   **tuning},
+        "training": {
+            "learning_rate": 1e-3,
+            "batch_size": 8,
+            "epochs": 1,
+            "early_stopping": {"monitor": "loss", "patience": 5, "restore_best_weights": True},
+        },
+        "tuning": {
+            "objective": "val_accuracy",
+            "max_epochs": 1,
+            "factor": 3,
+            "hyperband_iterations": 1,
+            "early_stopping": True,
+            "directory": str(tmp_path / "hyperband"),
+            "search_space": {
+                "kernel_size": {"min": 3, "max": 4},
+                "filters": {"min": 4, "max": 8, "step": 1},
+                "dropout": [0.2, 0.25, 0.5],
+                "learning_rate": [0.01, 0.001, 0.0001],
+            },
+            **tuning,
+        },
         "evaluation": {"batch_size": 8},
         "timing": {"seed": 0, "warmup": 1, "repeats": 2, "throughput_clips": 4, "batch_size": 4},
     }
@@ -54,7 +68,7 @@ def _params(tmp_path: Path, **tuning) -> dict:
 def _spectrogram(seed: int, label: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     spec = rng.normal(-50.0, 8.0, size=SHAPE).astype(np.float32)
-    spec[20 * label:20 * label + 20] += 25.0  # a genre-specific band: something to learn
+    spec[20 * label : 20 * label + 20] += 25.0  # a genre-specific band: something to learn
     return spec
 
 
@@ -110,8 +124,9 @@ def test_input_scaling_is_identical_in_training_prediction_and_after_reload(tmp_
     assert isinstance(reloaded.get_layer("study_image"), StudyImageScaling)
     reloaded_image = keras.Model(reloaded.inputs, reloaded.get_layer("study_image").output)
     np.testing.assert_array_equal(reloaded_image.predict(specs, verbose=0), expected)
-    np.testing.assert_allclose(reloaded.predict(specs, verbose=0), model.predict(specs, verbose=0),
-                               rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        reloaded.predict(specs, verbose=0), model.predict(specs, verbose=0), rtol=1e-6, atol=1e-7
+    )
     assert not list(tmp_path.glob(".*tmp*")), "no temporary file left behind"
 
 
@@ -131,8 +146,12 @@ def test_select_reports_every_left_out_spectrogram(data: dict, tmp_path: Path):
     assert "NaN" in reasons["000104"]
     assert "not in augmented_spectrograms" in reasons["000100__time_mask"]
     assert "no training track" in reasons["000104__freq_mask"]
-    for orphan in ("000001__freq_mask", "000001__time_mask", "000002__freq_mask",
-                   "000002__time_mask"):
+    for orphan in (
+        "000001__freq_mask",
+        "000001__time_mask",
+        "000002__freq_mask",
+        "000002__time_mask",
+    ):
         assert reasons[orphan] == "its original spectrogram is left out"
     assert len(skipped) == 9
     assert set(items["key"]).isdisjoint(reasons)
@@ -147,11 +166,13 @@ def test_select_reports_every_left_out_spectrogram(data: dict, tmp_path: Path):
 
 def test_augmented_variants_never_fall_back_to_originals_only(data: dict, tmp_path: Path):
     items, skipped = nodes.select_cnn_items(data["tracks"], data["log_mel"], {}, _params(tmp_path))
-    assert (skipped["reason"] == "not in augmented_spectrograms (see that pipeline's "
-            "bad-tracks report)").sum() == 24
+    assert (
+        skipped["reason"] == "not in augmented_spectrograms (see that pipeline's bad-tracks report)"
+    ).sum() == 24
     with pytest.raises(ValueError, match="run the augmentation pipeline first"):
-        nodes._training_stream(items, data["log_mel"], {}, _params(tmp_path), AUGMENTATION,
-                               augmented=True)
+        nodes._training_stream(
+            items, data["log_mel"], {}, _params(tmp_path), AUGMENTATION, augmented=True
+        )
 
 
 def test_select_refuses_a_genre_without_training_data(data: dict, tmp_path: Path):
@@ -160,12 +181,15 @@ def test_select_refuses_a_genre_without_training_data(data: dict, tmp_path: Path
         nodes.select_cnn_items(data["tracks"], store, data["augmented"], _params(tmp_path))
 
 
-@pytest.mark.parametrize(("path", "value", "message"), [
-    (("training", "epochs"), 0, "cnn.training.epochs must be an integer >= 1"),
-    (("tuning", "factor"), 1, "cnn.tuning.factor must be an integer >= 2"),
-    (("augmentation_mode",), "sometimes", "cnn.augmentation_mode must be one of"),
-    (("architecture", "filters"), [64, 64], "cnn.architecture.filters must be 4"),
-])
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("training", "epochs"), 0, "cnn.training.epochs must be an integer >= 1"),
+        (("tuning", "factor"), 1, "cnn.tuning.factor must be an integer >= 2"),
+        (("augmentation_mode",), "sometimes", "cnn.augmentation_mode must be one of"),
+        (("architecture", "filters"), [64, 64], "cnn.architecture.filters must be 4"),
+    ],
+)
 def test_bad_parameters_are_named(data: dict, tmp_path: Path, path, value, message):
     params = _params(tmp_path)
     target = params
@@ -179,8 +203,9 @@ def test_bad_parameters_are_named(data: dict, tmp_path: Path, path, value, messa
 def test_on_the_fly_masks_are_drawn_anew_every_epoch(data: dict, tmp_path: Path):
     params = {**_params(tmp_path), "augmentation_mode": "on_the_fly"}
     items, _ = nodes.select_cnn_items(data["tracks"], data["log_mel"], {}, params)
-    stream, n = nodes._training_stream(items, data["log_mel"], {}, params, AUGMENTATION,
-                                       augmented=True)
+    stream, n = nodes._training_stream(
+        items, data["log_mel"], {}, params, AUGMENTATION, augmented=True
+    )
     assert n == 3 * 12  # the study's "training set x 3"
     training = items.loc[items["split"] == "training", "track_id"]
     originals = {k: data["log_mel"][k]() for k in training}
@@ -207,14 +232,16 @@ class _Kept(MemoryDataset):
 
 
 def test_pipeline_trains_and_reports_four_variants(data: dict, tmp_path: Path):
-    catalog = DataCatalog({
-        "tracks": MemoryDataset(data["tracks"]),
-        "log_mel_spectrograms": MemoryDataset(data["log_mel"], copy_mode="assign"),
-        "augmented_spectrograms": MemoryDataset(data["augmented"], copy_mode="assign"),
-        "params:cnn": MemoryDataset(_params(tmp_path)),
-        "params:augmentation": MemoryDataset(AUGMENTATION),
-        **{name: _Kept(copy_mode="assign") for name in create_pipeline().all_outputs()},
-    })
+    catalog = DataCatalog(
+        {
+            "tracks": MemoryDataset(data["tracks"]),
+            "log_mel_spectrograms": MemoryDataset(data["log_mel"], copy_mode="assign"),
+            "augmented_spectrograms": MemoryDataset(data["augmented"], copy_mode="assign"),
+            "params:cnn": MemoryDataset(_params(tmp_path)),
+            "params:augmentation": MemoryDataset(AUGMENTATION),
+            **{name: _Kept(copy_mode="assign") for name in create_pipeline().all_outputs()},
+        }
+    )
     SequentialRunner().run(create_pipeline(), catalog)
 
     results = catalog.load("cnn_results")
@@ -235,8 +262,15 @@ def test_pipeline_trains_and_reports_four_variants(data: dict, tmp_path: Path):
     best = catalog.load("tuned_cnn_best_hyperparameters")
     assert [t["status"] for t in best["trials"]] == ["COMPLETED"]  # max_epochs 1: one trial
     assert best["best_score"] == best["trials"][0]["score"] is not None
-    assert set(best["values"]) == {"kernel_size", "filters_1", "filters_2", "filters_3",
-                                   "filters_4", "dropout", "learning_rate"}
+    assert set(best["values"]) == {
+        "kernel_size",
+        "filters_1",
+        "filters_2",
+        "filters_3",
+        "filters_4",
+        "dropout",
+        "learning_rate",
+    }
     tuned = catalog.load("tuned_cnn_training_log")["architecture"]
     assert tuned["kernel_size"] == best["values"]["kernel_size"]
     assert tuned["learning_rate"] == best["values"]["learning_rate"]
@@ -253,17 +287,19 @@ def test_pipeline_trains_and_reports_four_variants(data: dict, tmp_path: Path):
     assert info["variant"] == results.loc[results["val_acc"].idxmax(), "variant"]
     assert info["class_names"] == GENRES
     # 95 % Wilson intervals around test accuracies; the best variant's per-track predictions
-    assert ((results["test_acc_ci_low"] <= results["test_acc"])
-            & (results["test_acc"] <= results["test_acc_ci_high"])).all()
+    assert (
+        (results["test_acc_ci_low"] <= results["test_acc"])
+        & (results["test_acc"] <= results["test_acc_ci_high"])
+    ).all()
     best_row = results.loc[results["variant"] == info["variant"]].iloc[0]
     test = catalog.load("cnn_test_predictions")
     assert len(test) == best_row["n_test"]
     assert (test["predicted"] == test["label"]).mean() == pytest.approx(best_row["test_acc"])
-    assert list(test.columns) == ["track_id", "label", "predicted",
-                                  *[f"prob_{g}" for g in GENRES]]
+    assert list(test.columns) == ["track_id", "label", "predicted", *[f"prob_{g}" for g in GENRES]]
     validation = catalog.load("cnn_validation_predictions")
     assert 0 < len(validation) and set(validation["track_id"]) <= set(
-        data["tracks"].loc[data["tracks"]["split"] == "validation", "track_id"].astype(str))
+        data["tracks"].loc[data["tracks"]["split"] == "validation", "track_id"].astype(str)
+    )
 
 
 def test_hyperband_resumes_after_an_interruption(data: dict, tmp_path: Path, monkeypatch):
@@ -280,9 +316,14 @@ def test_hyperband_resumes_after_an_interruption(data: dict, tmp_path: Path, mon
 
     monkeypatch.setattr(nodes, "_early_stopping", lambda params: Interrupt())
     with pytest.raises(KeyboardInterrupt):
-        nodes.tune_cnn_hyperparameters(items, data["log_mel"], data["augmented"], params,
-                                       AUGMENTATION, variant="tuned_cnn")
-    project = tmp_path / "hyperband" / f"tuned_cnn_{nodes.search_fingerprint(items, params, AUGMENTATION, 'tuned_cnn')}"
+        nodes.tune_cnn_hyperparameters(
+            items, data["log_mel"], data["augmented"], params, AUGMENTATION, variant="tuned_cnn"
+        )
+    project = (
+        tmp_path
+        / "hyperband"
+        / f"tuned_cnn_{nodes.search_fingerprint(items, params, AUGMENTATION, 'tuned_cnn')}"
+    )
     assert (project / "oracle.json").is_file()
     finished = {}
     for path in project.glob("trial_*/trial.json"):
@@ -294,15 +335,22 @@ def test_hyperband_resumes_after_an_interruption(data: dict, tmp_path: Path, mon
 
     built = []
     original_build = nodes.StudyCnnHyperModel.build
-    monkeypatch.setattr(nodes.StudyCnnHyperModel, "build",
-                        lambda self, hp: built.append(hp.values) or original_build(self, hp))
-    first = nodes.tune_cnn_hyperparameters(items, data["log_mel"], data["augmented"], params,
-                                           AUGMENTATION, variant="tuned_cnn")
+    monkeypatch.setattr(
+        nodes.StudyCnnHyperModel,
+        "build",
+        lambda self, hp: built.append(hp.values) or original_build(self, hp),
+    )
+    first = nodes.tune_cnn_hyperparameters(
+        items, data["log_mel"], data["augmented"], params, AUGMENTATION, variant="tuned_cnn"
+    )
     assert [t["status"] for t in first["trials"]] == ["COMPLETED"] * 2
     assert len(built) == 1, "the finished trial was reloaded, not trained again"
-    assert {t["trial_id"]: t["score"] for t in first["trials"] if t["trial_id"] in finished} == finished
+    assert {
+        t["trial_id"]: t["score"] for t in first["trials"] if t["trial_id"] in finished
+    } == finished
 
     built.clear()
-    again = nodes.tune_cnn_hyperparameters(items, data["log_mel"], data["augmented"], params,
-                                           AUGMENTATION, variant="tuned_cnn")
+    again = nodes.tune_cnn_hyperparameters(
+        items, data["log_mel"], data["augmented"], params, AUGMENTATION, variant="tuned_cnn"
+    )
     assert built == [] and again["trials"] == first["trials"] and again["values"] == first["values"]

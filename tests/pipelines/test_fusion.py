@@ -60,15 +60,17 @@ def test_simplex_grid_and_best_weights():
 
 def test_fusion_pipeline_fits_on_validation_and_reports_test_with_interval():
     validation, test = _predictions("val", 60, 1), _predictions("test", 60, 2)
-    catalog = DataCatalog({
-        **{f"{m}_validation_predictions": MemoryDataset(t) for m, t in validation.items()},
-        **{f"{m}_test_predictions": MemoryDataset(t) for m, t in test.items()},
-        "params:fusion": MemoryDataset(PARAMS),
-        "fusion_model": MemoryDataset(),
-        "fusion_results": MemoryDataset(),
-        "fusion_test_predictions": MemoryDataset(),
-        "fusion_mlflow_runs": MemoryDataset(),
-    })
+    catalog = DataCatalog(
+        {
+            **{f"{m}_validation_predictions": MemoryDataset(t) for m, t in validation.items()},
+            **{f"{m}_test_predictions": MemoryDataset(t) for m, t in test.items()},
+            "params:fusion": MemoryDataset(PARAMS),
+            "fusion_model": MemoryDataset(),
+            "fusion_results": MemoryDataset(),
+            "fusion_test_predictions": MemoryDataset(),
+            "fusion_mlflow_runs": MemoryDataset(),
+        }
+    )
     pipeline = create_pipeline()
     fit = next(n for n in pipeline.nodes if n.name == "fit_fusion")
     assert not [name for name in fit.inputs if "test" in name]  # never selects on test
@@ -91,14 +93,18 @@ def test_fusion_pipeline_fits_on_validation_and_reports_test_with_interval():
 
 def test_fusion_needs_two_members_with_predictions():
     validation = _predictions("val", 30, 1)
-    catalog = DataCatalog({
-        "handcrafted_validation_predictions": MemoryDataset(validation["handcrafted"]),
-        "cnn_validation_predictions": MemoryDataset(None),
-        "transfer_validation_predictions": MemoryDataset(None),
-        "params:fusion": MemoryDataset(PARAMS),
-        **{f"{m}_test_predictions": MemoryDataset(None) for m in ("handcrafted", "cnn",
-                                                                   "transfer")},
-    })
+    catalog = DataCatalog(
+        {
+            "handcrafted_validation_predictions": MemoryDataset(validation["handcrafted"]),
+            "cnn_validation_predictions": MemoryDataset(None),
+            "transfer_validation_predictions": MemoryDataset(None),
+            "params:fusion": MemoryDataset(PARAMS),
+            **{
+                f"{m}_test_predictions": MemoryDataset(None)
+                for m in ("handcrafted", "cnn", "transfer")
+            },
+        }
+    )
     with pytest.raises(Exception, match="at least two of handcrafted, cnn, transfer"):
         SequentialRunner().run(create_pipeline(), catalog)
 
@@ -126,10 +132,15 @@ def clip(tmp_path: Path) -> Path:
 
 
 def test_fusion_predictor_combines_members_per_window(clip: Path):
-    bundle = {"members": ["a", "b"], "class_names": CLASSES, "method": "late_fusion",
-              "weights": [0.2, 0.8]}
-    predictor = FusionPredictor(bundle, [_Constant([1.0, 0.0, 0.0], 29.7),
-                                         _Constant([0.0, 0.5, 0.5], 30.0)])
+    bundle = {
+        "members": ["a", "b"],
+        "class_names": CLASSES,
+        "method": "late_fusion",
+        "weights": [0.2, 0.8],
+    }
+    predictor = FusionPredictor(
+        bundle, [_Constant([1.0, 0.0, 0.0], 29.7), _Constant([0.0, 0.5, 0.5], 30.0)]
+    )
     assert predictor.window_s() == 30.0
     result = predict_file(predictor, clip)
     assert result.error is None
@@ -137,10 +148,15 @@ def test_fusion_predictor_combines_members_per_window(clip: Path):
 
 
 def test_cli_accepts_model_fusion(monkeypatch, clip: Path, capsys):
-    bundle = {"members": ["a", "b"], "class_names": CLASSES, "method": "late_fusion",
-              "weights": [0.5, 0.5]}
-    fused = FusionPredictor(bundle, [_Constant([0.6, 0.4, 0.0], 29.7),
-                                     _Constant([0.0, 0.4, 0.6], 29.7)])
+    bundle = {
+        "members": ["a", "b"],
+        "class_names": CLASSES,
+        "method": "late_fusion",
+        "weights": [0.5, 0.5],
+    }
+    fused = FusionPredictor(
+        bundle, [_Constant([0.6, 0.4, 0.0], 29.7), _Constant([0.0, 0.4, 0.6], 29.7)]
+    )
     asked = []
 
     class Catalog:
@@ -152,8 +168,9 @@ def test_cli_accepts_model_fusion(monkeypatch, clip: Path, capsys):
         params: dict = {}
 
     monkeypatch.setattr(predict_cli, "_kedro_context", lambda project, env: Context())
-    monkeypatch.setattr(predict_cli, "build_predictor",
-                        lambda kind, load, params: asked.append(kind) or fused)
+    monkeypatch.setattr(
+        predict_cli, "build_predictor", lambda kind, load, params: asked.append(kind) or fused
+    )
     assert predict_cli.main(["--model", "fusion", "--json", str(clip)]) == 0
     out = json.loads(capsys.readouterr().out)
     assert asked == ["fusion"]
@@ -168,8 +185,7 @@ def test_selection_score_exists_with_one_validation_track_per_genre():
     labels = validation["cnn"]["label"].to_numpy()
     for n in (6, 3):
         for method in ("late_fusion", "stacking"):
-            score = cross_validated_accuracy(method, [m[:n] for m in members], labels[:n],
-                                             PARAMS)
+            score = cross_validated_accuracy(method, [m[:n] for m in members], labels[:n], PARAMS)
             assert 0.0 <= score <= 1.0
 
 
@@ -185,14 +201,28 @@ def test_a_pickled_cnn_predictor_loads_in_a_fresh_process(tmp_path: Path):
     from music_genre.cnn_model import StudyImageScaling
     from music_genre.predict import CnnPredictor
 
-    model = keras.Sequential([keras.Input((4, 6, 1)), StudyImageScaling(),
-                              keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+    model = keras.Sequential(
+        [
+            keras.Input((4, 6, 1)),
+            StudyImageScaling(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
     path = tmp_path / "predictor.pkl"
-    path.write_bytes(pickle.dumps(CnnPredictor(model=model, class_names=CLASSES,
-                                               spectrogram_settings={})))
-    code = ("import pickle, sys; p = pickle.loads(open(sys.argv[1], 'rb').read()); "
-            "print(p.model.output_shape)")
-    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
-                          text=True, check=False, timeout=120)
+    path.write_bytes(
+        pickle.dumps(CnnPredictor(model=model, class_names=CLASSES, spectrogram_settings={}))
+    )
+    code = (
+        "import pickle, sys; p = pickle.loads(open(sys.argv[1], 'rb').read()); "
+        "print(p.model.output_shape)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("(None, 3)")

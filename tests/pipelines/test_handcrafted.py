@@ -54,8 +54,15 @@ PARAMS = {
 }
 # The study's Table 1: hidden units -> trainable parameters (518 inputs, 8 genres).
 TABLE_1_PARAMETERS = {
-    (512, 512): 532_488, (512, 256): 399_112, (256, 256): 200_712, (256, 64): 149_832,
-    (128, 64): 75_208, (64,): 33_736, (128,): 67_464, (256,): 134_920, (512,): 269_832,
+    (512, 512): 532_488,
+    (512, 256): 399_112,
+    (256, 256): 200_712,
+    (256, 64): 149_832,
+    (128, 64): 75_208,
+    (64,): 33_736,
+    (128,): 67_464,
+    (256,): 134_920,
+    (512,): 269_832,
 }
 
 
@@ -82,8 +89,18 @@ def _tracks(root: Path, per_split=(4, 1, 1)) -> pd.DataFrame:
         for index, split in enumerate(splits):
             track_id = f"{900000 + 100 * genre + index:06d}"
             path = _write(root / f"{track_id}.wav", _clip(genre, index))
-            rows.append({"track_id": track_id, "path": path, "genre": name, "label": genre,
-                         "split": split, "duration_s": 1.5, "sample_rate": SR, "channels": 1})
+            rows.append(
+                {
+                    "track_id": track_id,
+                    "path": path,
+                    "genre": name,
+                    "label": genre,
+                    "split": split,
+                    "duration_s": 1.5,
+                    "sample_rate": SR,
+                    "channels": 1,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -96,11 +113,16 @@ def _run(catalog_entries: dict, tracks: pd.DataFrame, params: dict) -> DataCatal
             **catalog_entries,
             **{
                 name: MemoryDataset()
-                for name in ("handcrafted_features", "bad_tracks_handcrafted",
-                             "handcrafted_model_input", "handcrafted_scaler",
-                             "handcrafted_results", "handcrafted_confusion_matrix",
-                             "handcrafted_validation_predictions",
-                             "handcrafted_test_predictions")
+                for name in (
+                    "handcrafted_features",
+                    "bad_tracks_handcrafted",
+                    "handcrafted_model_input",
+                    "handcrafted_scaler",
+                    "handcrafted_results",
+                    "handcrafted_confusion_matrix",
+                    "handcrafted_validation_predictions",
+                    "handcrafted_test_predictions",
+                )
             },
             # run records hold Keras models: hand them over as they are, not deep-copied
             "handcrafted_mlflow_runs": MemoryDataset(copy_mode="assign"),
@@ -126,12 +148,23 @@ def _store(tmp_path: Path) -> dict:
 
 def test_columns_equal_fma_features_csv_layout():
     # Built from the layout's description, independently of music_genre.features.
-    sizes = [("chroma_cens", 12), ("chroma_cqt", 12), ("chroma_stft", 12), ("mfcc", 20),
-             ("rmse", 1), ("spectral_bandwidth", 1), ("spectral_centroid", 1),
-             ("spectral_contrast", 7), ("spectral_rolloff", 1), ("tonnetz", 6), ("zcr", 1)]
+    sizes = [
+        ("chroma_cens", 12),
+        ("chroma_cqt", 12),
+        ("chroma_stft", 12),
+        ("mfcc", 20),
+        ("rmse", 1),
+        ("spectral_bandwidth", 1),
+        ("spectral_centroid", 1),
+        ("spectral_contrast", 7),
+        ("spectral_rolloff", 1),
+        ("tonnetz", 6),
+        ("zcr", 1),
+    ]
     stats_order = ["kurtosis", "max", "mean", "median", "min", "skew", "std"]
-    expected = [(f, s, f"{n:02d}") for f, size in sizes for s in stats_order
-                for n in range(1, size + 1)]
+    expected = [
+        (f, s, f"{n:02d}") for f, size in sizes for s in stats_order for n in range(1, size + 1)
+    ]
     columns = feature_columns()
     assert len(columns) == 518
     assert list(columns) == expected
@@ -144,8 +177,10 @@ def test_columns_equal_fma_features_csv_layout():
 def _fma_csv(path: Path, rows: dict[int, list[float]], columns=None) -> Path:
     """A features.csv in FMA's text format: three header rows, then the track_id row."""
     columns = list(feature_columns()) if columns is None else columns
-    lines = [",".join([level] + [c[i] for c in columns])
-             for i, level in enumerate(("feature", "statistics", "number"))]
+    lines = [
+        ",".join([level] + [c[i] for c in columns])
+        for i, level in enumerate(("feature", "statistics", "number"))
+    ]
     lines.append("track_id" + "," * len(columns))
     lines += [",".join([str(tid)] + [repr(v) for v in values]) for tid, values in rows.items()]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -155,8 +190,10 @@ def _fma_csv(path: Path, rows: dict[int, list[float]], columns=None) -> Path:
 
 def test_fma_features_csv_reads_lazily_and_checks_layout(tmp_path: Path):
     ones = [1.0] * 518
-    csv = _fma_csv(tmp_path / "fma_metadata" / "features.csv",
-                   {2: ones, 5: [2.0] * 518, 140: [float("nan")] + ones[1:]})
+    csv = _fma_csv(
+        tmp_path / "fma_metadata" / "features.csv",
+        {2: ones, 5: [2.0] * 518, 140: [float("nan")] + ones[1:]},
+    )
     table = FmaFeaturesDataset(str(csv)).load().read(["000005", "000140"])
     assert list(table.index) == ["000005", "000140"]
     assert table.columns.equals(feature_columns())
@@ -172,8 +209,14 @@ def test_fma_features_csv_reads_lazily_and_checks_layout(tmp_path: Path):
 
 
 def test_fma_csv_source_reports_missing_and_nan_rows(tmp_path: Path):
-    tracks = pd.DataFrame({"track_id": ["000002", "000005", "000140"], "path": ["a", "b", "c"],
-                           "genre": ["Rock"] * 3, "split": ["training"] * 3})
+    tracks = pd.DataFrame(
+        {
+            "track_id": ["000002", "000005", "000140"],
+            "path": ["a", "b", "c"],
+            "genre": ["Rock"] * 3,
+            "split": ["training"] * 3,
+        }
+    )
     ones = [1.0] * 518
     csv = _fma_csv(tmp_path / "features.csv", {2: ones, 140: [float("nan")] + ones[1:]})
     table, bad = build_feature_table(
@@ -181,7 +224,9 @@ def test_fma_csv_source_reports_missing_and_nan_rows(tmp_path: Path):
     )
     assert list(table.index) == ["000002"]
     assert dict(zip(bad["track_id"], bad["stage"], strict=True)) == {
-        "000005": "handcrafted_features", "000140": "handcrafted_features"}
+        "000005": "handcrafted_features",
+        "000140": "handcrafted_features",
+    }
     reasons = dict(zip(bad["track_id"], bad["reason"], strict=True))
     assert "not in FMA's" in reasons["000005"]
     assert "non-finite" in reasons["000140"] and "chroma_cens.kurtosis" in reasons["000140"]
@@ -256,7 +301,8 @@ def test_extraction_is_incremental_and_reports_failures(tmp_path: Path):
     assert [set(batch) for batch in rerun] == [{"900999"}]
     other = {**PARAMS, "extraction": {**EXTRACTION, "fma_compatible": False}}
     assert set().union(*extract_handcrafted_features(tracks, store.load(), other)) == set(
-        tracks["track_id"])
+        tracks["track_id"]
+    )
 
     table, bad = build_feature_table(tracks, rows, None, PARAMS)
     assert sorted(table.index) == sorted(set(tracks["track_id"]) - {"900999"})
@@ -279,11 +325,11 @@ def test_scaler_is_fitted_on_training_rows_only():
     splits = ["training"] * 20 + ["validation"] * 5 + ["test"] * 5
     values = rng.normal(size=(30, 518)).astype(np.float32)
     values[20:] += 50.0  # validation/test far off: they must not move the statistics
-    features = pd.DataFrame(values, index=pd.Index(ids, name="track_id"),
-                            columns=feature_columns())
+    features = pd.DataFrame(values, index=pd.Index(ids, name="track_id"), columns=feature_columns())
     labels = [i % 2 for i in range(30)]
-    tracks = pd.DataFrame({"track_id": ids, "split": splits, "label": labels,
-                           "genre": ["Folk", "Rock"] * 15}).iloc[::-1]  # order must not matter
+    tracks = pd.DataFrame(
+        {"track_id": ids, "split": splits, "label": labels, "genre": ["Folk", "Rock"] * 15}
+    ).iloc[::-1]  # order must not matter
     model_input, scaler = standardize_features(features, tracks)
 
     train = values[:20].astype(np.float64)
@@ -308,8 +354,10 @@ def test_two_configuration_sweep_produces_the_report(tmp_path: Path):
     results = catalog.load("handcrafted_results")
     assert list(results.columns) == RESULT_COLUMNS
     assert results["units"].tolist() == ["(16, 8)", "(8)"]
-    assert results["parameters"].tolist() == [518 * 16 + 16 + 16 * 8 + 8 + 8 * 2 + 2,
-                                              518 * 8 + 8 + 8 * 2 + 2]
+    assert results["parameters"].tolist() == [
+        518 * 16 + 16 + 16 * 8 + 8 + 8 * 2 + 2,
+        518 * 8 + 8 + 8 * 2 + 2,
+    ]
     assert results[RESULT_COLUMNS[2:]].notna().all().all()
     accuracies = results[["train_acc", "val_acc", "test_acc"]].to_numpy()
     assert ((accuracies >= 0) & (accuracies <= 1)).all()
@@ -331,8 +379,10 @@ def test_two_configuration_sweep_produces_the_report(tmp_path: Path):
     assert (counts["n_train"], counts["n_val"], counts["n_test"]) == (8, 2, 2)
     # 95 % Wilson interval around each test accuracy (2 test tracks: wide)
     assert (results["n_test"] == 2).all()
-    assert ((results["test_acc_ci_low"] <= results["test_acc"])
-            & (results["test_acc"] <= results["test_acc_ci_high"])).all()
+    assert (
+        (results["test_acc_ci_low"] <= results["test_acc"])
+        & (results["test_acc"] <= results["test_acc_ci_high"])
+    ).all()
     assert "test_acc_ci_low" in runs[0]["metrics"]
     # the best model's per-track predictions on validation and test, for fusion and McNemar
     validation = catalog.load("handcrafted_validation_predictions")
@@ -346,11 +396,20 @@ def test_two_configuration_sweep_produces_the_report(tmp_path: Path):
 def test_resumed_run_reuses_every_stored_row(tmp_path: Path):
     tracks = _tracks(tmp_path / "audio", per_split=(1, 1, 1))
     entries = _store(tmp_path)
-    first = dict(itertools.chain(*(b.items() for b in extract_handcrafted_features(
-        tracks, entries["handcrafted_feature_cache"].load(), PARAMS))))
+    first = dict(
+        itertools.chain(
+            *(
+                b.items()
+                for b in extract_handcrafted_features(
+                    tracks, entries["handcrafted_feature_cache"].load(), PARAMS
+                )
+            )
+        )
+    )
     entries["handcrafted_feature_rows"].save(first)
     stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "rows").glob("*.npz")}
     assert len(stamps) == len(tracks)
-    assert list(extract_handcrafted_features(
-        tracks, entries["handcrafted_feature_cache"].load(), PARAMS)) == [{}]
+    assert list(
+        extract_handcrafted_features(tracks, entries["handcrafted_feature_cache"].load(), PARAMS)
+    ) == [{}]
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "rows").glob("*.npz")} == stamps

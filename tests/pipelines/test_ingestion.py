@@ -88,7 +88,9 @@ def test_folder_source_builds_table_and_reports_every_bad_file(genre_folder: Pat
     assert len(tracks) == 30
     assert sorted(tracks["genre"].unique()) == ["blues", "jazz", "rock"]
     assert dict(zip(tracks["genre"], tracks["label"], strict=True)) == {
-        "blues": 0, "jazz": 1, "rock": 2,
+        "blues": 0,
+        "jazz": 1,
+        "rock": 2,
     }
     # stratified 80/10/10 per genre
     counts = tracks.groupby(["genre", "split"]).size().unstack()

@@ -30,8 +30,9 @@ def _collection(root: Path, per_genre: int) -> list[str]:
 def test_split_file_is_used_as_is_and_reports_unlisted_and_missing_files(tmp_path: Path):
     root = tmp_path / "music"
     rels = _collection(root, 4)
-    published = {rel: ("training", "validation", "test", "test")[i % 4]
-                 for i, rel in enumerate(rels[:-1])}  # the last file is not listed
+    published = {
+        rel: ("training", "validation", "test", "test")[i % 4] for i, rel in enumerate(rels[:-1])
+    }  # the last file is not listed
     published["rock/gone.wav"] = "training"  # listed, not on disk
     split_csv = tmp_path / "split.csv"
     pd.DataFrame({"path": list(published), "split": list(published.values())}).to_csv(
@@ -42,8 +43,10 @@ def test_split_file_is_used_as_is_and_reports_unlisted_and_missing_files(tmp_pat
         {**PARAMS, "split_file": str(split_csv)},
     )
     tracks = catalog.load("tracks")
-    got = {Path(p).relative_to(root.resolve()).as_posix(): s
-           for p, s in zip(tracks["path"], tracks["split"], strict=True)}
+    got = {
+        Path(p).relative_to(root.resolve()).as_posix(): s
+        for p, s in zip(tracks["path"], tracks["split"], strict=True)
+    }
     assert got == {rel: split for rel, split in published.items() if rel != "rock/gone.wav"}
     bad = catalog.load("bad_tracks")
     reasons = dict(zip(bad["path"].map(lambda p: Path(p).name), bad["reason"], strict=True))
@@ -58,14 +61,17 @@ def test_split_file_with_an_unknown_split_or_columns_is_refused(tmp_path: Path):
     wrong = tmp_path / "wrong.csv"
     pd.DataFrame({"path": ["blues/blues.00.wav"], "split": ["train"]}).to_csv(wrong, index=False)
     with pytest.raises(Exception, match=r"split must be one of"):
-        _run(AudioCollectionDataset(source="folder", folder=str(root), split_file=str(wrong)),
-             {**PARAMS, "split_file": str(wrong)})
+        _run(
+            AudioCollectionDataset(source="folder", folder=str(root), split_file=str(wrong)),
+            {**PARAMS, "split_file": str(wrong)},
+        )
     pd.DataFrame({"file": ["blues/blues.00.wav"]}).to_csv(wrong, index=False)
     with pytest.raises(DatasetError, match=r"ingestion.split_file=.*lacks column"):
         AudioCollectionDataset(source="folder", folder=str(root), split_file=str(wrong)).load()
     with pytest.raises(DatasetError, match=r"ingestion.split_file=.*not found"):
-        AudioCollectionDataset(source="folder", folder=str(root),
-                               split_file=str(tmp_path / "absent.csv")).load()
+        AudioCollectionDataset(
+            source="folder", folder=str(root), split_file=str(tmp_path / "absent.csv")
+        ).load()
 
 
 def test_group_by_artist_keeps_every_artist_on_one_side_of_the_split(tmp_path: Path):
@@ -78,8 +84,9 @@ def test_group_by_artist_keeps_every_artist_on_one_side_of_the_split(tmp_path: P
         metadata, index=False
     )
     params = {**PARAMS, "group_by": "artist", "metadata_file": str(metadata)}
-    collection = AudioCollectionDataset(source="folder", folder=str(root),
-                                        metadata_file=str(metadata))
+    collection = AudioCollectionDataset(
+        source="folder", folder=str(root), metadata_file=str(metadata)
+    )
     tracks = _run(collection, params).load("tracks")
     assert len(tracks) == 30
     rel = tracks["path"].map(lambda p: Path(p).relative_to(root.resolve()).as_posix())
@@ -107,6 +114,7 @@ def test_too_few_groups_for_the_split_is_a_clear_error(tmp_path: Path):
     metadata = tmp_path / "artists.csv"
     pd.DataFrame({"path": rels, "artist": ["a", "b"] * 3}).to_csv(metadata, index=False)
     with pytest.raises(Exception, match=r"2 groups cannot be split"):
-        _run(AudioCollectionDataset(source="folder", folder=str(root),
-                                    metadata_file=str(metadata)),
-             {**PARAMS, "group_by": "artist", "metadata_file": str(metadata)})
+        _run(
+            AudioCollectionDataset(source="folder", folder=str(root), metadata_file=str(metadata)),
+            {**PARAMS, "group_by": "artist", "metadata_file": str(metadata)},
+        )

@@ -24,17 +24,29 @@ PAPER = pd.DataFrame(
         ("handcrafted", "mlp", "(512, 256)", "accuracy", "test", 0.495),
         ("handcrafted", "mlp", "(64)", "accuracy", "test", 0.465),
         ("cnn", "kostrzewa", "plain", "accuracy", "test", 0.3975),
-        ("transfer", "resnet50 conv5_block1_2_relu pca0.90 (1321 comp)", "svm_rbf",
-         "accuracy", "test", 0.5012),
+        (
+            "transfer",
+            "resnet50 conv5_block1_2_relu pca0.90 (1321 comp)",
+            "svm_rbf",
+            "accuracy",
+            "test",
+            0.5012,
+        ),
     ],
     columns=["pipeline", "model", "variant", "metric", "split", "value"],
 )
 HANDCRAFTED = pd.DataFrame(
     {
-        "units": ["(512, 256)", "(64)", "(32)"], "parameters": [399112, 33736, 16872],
-        "train_loss": [1.0, 1.1, 1.2], "val_loss": [1.3, 1.4, 1.5], "test_loss": [1.6, 1.7, 1.8],
-        "train_acc": [0.8, 0.7, 0.6], "val_acc": [0.6, 0.55, 0.5], "test_acc": [0.52, 0.47, 0.4],
-        "test_acc_ci_low": [0.4232, 0.3751, 0.3094], "test_acc_ci_high": [0.6154, 0.5671, 0.4980],
+        "units": ["(512, 256)", "(64)", "(32)"],
+        "parameters": [399112, 33736, 16872],
+        "train_loss": [1.0, 1.1, 1.2],
+        "val_loss": [1.3, 1.4, 1.5],
+        "test_loss": [1.6, 1.7, 1.8],
+        "train_acc": [0.8, 0.7, 0.6],
+        "val_acc": [0.6, 0.55, 0.5],
+        "test_acc": [0.52, 0.47, 0.4],
+        "test_acc_ci_low": [0.4232, 0.3751, 0.3094],
+        "test_acc_ci_high": [0.6154, 0.5671, 0.4980],
         "n_test": [100, 100, 100],
     }
 )
@@ -45,14 +57,25 @@ def _predictions(track_ids, n_right: int) -> pd.DataFrame:
     ids = [str(t) for t in track_ids]
     labels = [i % 2 for i in range(len(ids))]
     predicted = [label if i < n_right else 1 - label for i, label in enumerate(labels)]
-    return pd.DataFrame({"track_id": ids, "label": labels, "predicted": predicted,
-                         "prob_a": 0.5, "prob_b": 0.5})
+    return pd.DataFrame(
+        {"track_id": ids, "label": labels, "predicted": predicted, "prob_a": 0.5, "prob_b": 0.5}
+    )
+
+
 TRANSFER = pd.DataFrame(
     {
-        "backbone": ["resnet50"], "cut_level": ["conv5_block1_2_relu"], "feature_size": [25088],
-        "pca_variance": [0.9], "n_components": [1200], "classifier": ["svc_rbf"],
-        "best_params": ["{'C': 10}"], "cv_accuracy": [0.55], "test_accuracy": [0.51],
-        "weights": ["imagenet"], "extract_ms_per_image": [50.0], "classify_ms_per_image": [3.0],
+        "backbone": ["resnet50"],
+        "cut_level": ["conv5_block1_2_relu"],
+        "feature_size": [25088],
+        "pca_variance": [0.9],
+        "n_components": [1200],
+        "classifier": ["svc_rbf"],
+        "best_params": ["{'C': 10}"],
+        "cv_accuracy": [0.55],
+        "test_accuracy": [0.51],
+        "weights": ["imagenet"],
+        "extract_ms_per_image": [50.0],
+        "classify_ms_per_image": [3.0],
     }
 )
 
@@ -87,8 +110,11 @@ def test_comparison_aligns_run_and_study_and_keeps_missing_pipelines():
 def test_reporting_pipeline_writes_summary_with_missing_sections(tmp_path: Path):
     HANDCRAFTED.to_csv(tmp_path / "handcrafted.csv", index=False)
     tracks = pd.DataFrame(
-        {"track_id": ["1", "2", "3"], "genre": ["Rock", "Pop", "Rock"],
-         "split": ["training", "validation", "test"]}
+        {
+            "track_id": ["1", "2", "3"],
+            "genre": ["Rock", "Pop", "Rock"],
+            "split": ["training", "validation", "test"],
+        }
     )
     catalog = DataCatalog(
         {
@@ -101,8 +127,9 @@ def test_reporting_pipeline_writes_summary_with_missing_sections(tmp_path: Path)
             "transfer_test_predictions": MemoryDataset(None),
             "fusion_test_predictions": MemoryDataset(None),
             "best_models": MemoryDataset(),
-            "paired_tests": CSVDataset(filepath=str(tmp_path / "paired.csv"),
-                                       save_args={"index": False}),
+            "paired_tests": CSVDataset(
+                filepath=str(tmp_path / "paired.csv"), save_args={"index": False}
+            ),
             "paper_results": MemoryDataset(PAPER),
             "tracks": MemoryDataset(tracks),
             "bad_tracks": MemoryDataset(pd.DataFrame({"track_id": ["9"]})),
@@ -111,8 +138,9 @@ def test_reporting_pipeline_writes_summary_with_missing_sections(tmp_path: Path)
             ),
             "params:reporting": MemoryDataset({"dataset_kind": "demo"}),
             # through a real CSV, as in the project catalog (empty cells come back as NaN)
-            "results_comparison": CSVDataset(filepath=str(tmp_path / "comparison.csv"),
-                                             save_args={"index": False}),
+            "results_comparison": CSVDataset(
+                filepath=str(tmp_path / "comparison.csv"), save_args={"index": False}
+            ),
             "run_data_description": MemoryDataset(),
             "summary_report": MemoryDataset(),
             "summary_chart": MemoryDataset(),
@@ -125,15 +153,20 @@ def test_reporting_pipeline_writes_summary_with_missing_sections(tmp_path: Path)
     assert "- **Split**: FMA's official split." in summary
     # 0.52 of 100 test tracks: Wilson 95 % interval [0.4232, 0.6154]
     assert "| mlp | (512, 256) | trained | 0.5200 [0.4232, 0.6154] | 0.4950 |" in summary
-    assert "| handcrafted | (512, 256) (val_acc 0.6000) | 0.5200 [0.4232, 0.6154] | 0.4950 " \
+    assert (
+        "| handcrafted | (512, 256) (val_acc 0.6000) | 0.5200 [0.4232, 0.6154] | 0.4950 "
         "| no: within the interval |" in summary
+    )
     # paired test on the 40 common tracks: 10 right only by handcrafted, none only by cnn
     paired = catalog.load("paired_tests")
-    assert paired[["model_a", "model_b", "n_tracks", "only_a_right", "only_b_right"]].values \
-        .tolist() == [["handcrafted", "cnn", 40, 10, 0]]
+    assert paired[
+        ["model_a", "model_b", "n_tracks", "only_a_right", "only_b_right"]
+    ].values.tolist() == [["handcrafted", "cnn", 40, 10, 0]]
     assert paired.loc[0, "p_value"] == pytest.approx(2 * 0.5**10)
-    assert "| handcrafted | cnn | 40 | 0.7500 | 0.5000 | 10 | 0 | 0.00195 | handcrafted better |" \
+    assert (
+        "| handcrafted | cnn | 40 | 0.7500 | 0.5000 | 10 | 0 | 0.00195 | handcrafted better |"
         in summary
+    )
     cnn_section = summary.split("## CNN")[1].split("##")[0]
     assert "missing: this pipeline has produced no results yet" in cnn_section
     chart = catalog.load("summary_chart")
@@ -180,7 +213,11 @@ def test_summary_data_says_how_a_folder_collection_was_split(extra, expected):
     from music_genre.pipelines.reporting.nodes import describe_data
 
     tracks = pd.DataFrame({"genre": ["a", "b"], "split": ["training", "test"]})
-    ingestion = {"source": "folder", "folder": "/music", **extra,
-                 "split_fractions": {"training": 0.8, "validation": 0.1, "test": 0.1}}
+    ingestion = {
+        "source": "folder",
+        "folder": "/music",
+        **extra,
+        "split_fractions": {"training": 0.8, "validation": 0.1, "test": 0.1},
+    }
     data = describe_data(tracks, pd.DataFrame(), ingestion, {"dataset_kind": "x"})
     assert data["split_method"].startswith(expected)

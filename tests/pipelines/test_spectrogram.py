@@ -30,8 +30,13 @@ from music_genre.spectrograms import (
 
 librosa = pytest.importorskip("librosa")
 
-PARAMS = {**STUDY_SETTINGS, "pad_mode": "repeat", "storage_dtype": "float16", "workers": 1,
-          "write_batch_size": 2}
+PARAMS = {
+    **STUDY_SETTINGS,
+    "pad_mode": "repeat",
+    "storage_dtype": "float16",
+    "workers": 1,
+    "write_batch_size": 2,
+}
 FLOAT16_RTOL = 2.0**-11  # float16 keeps 11 significant bits: relative rounding error <= 2^-11
 
 
@@ -68,31 +73,36 @@ def audio(tmp_path_factory) -> dict[str, str]:
 def _study_reference(path: str) -> np.ndarray:
     """The study's code, verbatim (FACTS.md)."""
     y, sr = librosa.load(path, sr=22050, mono=True, duration=29.70)
-    mel = librosa.feature.melspectrogram(y=y, sr=sr, n_fft=2048, hop_length=512, n_mels=128,
-                                         fmax=8000)
+    mel = librosa.feature.melspectrogram(
+        y=y, sr=sr, n_fft=2048, hop_length=512, n_mels=128, fmax=8000
+    )
     return librosa.power_to_db(mel, ref=1.0)
 
 
 def _tracks(audio: dict[str, str], names: list[str]) -> pd.DataFrame:
     splits = ["training", "validation", "test"]
-    return pd.DataFrame({
-        "track_id": [f"{i:06d}" for i in range(len(names))],
-        "path": [audio[n] for n in names],
-        "genre": [f"g{i % 2}" for i in range(len(names))],
-        "label": [i % 2 for i in range(len(names))],
-        "split": [splits[i % 3] for i in range(len(names))],
-    })
+    return pd.DataFrame(
+        {
+            "track_id": [f"{i:06d}" for i in range(len(names))],
+            "path": [audio[n] for n in names],
+            "genre": [f"g{i % 2}" for i in range(len(names))],
+            "label": [i % 2 for i in range(len(names))],
+            "split": [splits[i % 3] for i in range(len(names))],
+        }
+    )
 
 
 def _catalog(tracks: pd.DataFrame, store: Path, params: dict) -> DataCatalog:
-    return DataCatalog({
-        "tracks": MemoryDataset(tracks),
-        "params:spectrogram": MemoryDataset(params),
-        "log_mel_spectrograms": SpectrogramStoreDataset(str(store)),
-        "log_mel_spectrogram_store_index": SpectrogramStoreIndexDataset(str(store)),
-        "bad_tracks_spectrogram": MemoryDataset(),
-        "spectrogram_examples": MemoryDataset(),
-    })
+    return DataCatalog(
+        {
+            "tracks": MemoryDataset(tracks),
+            "params:spectrogram": MemoryDataset(params),
+            "log_mel_spectrograms": SpectrogramStoreDataset(str(store)),
+            "log_mel_spectrogram_store_index": SpectrogramStoreIndexDataset(str(store)),
+            "bad_tracks_spectrogram": MemoryDataset(),
+            "spectrogram_examples": MemoryDataset(),
+        }
+    )
 
 
 @pytest.fixture
@@ -110,8 +120,9 @@ def count_computed(monkeypatch) -> list[str]:
 
 
 def _files(store: Path) -> dict[str, int]:
-    return {str(p.relative_to(store)): p.stat().st_mtime_ns
-            for p in store.rglob("*") if p.is_file()}
+    return {
+        str(p.relative_to(store)): p.stat().st_mtime_ns for p in store.rglob("*") if p.is_file()
+    }
 
 
 # -- the computation -----------------------------------------------------------------------
@@ -127,17 +138,29 @@ def test_spectrogram_equals_librosa(audio, name):
     assert np.array_equal(decode_window(audio[name], STUDY_SETTINGS), y)
 
 
-@pytest.mark.parametrize(("sr", "n_fft", "hop", "n_mels", "fmax"),
-                         [(22050, 2048, 512, 128, 8000), (16000, 512, 256, 96, 8000.0)])
+@pytest.mark.parametrize(
+    ("sr", "n_fft", "hop", "n_mels", "fmax"),
+    [(22050, 2048, 512, 128, 8000), (16000, 512, 256, 96, 8000.0)],
+)
 def test_log_mel_equals_librosa_for_other_settings(sr, n_fft, hop, n_mels, fmax):
-    settings = {"sample_rate": sr, "n_fft": n_fft, "hop_length": hop, "n_mels": n_mels,
-                "fmax": fmax}
+    settings = {
+        "sample_rate": sr,
+        "n_fft": n_fft,
+        "hop_length": hop,
+        "n_mels": n_mels,
+        "fmax": fmax,
+    }
     rng = np.random.default_rng(1)
     for y in (rng.standard_normal(sr * 2).astype(np.float32), rng.standard_normal(sr + 123)):
-        mel = librosa.feature.melspectrogram(y=y, sr=sr, n_fft=n_fft, hop_length=hop,
-                                             n_mels=n_mels, fmax=fmax)
-        np.testing.assert_allclose(log_mel_spectrogram(y, settings),
-                                   librosa.power_to_db(mel, ref=1.0), rtol=1e-6, atol=1e-4)
+        mel = librosa.feature.melspectrogram(
+            y=y, sr=sr, n_fft=n_fft, hop_length=hop, n_mels=n_mels, fmax=fmax
+        )
+        np.testing.assert_allclose(
+            log_mel_spectrogram(y, settings),
+            librosa.power_to_db(mel, ref=1.0),
+            rtol=1e-6,
+            atol=1e-4,
+        )
 
 
 def test_to_mono_is_numpy_mean_bit_for_bit():
@@ -153,8 +176,9 @@ def test_short_clip_is_padded_to_the_window(audio, pad_mode):
     y, _ = librosa.load(audio["short_10s"], sr=22050, mono=True)
     n = 654885
     padded = np.tile(y, -(-n // y.size))[:n] if pad_mode == "repeat" else np.pad(y, (0, n - y.size))
-    mel = librosa.feature.melspectrogram(y=padded, sr=22050, n_fft=2048, hop_length=512,
-                                         n_mels=128, fmax=8000)
+    mel = librosa.feature.melspectrogram(
+        y=padded, sr=22050, n_fft=2048, hop_length=512, n_mels=128, fmax=8000
+    )
     settings = spectrogram_settings({**PARAMS, "pad_mode": pad_mode})
     ours = spectrogram_from_file(audio["short_10s"], settings)
     assert ours.shape == (128, 1280)
@@ -163,8 +187,12 @@ def test_short_clip_is_padded_to_the_window(audio, pad_mode):
 
 @pytest.mark.parametrize(
     ("key", "value", "message"),
-    [("pad_mode", "mirror", "spectrogram.pad_mode"), ("n_mels", 0, "spectrogram.n_mels"),
-     ("storage_dtype", "int8", "spectrogram.storage_dtype"), ("fmax", 20000, "Nyquist")],
+    [
+        ("pad_mode", "mirror", "spectrogram.pad_mode"),
+        ("n_mels", 0, "spectrogram.n_mels"),
+        ("storage_dtype", "int8", "spectrogram.storage_dtype"),
+        ("fmax", 20000, "Nyquist"),
+    ],
 )
 def test_bad_settings_name_the_parameter(key, value, message):
     with pytest.raises(ValueError, match=message):
@@ -190,8 +218,9 @@ def test_pipeline_stores_every_good_track_and_reports_bad_ones(audio, tmp_path, 
     for track_id, name in (("000000", names[0]), ("000001", names[1]), ("000003", names[3])):
         spec = spectrograms[track_id]()
         assert spec.shape == (128, 1280) and spec.dtype == np.float32
-        np.testing.assert_allclose(spec, _study_reference(audio[name]), rtol=FLOAT16_RTOL,
-                                   atol=1e-3)
+        np.testing.assert_allclose(
+            spec, _study_reference(audio[name]), rtol=FLOAT16_RTOL, atol=1e-3
+        )
 
     bad = catalog.load("bad_tracks_spectrogram")
     assert list(bad.columns) == BAD_TRACK_COLUMNS
@@ -232,8 +261,15 @@ def test_rerun_skips_stored_tracks_and_settings_change_recomputes(audio, tmp_pat
 def test_changed_audio_file_is_recomputed(audio, tmp_path, count_computed):
     source = tmp_path / "track.wav"
     sf.write(source, _music(30.0, 22050, 1, seed=5), 22050)
-    tracks = pd.DataFrame({"track_id": ["000001"], "path": [str(source)], "genre": ["g"],
-                           "label": [0], "split": ["training"]})
+    tracks = pd.DataFrame(
+        {
+            "track_id": ["000001"],
+            "path": [str(source)],
+            "genre": ["g"],
+            "label": [0],
+            "split": ["training"],
+        }
+    )
     store = tmp_path / "store"
     catalog = _catalog(tracks, store, PARAMS)
     SequentialRunner().run(create_pipeline(), catalog)
@@ -274,8 +310,9 @@ def test_interrupted_run_resumes_without_corrupt_files(audio, tmp_path, count_co
     assert not stray.exists()
     spectrograms = catalog.load("log_mel_spectrograms")
     assert sorted(spectrograms) == ["000000", "000001", "000002", "000003"]
-    np.testing.assert_allclose(spectrograms["000000"](), _study_reference(audio[names[0]]),
-                               rtol=FLOAT16_RTOL, atol=1e-3)
+    np.testing.assert_allclose(
+        spectrograms["000000"](), _study_reference(audio[names[0]]), rtol=FLOAT16_RTOL, atol=1e-3
+    )
 
 
 def test_failed_write_leaves_no_file(tmp_path, monkeypatch):

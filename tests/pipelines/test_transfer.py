@@ -76,7 +76,7 @@ def test_cut_level_feature_shapes_with_random_weights(name, expected):
 def test_prepared_image_is_the_study_image_in_three_channels():
     spec = get_backbone("vgg16")
     quiet_then_loud = np.full(SPEC_SHAPE, -80.0, dtype=np.float32)
-    quiet_then_loud[:, SPEC_SHAPE[1] // 2:] = 0.0
+    quiet_then_loud[:, SPEC_SHAPE[1] // 2 :] = 0.0
     images = prepare_images([quiet_then_loud, _spectrograms(1)[0]], spec)
     assert images.shape == (2, 224, 224, 3) and images.dtype == np.float32
     # caffe preprocessing: BGR mean subtraction of a gray image -> channels differ by the means
@@ -122,7 +122,10 @@ def test_imagenet_download_failure_says_how_to_supply_the_file(monkeypatch, tmp_
         raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- offline")
 
     spec = BackboneSpec(
-        name="vgg16", build=offline, preprocess=lambda x: x, cut_levels=("fc2",),
+        name="vgg16",
+        build=offline,
+        preprocess=lambda x: x,
+        cut_levels=("fc2",),
         imagenet_file="vgg16_weights_tf_dim_ordering_tf_kernels.h5",
         imagenet_url="https://example.invalid/vgg16_weights_tf_dim_ordering_tf_kernels.h5",
     )
@@ -150,8 +153,12 @@ def test_weights_settings_are_explicit():
 
 @pytest.mark.parametrize(
     "choice",
-    [WeightsChoice("imagenet"), WeightsChoice("random", seed=3),
-     WeightsChoice("file", path="/models/vgg16 weights.h5"), WeightsChoice("msd")],
+    [
+        WeightsChoice("imagenet"),
+        WeightsChoice("random", seed=3),
+        WeightsChoice("file", path="/models/vgg16 weights.h5"),
+        WeightsChoice("msd"),
+    ],
 )
 def test_a_stored_weights_label_gives_back_the_same_choice(choice):
     assert WeightsChoice.from_label(choice.label, seed=choice.seed) == choice
@@ -178,8 +185,11 @@ def _tiny_net(weights):
 
 
 TINY = BackboneSpec(
-    name="tinynet", build=_tiny_net, preprocess=lambda x: x / 127.5 - 1.0,
-    cut_levels=("pool", "dense"), input_size=(32, 32),
+    name="tinynet",
+    build=_tiny_net,
+    preprocess=lambda x: x / 127.5 - 1.0,
+    cut_levels=("pool", "dense"),
+    input_size=(32, 32),
 )
 
 
@@ -198,19 +208,36 @@ def _tiny_data(per_genre: int = 15):
         for i in range(per_genre):
             track_id = f"9{label}{i:04d}"
             split = "test" if i < 3 else ("validation" if i < 5 else "training")
-            rows.append({"track_id": track_id, "path": f"/audio/{track_id}.mp3", "genre": genre,
-                         "label": label, "split": split, "duration_s": 30.0,
-                         "sample_rate": 22050, "channels": 1})
+            rows.append(
+                {
+                    "track_id": track_id,
+                    "path": f"/audio/{track_id}.mp3",
+                    "genre": genre,
+                    "label": label,
+                    "split": split,
+                    "duration_s": 30.0,
+                    "sample_rate": 22050,
+                    "channels": 1,
+                }
+            )
             spec = rng.normal(-60, 5, SPEC_SHAPE).astype(np.float32)
             band = 20 + 40 * label
-            spec[band:band + 12] += 40
+            spec[band : band + 12] += 40
             specs[track_id] = spec
     tracks = pd.DataFrame(rows)
     loaders = {t: (lambda s=s: s) for t, s in specs.items()}
     # Deliberately bad: one NaN spectrogram, one track without a spectrogram.
     loaders["999001"] = lambda: np.full(SPEC_SHAPE, np.nan, dtype=np.float32)
-    bad = {"track_id": "999001", "path": "/audio/nan.mp3", "genre": "Rock", "label": 2,
-           "split": "training", "duration_s": 30.0, "sample_rate": 22050, "channels": 1}
+    bad = {
+        "track_id": "999001",
+        "path": "/audio/nan.mp3",
+        "genre": "Rock",
+        "label": 2,
+        "split": "training",
+        "duration_s": 30.0,
+        "sample_rate": 22050,
+        "channels": 1,
+    }
     lost = {**bad, "track_id": "999002", "path": "/audio/lost.mp3"}
     tracks = pd.concat([tracks, pd.DataFrame([bad, lost])], ignore_index=True)
     return tracks, loaders
@@ -232,10 +259,17 @@ def _params(**overrides):
         "classifiers": {
             "svm_linear": {"grid": {"C": [0.01, 1]}},
             "svm_rbf": {"fixed": {"kernel": "rbf"}, "grid": {"C": [1, 10], "gamma": [0.01]}},
-            "mlp": {"fixed": {"activation": "relu", "solver": "adam", "batch_size": 32,
-                              "learning_rate_init": 0.001, "early_stopping": True,
-                              "max_iter": 50},
-                    "grid": {"hidden_layer_sizes": [[16]], "alpha": [0.01]}},
+            "mlp": {
+                "fixed": {
+                    "activation": "relu",
+                    "solver": "adam",
+                    "batch_size": 32,
+                    "learning_rate_init": 0.001,
+                    "early_stopping": True,
+                    "max_iter": 50,
+                },
+                "grid": {"hidden_layer_sizes": [[16]], "alpha": [0.01]},
+            },
         },
     }
     params.update(overrides)
@@ -273,7 +307,8 @@ def test_transfer_pipeline_on_tiny_data(tmp_path, tiny_backbone, mlflow_store):
     assert set(results["classifier"]) == {"svm_linear", "svm_rbf", "mlp"}
     assert set(results["weights"]) == {"random"}
     assert dict(zip(results["cut_level"], results["feature_size"], strict=False)) == {
-        "dense": 16, "pool": 7 * 7 * 4,
+        "dense": 16,
+        "pool": 7 * 7 * 4,
     }
     assert (results["n_components"] <= results["feature_size"]).all()
     assert (results["n_components"] >= 1).all()
@@ -296,8 +331,10 @@ def test_transfer_pipeline_on_tiny_data(tmp_path, tiny_backbone, mlflow_store):
     assert best["model"].predict(np.zeros((1, n_features), dtype=np.float32)).shape == (1,)
     assert catalog.load("transfer_best_confusion_matrix").axes
     # test accuracies with their 95 % Wilson interval; CV accuracies with their fold spread
-    assert ((results["test_accuracy_ci_low"] <= results["test_accuracy"])
-            & (results["test_accuracy"] <= results["test_accuracy_ci_high"])).all()
+    assert (
+        (results["test_accuracy_ci_low"] <= results["test_accuracy"])
+        & (results["test_accuracy"] <= results["test_accuracy_ci_high"])
+    ).all()
     assert (results["cv_accuracy_std"] >= 0).all()
     # the best model's test predictions, and out-of-fold ones for the validation tracks
     test = catalog.load("transfer_test_predictions")
@@ -305,8 +342,9 @@ def test_transfer_pipeline_on_tiny_data(tmp_path, tiny_backbone, mlflow_store):
     assert set(test["track_id"]) <= set(held["track_id"]) and len(test) == results["n_test"][0]
     assert (test["predicted"] == test["label"]).mean() == pytest.approx(best["test_accuracy"])
     validation = catalog.load("transfer_validation_predictions")
-    assert set(validation["track_id"]) <= set(tracks.loc[tracks["split"] == "validation",
-                                                         "track_id"])
+    assert set(validation["track_id"]) <= set(
+        tracks.loc[tracks["split"] == "validation", "track_id"]
+    )
     assert len(validation) > 0
     assert np.allclose(validation.filter(like="prob_").sum(axis=1), 1.0)
 
@@ -387,6 +425,7 @@ def test_rerun_with_a_spectrogram_store_reads_no_spectrogram(tmp_path, tiny_back
         def load():
             reads.append(track_id)
             return loader()
+
         return load
 
     def store_view(tags):

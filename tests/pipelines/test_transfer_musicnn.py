@@ -47,7 +47,7 @@ def _clip(genre_index: int, i: int) -> np.ndarray:
         y = sum(np.sin(2 * np.pi * f * h * t) / h for h in (1, 2, 3))
     else:
         y = 0.3 * rng.normal(size=t.size)
-        y *= (np.sin(2 * np.pi * (4 + i) * t) > 0.6)
+        y *= np.sin(2 * np.pi * (4 + i) * t) > 0.6
         y += 0.3 * np.sin(2 * np.pi * 2000 * (1 + 0.03 * i) * t)
     return (0.3 * y / np.abs(y).max()).astype(np.float32)
 
@@ -62,13 +62,32 @@ def tiny_tracks(tmp_path_factory):
             path = root / f"{track_id}.wav"
             sf.write(path, _clip(label, i), RATE)
             split = "test" if i < 2 else "training"
-            rows.append({"track_id": track_id, "path": str(path), "genre": genre,
-                         "label": label, "split": split, "duration_s": SECONDS,
-                         "sample_rate": RATE, "channels": 1})
+            rows.append(
+                {
+                    "track_id": track_id,
+                    "path": str(path),
+                    "genre": genre,
+                    "label": label,
+                    "split": split,
+                    "duration_s": SECONDS,
+                    "sample_rate": RATE,
+                    "channels": 1,
+                }
+            )
     broken = root / "broken.mp3"
     broken.write_bytes(b"not audio at all")
-    rows.append({"track_id": "999001", "path": str(broken), "genre": "Folk", "label": 1,
-                 "split": "training", "duration_s": 30.0, "sample_rate": RATE, "channels": 1})
+    rows.append(
+        {
+            "track_id": "999001",
+            "path": str(broken),
+            "genre": "Folk",
+            "label": 1,
+            "split": "training",
+            "duration_s": 30.0,
+            "sample_rate": RATE,
+            "channels": 1,
+        }
+    )
     return pd.DataFrame(rows)
 
 
@@ -132,7 +151,8 @@ def test_musicnn_through_the_transfer_pipeline(tmp_path, tiny_tracks, mlflow_sto
     assert len(results) == 4  # 2 cut levels x 2 classifiers
     assert set(results["backbone"]) == {"musicnn"} and set(results["weights"]) == {"msd"}
     assert dict(zip(results["cut_level"], results["feature_size"], strict=False)) == {
-        "penultimate": 200, "tags": 50,
+        "penultimate": 200,
+        "tags": 50,
     }
     assert (results["extract_ms_per_image"] > 0).all()
     # Pretrained music features separate tones from noisy clicks.
@@ -175,9 +195,17 @@ def test_musicnn_through_the_transfer_pipeline(tmp_path, tiny_tracks, mlflow_sto
 
 
 def test_prediction_refuses_features_from_other_weights():
-    bundle = {"backbone": "musicnn", "cut_level": "penultimate", "weights": "msd",
-              "weights_fingerprint": "mtt", "random_seed": None, "input_kind": "audio",
-              "audio_duration_s": 3.5, "class_names": GENRES, "model": None}
+    bundle = {
+        "backbone": "musicnn",
+        "cut_level": "penultimate",
+        "weights": "msd",
+        "weights_fingerprint": "mtt",
+        "random_seed": None,
+        "input_kind": "audio",
+        "audio_duration_s": 3.5,
+        "class_names": GENRES,
+        "model": None,
+    }
     predictor = TransferPredictor(bundle=bundle, spectrogram_settings={"duration_s": 29.7})
     with pytest.raises(Exception, match="retrain the transfer pipeline"):
         predictor.extractor()
@@ -185,5 +213,6 @@ def test_prediction_refuses_features_from_other_weights():
 
 def test_unknown_musicnn_cut_level_is_a_clear_error():
     with pytest.raises(ValueError, match="fc2"):
-        AudioEmbeddingExtractor(get_backbone("musicnn"), resolve_weights("msd", "musicnn"),
-                                ("fc2",), AudioWindow())
+        AudioEmbeddingExtractor(
+            get_backbone("musicnn"), resolve_weights("msd", "musicnn"), ("fc2",), AudioWindow()
+        )

@@ -124,11 +124,18 @@ class AudioCollectionDataset(AbstractDataset[None, AudioCollection]):
         tracks = pd.DataFrame({"relpath": relpaths, "genre": genres})
         files = {rel: AudioFile(str((root / rel).resolve())) for rel in relpaths}
         return AudioCollection(
-            "folder", str(root), None, tracks, None, files,
-            split_table=_read_path_table(self._split_file, "ingestion.split_file",
-                                         ["path", "split"]),
-            track_metadata=_read_path_table(self._metadata_file, "ingestion.metadata_file",
-                                            ["path"]),
+            "folder",
+            str(root),
+            None,
+            tracks,
+            None,
+            files,
+            split_table=_read_path_table(
+                self._split_file, "ingestion.split_file", ["path", "split"]
+            ),
+            track_metadata=_read_path_table(
+                self._metadata_file, "ingestion.metadata_file", ["path"]
+            ),
         )
 
     def save(self, data: None) -> None:
@@ -148,9 +155,7 @@ class AudioCollectionDataset(AbstractDataset[None, AudioCollection]):
         }
 
 
-def _read_path_table(path: Path | None, parameter: str, required: list[str]) -> (
-    pd.DataFrame | None
-):
+def _read_path_table(path: Path | None, parameter: str, required: list[str]) -> pd.DataFrame | None:
     """A small CSV keyed by file path relative to the collection folder, checked for its
     columns; None when not configured."""
     if path is None:
@@ -167,8 +172,12 @@ def _read_path_table(path: Path | None, parameter: str, required: list[str]) -> 
             f"{parameter}={path} lacks column(s) {missing}: expected {required} with paths "
             f"relative to ingestion.folder; it has {list(table.columns)}."
         )
-    table["path"] = (table["path"].str.strip().str.replace("\\", "/", regex=False)
-                     .str.replace(r"^(\./)+", "", regex=True))
+    table["path"] = (
+        table["path"]
+        .str.strip()
+        .str.replace("\\", "/", regex=False)
+        .str.replace(r"^(\./)+", "", regex=True)
+    )
     duplicated = table["path"][table["path"].duplicated()].unique().tolist()
     if duplicated:
         raise DatasetError(f"{parameter}={path} lists these paths twice: {duplicated[:5]}.")

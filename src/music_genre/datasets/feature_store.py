@@ -149,8 +149,9 @@ def scan_parts(folder: Path, names: Sequence[str]) -> dict[tuple[str, str], _Loc
                     continue
                 ids, digests = npz["item_id"], npz["digest"]
         except Exception as exc:  # noqa: BLE001 - a damaged part is recomputed, and said so
-            logger.warning("Ignoring unreadable feature part %s (%s); it will be recomputed",
-                           part, exc)
+            logger.warning(
+                "Ignoring unreadable feature part %s (%s); it will be recomputed", part, exc
+            )
             continue
         for row, (item, digest) in enumerate(zip(ids.tolist(), digests.tolist(), strict=True)):
             index[(str(item), str(digest))] = _Location(part, row)
@@ -193,7 +194,10 @@ class FeatureStoreDataset(AbstractDataset[Sequence[FeatureJob], FeatureStore]):
             tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
         logger.info(
             "Features %s: %d items computed, %d already stored, %d failed",
-            job.key, written, len(job.current) - written, len(failures),
+            job.key,
+            written,
+            len(job.current) - written,
+            len(failures),
         )
 
     @staticmethod

@@ -36,7 +36,9 @@ class KerasModelDataset(AbstractDataset[Any, Any]):
         import keras
 
         if not self._filepath.is_file():
-            raise DatasetError(f"Model file {self._filepath} not found: run the pipeline that trains it")
+            raise DatasetError(
+                f"Model file {self._filepath} not found: run the pipeline that trains it"
+            )
         return keras.models.load_model(self._filepath, **self._load_args)
 
     def save(self, data: Any) -> None:

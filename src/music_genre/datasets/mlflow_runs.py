@@ -65,7 +65,9 @@ def log_model(model: Any, name: str = "model") -> str | None:
 
     if isinstance(model, BaseEstimator):
         mlflow.sklearn.log_model(
-            model, name=name, pip_requirements=_pinned("scikit-learn", "numpy", "scipy"),
+            model,
+            name=name,
+            pip_requirements=_pinned("scikit-learn", "numpy", "scipy"),
             skops_trusted_types=_own_skops_types(model),
         )
         return "sklearn"

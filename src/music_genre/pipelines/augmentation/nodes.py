@@ -37,7 +37,8 @@ def training_track_ids(tracks: pd.DataFrame, spectrograms: Mapping[str, Any]) ->
     if len(available) < len(training):
         logger.warning(
             "%d training track(s) have no spectrogram and get no augmented copies (see "
-            "bad_tracks_spectrogram.csv)", len(training) - len(available),
+            "bad_tracks_spectrogram.csv)",
+            len(training) - len(available),
         )
     return available
 
@@ -73,14 +74,19 @@ def augment_training_spectrograms(
     logger.info(
         "Augmentation (settings %s, mask value %s): %d training spectrograms, %d already "
         "augmented, %d to augment (x%d)",
-        fingerprint, settings["mask_value"], len(track_ids), len(track_ids) - len(todo),
-        len(todo), len(MASK_KINDS),
+        fingerprint,
+        settings["mask_value"],
+        len(track_ids),
+        len(track_ids) - len(todo),
+        len(todo),
+        len(MASK_KINDS),
     )
     yield SpectrogramBatch(fingerprint, store_settings, tags=tags, is_manifest=True)
 
     arrays: dict[str, np.ndarray] = {}
-    for track_id in tqdm(todo, desc="augmenting", unit="spectrogram", mininterval=1.0,
-                         disable=not todo):
+    for track_id in tqdm(
+        todo, desc="augmenting", unit="spectrogram", mininterval=1.0, disable=not todo
+    ):
         spec = spectrograms[track_id]()
         for kind in MASK_KINDS:
             copy = augment_item(spec, track_id, kind, settings)
@@ -119,8 +125,11 @@ def plot_augmentation_examples(
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), squeeze=False, layout="constrained")
-    candidates = [t for t in training_track_ids(tracks, spectrograms)
-                  if all(augmented_key(t, k) in augmented for k in MASK_KINDS)]
+    candidates = [
+        t
+        for t in training_track_ids(tracks, spectrograms)
+        if all(augmented_key(t, k) in augmented for k in MASK_KINDS)
+    ]
     if not candidates:
         for ax in axes.flat:
             ax.axis("off")

@@ -10,8 +10,12 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 augment_training_spectrograms,
-                inputs=["tracks", "log_mel_spectrograms", "augmented_spectrogram_store_index",
-                        "params:augmentation"],
+                inputs=[
+                    "tracks",
+                    "log_mel_spectrograms",
+                    "augmented_spectrogram_store_index",
+                    "params:augmentation",
+                ],
                 outputs="augmented_spectrograms",
                 name="augment_training_spectrograms",
             ),

@@ -23,7 +23,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from music_genre.augment import MASK_KINDS, augmentation_settings, augmented_key, item_seed, spec_augment
+from music_genre.augment import (
+    MASK_KINDS,
+    augmentation_settings,
+    augmented_key,
+    item_seed,
+    spec_augment,
+)
 from music_genre.cnn_model import (
     StudyCnnHyperModel,
     architecture_from_hyperparameters,
@@ -50,8 +56,18 @@ SPLITS = {"training": "train", "validation": "val", "test": "test"}
 ITEM_COLUMNS = ["key", "track_id", "genre", "label", "split", "copy"]
 SKIPPED_COLUMNS = ["key", "track_id", "genre", "split", "copy", "reason"]
 RESULT_COLUMNS = [
-    "variant", "params", "train_acc", "train_loss", "val_acc", "val_loss", "test_acc",
-    "test_loss", "test_acc_ci_low", "test_acc_ci_high", "n_test", "inference_seconds",
+    "variant",
+    "params",
+    "train_acc",
+    "train_loss",
+    "val_acc",
+    "val_loss",
+    "test_acc",
+    "test_loss",
+    "test_acc_ci_low",
+    "test_acc_ci_high",
+    "n_test",
+    "inference_seconds",
     "clips_per_second",
 ]
 
@@ -77,16 +93,29 @@ def check_cnn_params(params: Mapping[str, Any]) -> None:
             raise ValueError(f"cnn.{path} must be an integer >= {minimum} {where}, got {value!r}")
 
     _augmentation_mode(params)
-    for path in ("seed", "training.batch_size", "training.epochs", "tuning.max_epochs",
-                 "tuning.hyperband_iterations", "evaluation.batch_size", "timing.repeats",
-                 "timing.throughput_clips", "timing.batch_size", "architecture.kernel_size"):
+    for path in (
+        "seed",
+        "training.batch_size",
+        "training.epochs",
+        "tuning.max_epochs",
+        "tuning.hyperband_iterations",
+        "evaluation.batch_size",
+        "timing.repeats",
+        "timing.throughput_clips",
+        "timing.batch_size",
+        "architecture.kernel_size",
+    ):
         positive_int(path, 0 if path == "seed" else 1)
     positive_int("tuning.factor", 2)
     filters = get("architecture.filters")
-    if not isinstance(filters, list) or len(filters) != 4 or not all(
-            isinstance(f, int) and f > 0 for f in filters):
-        raise ValueError(f"cnn.architecture.filters must be 4 positive integers {where}, "
-                         f"got {filters!r}")
+    if (
+        not isinstance(filters, list)
+        or len(filters) != 4
+        or not all(isinstance(f, int) and f > 0 for f in filters)
+    ):
+        raise ValueError(
+            f"cnn.architecture.filters must be 4 positive integers {where}, got {filters!r}"
+        )
     if not 0 <= float(get("batch_norm_momentum")) < 1:
         raise ValueError(f"cnn.batch_norm_momentum must be in [0, 1) {where}")
     if not 0 <= float(get("architecture.dropout")) < 1:
@@ -99,9 +128,11 @@ def check_cnn_params(params: Mapping[str, Any]) -> None:
     for name in ("kernel_size", "filters"):
         bounds = space.get(name) if isinstance(space, Mapping) else None
         if not isinstance(bounds, Mapping) or not 1 <= int(bounds.get("min", 0)) <= int(
-                bounds.get("max", 0)):
-            raise ValueError(f"cnn.tuning.search_space.{name} needs 1 <= min <= max {where}, "
-                             f"got {bounds!r}")
+            bounds.get("max", 0)
+        ):
+            raise ValueError(
+                f"cnn.tuning.search_space.{name} needs 1 <= min <= max {where}, got {bounds!r}"
+            )
     for name in ("dropout", "learning_rate"):
         if not isinstance(space.get(name), list) or not space[name]:
             raise ValueError(f"cnn.tuning.search_space.{name} must be a non-empty list {where}")
@@ -135,8 +166,13 @@ def select_cnn_items(
 
     def check(store: Store, key: str, row: dict[str, Any], store_name: str) -> None:
         if key not in store:
-            skipped.append({**row, "key": key, "reason": f"not in {store_name} (see that "
-                            "pipeline's bad-tracks report)"})
+            skipped.append(
+                {
+                    **row,
+                    "key": key,
+                    "reason": f"not in {store_name} (see that pipeline's bad-tracks report)",
+                }
+            )
             return
         reason, shape = _check_spectrogram(store[key])
         if reason:
@@ -146,24 +182,45 @@ def select_cnn_items(
             items.append({**row, "key": key})
 
     for track in tracks.itertuples(index=False):
-        row = {"track_id": str(track.track_id), "genre": str(track.genre),
-               "label": int(track.label), "split": str(track.split), "copy": "original"}
+        row = {
+            "track_id": str(track.track_id),
+            "genre": str(track.genre),
+            "label": int(track.label),
+            "split": str(track.split),
+            "copy": "original",
+        }
         if row["split"] not in SPLITS:
-            skipped.append({**row, "key": row["track_id"],
-                            "reason": f"split {row['split']!r} is none of {tuple(SPLITS)}"})
+            skipped.append(
+                {
+                    **row,
+                    "key": row["track_id"],
+                    "reason": f"split {row['split']!r} is none of {tuple(SPLITS)}",
+                }
+            )
             continue
         check(log_mel_spectrograms, row["track_id"], row, "log_mel_spectrograms")
         if row["split"] == "training" and mode == "materialized":
             for kind in MASK_KINDS:
-                check(augmented_spectrograms, augmented_key(row["track_id"], kind),
-                      {**row, "copy": kind}, "augmented_spectrograms")
+                check(
+                    augmented_spectrograms,
+                    augmented_key(row["track_id"], kind),
+                    {**row, "copy": kind},
+                    "augmented_spectrograms",
+                )
     if mode == "materialized":
         expected = {item["key"] for item in items} | {s["key"] for s in skipped}
         for key in sorted(set(augmented_spectrograms) - expected):
-            skipped.append({"key": key, "track_id": key.rpartition("__")[0], "genre": None,
-                            "split": None, "copy": key.rpartition("__")[2],
-                            "reason": "augmented copy of no training track in tracks "
-                                      "(validation and test are never augmented): not used"})
+            skipped.append(
+                {
+                    "key": key,
+                    "track_id": key.rpartition("__")[0],
+                    "genre": None,
+                    "split": None,
+                    "copy": key.rpartition("__")[2],
+                    "reason": "augmented copy of no training track in tracks "
+                    "(validation and test are never augmented): not used",
+                }
+            )
 
     # One shape for all: the most common one; any other is reported, not fed to the model.
     if shapes:
@@ -174,8 +231,13 @@ def select_cnn_items(
             if str(shapes[item["key"]]) == common:
                 keep.append(item)
             else:
-                skipped.append({**item, "reason": f"shape {shapes[item['key']]} differs from "
-                                f"the other spectrograms' {common}: re-run the spectrogram pipeline"})
+                skipped.append(
+                    {
+                        **item,
+                        "reason": f"shape {shapes[item['key']]} differs from "
+                        f"the other spectrograms' {common}: re-run the spectrogram pipeline",
+                    }
+                )
         items = keep
     # A masked copy without its original would tilt the augmented training set: leave it out.
     originals = {item["track_id"] for item in items if item["copy"] == "original"}
@@ -186,8 +248,11 @@ def select_cnn_items(
     report = pd.DataFrame(skipped, columns=SKIPPED_COLUMNS)
     _validate_items(table, tracks)
     if len(report):
-        logger.warning("CNN: %d spectrograms left out (see cnn_skipped_items): %s",
-                       len(report), report["reason"].value_counts().to_dict())
+        logger.warning(
+            "CNN: %d spectrograms left out (see cnn_skipped_items): %s",
+            len(report),
+            report["reason"].value_counts().to_dict(),
+        )
     logger.info("CNN items: %s", table.groupby(["split", "copy"]).size().to_dict())
     return table, report
 
@@ -207,16 +272,22 @@ def _check_spectrogram(loader: Callable[[], np.ndarray]) -> tuple[str, tuple[int
 def _validate_items(items: pd.DataFrame, tracks: pd.DataFrame) -> None:
     labels = sorted(int(v) for v in tracks["label"].unique())
     if labels != list(range(len(labels))):
-        raise ValueError(f"tracks.label must run 0..n-1, got {labels}: re-run the ingestion pipeline")
+        raise ValueError(
+            f"tracks.label must run 0..n-1, got {labels}: re-run the ingestion pipeline"
+        )
     for split in SPLITS:
         if not ((items["split"] == split) & (items["copy"] == "original")).any():
             raise ValueError(f"No usable {split} spectrogram: see cnn_skipped_items for why")
-    trained = set(items.loc[(items["split"] == "training") & (items["copy"] == "original"), "label"])
+    trained = set(
+        items.loc[(items["split"] == "training") & (items["copy"] == "original"), "label"]
+    )
     lacking = sorted(set(labels) - trained)
     if lacking:
         genres = tracks.loc[tracks["label"].isin(lacking), "genre"].unique().tolist()
-        raise ValueError(f"No usable training spectrogram for genres {genres}: the CNN cannot "
-                         "learn them; see cnn_skipped_items and the spectrogram pipeline's report")
+        raise ValueError(
+            f"No usable training spectrogram for genres {genres}: the CNN cannot "
+            "learn them; see cnn_skipped_items and the spectrogram pipeline's report"
+        )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -244,8 +315,9 @@ class _FreshMask:
     the original through :func:`music_genre.augment.spec_augment`, the same implementation as
     the materialized copies, with a generator seeded by the copy's key (reproducible runs)."""
 
-    def __init__(self, loader: Callable[[], np.ndarray], kind: str, key: str,
-                 settings: Mapping[str, Any]) -> None:
+    def __init__(
+        self, loader: Callable[[], np.ndarray], kind: str, key: str, settings: Mapping[str, Any]
+    ) -> None:
         self._loader, self._kind, self._settings = loader, kind, dict(settings)
         self._rng = np.random.default_rng(item_seed(settings["seed"], key))
 
@@ -267,7 +339,9 @@ def _training_stream(
     epoch from the original when ``augmentation_mode`` is ``on_the_fly``)."""
     training = items[items["split"] == "training"]
     originals = training[training["copy"] == "original"]
-    loaders: dict[str, Callable[[], np.ndarray]] = {k: log_mel_spectrograms[k] for k in originals["key"]}
+    loaders: dict[str, Callable[[], np.ndarray]] = {
+        k: log_mel_spectrograms[k] for k in originals["key"]
+    }
     rows = originals
     if augmented:
         mode = _augmentation_mode(params)
@@ -276,7 +350,8 @@ def _training_stream(
             if copies.empty:
                 raise ValueError(
                     "No augmented spectrogram to train the augmented variants on: run the "
-                    "augmentation pipeline first, or set cnn.augmentation_mode: on_the_fly")
+                    "augmentation pipeline first, or set cnn.augmentation_mode: on_the_fly"
+                )
             loaders.update({k: augmented_spectrograms[k] for k in copies["key"]})
             rows = pd.concat([originals, copies])
         else:
@@ -290,8 +365,13 @@ def _training_stream(
             rows = pd.concat([originals, pd.DataFrame(copies, columns=ITEM_COLUMNS)])
     batch_size = int(params["training"]["batch_size"])
     stream = spectrogram_tf_dataset(
-        loaders, rows["key"].tolist(), rows["label"].to_numpy(), batch_size=batch_size,
-        shuffle=True, seed=int(params["seed"]), transform=_add_channel,
+        loaders,
+        rows["key"].tolist(),
+        rows["label"].to_numpy(),
+        batch_size=batch_size,
+        shuffle=True,
+        seed=int(params["seed"]),
+        transform=_add_channel,
     )
     return _with_length(stream, len(rows), batch_size), len(rows)
 
@@ -303,13 +383,17 @@ def _with_length(stream: Any, n_items: int, batch_size: int) -> Any:
     return stream.apply(tf.data.experimental.assert_cardinality(math.ceil(n_items / batch_size)))
 
 
-def _split_stream(items: pd.DataFrame, log_mel_spectrograms: Store, split: str,
-                  batch_size: int) -> tuple[Any, pd.DataFrame]:
+def _split_stream(
+    items: pd.DataFrame, log_mel_spectrograms: Store, split: str, batch_size: int
+) -> tuple[Any, pd.DataFrame]:
     """One split's original spectrograms, in table order (never augmented, never shuffled)."""
     rows = items[(items["split"] == split) & (items["copy"] == "original")]
     stream = spectrogram_tf_dataset(
-        log_mel_spectrograms, rows["key"].tolist(), rows["label"].to_numpy(),
-        batch_size=batch_size, transform=_add_channel,
+        log_mel_spectrograms,
+        rows["key"].tolist(),
+        rows["label"].to_numpy(),
+        batch_size=batch_size,
+        transform=_add_channel,
     )
     return _with_length(stream, len(rows), batch_size), rows
 
@@ -348,17 +432,28 @@ def tune_cnn_hyperparameters(
     spec = _variant(variant)
     tuning = params["tuning"]
     shape = _input_shape(items, log_mel_spectrograms)
-    train_stream, n_train = _training_stream(items, log_mel_spectrograms, augmented_spectrograms,
-                                             params, augmentation_params, spec["augmented"])
-    val_stream, _ = _split_stream(items, log_mel_spectrograms, "validation",
-                                  int(params["training"]["batch_size"]))
+    train_stream, n_train = _training_stream(
+        items,
+        log_mel_spectrograms,
+        augmented_spectrograms,
+        params,
+        augmentation_params,
+        spec["augmented"],
+    )
+    val_stream, _ = _split_stream(
+        items, log_mel_spectrograms, "validation", int(params["training"]["batch_size"])
+    )
     fingerprint = search_fingerprint(items, params, augmentation_params, variant)
     project = f"{variant}_{fingerprint}"
     keras.utils.set_random_seed(int(params["seed"]))
     tuner = keras_tuner.Hyperband(
-        StudyCnnHyperModel(_n_classes(items), tuning["search_space"], input_shape=shape,
-                           quantize=bool(params["quantize"]),
-                           batch_norm_momentum=float(params["batch_norm_momentum"])),
+        StudyCnnHyperModel(
+            _n_classes(items),
+            tuning["search_space"],
+            input_shape=shape,
+            quantize=bool(params["quantize"]),
+            batch_norm_momentum=float(params["batch_norm_momentum"]),
+        ),
         objective=tuning["objective"],
         max_epochs=int(tuning["max_epochs"]),
         factor=int(tuning["factor"]),
@@ -369,21 +464,39 @@ def tune_cnn_hyperparameters(
         overwrite=False,
     )
     done = sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
-    logger.info("Hyperband %s: %s/%s on %d training items (%d trials already done)",
-                variant, tuning["directory"], project, n_train, done)
+    logger.info(
+        "Hyperband %s: %s/%s on %d training items (%d trials already done)",
+        variant,
+        tuning["directory"],
+        project,
+        n_train,
+        done,
+    )
     callbacks = [_early_stopping(params)] if tuning.get("early_stopping", True) else []
-    tuner.search(train_stream, validation_data=val_stream, callbacks=callbacks, shuffle=False,
-                 verbose=int(params["verbose"]))
+    tuner.search(
+        train_stream,
+        validation_data=val_stream,
+        callbacks=callbacks,
+        shuffle=False,
+        verbose=int(params["verbose"]),
+    )
     trials = sorted(tuner.oracle.trials.values(), key=lambda t: t.trial_id)
     for trial in trials:
         if trial.status != "COMPLETED":
-            logger.warning("Hyperband %s: trial %s ended %s: %s", variant, trial.trial_id,
-                           trial.status, (trial.message or "").strip().splitlines()[-1:])
+            logger.warning(
+                "Hyperband %s: trial %s ended %s: %s",
+                variant,
+                trial.trial_id,
+                trial.status,
+                (trial.message or "").strip().splitlines()[-1:],
+            )
     # get_best_trials pads with unfinished trials: only a completed one may win.
     best = [t for t in tuner.oracle.get_best_trials(len(trials)) if t.status == "COMPLETED"]
     if not best:
-        raise RuntimeError(f"Hyperband for {variant} completed no trial (see the warnings above "
-                           f"and {tuning['directory']}/{project}/trial_*/trial.json)")
+        raise RuntimeError(
+            f"Hyperband for {variant} completed no trial (see the warnings above "
+            f"and {tuning['directory']}/{project}/trial_*/trial.json)"
+        )
     return {
         "variant": variant,
         "objective": tuning["objective"],
@@ -391,22 +504,33 @@ def tune_cnn_hyperparameters(
         "best_score": _float_or_none(best[0].score),
         "best_trial_id": best[0].trial_id,
         "trials": [
-            {"trial_id": t.trial_id, "status": t.status, "score": _float_or_none(t.score),
-             "epochs": t.hyperparameters.values.get("tuner/epochs"),
-             "values": _search_values(t.hyperparameters.values)}
+            {
+                "trial_id": t.trial_id,
+                "status": t.status,
+                "score": _float_or_none(t.score),
+                "epochs": t.hyperparameters.values.get("tuner/epochs"),
+                "values": _search_values(t.hyperparameters.values),
+            }
             for t in trials
         ],
         "search": {
-            "max_epochs": int(tuning["max_epochs"]), "factor": int(tuning["factor"]),
+            "max_epochs": int(tuning["max_epochs"]),
+            "factor": int(tuning["factor"]),
             "hyperband_iterations": int(tuning["hyperband_iterations"]),
-            "seed": int(params["seed"]), "project_dir": f"{tuning['directory']}/{project}",
-            "training_items": n_train, "search_space": tuning["search_space"],
+            "seed": int(params["seed"]),
+            "project_dir": f"{tuning['directory']}/{project}",
+            "training_items": n_train,
+            "search_space": tuning["search_space"],
         },
     }
 
 
-def search_fingerprint(items: pd.DataFrame, params: Mapping[str, Any],
-                       augmentation_params: Mapping[str, Any], variant: str) -> str:
+def search_fingerprint(
+    items: pd.DataFrame,
+    params: Mapping[str, Any],
+    augmentation_params: Mapping[str, Any],
+    variant: str,
+) -> str:
     """12 hex digits naming one search: its settings and the items it reads."""
     augmented = _variant(variant)["augmented"]
     used = items[items["split"].isin(["training", "validation"])]
@@ -414,9 +538,11 @@ def search_fingerprint(items: pd.DataFrame, params: Mapping[str, Any],
         "variant": variant,
         "tuning": {k: v for k, v in params["tuning"].items() if k != "directory"},
         # what a trial's training depends on (not the final training's epochs or learning rate)
-        "training": {k: v for k, v in params["training"].items()
-                     if k in ("batch_size", "early_stopping")},
-        "seed": params["seed"], "quantize": params["quantize"],
+        "training": {
+            k: v for k, v in params["training"].items() if k in ("batch_size", "early_stopping")
+        },
+        "seed": params["seed"],
+        "quantize": params["quantize"],
         "batch_norm_momentum": params["batch_norm_momentum"],
         "augmentation_mode": _augmentation_mode(params) if augmented else None,
         "augmentation": augmentation_settings(augmentation_params) if augmented else None,
@@ -463,20 +589,42 @@ def train_cnn(
     else:
         architecture = {**params["architecture"], "learning_rate": training["learning_rate"]}
     shape = _input_shape(items, log_mel_spectrograms)
-    train_stream, n_train = _training_stream(items, log_mel_spectrograms, augmented_spectrograms,
-                                             params, augmentation_params, spec["augmented"])
-    val_stream, _ = _split_stream(items, log_mel_spectrograms, "validation",
-                                  int(training["batch_size"]))
+    train_stream, n_train = _training_stream(
+        items,
+        log_mel_spectrograms,
+        augmented_spectrograms,
+        params,
+        augmentation_params,
+        spec["augmented"],
+    )
+    val_stream, _ = _split_stream(
+        items, log_mel_spectrograms, "validation", int(training["batch_size"])
+    )
     keras.utils.set_random_seed(int(params["seed"]))
-    model = build_cnn(_n_classes(items), input_shape=shape, quantize=bool(params["quantize"]),
-                      batch_norm_momentum=float(params["batch_norm_momentum"]), **architecture)
+    model = build_cnn(
+        _n_classes(items),
+        input_shape=shape,
+        quantize=bool(params["quantize"]),
+        batch_norm_momentum=float(params["batch_norm_momentum"]),
+        **architecture,
+    )
     stopper = _early_stopping(params)
-    logger.info("Training %s (%d trainable parameters) on %d items for up to %d epochs",
-                variant, trainable_parameters(model), n_train, training["epochs"])
+    logger.info(
+        "Training %s (%d trainable parameters) on %d items for up to %d epochs",
+        variant,
+        trainable_parameters(model),
+        n_train,
+        training["epochs"],
+    )
     start = time.perf_counter()
-    history = model.fit(train_stream, validation_data=val_stream, epochs=int(training["epochs"]),
-                        callbacks=[stopper], shuffle=False,  # the stream shuffles itself
-                        verbose=int(params["verbose"]))
+    history = model.fit(
+        train_stream,
+        validation_data=val_stream,
+        epochs=int(training["epochs"]),
+        callbacks=[stopper],
+        shuffle=False,  # the stream shuffles itself
+        verbose=int(params["verbose"]),
+    )
     log = {
         "variant": variant,
         "architecture": {**architecture, "filters": [int(f) for f in architecture["filters"]]},
@@ -531,12 +679,18 @@ def evaluate_cnn(
         metrics[f"{prefix}_loss"] = float(np.mean(np.asarray(loss)))
         metrics[f"{prefix}_acc"] = float(np.mean(probabilities.argmax(axis=1) == y_true))
         if split == "test":
-            test = {"track_id": rows["track_id"].tolist(), "y_true": y_true.tolist(),
-                    "y_pred": probabilities.argmax(axis=1).tolist()}
+            test = {
+                "track_id": rows["track_id"].tolist(),
+                "y_true": y_true.tolist(),
+                "y_pred": probabilities.argmax(axis=1).tolist(),
+            }
             metrics.update(interval_columns(metrics["test_acc"], len(y_true)))
         if split != "training":
-            held_out[split] = {"track_id": rows["track_id"].astype(str).tolist(),
-                               "label": y_true.tolist(), "probabilities": probabilities.tolist()}
+            held_out[split] = {
+                "track_id": rows["track_id"].astype(str).tolist(),
+                "label": y_true.tolist(),
+                "probabilities": probabilities.tolist(),
+            }
     metrics.update(inference_timing(model, params["timing"]))
     class_names = _class_names(items)
     evaluation = {
@@ -569,7 +723,9 @@ def inference_timing(model: keras.Model, timing: Mapping[str, Any]) -> dict[str,
         model.predict(one, verbose=0)
         times.append(time.perf_counter() - start)
     batch_size = int(timing["batch_size"])
-    clips = rng.uniform(-80.0, 0.0, size=(int(timing["throughput_clips"]), *shape)).astype(np.float32)
+    clips = rng.uniform(-80.0, 0.0, size=(int(timing["throughput_clips"]), *shape)).astype(
+        np.float32
+    )
     model.predict(clips[:batch_size], batch_size=batch_size, verbose=0)
     start = time.perf_counter()
     model.predict(clips, batch_size=batch_size, verbose=0)
@@ -586,8 +742,9 @@ def variant_figures(evaluation: Mapping[str, Any]) -> tuple[Figure, Figure]:
     """The test confusion matrix and the learning curves of one evaluated variant."""
     variant = evaluation["variant"]
     test = evaluation["test_predictions"]
-    confusion = confusion_matrix_figure(test["y_true"], test["y_pred"], evaluation["class_names"],
-                                        title=f"{variant}: test split")
+    confusion = confusion_matrix_figure(
+        test["y_true"], test["y_pred"], evaluation["class_names"], title=f"{variant}: test split"
+    )
     training = evaluation["training"]
     curves = learning_curves_figure(
         training["history"],
@@ -612,8 +769,12 @@ def report_cnn_results(
     """``cnn_results`` (one row per variant), one MLflow run record per variant (parameters,
     metrics, per-epoch history, plots, the model), and the variant with the best validation
     accuracy (first in table order on a tie) as ``cnn_best_model`` with its description."""
-    evaluations = [cnn_evaluation, cnn_augmented_evaluation, tuned_cnn_evaluation,
-                   tuned_cnn_augmented_evaluation]
+    evaluations = [
+        cnn_evaluation,
+        cnn_augmented_evaluation,
+        tuned_cnn_evaluation,
+        tuned_cnn_augmented_evaluation,
+    ]
     models = [cnn_model, cnn_augmented_model, tuned_cnn_model, tuned_cnn_augmented_model]
     results = pd.DataFrame(
         [{"variant": e["variant"], "params": e["params"], **e["metrics"]} for e in evaluations],
@@ -633,8 +794,9 @@ def report_cnn_results(
         "spectrogram_settings": chosen["training"].get("spectrogram_settings", {}),
         "architecture": chosen["training"]["architecture"],
     }
-    logger.info("Best CNN variant by validation accuracy: %s (%.4f)", info["variant"],
-                info["val_acc"])
+    logger.info(
+        "Best CNN variant by validation accuracy: %s (%.4f)", info["variant"], info["val_acc"]
+    )
     return results, runs, models[best], info
 
 
@@ -682,7 +844,12 @@ def best_cnn_predictions(
     tables = []
     for split in ("validation", "test"):
         part = chosen["held_out_probabilities"][split]
-        tables.append(prediction_table(part["track_id"], part["label"],
-                                       np.asarray(part["probabilities"]),
-                                       chosen["class_names"]))
+        tables.append(
+            prediction_table(
+                part["track_id"],
+                part["label"],
+                np.asarray(part["probabilities"]),
+                chosen["class_names"],
+            )
+        )
     return tables[0], tables[1]

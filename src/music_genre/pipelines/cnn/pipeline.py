@@ -40,10 +40,18 @@ def _variant_nodes(variant: str, tuned: bool) -> list:
         ),
         node(
             _for_variant(evaluate_cnn, variant),
-            inputs=[f"{variant}_model", f"{variant}_training_log", "cnn_items",
-                    "log_mel_spectrograms", "params:cnn"],
-            outputs=[f"{variant}_evaluation", f"{variant}_confusion_matrix",
-                     f"{variant}_learning_curves"],
+            inputs=[
+                f"{variant}_model",
+                f"{variant}_training_log",
+                "cnn_items",
+                "log_mel_spectrograms",
+                "params:cnn",
+            ],
+            outputs=[
+                f"{variant}_evaluation",
+                f"{variant}_confusion_matrix",
+                f"{variant}_learning_curves",
+            ],
             name=f"evaluate_{variant}",
         ),
     ]

@@ -36,8 +36,17 @@ logger = logging.getLogger(__name__)
 
 SOURCES = ("fma_csv", "extract")
 RESULT_COLUMNS = [
-    "units", "parameters", "train_loss", "val_loss", "test_loss", "train_acc", "val_acc",
-    "test_acc", "test_acc_ci_low", "test_acc_ci_high", "n_test",
+    "units",
+    "parameters",
+    "train_loss",
+    "val_loss",
+    "test_loss",
+    "train_acc",
+    "val_acc",
+    "test_acc",
+    "test_acc_ci_low",
+    "test_acc_ci_high",
+    "n_test",
 ]
 MODEL_INPUT_INDEX = ["track_id", "split", "label", "genre"]
 _SPLIT_PREFIX = {"training": "train", "validation": "val", "test": "test"}
@@ -100,7 +109,9 @@ def extract_handcrafted_features(
             pending.append((track_id, path, provenance))
     logger.info(
         "Handcrafted features: %d of %d tracks to extract (%d reused from earlier runs)",
-        len(pending), len(tracks), len(tracks) - len(pending),
+        len(pending),
+        len(tracks),
+        len(tracks) - len(pending),
     )
     if not pending:
         yield {}
@@ -111,7 +122,9 @@ def extract_handcrafted_features(
     )
     batch: dict[str, FeatureRow] = {}
     for (track_id, _, _), row in tqdm(
-        zip(pending, jobs, strict=True), total=len(pending), desc="handcrafted features",
+        zip(pending, jobs, strict=True),
+        total=len(pending),
+        desc="handcrafted features",
         unit="track",
     ):
         batch[track_id] = row
@@ -186,7 +199,11 @@ def build_feature_table(
     bad = _bad_rows(tracks, reasons).sort_values("track_id").reset_index(drop=True)
     logger.info(
         "Handcrafted feature table (%s): %d tracks x %d features; %d tracks reported in "
-        "bad_tracks_handcrafted", params["source"], len(table), table.shape[1], len(bad),
+        "bad_tracks_handcrafted",
+        params["source"],
+        len(table),
+        table.shape[1],
+        len(bad),
     )
     if table.empty:
         raise ValueError(
@@ -224,7 +241,8 @@ def standardize_features(
     model_input = pd.DataFrame(standardized, index=index, columns=features.columns)
     logger.info(
         "Standardized %d tracks with training-split statistics (%d training tracks)",
-        len(model_input), int(is_train.sum()),
+        len(model_input),
+        int(is_train.sum()),
     )
     return model_input, scaler
 
@@ -306,7 +324,10 @@ def _train_one(
     keras.utils.set_random_seed(int(params["seed"]))  # each configuration reproducible alone
     x_train, y_train = data["training"]
     model = build_mlp(
-        x_train.shape[1], len(names), hidden_units, float(params["learning_rate"]),
+        x_train.shape[1],
+        len(names),
+        hidden_units,
+        float(params["learning_rate"]),
         float(params["l2"]),
     )
     stopper = keras.callbacks.EarlyStopping(
@@ -367,8 +388,11 @@ def _train_one(
     }
     logger.info(
         "MLP %s: %d parameters, %d epochs, val acc %.3f, test acc %.3f",
-        label, record["params"]["parameters"], record["params"]["epochs_trained"],
-        metrics["val_acc"], metrics["test_acc"],
+        label,
+        record["params"]["parameters"],
+        record["params"]["epochs_trained"],
+        metrics["val_acc"],
+        metrics["test_acc"],
     )
     return record, model
 
@@ -395,8 +419,11 @@ def train_mlp_sweep(
         records.append(record)
         models.append(model)
         rows.append(
-            {"units": record["params"]["units"], "parameters": record["params"]["parameters"],
-             **record["metrics"]}
+            {
+                "units": record["params"]["units"],
+                "parameters": record["params"]["parameters"],
+                **record["metrics"],
+            }
         )
     results = pd.DataFrame(rows).reindex(columns=RESULT_COLUMNS)
     best = int(
@@ -415,7 +442,9 @@ def plot_confusion_matrix(model: Any, model_input: pd.DataFrame) -> Figure:
     predicted = _predict(model, x_test)
     hidden = [layer.units for layer in model.layers[:-1]]
     return confusion_matrix_figure(
-        y_test, predicted, class_names(model_input),
+        y_test,
+        predicted,
+        class_names(model_input),
         f"Handcrafted MLP {units_label(hidden)} (best by validation accuracy): test",
     )
 
@@ -430,8 +459,12 @@ def predict_held_out_tracks(
     tables = []
     for split in ("validation", "test"):
         part = model_input[model_input.index.get_level_values("split") == split]
-        tables.append(prediction_table(
-            part.index.get_level_values("track_id"), part.index.get_level_values("label"),
-            _probabilities(model, part.to_numpy(np.float32)), names,
-        ))
+        tables.append(
+            prediction_table(
+                part.index.get_level_values("track_id"),
+                part.index.get_level_values("label"),
+                _probabilities(model, part.to_numpy(np.float32)),
+                names,
+            )
+        )
     return tables[0], tables[1]

@@ -25,9 +25,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 build_feature_table,
-                inputs=[
-                    "tracks", "handcrafted_feature_rows", "fma_features", "params:handcrafted"
-                ],
+                inputs=["tracks", "handcrafted_feature_rows", "fma_features", "params:handcrafted"],
                 outputs=["handcrafted_features", "bad_tracks_handcrafted"],
                 name="build_handcrafted_feature_table",
             ),

@@ -24,7 +24,14 @@ logger = logging.getLogger(__name__)
 SPLITS = ("training", "validation", "test")
 BAD_TRACK_COLUMNS = ["track_id", "path", "genre", "split", "stage", "reason"]
 TRACK_COLUMNS = [
-    "track_id", "path", "genre", "label", "split", "duration_s", "sample_rate", "channels",
+    "track_id",
+    "path",
+    "genre",
+    "label",
+    "split",
+    "duration_s",
+    "sample_rate",
+    "channels",
 ]
 
 
@@ -196,7 +203,10 @@ def _reusable_probes(probed: pd.DataFrame, previous: pd.DataFrame | None) -> pd.
     earlier = earlier.drop_duplicates("path").set_index("path")
     keyed = probed[["path", *FILE_STAMP_COLUMNS]].merge(
         earlier[FILE_STAMP_COLUMNS + PROBE_COLUMNS],
-        how="left", left_on="path", right_index=True, suffixes=("", "_earlier"),
+        how="left",
+        left_on="path",
+        right_index=True,
+        suffixes=("", "_earlier"),
     )
     same = (keyed["file_size"] >= 0) & keyed[[f"{c}_earlier" for c in FILE_STAMP_COLUMNS]].eq(
         keyed[FILE_STAMP_COLUMNS].to_numpy()
@@ -230,8 +240,11 @@ def build_track_table(
         )
     if (good["split"] == "").any():
         grouped = params.get("group_by") and GROUP_COLUMN in good
-        good["split"] = (grouped_split(good["genre"], good[GROUP_COLUMN], params) if grouped
-                         else _stratified_split(good["genre"], params))
+        good["split"] = (
+            grouped_split(good["genre"], good[GROUP_COLUMN], params)
+            if grouped
+            else _stratified_split(good["genre"], params)
+        )
 
     labels = {genre: index for index, genre in enumerate(sorted(good["genre"].unique()))}
     good["label"] = good["genre"].map(labels).astype("int64")

@@ -17,8 +17,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 assign_folder_splits,
-                inputs=["collection_candidate_tracks", "collection_rejected_tracks",
-                        "raw_audio_collection", "params:ingestion"],
+                inputs=[
+                    "collection_candidate_tracks",
+                    "collection_rejected_tracks",
+                    "raw_audio_collection",
+                    "params:ingestion",
+                ],
                 outputs=["candidate_tracks", "metadata_rejected_tracks"],
                 name="assign_folder_splits",
             ),

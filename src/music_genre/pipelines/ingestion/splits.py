@@ -34,9 +34,14 @@ def _relpath(path: str, root: Path) -> str:
 
 def _rejected_row(rel: str, root: Path, split: str, reason: str) -> dict[str, Any]:
     track_id = re.sub(r"[^A-Za-z0-9._-]+", "_", rel.rsplit(".", 1)[0].replace("/", "__"))
-    return {"track_id": track_id, "path": str(root / rel),
-            "genre": rel.split("/", 1)[0] if "/" in rel else "", "split": split,
-            "stage": "split_file", "reason": reason}
+    return {
+        "track_id": track_id,
+        "path": str(root / rel),
+        "genre": rel.split("/", 1)[0] if "/" in rel else "",
+        "split": split,
+        "stage": "split_file",
+        "reason": reason,
+    }
 
 
 def _apply_split_file(
@@ -55,19 +60,30 @@ def _apply_split_file(
     rel = candidates["path"].map(lambda p: _relpath(p, root))
     candidates = candidates.assign(split=rel.map(listed).fillna(""))
     rejected = [
-        _rejected_row(r, root, "", f"present in ingestion.folder but not listed in "
-                      f"ingestion.split_file={name}")
+        _rejected_row(
+            r,
+            root,
+            "",
+            f"present in ingestion.folder but not listed in ingestion.split_file={name}",
+        )
         for r in rel[candidates["split"] == ""]
     ]
     rejected += [
-        _rejected_row(r, root, split, f"listed in ingestion.split_file={name} ({split}) but "
-                      "not found in ingestion.folder")
-        for r, split in listed.items() if r not in collection.files
+        _rejected_row(
+            r,
+            root,
+            split,
+            f"listed in ingestion.split_file={name} ({split}) but not found in ingestion.folder",
+        )
+        for r, split in listed.items()
+        if r not in collection.files
     ]
     logger.info(
         "ingestion.split_file=%s: %d files keep their published split; %d present but not "
-        "listed, %d listed but missing (both in the bad-tracks report)", name,
-        int((candidates["split"] != "").sum()), int((candidates["split"] == "").sum()),
+        "listed, %d listed but missing (both in the bad-tracks report)",
+        name,
+        int((candidates["split"] != "").sum()),
+        int((candidates["split"] == "").sum()),
         len(rejected) - int((candidates["split"] == "").sum()),
     )
     return candidates[candidates["split"] != ""], rejected
@@ -111,14 +127,19 @@ def _groups(
     missing = values == ""
     if missing.any():
         logger.warning(
-            "ingestion.group_by=%s: %d files have no %s; each forms a group of its own "
-            "(e.g. %s)", group_by, int(missing.sum()), group_by, rel[missing].head(3).tolist(),
+            "ingestion.group_by=%s: %d files have no %s; each forms a group of its own (e.g. %s)",
+            group_by,
+            int(missing.sum()),
+            group_by,
+            rel[missing].head(3).tolist(),
         )
     return (group_by + "=" + values).where(~missing, "file=" + rel)
 
 
 def assign_folder_splits(
-    candidates: pd.DataFrame, rejected: pd.DataFrame, collection: AudioCollection,
+    candidates: pd.DataFrame,
+    rejected: pd.DataFrame,
+    collection: AudioCollection,
     params: dict[str, Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Apply ``ingestion.split_file`` (the published split, as is) or attach the
@@ -129,14 +150,19 @@ def assign_folder_splits(
     split_file, group_by = params.get("split_file"), params.get("group_by")
     if collection.source != "folder":
         if split_file or group_by:
-            logger.warning("ingestion.split_file / group_by apply to folder collections only; "
-                           "FMA keeps its official split")
+            logger.warning(
+                "ingestion.split_file / group_by apply to folder collections only; "
+                "FMA keeps its official split"
+            )
         return candidates, rejected
     extra: list[dict[str, Any]] = []
     if collection.split_table is not None:
         if group_by:
-            logger.warning("ingestion.split_file is set: its published split is used as is, "
-                           "ingestion.group_by=%s is ignored", group_by)
+            logger.warning(
+                "ingestion.split_file is set: its published split is used as is, "
+                "ingestion.group_by=%s is ignored",
+                group_by,
+            )
         candidates, extra = _apply_split_file(candidates, collection, params)
     elif group_by:
         candidates = candidates.assign(**{GROUP_COLUMN: _groups(candidates, collection, params)})
@@ -164,8 +190,9 @@ def grouped_split(genres: pd.Series, groups: pd.Series, params: dict[str, Any]) 
         )
     folder = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     fold = np.empty(len(genres), dtype=int)
-    for number, (_, held) in enumerate(folder.split(np.zeros(len(genres)), genres.to_numpy(),
-                                                    groups.to_numpy())):
+    for number, (_, held) in enumerate(
+        folder.split(np.zeros(len(genres)), genres.to_numpy(), groups.to_numpy())
+    ):
         fold[held] = number
     n_val = max(1, round(float(fractions["validation"]) * n_folds))
     n_test = max(1, round(float(fractions["test"]) * n_folds))

@@ -13,8 +13,17 @@ from music_genre.evaluation import CONFIDENCE, format_interval, mcnemar_exact
 from music_genre.hooks import BEST_MODEL_RULES
 
 COMPARISON_COLUMNS = [
-    "pipeline", "model", "variant", "weights", "metric", "split", "this_run", "ci_low",
-    "ci_high", "spread", "study",
+    "pipeline",
+    "model",
+    "variant",
+    "weights",
+    "metric",
+    "split",
+    "this_run",
+    "ci_low",
+    "ci_high",
+    "spread",
+    "study",
 ]
 PIPELINE_ORDER = {"handcrafted": 0, "cnn": 1, "transfer": 2, "fusion": 3}
 # The study's CNN rows are named (model, variant) = (kostrzewa|tuned, plain|augmented).
@@ -47,8 +56,10 @@ def classifier_label(name: str) -> str:
 
 def _interval(row: pd.Series, column: str) -> dict[str, float]:
     """The 95 % interval columns of ``column`` (absent in tables of older runs: NaN)."""
-    return {"ci_low": row.get(f"{column}_ci_low", np.nan),
-            "ci_high": row.get(f"{column}_ci_high", np.nan)}
+    return {
+        "ci_low": row.get(f"{column}_ci_low", np.nan),
+        "ci_high": row.get(f"{column}_ci_high", np.nan),
+    }
 
 
 def _handcrafted_rows(results: pd.DataFrame) -> list[dict[str, Any]]:
@@ -56,12 +67,18 @@ def _handcrafted_rows(results: pd.DataFrame) -> list[dict[str, Any]]:
     for _, row in results.iterrows():
         for prefix, split in SPLIT_COLUMNS.items():
             for metric, column in (("accuracy", f"{prefix}_acc"), ("loss", f"{prefix}_loss")):
-                rows.append({
-                    "pipeline": "handcrafted", "model": "mlp",
-                    "variant": units_label(row["units"]), "weights": "trained",
-                    "metric": metric, "split": split, "this_run": row[column],
-                    **_interval(row, column),
-                })
+                rows.append(
+                    {
+                        "pipeline": "handcrafted",
+                        "model": "mlp",
+                        "variant": units_label(row["units"]),
+                        "weights": "trained",
+                        "metric": metric,
+                        "split": split,
+                        "this_run": row[column],
+                        **_interval(row, column),
+                    }
+                )
     return rows
 
 
@@ -71,16 +88,29 @@ def _cnn_rows(results: pd.DataFrame) -> list[dict[str, Any]]:
         model, variant = CNN_VARIANTS.get(row["variant"], (row["variant"], "plain"))
         for prefix, split in SPLIT_COLUMNS.items():
             for metric, column in (("accuracy", f"{prefix}_acc"), ("loss", f"{prefix}_loss")):
-                rows.append({
-                    "pipeline": "cnn", "model": model, "variant": variant,
-                    "weights": "trained", "metric": metric, "split": split,
-                    "this_run": row[column], **_interval(row, column),
-                })
-        rows.append({
-            "pipeline": "cnn", "model": model, "variant": variant, "weights": "trained",
-            "metric": "inference_seconds_cpu", "split": "single",
-            "this_run": row["inference_seconds"],
-        })
+                rows.append(
+                    {
+                        "pipeline": "cnn",
+                        "model": model,
+                        "variant": variant,
+                        "weights": "trained",
+                        "metric": metric,
+                        "split": split,
+                        "this_run": row[column],
+                        **_interval(row, column),
+                    }
+                )
+        rows.append(
+            {
+                "pipeline": "cnn",
+                "model": model,
+                "variant": variant,
+                "weights": "trained",
+                "metric": "inference_seconds_cpu",
+                "split": "single",
+                "this_run": row["inference_seconds"],
+            }
+        )
     return rows
 
 
@@ -93,25 +123,46 @@ def _transfer_rows(results: pd.DataFrame) -> list[dict[str, Any]]:
     for _, row in results.iterrows():
         model = _transfer_model(row["backbone"], row["cut_level"], row["pca_variance"])
         common = {
-            "pipeline": "transfer", "model": model,
-            "variant": classifier_label(row["classifier"]), "weights": str(row["weights"]),
+            "pipeline": "transfer",
+            "model": model,
+            "variant": classifier_label(row["classifier"]),
+            "weights": str(row["weights"]),
         }
-        rows.append({**common, "metric": "accuracy", "split": "cv",
-                     "this_run": row["cv_accuracy"],
-                     "spread": row.get("cv_accuracy_std", np.nan)})
-        rows.append({**common, "metric": "accuracy", "split": "test",
-                     "this_run": row["test_accuracy"], **_interval(row, "test_accuracy")})
+        rows.append(
+            {
+                **common,
+                "metric": "accuracy",
+                "split": "cv",
+                "this_run": row["cv_accuracy"],
+                "spread": row.get("cv_accuracy_std", np.nan),
+            }
+        )
+        rows.append(
+            {
+                **common,
+                "metric": "accuracy",
+                "split": "test",
+                "this_run": row["test_accuracy"],
+                **_interval(row, "test_accuracy"),
+            }
+        )
     return rows
 
 
 def _fusion_rows(results: pd.DataFrame) -> list[dict[str, Any]]:
     rows = []
     for _, row in results.iterrows():
-        common = {"pipeline": "fusion", "model": row["method"], "variant": row["members"],
-                  "weights": "trained", "metric": "accuracy"}
+        common = {
+            "pipeline": "fusion",
+            "model": row["method"],
+            "variant": row["members"],
+            "weights": "trained",
+            "metric": "accuracy",
+        }
         rows.append({**common, "split": "validation", "this_run": row["val_acc"]})
-        rows.append({**common, "split": "test", "this_run": row["test_acc"],
-                     **_interval(row, "test_acc")})
+        rows.append(
+            {**common, "split": "test", "this_run": row["test_acc"], **_interval(row, "test_acc")}
+        )
     return rows
 
 
@@ -156,7 +207,9 @@ def compare_with_study(
 
 
 def describe_data(
-    tracks: pd.DataFrame, bad_tracks: pd.DataFrame, ingestion: dict[str, Any],
+    tracks: pd.DataFrame,
+    bad_tracks: pd.DataFrame,
+    ingestion: dict[str, Any],
     reporting: dict[str, Any],
 ) -> dict[str, Any]:
     """What produced the numbers: the dataset kind, where it lives and its track counts."""
@@ -184,17 +237,37 @@ def _split_method(ingestion: dict[str, Any]) -> str:
     fractions = ingestion.get("split_fractions", {})
     shares = "/".join(str(round(100 * float(fractions[s]))) for s in fractions)
     if ingestion.get("group_by"):
-        return (f"seeded {shares} split keeping every {ingestion['group_by']} on one side "
-                "(StratifiedGroupKFold)")
+        return (
+            f"seeded {shares} split keeping every {ingestion['group_by']} on one side "
+            "(StratifiedGroupKFold)"
+        )
     return f"seeded stratified {shares} split"
 
 
 BEST_MODEL_COLUMNS = [
-    "pipeline", "model", "selected_by", "selection_value", "test_acc", "test_ci_low",
-    "test_ci_high", "n_test", "study_best_test_acc", "study_best_model", "study_outside_interval",
+    "pipeline",
+    "model",
+    "selected_by",
+    "selection_value",
+    "test_acc",
+    "test_ci_low",
+    "test_ci_high",
+    "n_test",
+    "study_best_test_acc",
+    "study_best_model",
+    "study_outside_interval",
 ]
-PAIRED_COLUMNS = ["model_a", "model_b", "n_tracks", "acc_a", "acc_b", "only_a_right",
-                  "only_b_right", "p_value", "verdict"]
+PAIRED_COLUMNS = [
+    "model_a",
+    "model_b",
+    "n_tracks",
+    "acc_a",
+    "acc_b",
+    "only_a_right",
+    "only_b_right",
+    "p_value",
+    "verdict",
+]
 ALPHA = 1 - CONFIDENCE
 
 
@@ -208,8 +281,12 @@ def best_model_table(
     """Each pipeline's best model (chosen on validation / CV, as the terminal summary), its test
     accuracy with the 95 % Wilson interval, and whether the study's best test accuracy for that
     pipeline lies outside this interval (a difference beyond the run's own uncertainty)."""
-    tables = {"handcrafted_results": handcrafted_results, "cnn_results": cnn_results,
-              "transfer_results": transfer_results, "fusion_results": fusion_results}
+    tables = {
+        "handcrafted_results": handcrafted_results,
+        "cnn_results": cnn_results,
+        "transfer_results": transfer_results,
+        "fusion_results": fusion_results,
+    }
     study = _study_rows(paper_results)
     study = study[(study["metric"] == "accuracy") & (study["split"] == "test")]
     rows = []
@@ -226,22 +303,28 @@ def best_model_table(
         in_study = study[study["pipeline"] == pipeline]
         study_best = in_study.loc[in_study["study"].idxmax()] if len(in_study) else None
         study_value = np.nan if study_best is None else float(study_best["study"])
-        outside = (None if study_best is None or pd.isna(low)
-                   else bool(study_value < low or study_value > high))
-        rows.append({
-            "pipeline": pipeline,
-            "model": " ".join(str(best[c]) for c in naming if c in best),
-            "selected_by": select_by,
-            "selection_value": float(best[select_by]),
-            "test_acc": float(best[report]),
-            "test_ci_low": low,
-            "test_ci_high": high,
-            "n_test": best.get("n_test", np.nan),
-            "study_best_test_acc": study_value,
-            "study_best_model": "" if study_best is None
-            else f"{study_best['model']} {study_best['variant']}",
-            "study_outside_interval": outside,
-        })
+        outside = (
+            None
+            if study_best is None or pd.isna(low)
+            else bool(study_value < low or study_value > high)
+        )
+        rows.append(
+            {
+                "pipeline": pipeline,
+                "model": " ".join(str(best[c]) for c in naming if c in best),
+                "selected_by": select_by,
+                "selection_value": float(best[select_by]),
+                "test_acc": float(best[report]),
+                "test_ci_low": low,
+                "test_ci_high": high,
+                "n_test": best.get("n_test", np.nan),
+                "study_best_test_acc": study_value,
+                "study_best_model": ""
+                if study_best is None
+                else f"{study_best['model']} {study_best['variant']}",
+                "study_outside_interval": outside,
+            }
+        )
     return pd.DataFrame(rows, columns=BEST_MODEL_COLUMNS)
 
 
@@ -254,15 +337,19 @@ def paired_tests(
     """Exact McNemar test for every pair of pipeline best models, on the test tracks both
     predicted (paired: the same tracks, so the test uses who got which track right)."""
     available = {
-        name: table for name, table in (
-            ("handcrafted", handcrafted_test_predictions), ("cnn", cnn_test_predictions),
-            ("transfer", transfer_test_predictions), ("fusion", fusion_test_predictions),
-        ) if table is not None and not table.empty
+        name: table
+        for name, table in (
+            ("handcrafted", handcrafted_test_predictions),
+            ("cnn", cnn_test_predictions),
+            ("transfer", transfer_test_predictions),
+            ("fusion", fusion_test_predictions),
+        )
+        if table is not None and not table.empty
     }
     rows = []
     names = list(available)
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             both = available[a].merge(available[b], on="track_id", suffixes=("_a", "_b"))
             if both.empty:
                 continue
@@ -273,12 +360,19 @@ def paired_tests(
                 verdict = "no significant difference"
             else:
                 verdict = f"{a if test['only_a'] > test['only_b'] else b} better"
-            rows.append({
-                "model_a": a, "model_b": b, "n_tracks": test["n"],
-                "acc_a": float(right_a.mean()), "acc_b": float(right_b.mean()),
-                "only_a_right": test["only_a"], "only_b_right": test["only_b"],
-                "p_value": test["p_value"], "verdict": verdict,
-            })
+            rows.append(
+                {
+                    "model_a": a,
+                    "model_b": b,
+                    "n_tracks": test["n"],
+                    "acc_a": float(right_a.mean()),
+                    "acc_b": float(right_b.mean()),
+                    "only_a_right": test["only_a"],
+                    "only_b_right": test["only_b"],
+                    "p_value": test["p_value"],
+                    "verdict": verdict,
+                }
+            )
     return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
 
 
@@ -316,9 +410,13 @@ def _uncertainty_section(best: pd.DataFrame, paired: pd.DataFrame) -> list[str]:
     ]
     for _, row in best.iterrows():
         outside = row["study_outside_interval"]
-        verdict = ("—" if outside is None or pd.isna(outside)
-                   else "yes: differs beyond the interval" if bool(outside)
-                   else "no: within the interval")
+        verdict = (
+            "—"
+            if outside is None or pd.isna(outside)
+            else "yes: differs beyond the interval"
+            if bool(outside)
+            else "no: within the interval"
+        )
         lines.append(
             f"| {row['pipeline']} | {row['model']} ({row['selected_by']} "
             f"{row['selection_value']:.4f}) "
@@ -333,10 +431,16 @@ def _uncertainty_section(best: pd.DataFrame, paired: pd.DataFrame) -> list[str]:
         "",
     ]
     if paired.empty:
-        return [*lines, "missing: per-track test predictions of at least two pipelines are "
-                "needed.", ""]
-    lines += ["| model A | model B | tracks | acc A | acc B | only A right | only B right "
-              "| p | verdict |", "|---|---|---|---|---|---|---|---|---|"]
+        return [
+            *lines,
+            "missing: per-track test predictions of at least two pipelines are needed.",
+            "",
+        ]
+    lines += [
+        "| model A | model B | tracks | acc A | acc B | only A right | only B right "
+        "| p | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for _, row in paired.iterrows():
         lines.append(
             f"| {row['model_a']} | {row['model_b']} | {int(row['n_tracks'])} "
@@ -347,7 +451,9 @@ def _uncertainty_section(best: pd.DataFrame, paired: pd.DataFrame) -> list[str]:
 
 
 def render_summary(
-    comparison: pd.DataFrame, data: dict[str, Any], best: pd.DataFrame | None = None,
+    comparison: pd.DataFrame,
+    data: dict[str, Any],
+    best: pd.DataFrame | None = None,
     paired: pd.DataFrame | None = None,
 ) -> str:
     """Markdown report: a header that says which data and weights, the best models with their
@@ -389,10 +495,12 @@ def render_summary(
     for pipeline, title, eval_split in (
         ("handcrafted", "Handcrafted features → MLP (Tables 1–2)", "validation"),
         ("cnn", "CNN on log-mel spectrograms (Tables 4–6)", "validation"),
-        ("transfer", "Transfer learning: backbone features → PCA → classifier (Tables 7–12)",
-         "cv"),
-        ("fusion", "Fusion of the best handcrafted, CNN and transfer models (beyond the study)",
-         "validation"),
+        ("transfer", "Transfer learning: backbone features → PCA → classifier (Tables 7–12)", "cv"),
+        (
+            "fusion",
+            "Fusion of the best handcrafted, CNN and transfer models (beyond the study)",
+            "validation",
+        ),
     ):
         part = accuracy[accuracy["pipeline"] == pipeline]
         lines += [f"## {title}", ""]
@@ -433,8 +541,12 @@ def comparison_chart(comparison: pd.DataFrame) -> go.Figure:
     # 95 % Wilson interval as asymmetric error bars (absent bounds draw no bar)
     high = test["ci_high"].astype(float) if "ci_high" in test else value * np.nan
     low = test["ci_low"].astype(float) if "ci_low" in test else value * np.nan
-    error = {"type": "data", "symmetric": False, "array": (high - value).tolist(),
-             "arrayminus": (value - low).tolist()}
+    error = {
+        "type": "data",
+        "symmetric": False,
+        "array": (high - value).tolist(),
+        "arrayminus": (value - low).tolist(),
+    }
     figure = go.Figure(
         [
             go.Bar(name="this run", x=labels, y=value.tolist(), error_y=error),
@@ -444,7 +556,8 @@ def comparison_chart(comparison: pd.DataFrame) -> go.Figure:
     figure.update_layout(
         barmode="group",
         title="Test accuracy: this run (with 95 % Wilson interval) vs the study",
-        yaxis={"title": "accuracy", "range": [0, 1]}, xaxis={"tickangle": -45},
+        yaxis={"title": "accuracy", "range": [0, 1]},
+        xaxis={"tickangle": -45},
         height=600,
     )
     return figure

@@ -12,8 +12,9 @@ from .nodes import (
 )
 
 RESULTS = ["handcrafted_results", "cnn_results", "transfer_results"]
-TEST_PREDICTIONS = [f"{name}_test_predictions" for name in ("handcrafted", "cnn", "transfer",
-                                                            "fusion")]
+TEST_PREDICTIONS = [
+    f"{name}_test_predictions" for name in ("handcrafted", "cnn", "transfer", "fusion")
+]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -45,8 +46,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 render_summary,
-                inputs=["results_comparison", "run_data_description", "best_models",
-                        "paired_tests"],
+                inputs=[
+                    "results_comparison",
+                    "run_data_description",
+                    "best_models",
+                    "paired_tests",
+                ],
                 outputs="summary_report",
                 name="render_summary",
             ),

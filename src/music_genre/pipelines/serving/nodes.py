@@ -30,24 +30,27 @@ def package_genre_predictor(
             {"handcrafted": handcrafted_results, "cnn": cnn_results, "transfer": transfer_results}
         )
     predictor = build_predictor(
-        kind, artifacts.__getitem__,
+        kind,
+        artifacts.__getitem__,
         {"spectrogram": spectrogram_params, "handcrafted": handcrafted_params},
     )
     model = GenrePredictorModel(
-        predictor, min_seconds=serving_params["min_seconds"],
+        predictor,
+        min_seconds=serving_params["min_seconds"],
         max_windows=serving_params["max_windows"],
     )
-    return [{
-        "run_name": f"genre predictor: {predictor.label}",
-        "params": {
-            "model_kind": kind,
-            "model": predictor.label,
-            "genres": ", ".join(predictor.class_names),
-            "min_seconds": serving_params["min_seconds"],
-            "max_windows": serving_params["max_windows"],
-            "input": "table with a 'path' column of audio files",
-        },
-        "tags": {"served_model": "genre_predictor"},
-        "model": model,
-    }]
-
+    return [
+        {
+            "run_name": f"genre predictor: {predictor.label}",
+            "params": {
+                "model_kind": kind,
+                "model": predictor.label,
+                "genres": ", ".join(predictor.class_names),
+                "min_seconds": serving_params["min_seconds"],
+                "max_windows": serving_params["max_windows"],
+                "input": "table with a 'path' column of audio files",
+            },
+            "tags": {"served_model": "genre_predictor"},
+            "model": model,
+        }
+    ]

@@ -5,8 +5,13 @@ from kedro.pipeline import Pipeline, node, pipeline
 from .nodes import package_genre_predictor
 
 ARTIFACTS = [
-    "tracks", "handcrafted_mlp", "handcrafted_scaler", "cnn_best_model",
-    "cnn_best_model_info", "transfer_best_model", "fusion_model",
+    "tracks",
+    "handcrafted_mlp",
+    "handcrafted_scaler",
+    "cnn_best_model",
+    "cnn_best_model_info",
+    "transfer_best_model",
+    "fusion_model",
 ]
 
 

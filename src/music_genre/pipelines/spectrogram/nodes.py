@@ -110,15 +110,26 @@ def compute_log_mel_spectrograms(
     logger.info(
         "Spectrograms (settings %s, shape (%d, %d)): %d tracks, %d already stored, %d to "
         "compute with %s workers",
-        fingerprint, settings["n_mels"], n_frames(settings), len(tracks),
-        len(tags) - len(todo), len(todo), "all" if workers == -1 else workers,
+        fingerprint,
+        settings["n_mels"],
+        n_frames(settings),
+        len(tracks),
+        len(tags) - len(todo),
+        len(todo),
+        "all" if workers == -1 else workers,
     )
     yield SpectrogramBatch(fingerprint, settings, tags=tags, is_manifest=True, failures=failures)
 
     arrays: dict[str, Any] = {}
     results = _spectrogram_results(todo, settings, workers, window=batch_size)
-    progress = tqdm(results, total=len(todo), desc="log-mel spectrograms", unit="track",
-                    mininterval=1.0, disable=not todo)
+    progress = tqdm(
+        results,
+        total=len(todo),
+        desc="log-mel spectrograms",
+        unit="track",
+        mininterval=1.0,
+        disable=not todo,
+    )
     for track_id, spec, error in progress:
         if error:
             logger.warning("Spectrogram of track %s failed: %s", track_id, error)
@@ -141,8 +152,9 @@ def report_spectrogram_failures(
     columns (stage ``spectrogram``); the reporting pipeline merges both reports."""
     info = tracks.assign(track_id=tracks["track_id"].astype(str)).set_index("track_id")
     failures = spectrograms.failures
-    report = pd.DataFrame({"track_id": list(failures), "reason": list(failures.values())},
-                          dtype="object")
+    report = pd.DataFrame(
+        {"track_id": list(failures), "reason": list(failures.values())}, dtype="object"
+    )
     report["stage"] = "spectrogram"
     for column in ("path", "genre", "split"):
         report[column] = report["track_id"].map(info[column]) if column in info else None
@@ -183,7 +195,7 @@ def plot_spectrogram_examples(tracks: pd.DataFrame, spectrograms: LazySpectrogra
         spec = spectrograms[str(row["track_id"])]()
         title = f"{row['genre']}  ({row['track_id']})"
         image = plot_spectrogram(ax, spec, spectrograms.settings, title)
-    for ax in list(axes.flat)[len(examples):]:
+    for ax in list(axes.flat)[len(examples) :]:
         ax.axis("off")
     if image is None:
         axes.flat[0].text(0.5, 0.5, "no spectrogram stored", ha="center", va="center")

@@ -77,9 +77,7 @@ class FeatureJob:
     def feature_names(self) -> tuple[str, ...]:
         return tuple(self.extractor.cut_levels)  # type: ignore[attr-defined]
 
-    def _prepare(
-        self, track_id: str, stored: Container[tuple[str, str]]
-    ) -> tuple[str, Any] | None:
+    def _prepare(self, track_id: str, stored: Container[tuple[str, str]]) -> tuple[str, Any] | None:
         raise NotImplementedError
 
     def _features(self, inputs: list[Any]) -> dict[str, np.ndarray]:
@@ -133,7 +131,10 @@ class FeatureJob:
         if computed % (self.batch_size * 10) == 0 or computed == self.batch_size:
             logger.info(
                 "%s: %d/%d tracks extracted (%.2f s per track)",
-                self.key, computed, len(self.track_ids), elapsed / computed,
+                self.key,
+                computed,
+                len(self.track_ids),
+                elapsed / computed,
             )
 
 

@@ -48,9 +48,21 @@ from .extraction import AudioEmbeddingJob, CutLevelFeatureJob, store_digests
 logger = logging.getLogger(__name__)
 
 RESULT_COLUMNS = [
-    "backbone", "cut_level", "feature_size", "pca_variance", "n_components", "classifier",
-    "best_params", "cv_accuracy", "cv_accuracy_std", "test_accuracy", "test_accuracy_ci_low",
-    "test_accuracy_ci_high", "n_test", "weights", "extract_ms_per_image",
+    "backbone",
+    "cut_level",
+    "feature_size",
+    "pca_variance",
+    "n_components",
+    "classifier",
+    "best_params",
+    "cv_accuracy",
+    "cv_accuracy_std",
+    "test_accuracy",
+    "test_accuracy_ci_low",
+    "test_accuracy_ci_high",
+    "n_test",
+    "weights",
+    "extract_ms_per_image",
     "classify_ms_per_image",
 ]
 EXCLUDED_COLUMNS = ["track_id", "path", "genre", "split", "stage", "reason"]
@@ -89,8 +101,9 @@ def experiments(params: Mapping[str, Any]) -> list[dict[str, Any]]:
                 f"transfer.experiments[{i}] ({row['backbone']} {row['cut_level']}): PCA variances "
                 f"{variances} must be fractions in (0, 1], e.g. [0.99, 0.95, 0.90]."
             )
-        out.append({"backbone": row["backbone"], "cut_level": row["cut_level"],
-                    "pca_variances": variances})
+        out.append(
+            {"backbone": row["backbone"], "cut_level": row["cut_level"], "pca_variances": variances}
+        )
     return out
 
 
@@ -122,9 +135,7 @@ def weights_choice(params: Mapping[str, Any], backbone: str) -> WeightsChoice:
     return resolve_weights(params["weights"], backbone, seed=params.get("random_seed"))
 
 
-def feature_key(
-    backbone: str, weights: WeightsChoice, inputs: ImageSettings | AudioWindow
-) -> str:
+def feature_key(backbone: str, weights: WeightsChoice, inputs: ImageSettings | AudioWindow) -> str:
     """Store key: features from other weights or input preparation never mix."""
     return f"{backbone}__{weights.fingerprint()}__{inputs.fingerprint()}"
 
@@ -241,9 +252,12 @@ def search_transfer_classifiers(
         x_train = transfer_features.matrix(key, cut, train["track_id"].tolist())
         x_test = transfer_features.matrix(key, cut, test["track_id"].tolist())
         y_train, y_test = train["label"].to_numpy(), test["label"].to_numpy()
-        extract_ms = transfer_features.state(key).get("measurements", {}).get(
-            "extract_ms_per_image", {}
-        ).get(cut, float("nan"))
+        extract_ms = (
+            transfer_features.state(key)
+            .get("measurements", {})
+            .get("extract_ms_per_image", {})
+            .get(cut, float("nan"))
+        )
         # The scaler and PCA fitted on a fold are cached and reused by every grid point and
         # classifier of that fold (same fits, minus the repeated SVDs); one cache per cut level
         # bounds its disk use (FMA-small, 25,088 features: ~7 GB of scaled folds).
@@ -251,12 +265,25 @@ def search_transfer_classifiers(
             for variance in exp["pca_variances"]:
                 for name, (estimator, fixed, grid) in classifiers.items():
                     result = _grid_search(
-                        x_train, y_train, x_test, y_test, estimator, fixed, grid, variance,
-                        folds, params, memory,
+                        x_train,
+                        y_train,
+                        x_test,
+                        y_test,
+                        estimator,
+                        fixed,
+                        grid,
+                        variance,
+                        folds,
+                        params,
+                        memory,
                     )
                     result.update(
-                        backbone=backbone, cut_level=cut, feature_size=int(x_train.shape[1]),
-                        pca_variance=variance, classifier=name, weights=weights.label,
+                        backbone=backbone,
+                        cut_level=cut,
+                        feature_size=int(x_train.shape[1]),
+                        pca_variance=variance,
+                        classifier=name,
+                        weights=weights.label,
                         weights_fingerprint=weights.fingerprint(),
                         random_seed=weights.seed,
                         input_kind="audio" if is_audio else "spectrogram",
@@ -268,8 +295,14 @@ def search_transfer_classifiers(
                     )
                     logger.info(
                         "%s %s pca%.2f (%d comp.) %s: cv %.4f, test %.4f, %s",
-                        backbone, cut, variance, result["n_components"], name,
-                        result["cv_accuracy"], result["test_accuracy"], result["best_params"],
+                        backbone,
+                        cut,
+                        variance,
+                        result["n_components"],
+                        name,
+                        result["cv_accuracy"],
+                        result["test_accuracy"],
+                        result["best_params"],
                     )
                     results.append(result)
     excluded_table = pd.DataFrame(list(excluded.values()), columns=EXCLUDED_COLUMNS)
@@ -283,10 +316,16 @@ def search_transfer_classifiers(
 
 def tabulate_transfer_results(search_results: list[dict[str, Any]]) -> pd.DataFrame:
     """The study's Tables 7-13 in one table: one row per (backbone, cut, variance, classifier)."""
-    table = pd.DataFrame([{c: r[c] for c in RESULT_COLUMNS} for r in search_results],
-                         columns=RESULT_COLUMNS)
-    for column in ("cv_accuracy", "cv_accuracy_std", "test_accuracy", "test_accuracy_ci_low",
-                   "test_accuracy_ci_high"):
+    table = pd.DataFrame(
+        [{c: r[c] for c in RESULT_COLUMNS} for r in search_results], columns=RESULT_COLUMNS
+    )
+    for column in (
+        "cv_accuracy",
+        "cv_accuracy_std",
+        "test_accuracy",
+        "test_accuracy_ci_low",
+        "test_accuracy_ci_high",
+    ):
         table[column] = table[column].round(4)
     for column in ("extract_ms_per_image", "classify_ms_per_image"):
         table[column] = table[column].round(3)
@@ -380,18 +419,26 @@ def select_best_transfer_model(
         "test_accuracy": best["test_accuracy"],
     }
     figure = confusion_matrix_figure(
-        best["y_test"], best["y_pred"], class_names,
+        best["y_test"],
+        best["y_pred"],
+        class_names,
         f"best transfer model ({best['weights']} weights)\n{_title(best)}",
     )
     plt.close(figure)
-    logger.info("Best transfer model by CV accuracy: %s (cv %.4f, test %.4f)",
-                _title(best), best["cv_accuracy"], best["test_accuracy"])
+    logger.info(
+        "Best transfer model by CV accuracy: %s (cv %.4f, test %.4f)",
+        _title(best),
+        best["cv_accuracy"],
+        best["test_accuracy"],
+    )
     return bundle, figure
 
 
 def predict_held_out_tracks(
-    search_results: list[dict[str, Any]], tracks: pd.DataFrame,
-    transfer_features: FeatureStore, params: dict[str, Any],
+    search_results: list[dict[str, Any]],
+    tracks: pd.DataFrame,
+    transfer_features: FeatureStore,
+    params: dict[str, Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The best configuration's (by CV accuracy) per-track predictions on validation and on
     test: track_id, label, predicted, one probability per genre.
@@ -408,8 +455,11 @@ def predict_held_out_tracks(
     best = max(search_results, key=lambda r: r["cv_accuracy"])
     backbone, cut = best["backbone"], best["cut_level"]
     is_audio = get_backbone(backbone).input_kind == "audio"
-    key = feature_key(backbone, weights_choice(params, backbone),
-                      audio_window(params) if is_audio else image_settings(params))
+    key = feature_key(
+        backbone,
+        weights_choice(params, backbone),
+        audio_window(params) if is_audio else image_settings(params),
+    )
     usable, _ = _usable_tracks(tracks, transfer_features, key, backbone, is_audio)
     train = usable[usable["split"].isin(TRAIN_SPLITS)]
     test = usable[usable["split"] == TEST_SPLIT]
@@ -430,13 +480,19 @@ def predict_held_out_tracks(
             out_of_fold[np.ix_(held_idx, model.classes_)] = scores
             out_of_fold_predicted[held_idx] = model.predict(x_train[held_idx])
     is_val = (train["split"] == "validation").to_numpy()
-    validation = prediction_table(train["track_id"][is_val], y_train[is_val],
-                                  out_of_fold[is_val], names, out_of_fold_predicted[is_val])
+    validation = prediction_table(
+        train["track_id"][is_val],
+        y_train[is_val],
+        out_of_fold[is_val],
+        names,
+        out_of_fold_predicted[is_val],
+    )
     x_test = transfer_features.matrix(key, cut, test["track_id"].tolist())
     test_scores = np.zeros((len(test), len(names)))
     test_scores[:, best["model"].classes_] = classifier_probabilities(best["model"], x_test)
-    return validation, prediction_table(test["track_id"], test["label"], test_scores, names,
-                                        best["model"].predict(x_test))
+    return validation, prediction_table(
+        test["track_id"], test["label"], test_scores, names, best["model"].predict(x_test)
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -458,8 +514,9 @@ def _classifier_grids(
             )
         conf = conf or {}
         fixed = dict(conf.get("fixed") or {})
-        grid = {k: [_tuple_if_list(v) for v in values]
-                for k, values in (conf.get("grid") or {}).items()}
+        grid = {
+            k: [_tuple_if_list(v) for v in values] for k, values in (conf.get("grid") or {}).items()
+        }
         if "random_state" in ESTIMATORS[name]().get_params() and "random_state" not in fixed:
             fixed["random_state"] = params.get("random_seed")
         out[name] = (ESTIMATORS[name], fixed, grid)
@@ -495,10 +552,16 @@ def _usable_tracks(
             if is_audio
             else "no log-mel spectrogram for this track (see the spectrogram pipeline's report)"
         )
-        left_out.append({
-            "track_id": str(row["track_id"]), "path": row.get("path"), "genre": row["genre"],
-            "split": row["split"], "stage": f"transfer features ({backbone})", "reason": reason,
-        })
+        left_out.append(
+            {
+                "track_id": str(row["track_id"]),
+                "path": row.get("path"),
+                "genre": row["genre"],
+                "split": row["split"],
+                "stage": f"transfer features ({backbone})",
+                "reason": reason,
+            }
+        )
     return tracks[has].reset_index(drop=True), left_out
 
 
@@ -515,9 +578,17 @@ def _check_splits(train: pd.DataFrame, test: pd.DataFrame, folds: int, backbone:
 
 
 def _grid_search(
-    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
-    estimator: Callable[..., Any], fixed: dict[str, Any], grid: dict[str, list[Any]],
-    variance: float, folds: int, params: Mapping[str, Any], memory: Memory | None,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    estimator: Callable[..., Any],
+    fixed: dict[str, Any],
+    grid: dict[str, list[Any]],
+    variance: float,
+    folds: int,
+    params: Mapping[str, Any],
+    memory: Memory | None,
 ) -> dict[str, Any]:
     pipe = Pipeline(
         [
@@ -528,8 +599,13 @@ def _grid_search(
         memory=memory,
     )
     search = GridSearchCV(
-        pipe, {f"clf__{k}": v for k, v in grid.items()}, scoring="accuracy", cv=folds,
-        n_jobs=params.get("n_jobs"), refit=True, error_score="raise",
+        pipe,
+        {f"clf__{k}": v for k, v in grid.items()},
+        scoring="accuracy",
+        cv=folds,
+        n_jobs=params.get("n_jobs"),
+        refit=True,
+        error_score="raise",
     )
     threads = params.get("blas_threads")
     with warnings.catch_warnings(record=True) as caught, threadpool_limits(limits=threads):
@@ -537,8 +613,12 @@ def _grid_search(
         search.fit(x_train, y_train)
     convergence = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
     if convergence:
-        logger.info("%s: %d convergence warnings during the grid search (%s)",
-                    estimator.__name__, convergence, caught[0].message)
+        logger.info(
+            "%s: %d convergence warnings during the grid search (%s)",
+            estimator.__name__,
+            convergence,
+            caught[0].message,
+        )
     best = search.best_estimator_
     best.set_params(memory=None)  # the fold cache is temporary; the saved model must not use it
     y_pred = best.predict(x_test)
@@ -583,5 +663,7 @@ def _class_names(tracks: pd.DataFrame) -> list[str]:
 
 
 def _title(r: Mapping[str, Any]) -> str:
-    return (f"{r['backbone']} {r['cut_level']} pca{r['pca_variance']:.2f} "
-            f"({r['n_components']} comp.) {r['classifier']}")
+    return (
+        f"{r['backbone']} {r['cut_level']} pca{r['pca_variance']:.2f} "
+        f"({r['n_components']} comp.) {r['classifier']}"
+    )

@@ -47,8 +47,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 predict_held_out_tracks,
-                inputs=["transfer_search_results", "tracks", "transfer_features",
-                        "params:transfer"],
+                inputs=[
+                    "transfer_search_results",
+                    "tracks",
+                    "transfer_features",
+                    "params:transfer",
+                ],
                 outputs=["transfer_validation_predictions", "transfer_test_predictions"],
                 name="predict_transfer_held_out_tracks",
             ),
