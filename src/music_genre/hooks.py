@@ -11,6 +11,8 @@ import pandas as pd
 from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Pipeline
 
+from music_genre.evaluation import format_interval
+
 logger = logging.getLogger(__name__)
 
 # results dataset -> (column that selected the model, column reported, how a row is named)
@@ -22,6 +24,8 @@ BEST_MODEL_RULES: dict[str, tuple[str, str, list[str]]] = {
         "test_accuracy",
         ["backbone", "cut_level", "pca_variance", "classifier", "weights"],
     ),
+    # fusion weights/stacker are fitted on validation: its val_acc is optimistic (see README)
+    "fusion_results": ("val_acc", "test_acc", ["method", "members"]),
 }
 
 
@@ -30,7 +34,7 @@ def best_models(results: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
     rows = []
     for name, (select_by, report, naming) in BEST_MODEL_RULES.items():
         table = results.get(name)
-        if table is None or table.empty:
+        if table is None or table.empty or table[select_by].isna().all():
             continue
         best = table.loc[table[select_by].idxmax()]
         rows.append(
@@ -39,6 +43,9 @@ def best_models(results: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
                 "best model": " ".join(str(best[c]) for c in naming if c in best),
                 "selected on": f"{select_by} {best[select_by]:.4f}",
                 "test accuracy": round(float(best[report]), 4),
+                "95% interval": format_interval(
+                    best[report], best.get(f"{report}_ci_low"), best.get(f"{report}_ci_high")
+                ),
             }
         )
     return pd.DataFrame(rows)
@@ -98,7 +105,8 @@ class RunSummaryHook:
             return
         text = table.to_string(index=False)
         print(  # noqa: T201 - the user asked for a terminal summary, not a log line
-            "\nBest model per pipeline (test accuracy of the model chosen on validation/CV):\n"
+            "\nBest model per pipeline (test accuracy of the model chosen on validation/CV, "
+            "95% Wilson interval over the test tracks):\n"
             f"{text}\nFull report: data/08_reporting/summary.md (this run next to the study); "
             "browse with `make viz` and `make mlflow-ui`.\n"
         )

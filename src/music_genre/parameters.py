@@ -74,6 +74,10 @@ class IngestionParams(_Schema):
     split_fractions: SplitFractions
     split_seed: Seed
     known_bad_tracks: dict[int, str] = {}
+    # folder collections only: a published split (CSV path,split) and/or groups kept whole
+    split_file: str | None = None
+    metadata_file: str | None = None
+    group_by: Annotated[str, Field(min_length=1)] | None = None
 
     @model_validator(mode="after")
     def _folder_when_needed(self) -> IngestionParams:
@@ -305,8 +309,18 @@ class ReportingParams(_Schema):
 
 
 class ServingParams(_Schema):
+    model: Literal["best", "handcrafted", "cnn", "transfer", "fusion"] = "best"
     min_seconds: PositiveFloat
     max_windows: PositiveInt
+
+
+# --- fusion ---------------------------------------------------------------------------------
+class FusionParams(_Schema):
+    method: Literal["auto", "late_fusion", "stacking"] = "auto"
+    weight_step: Annotated[float, Field(gt=0, le=0.5)] = 0.1
+    stacking_c: PositiveFloat = 1.0
+    cv_folds: Annotated[int, Field(ge=2)] = 5
+    seed: Seed = 42
 
 
 # One schema per pipeline, under the pipeline's parameter section.
@@ -319,6 +333,7 @@ SCHEMAS: dict[str, type[_Schema]] = {
     "transfer": TransferParams,
     "reporting": ReportingParams,
     "serving": ServingParams,
+    "fusion": FusionParams,
 }
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 from music_genre.audio import AudioDecodeError, probe_audio
 
 MODEL_KINDS = ("handcrafted", "cnn", "transfer")
+FUSION = "fusion"  # combines the three; chosen only on request (its weights were fit on validation)
 
 
 class PredictionError(Exception):
@@ -85,6 +86,20 @@ class CnnPredictor:
     def window_probabilities(self, path: str, offsets: Sequence[float]) -> np.ndarray:
         specs = self.spectrograms(path, offsets)
         return np.asarray(self.model.predict(specs[..., None], verbose=0), dtype=np.float64)
+
+    # Pickled (served model) with the Keras model as bytes, unpickled after the module that
+    # registers the CNN's custom layers: a pickled model alone cannot be loaded without it.
+    def __getstate__(self) -> dict[str, Any]:
+        import pickle
+
+        return {**self.__dict__, "model": pickle.dumps(self.model)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        import pickle
+
+        import music_genre.cnn_model  # noqa: F401 - registers StudyImageScaling
+
+        self.__dict__.update({**state, "model": pickle.loads(state["model"])})  # noqa: S301
 
 
 @dataclass
@@ -217,7 +232,32 @@ class HandcraftedPredictor:
         return np.asarray(self.model.predict(scaled, verbose=0), dtype=np.float64)
 
 
-Predictor = CnnPredictor | TransferPredictor | HandcraftedPredictor
+@dataclass
+class FusionPredictor:
+    """The fusion pipeline's combiner over its member predictors: every member predicts the
+    same windows (spaced by the longest member window), then the weights or the stacker
+    combine their probabilities per window."""
+
+    bundle: Mapping[str, Any]
+    members: list[Any]
+    label: str = FUSION
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.bundle["class_names"])
+
+    def window_s(self) -> float:
+        return max(member.window_s() for member in self.members)
+
+    def window_probabilities(self, path: str, offsets: Sequence[float]) -> np.ndarray:
+        from music_genre.fusion import fused_probabilities
+
+        return fused_probabilities(
+            self.bundle, [m.window_probabilities(path, offsets) for m in self.members]
+        )
+
+
+Predictor = CnnPredictor | TransferPredictor | HandcraftedPredictor | FusionPredictor
 
 
 @dataclass
@@ -308,7 +348,21 @@ def build_predictor(kind: str, load: Any, params: Mapping[str, Any]) -> Predicto
             class_names=sorted(tracks["genre"].unique()),
             feature_settings=params["handcrafted"]["extraction"],
         )
-    raise PredictionError(f"unknown model {kind!r}: use one of {MODEL_KINDS} or best")
+    if kind == FUSION:
+        bundle = load("fusion_model")
+        members = [build_predictor(member, load, params) for member in bundle["members"]]
+        for member in members:
+            if list(member.class_names) != list(bundle["class_names"]):
+                raise PredictionError(
+                    f"fusion: {member.label} predicts {member.class_names}, the fusion model "
+                    f"was fit on {bundle['class_names']}: run the fusion pipeline again"
+                )
+        return FusionPredictor(
+            bundle=bundle,
+            members=members,
+            label=f"fusion ({bundle['method']} of {'+'.join(bundle['members'])})",
+        )
+    raise PredictionError(f"unknown model {kind!r}: use one of {MODEL_KINDS}, {FUSION} or best")
 
 
 def predictions_frame(

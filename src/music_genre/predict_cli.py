@@ -23,6 +23,7 @@ import click
 os.environ.setdefault("KEDRO_LOGGING_CONFIG", str(Path(__file__).with_name("cli_logging.yml")))
 
 from music_genre.predict import (  # noqa: E402
+    FUSION,
     MODEL_KINDS,
     GenrePrediction,
     PredictionError,
@@ -39,8 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model",
         default="best",
-        choices=("best", *MODEL_KINDS),
-        help="which trained model (default: best held-out accuracy)",
+        choices=("best", *MODEL_KINDS, FUSION),
+        help="which trained model (default: best held-out accuracy; fusion combines the three)",
     )
     parser.add_argument("--run-id", help="use the genre predictor logged in this MLflow run")
     parser.add_argument("--json", action="store_true", help="machine-readable output")

@@ -281,6 +281,20 @@ def test_pipeline_trains_and_reports_four_variants(data: dict, tmp_path: Path):
     info = catalog.load("cnn_best_model_info")
     assert info["variant"] == results.loc[results["val_acc"].idxmax(), "variant"]
     assert info["class_names"] == GENRES
+    # 95 % Wilson intervals around test accuracies; the best variant's per-track predictions
+    assert (
+        (results["test_acc_ci_low"] <= results["test_acc"])
+        & (results["test_acc"] <= results["test_acc_ci_high"])
+    ).all()
+    best_row = results.loc[results["variant"] == info["variant"]].iloc[0]
+    test = catalog.load("cnn_test_predictions")
+    assert len(test) == best_row["n_test"]
+    assert (test["predicted"] == test["label"]).mean() == pytest.approx(best_row["test_acc"])
+    assert list(test.columns) == ["track_id", "label", "predicted", *[f"prob_{g}" for g in GENRES]]
+    validation = catalog.load("cnn_validation_predictions")
+    assert 0 < len(validation) and set(validation["track_id"]) <= set(
+        data["tracks"].loc[data["tracks"]["split"] == "validation", "track_id"].astype(str)
+    )
 
 
 def test_hyperband_resumes_after_an_interruption(data: dict, tmp_path: Path, monkeypatch):

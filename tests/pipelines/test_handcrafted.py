@@ -120,6 +120,8 @@ def _run(catalog_entries: dict, tracks: pd.DataFrame, params: dict) -> DataCatal
                     "handcrafted_scaler",
                     "handcrafted_results",
                     "handcrafted_confusion_matrix",
+                    "handcrafted_validation_predictions",
+                    "handcrafted_test_predictions",
                 )
             },
             # run records hold Keras models: hand them over as they are, not deep-copied
@@ -413,6 +415,20 @@ def test_two_configuration_sweep_produces_the_report(tmp_path: Path):
     assert catalog.load("bad_tracks_handcrafted").empty
     counts = runs[0]["params"]
     assert (counts["n_train"], counts["n_val"], counts["n_test"]) == (8, 2, 2)
+    # 95 % Wilson interval around each test accuracy (2 test tracks: wide)
+    assert (results["n_test"] == 2).all()
+    assert (
+        (results["test_acc_ci_low"] <= results["test_acc"])
+        & (results["test_acc"] <= results["test_acc_ci_high"])
+    ).all()
+    assert "test_acc_ci_low" in runs[0]["metrics"]
+    # the best model's per-track predictions on validation and test, for fusion and McNemar
+    validation = catalog.load("handcrafted_validation_predictions")
+    test = catalog.load("handcrafted_test_predictions")
+    assert (len(validation), len(test)) == (2, 2)
+    assert (test["predicted"] == test["label"]).mean() == pytest.approx(best_row["test_acc"])
+    probabilities = test.filter(like="prob_").to_numpy()
+    assert probabilities.shape == (2, 2) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
 
 
 def test_resumed_run_reuses_every_stored_row(tmp_path: Path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from kedro.io import DataCatalog, MemoryDataset
@@ -44,8 +45,23 @@ HANDCRAFTED = pd.DataFrame(
         "train_acc": [0.8, 0.7, 0.6],
         "val_acc": [0.6, 0.55, 0.5],
         "test_acc": [0.52, 0.47, 0.4],
+        "test_acc_ci_low": [0.4232, 0.3751, 0.3094],
+        "test_acc_ci_high": [0.6154, 0.5671, 0.4980],
+        "n_test": [100, 100, 100],
     }
 )
+
+
+def _predictions(track_ids, n_right: int) -> pd.DataFrame:
+    """Two classes; the first ``n_right`` tracks predicted right, the others wrong."""
+    ids = [str(t) for t in track_ids]
+    labels = [i % 2 for i in range(len(ids))]
+    predicted = [label if i < n_right else 1 - label for i, label in enumerate(labels)]
+    return pd.DataFrame(
+        {"track_id": ids, "label": labels, "predicted": predicted, "prob_a": 0.5, "prob_b": 0.5}
+    )
+
+
 TRANSFER = pd.DataFrame(
     {
         "backbone": ["resnet50"],
@@ -105,6 +121,15 @@ def test_reporting_pipeline_writes_summary_with_missing_sections(tmp_path: Path)
             "handcrafted_results": OptionalCSVDataset(filepath=str(tmp_path / "handcrafted.csv")),
             "cnn_results": OptionalCSVDataset(filepath=str(tmp_path / "absent_cnn.csv")),
             "transfer_results": OptionalCSVDataset(filepath=str(tmp_path / "absent.csv")),
+            "fusion_results": OptionalCSVDataset(filepath=str(tmp_path / "absent_fusion.csv")),
+            "handcrafted_test_predictions": MemoryDataset(_predictions(range(40), 30)),
+            "cnn_test_predictions": MemoryDataset(_predictions(range(40), 20)),
+            "transfer_test_predictions": MemoryDataset(None),
+            "fusion_test_predictions": MemoryDataset(None),
+            "best_models": MemoryDataset(),
+            "paired_tests": CSVDataset(
+                filepath=str(tmp_path / "paired.csv"), save_args={"index": False}
+            ),
             "paper_results": MemoryDataset(PAPER),
             "tracks": MemoryDataset(tracks),
             "bad_tracks": MemoryDataset(pd.DataFrame({"track_id": ["9"]})),
@@ -125,7 +150,23 @@ def test_reporting_pipeline_writes_summary_with_missing_sections(tmp_path: Path)
     summary = catalog.load("summary_report")
     assert "demo — data/01_raw/demo (subset small); 3 tracks in 2 genres" in summary
     assert "not from FMA-small" in summary
-    assert "| mlp | (512, 256) | trained | 0.5200 | 0.4950 |" in summary
+    assert "- **Split**: FMA's official split." in summary
+    # 0.52 of 100 test tracks: Wilson 95 % interval [0.4232, 0.6154]
+    assert "| mlp | (512, 256) | trained | 0.5200 [0.4232, 0.6154] | 0.4950 |" in summary
+    assert (
+        "| handcrafted | (512, 256) (val_acc 0.6000) | 0.5200 [0.4232, 0.6154] | 0.4950 "
+        "| no: within the interval |" in summary
+    )
+    # paired test on the 40 common tracks: 10 right only by handcrafted, none only by cnn
+    paired = catalog.load("paired_tests")
+    assert paired[
+        ["model_a", "model_b", "n_tracks", "only_a_right", "only_b_right"]
+    ].values.tolist() == [["handcrafted", "cnn", 40, 10, 0]]
+    assert paired.loc[0, "p_value"] == pytest.approx(2 * 0.5**10)
+    assert (
+        "| handcrafted | cnn | 40 | 0.7500 | 0.5000 | 10 | 0 | 0.00195 | handcrafted better |"
+        in summary
+    )
     cnn_section = summary.split("## CNN")[1].split("##")[0]
     assert "missing: this pipeline has produced no results yet" in cnn_section
     chart = catalog.load("summary_chart")
@@ -139,3 +180,44 @@ def test_optional_csv_returns_none_only_when_absent(tmp_path: Path, exists: bool
         pd.DataFrame({"a": [1]}).to_csv(path, index=False)
     loaded = OptionalCSVDataset(filepath=str(path)).load()
     assert (loaded is not None) == exists
+
+
+def test_wilson_interval_and_exact_mcnemar_match_known_values():
+    from music_genre.evaluation import accuracy_interval, mcnemar_exact, wilson_interval
+
+    # Wilson 95 %: 8 of 10 -> [0.4902, 0.9433] (Newcombe 1998, Table I style values)
+    low, high = wilson_interval(8, 10)
+    assert (round(low, 4), round(high, 4)) == (0.4902, 0.9433)
+    assert accuracy_interval(0.8, 10) == (low, high)
+    assert all(np.isnan(accuracy_interval(0.5, 0)))
+    # stays inside [0, 1] at the edges, unlike the normal approximation
+    assert wilson_interval(0, 5)[0] == 0.0 and wilson_interval(5, 5)[1] == 1.0
+    a = [True] * 6 + [False] * 4
+    b = [False] * 5 + [True] * 5
+    test = mcnemar_exact(a, b)  # only a: items 0-4 (5), only b: items 6-9 (4)
+    assert (test["only_a"], test["only_b"]) == (5, 4)
+    assert test["p_value"] == pytest.approx(1.0)
+    assert mcnemar_exact([True, True], [True, True])["p_value"] == 1.0
+    assert mcnemar_exact([True] * 8, [False] * 8)["p_value"] == pytest.approx(2 / 2**8)
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({}, "seeded stratified 80/10/10 split"),
+        ({"group_by": "artist"}, "seeded 80/10/10 split keeping every artist on one side"),
+        ({"split_file": "split.csv", "group_by": "artist"}, "the published split file split.csv"),
+    ],
+)
+def test_summary_data_says_how_a_folder_collection_was_split(extra, expected):
+    from music_genre.pipelines.reporting.nodes import describe_data
+
+    tracks = pd.DataFrame({"genre": ["a", "b"], "split": ["training", "test"]})
+    ingestion = {
+        "source": "folder",
+        "folder": "/music",
+        **extra,
+        "split_fractions": {"training": 0.8, "validation": 0.1, "test": 0.1},
+    }
+    data = describe_data(tracks, pd.DataFrame(), ingestion, {"dataset_kind": "x"})
+    assert data["split_method"].startswith(expected)

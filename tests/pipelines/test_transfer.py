@@ -330,6 +330,23 @@ def test_transfer_pipeline_on_tiny_data(tmp_path, tiny_backbone, mlflow_store):
     n_features = best["feature_size"]
     assert best["model"].predict(np.zeros((1, n_features), dtype=np.float32)).shape == (1,)
     assert catalog.load("transfer_best_confusion_matrix").axes
+    # test accuracies with their 95 % Wilson interval; CV accuracies with their fold spread
+    assert (
+        (results["test_accuracy_ci_low"] <= results["test_accuracy"])
+        & (results["test_accuracy"] <= results["test_accuracy_ci_high"])
+    ).all()
+    assert (results["cv_accuracy_std"] >= 0).all()
+    # the best model's test predictions, and out-of-fold ones for the validation tracks
+    test = catalog.load("transfer_test_predictions")
+    held = tracks[tracks["split"] == "test"]
+    assert set(test["track_id"]) <= set(held["track_id"]) and len(test) == results["n_test"][0]
+    assert (test["predicted"] == test["label"]).mean() == pytest.approx(best["test_accuracy"])
+    validation = catalog.load("transfer_validation_predictions")
+    assert set(validation["track_id"]) <= set(
+        tracks.loc[tracks["split"] == "validation", "track_id"]
+    )
+    assert len(validation) > 0
+    assert np.allclose(validation.filter(like="prob_").sum(axis=1), 1.0)
 
     runs = pd.read_csv(tmp_path / "runs.csv")
     assert len(runs) == 9 and (runs["model_flavour"] == "sklearn").all()

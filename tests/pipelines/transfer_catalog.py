@@ -27,5 +27,7 @@ def transfer_catalog(
             ),
             "transfer_best_model": MemoryDataset(copy_mode="assign"),
             "transfer_best_confusion_matrix": MemoryDataset(copy_mode="assign"),
+            "transfer_validation_predictions": MemoryDataset(),
+            "transfer_test_predictions": MemoryDataset(),
         }
     )

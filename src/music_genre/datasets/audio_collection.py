@@ -34,6 +34,10 @@ class AudioCollection:
     tracks: pd.DataFrame
     genres: pd.DataFrame | None
     files: dict[str, AudioFile] = field(default_factory=dict)
+    # folder collections: a published split (columns path, split) and per-file metadata
+    # (columns path, <group column>), paths relative to ``root``; None when not configured
+    split_table: pd.DataFrame | None = None
+    track_metadata: pd.DataFrame | None = None
 
 
 class AudioCollectionDataset(AbstractDataset[None, AudioCollection]):
@@ -45,9 +49,13 @@ class AudioCollectionDataset(AbstractDataset[None, AudioCollection]):
         fma_root: str = "data/01_raw",
         subset: str = "small",
         folder: str | None = None,
+        split_file: str | None = None,
+        metadata_file: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         self._source = source
+        self._split_file = Path(split_file) if split_file else None
+        self._metadata_file = Path(metadata_file) if metadata_file else None
         self._fma_root = Path(fma_root) if fma_root else None
         self._subset = subset
         self._folder = Path(folder) if folder else None
@@ -115,7 +123,20 @@ class AudioCollectionDataset(AbstractDataset[None, AudioCollection]):
         genres = [rel.split("/", 1)[0] if "/" in rel else "" for rel in relpaths]
         tracks = pd.DataFrame({"relpath": relpaths, "genre": genres})
         files = {rel: AudioFile(str((root / rel).resolve())) for rel in relpaths}
-        return AudioCollection("folder", str(root), None, tracks, None, files)
+        return AudioCollection(
+            "folder",
+            str(root),
+            None,
+            tracks,
+            None,
+            files,
+            split_table=_read_path_table(
+                self._split_file, "ingestion.split_file", ["path", "split"]
+            ),
+            track_metadata=_read_path_table(
+                self._metadata_file, "ingestion.metadata_file", ["path"]
+            ),
+        )
 
     def save(self, data: None) -> None:
         raise DatasetError("AudioCollectionDataset is read-only: it describes the raw audio.")
@@ -132,6 +153,35 @@ class AudioCollectionDataset(AbstractDataset[None, AudioCollection]):
             "subset": self._subset,
             "folder": str(self._folder) if self._folder else None,
         }
+
+
+def _read_path_table(path: Path | None, parameter: str, required: list[str]) -> pd.DataFrame | None:
+    """A small CSV keyed by file path relative to the collection folder, checked for its
+    columns; None when not configured."""
+    if path is None:
+        return None
+    if not path.is_file():
+        raise DatasetError(f"{parameter}={path}: file not found.")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as exc:  # noqa: BLE001 - name the file in the message
+        raise DatasetError(f"{parameter}={path}: cannot read it as CSV ({exc}).") from exc
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise DatasetError(
+            f"{parameter}={path} lacks column(s) {missing}: expected {required} with paths "
+            f"relative to ingestion.folder; it has {list(table.columns)}."
+        )
+    table["path"] = (
+        table["path"]
+        .str.strip()
+        .str.replace("\\", "/", regex=False)
+        .str.replace(r"^(\./)+", "", regex=True)
+    )
+    duplicated = table["path"][table["path"].duplicated()].unique().tolist()
+    if duplicated:
+        raise DatasetError(f"{parameter}={path} lists these paths twice: {duplicated[:5]}.")
+    return table
 
 
 def _list_files(root: Path) -> list[str]:

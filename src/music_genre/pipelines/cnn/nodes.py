@@ -36,6 +36,7 @@ from music_genre.cnn_model import (
     build_cnn,
     trainable_parameters,
 )
+from music_genre.evaluation import interval_columns, prediction_table
 from music_genre.plots import confusion_matrix_figure, learning_curves_figure
 from music_genre.spectrograms import spectrogram_tf_dataset
 
@@ -62,6 +63,9 @@ RESULT_COLUMNS = [
     "val_loss",
     "test_acc",
     "test_loss",
+    "test_acc_ci_low",
+    "test_acc_ci_high",
+    "n_test",
     "inference_seconds",
     "clips_per_second",
 ]
@@ -602,6 +606,7 @@ def evaluate_cnn(
     batch_size = int(params["evaluation"]["batch_size"])
     metrics: dict[str, float] = {}
     test: dict[str, list] = {}
+    held_out: dict[str, dict[str, list]] = {}
     for split, prefix in SPLITS.items():
         stream, rows = _split_stream(items, log_mel_spectrograms, split, batch_size)
         probabilities = np.asarray(model.predict(stream, verbose=0))
@@ -615,6 +620,13 @@ def evaluate_cnn(
                 "y_true": y_true.tolist(),
                 "y_pred": probabilities.argmax(axis=1).tolist(),
             }
+            metrics.update(interval_columns(metrics["test_acc"], len(y_true)))
+        if split != "training":
+            held_out[split] = {
+                "track_id": rows["track_id"].astype(str).tolist(),
+                "label": y_true.tolist(),
+                "probabilities": probabilities.tolist(),
+            }
     metrics.update(inference_timing(model, params["timing"]))
     class_names = _class_names(items)
     evaluation = {
@@ -623,6 +635,8 @@ def evaluate_cnn(
         "metrics": metrics,
         "class_names": class_names,
         "test_predictions": test,
+        # per-track probabilities on validation and test, for paired tests and fusion
+        "held_out_probabilities": held_out,
         "training": training_log,
     }
     logger.info("%s: %s", variant, {k: round(v, 4) for k, v in metrics.items()})
@@ -755,3 +769,23 @@ def _run_record(evaluation: Mapping[str, Any], model: keras.Model) -> dict[str, 
         "model": model,
         "tags": {"variant": evaluation["variant"]},
     }
+
+
+def best_cnn_predictions(
+    cnn_best_model_info: dict[str, Any], *evaluations: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The best variant's (by validation accuracy) per-track predictions on validation and on
+    test: track_id, label, predicted, one probability per genre."""
+    chosen = next(e for e in evaluations if e["variant"] == cnn_best_model_info["variant"])
+    tables = []
+    for split in ("validation", "test"):
+        part = chosen["held_out_probabilities"][split]
+        tables.append(
+            prediction_table(
+                part["track_id"],
+                part["label"],
+                np.asarray(part["probabilities"]),
+                chosen["class_names"],
+            )
+        )
+    return tables[0], tables[1]

@@ -7,6 +7,7 @@ from kedro.pipeline import Pipeline, node, pipeline
 
 from .nodes import (
     VARIANTS,
+    best_cnn_predictions,
     evaluate_cnn,
     report_cnn_results,
     select_cnn_items,
@@ -80,6 +81,14 @@ def create_pipeline(**kwargs) -> Pipeline:
             inputs=[f"{v}_evaluation" for v in VARIANTS] + [f"{v}_model" for v in VARIANTS],
             outputs=["cnn_results", "cnn_mlflow_runs", "cnn_best_model", "cnn_best_model_info"],
             name="report_cnn_results",
+        )
+    )
+    nodes.append(
+        node(
+            best_cnn_predictions,
+            inputs=["cnn_best_model_info", *[f"{v}_evaluation" for v in VARIANTS]],
+            outputs=["cnn_validation_predictions", "cnn_test_predictions"],
+            name="predict_cnn_held_out_tracks",
         )
     )
     return pipeline(nodes)

@@ -20,6 +20,7 @@ from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
 from music_genre.datasets import FeatureRow, FmaFeaturesFile
+from music_genre.evaluation import interval_columns, prediction_table
 from music_genre.features import (
     N_FEATURES,
     extract_features,
@@ -43,6 +44,9 @@ RESULT_COLUMNS = [
     "train_acc",
     "val_acc",
     "test_acc",
+    "test_acc_ci_low",
+    "test_acc_ci_high",
+    "n_test",
 ]
 MODEL_INPUT_INDEX = ["track_id", "split", "label", "genre"]
 _SPLIT_PREFIX = {"training": "train", "validation": "val", "test": "test"}
@@ -296,11 +300,15 @@ def build_mlp(
     return model
 
 
-def _predict(model: Any, x: np.ndarray) -> np.ndarray:
+def _probabilities(model: Any, x: np.ndarray) -> np.ndarray:
     # A direct call: model.predict would trace a new tf.function for every model of the sweep.
     import keras
 
-    return keras.ops.convert_to_numpy(model(x, training=False)).argmax(axis=1)
+    return keras.ops.convert_to_numpy(model(x, training=False))
+
+
+def _predict(model: Any, x: np.ndarray) -> np.ndarray:
+    return _probabilities(model, x).argmax(axis=1)
 
 
 def _train_one(
@@ -349,6 +357,7 @@ def _train_one(
     label = units_label(hidden_units)
     x_test, y_test = data["test"]
     predicted = _predict(model, x_test)
+    metrics.update(interval_columns(metrics["test_acc"], len(y_test)))
     record = {
         "run_name": f"handcrafted mlp {label}",
         "params": {
@@ -437,3 +446,24 @@ def plot_confusion_matrix(model: Any, model_input: pd.DataFrame) -> Figure:
         class_names(model_input),
         f"Handcrafted MLP {units_label(hidden)} (best by validation accuracy): test",
     )
+
+
+def predict_held_out_tracks(
+    model: Any, model_input: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The best MLP's per-track predictions on validation and on test (track_id, label,
+    predicted, one probability per genre): the paired tests of the report and the fusion
+    pipeline use them."""
+    names = class_names(model_input)
+    tables = []
+    for split in ("validation", "test"):
+        part = model_input[model_input.index.get_level_values("split") == split]
+        tables.append(
+            prediction_table(
+                part.index.get_level_values("track_id"),
+                part.index.get_level_values("label"),
+                _probabilities(model, part.to_numpy(np.float32)),
+                names,
+            )
+        )
+    return tables[0], tables[1]

@@ -6,6 +6,7 @@ from .nodes import (
     build_feature_table,
     extract_handcrafted_features,
     plot_confusion_matrix,
+    predict_held_out_tracks,
     standardize_features,
     train_mlp_sweep,
 )
@@ -45,6 +46,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["handcrafted_mlp", "handcrafted_model_input"],
                 outputs="handcrafted_confusion_matrix",
                 name="plot_handcrafted_confusion_matrix",
+            ),
+            node(
+                predict_held_out_tracks,
+                inputs=["handcrafted_mlp", "handcrafted_model_input"],
+                outputs=["handcrafted_validation_predictions", "handcrafted_test_predictions"],
+                name="predict_handcrafted_held_out_tracks",
             ),
         ]
     )

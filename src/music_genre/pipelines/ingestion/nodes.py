@@ -17,6 +17,8 @@ from music_genre.audio import AUDIO_EXTENSIONS, AudioFile
 from music_genre.datasets import AudioCollection
 from music_genre.parallel import TaskFailure, run_tasks
 
+from .splits import GROUP_COLUMN, grouped_split
+
 logger = logging.getLogger(__name__)
 
 SPLITS = ("training", "validation", "test")
@@ -267,7 +269,12 @@ def build_track_table(
             "report, fix or remove those files, or lower ingestion.min_duration_s."
         )
     if (good["split"] == "").any():
-        good["split"] = _stratified_split(good["genre"], params)
+        grouped = params.get("group_by") and GROUP_COLUMN in good
+        good["split"] = (
+            grouped_split(good["genre"], good[GROUP_COLUMN], params)
+            if grouped
+            else _stratified_split(good["genre"], params)
+        )
 
     labels = {genre: index for index, genre in enumerate(sorted(good["genre"].unique()))}
     good["label"] = good["genre"].map(labels).astype("int64")

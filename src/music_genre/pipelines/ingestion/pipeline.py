@@ -3,6 +3,7 @@
 from kedro.pipeline import Pipeline, node, pipeline
 
 from .nodes import build_track_table, probe_audio_files, select_candidate_tracks
+from .splits import assign_folder_splits
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -11,8 +12,19 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 select_candidate_tracks,
                 inputs=["raw_audio_collection", "params:ingestion"],
-                outputs=["candidate_tracks", "metadata_rejected_tracks"],
+                outputs=["collection_candidate_tracks", "collection_rejected_tracks"],
                 name="select_candidate_tracks",
+            ),
+            node(
+                assign_folder_splits,
+                inputs=[
+                    "collection_candidate_tracks",
+                    "collection_rejected_tracks",
+                    "raw_audio_collection",
+                    "params:ingestion",
+                ],
+                outputs=["candidate_tracks", "metadata_rejected_tracks"],
+                name="assign_folder_splits",
             ),
             node(
                 probe_audio_files,

@@ -5,8 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+
+from music_genre.evaluation import CONFIDENCE, format_interval, mcnemar_exact
+from music_genre.hooks import BEST_MODEL_RULES
 
 COMPARISON_COLUMNS = [
     "pipeline",
@@ -16,8 +20,12 @@ COMPARISON_COLUMNS = [
     "metric",
     "split",
     "this_run",
+    "ci_low",
+    "ci_high",
+    "spread",
     "study",
 ]
+PIPELINE_ORDER = {"handcrafted": 0, "cnn": 1, "transfer": 2, "fusion": 3}
 # The study's CNN rows are named (model, variant) = (kostrzewa|tuned, plain|augmented).
 CNN_VARIANTS = {
     "cnn": ("kostrzewa", "plain"),
@@ -46,6 +54,14 @@ def classifier_label(name: str) -> str:
     return lowered
 
 
+def _interval(row: pd.Series, column: str) -> dict[str, float]:
+    """The 95 % interval columns of ``column`` (absent in tables of older runs: NaN)."""
+    return {
+        "ci_low": row.get(f"{column}_ci_low", np.nan),
+        "ci_high": row.get(f"{column}_ci_high", np.nan),
+    }
+
+
 def _handcrafted_rows(results: pd.DataFrame) -> list[dict[str, Any]]:
     rows = []
     for _, row in results.iterrows():
@@ -60,6 +76,7 @@ def _handcrafted_rows(results: pd.DataFrame) -> list[dict[str, Any]]:
                         "metric": metric,
                         "split": split,
                         "this_run": row[column],
+                        **_interval(row, column),
                     }
                 )
     return rows
@@ -80,6 +97,7 @@ def _cnn_rows(results: pd.DataFrame) -> list[dict[str, Any]]:
                         "metric": metric,
                         "split": split,
                         "this_run": row[column],
+                        **_interval(row, column),
                     }
                 )
         rows.append(
@@ -110,9 +128,40 @@ def _transfer_rows(results: pd.DataFrame) -> list[dict[str, Any]]:
             "variant": classifier_label(row["classifier"]),
             "weights": str(row["weights"]),
         }
-        rows.append({**common, "metric": "accuracy", "split": "cv", "this_run": row["cv_accuracy"]})
         rows.append(
-            {**common, "metric": "accuracy", "split": "test", "this_run": row["test_accuracy"]}
+            {
+                **common,
+                "metric": "accuracy",
+                "split": "cv",
+                "this_run": row["cv_accuracy"],
+                "spread": row.get("cv_accuracy_std", np.nan),
+            }
+        )
+        rows.append(
+            {
+                **common,
+                "metric": "accuracy",
+                "split": "test",
+                "this_run": row["test_accuracy"],
+                **_interval(row, "test_accuracy"),
+            }
+        )
+    return rows
+
+
+def _fusion_rows(results: pd.DataFrame) -> list[dict[str, Any]]:
+    rows = []
+    for _, row in results.iterrows():
+        common = {
+            "pipeline": "fusion",
+            "model": row["method"],
+            "variant": row["members"],
+            "weights": "trained",
+            "metric": "accuracy",
+        }
+        rows.append({**common, "split": "validation", "this_run": row["val_acc"]})
+        rows.append(
+            {**common, "split": "test", "this_run": row["test_acc"], **_interval(row, "test_acc")}
         )
     return rows
 
@@ -129,8 +178,11 @@ def compare_with_study(
     cnn_results: pd.DataFrame | None,
     transfer_results: pd.DataFrame | None,
     paper_results: pd.DataFrame,
+    fusion_results: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """One row per (model, metric, split): this run's value next to the study's.
+    """One row per (model, metric, split): this run's value next to the study's, with the
+    95 % Wilson interval of test accuracies (``ci_low``, ``ci_high``) and the fold standard
+    deviation of cross-validation accuracies (``spread``).
 
     A pipeline that has not run yet contributes no values: its study rows stay with an empty
     ``this_run`` (shown as "missing"); models the study did not have get an empty ``study``.
@@ -142,13 +194,14 @@ def compare_with_study(
         rows += _cnn_rows(cnn_results)
     if transfer_results is not None:
         rows += _transfer_rows(transfer_results)
+    if fusion_results is not None:
+        rows += _fusion_rows(fusion_results)
     keys = ["pipeline", "model", "variant", "metric", "split"]
     run = pd.DataFrame(rows, columns=[c for c in COMPARISON_COLUMNS if c != "study"])
     merged = run.merge(_study_rows(paper_results), on=keys, how="outer")
     merged["weights"] = merged["weights"].fillna("")
-    order = {"handcrafted": 0, "cnn": 1, "transfer": 2}
     merged = merged.sort_values(
-        keys, key=lambda col: col.map(order) if col.name == "pipeline" else col
+        keys, key=lambda col: col.map(PIPELINE_ORDER) if col.name == "pipeline" else col
     )
     return merged[COMPARISON_COLUMNS].reset_index(drop=True)
 
@@ -172,15 +225,239 @@ def describe_data(
         "genres": int(tracks["genre"].nunique()),
         "splits": {k: int(v) for k, v in tracks["split"].value_counts().items()},
         "bad_tracks": int(len(bad_tracks)),
+        "split_method": _split_method(ingestion),
     }
+
+
+def _split_method(ingestion: dict[str, Any]) -> str:
+    if ingestion["source"] != "folder":
+        return "FMA's official split"
+    if ingestion.get("split_file"):
+        return f"the published split file {ingestion['split_file']}"
+    fractions = ingestion.get("split_fractions", {})
+    shares = "/".join(str(round(100 * float(fractions[s]))) for s in fractions)
+    if ingestion.get("group_by"):
+        return (
+            f"seeded {shares} split keeping every {ingestion['group_by']} on one side "
+            "(StratifiedGroupKFold)"
+        )
+    return f"seeded stratified {shares} split"
+
+
+BEST_MODEL_COLUMNS = [
+    "pipeline",
+    "model",
+    "selected_by",
+    "selection_value",
+    "test_acc",
+    "test_ci_low",
+    "test_ci_high",
+    "n_test",
+    "study_best_test_acc",
+    "study_best_model",
+    "study_outside_interval",
+]
+PAIRED_COLUMNS = [
+    "model_a",
+    "model_b",
+    "n_tracks",
+    "acc_a",
+    "acc_b",
+    "only_a_right",
+    "only_b_right",
+    "p_value",
+    "verdict",
+]
+ALPHA = 1 - CONFIDENCE
+
+
+def best_model_table(
+    handcrafted_results: pd.DataFrame | None,
+    cnn_results: pd.DataFrame | None,
+    transfer_results: pd.DataFrame | None,
+    fusion_results: pd.DataFrame | None,
+    paper_results: pd.DataFrame,
+) -> pd.DataFrame:
+    """Each pipeline's best model (chosen on validation / CV, as the terminal summary), its test
+    accuracy with the 95 % Wilson interval, and whether the study's best test accuracy for that
+    pipeline lies outside this interval (a difference beyond the run's own uncertainty)."""
+    tables = {
+        "handcrafted_results": handcrafted_results,
+        "cnn_results": cnn_results,
+        "transfer_results": transfer_results,
+        "fusion_results": fusion_results,
+    }
+    study = _study_rows(paper_results)
+    study = study[(study["metric"] == "accuracy") & (study["split"] == "test")]
+    rows = []
+    for name, (select_by, report, naming) in BEST_MODEL_RULES.items():
+        table = tables.get(name)
+        if table is None or table.empty:
+            continue
+        pipeline = name.removesuffix("_results")
+        if table[select_by].isna().all():
+            continue
+        best = table.loc[table[select_by].idxmax()]
+        low = best.get(f"{report}_ci_low", np.nan)
+        high = best.get(f"{report}_ci_high", np.nan)
+        in_study = study[study["pipeline"] == pipeline]
+        study_best = in_study.loc[in_study["study"].idxmax()] if len(in_study) else None
+        study_value = np.nan if study_best is None else float(study_best["study"])
+        outside = (
+            None
+            if study_best is None or pd.isna(low)
+            else bool(study_value < low or study_value > high)
+        )
+        rows.append(
+            {
+                "pipeline": pipeline,
+                "model": " ".join(str(best[c]) for c in naming if c in best),
+                "selected_by": select_by,
+                "selection_value": float(best[select_by]),
+                "test_acc": float(best[report]),
+                "test_ci_low": low,
+                "test_ci_high": high,
+                "n_test": best.get("n_test", np.nan),
+                "study_best_test_acc": study_value,
+                "study_best_model": ""
+                if study_best is None
+                else f"{study_best['model']} {study_best['variant']}",
+                "study_outside_interval": outside,
+            }
+        )
+    return pd.DataFrame(rows, columns=BEST_MODEL_COLUMNS)
+
+
+def paired_tests(
+    handcrafted_test_predictions: pd.DataFrame | None,
+    cnn_test_predictions: pd.DataFrame | None,
+    transfer_test_predictions: pd.DataFrame | None,
+    fusion_test_predictions: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Exact McNemar test for every pair of pipeline best models, on the test tracks both
+    predicted (paired: the same tracks, so the test uses who got which track right)."""
+    available = {
+        name: table
+        for name, table in (
+            ("handcrafted", handcrafted_test_predictions),
+            ("cnn", cnn_test_predictions),
+            ("transfer", transfer_test_predictions),
+            ("fusion", fusion_test_predictions),
+        )
+        if table is not None and not table.empty
+    }
+    rows = []
+    names = list(available)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            both = available[a].merge(available[b], on="track_id", suffixes=("_a", "_b"))
+            if both.empty:
+                continue
+            right_a = (both["predicted_a"] == both["label_a"]).to_numpy()
+            right_b = (both["predicted_b"] == both["label_b"]).to_numpy()
+            test = mcnemar_exact(right_a, right_b)
+            if test["p_value"] >= ALPHA:
+                verdict = "no significant difference"
+            else:
+                verdict = f"{a if test['only_a'] > test['only_b'] else b} better"
+            rows.append(
+                {
+                    "model_a": a,
+                    "model_b": b,
+                    "n_tracks": test["n"],
+                    "acc_a": float(right_a.mean()),
+                    "acc_b": float(right_b.mean()),
+                    "only_a_right": test["only_a"],
+                    "only_b_right": test["only_b"],
+                    "p_value": test["p_value"],
+                    "verdict": verdict,
+                }
+            )
+    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
 
 
 def _fmt(value: Any, absent: str = "missing") -> str:
     return absent if pd.isna(value) else f"{float(value):.4f}"
 
 
-def render_summary(comparison: pd.DataFrame, data: dict[str, Any]) -> str:
-    """Markdown report: a header that says which data and weights, then every model."""
+def _fmt_run(row: pd.Series | None) -> str:
+    """This run's value with its uncertainty: ``0.5200 [0.4310, 0.6080]`` (95 % Wilson) for
+    test accuracies, ``0.5500 ± 0.0300`` (fold standard deviation) for CV accuracies."""
+    if row is None or pd.isna(row["this_run"]):
+        return "missing"
+    if pd.notna(row.get("ci_low")) and pd.notna(row.get("ci_high")):
+        return format_interval(row["this_run"], row["ci_low"], row["ci_high"], digits=4)
+    if pd.notna(row.get("spread")):
+        return f"{float(row['this_run']):.4f} ± {float(row['spread']):.4f}"
+    return _fmt(row["this_run"])
+
+
+def _uncertainty_section(best: pd.DataFrame, paired: pd.DataFrame) -> list[str]:
+    lines = [
+        "## Uncertainty: this run's best models",
+        "",
+        "Test accuracies carry a 95 % Wilson score interval (binomial over the test tracks); "
+        "cross-validation accuracies ± the standard deviation over the folds. The fewer the "
+        "test tracks, the wider the interval (about ±0.2 for 24 tracks, ±0.035 for 800).",
+        "",
+    ]
+    if best.empty:
+        return [*lines, "missing: no model pipeline has produced results yet.", ""]
+    lines += [
+        "| pipeline | best model (chosen on) | test acc [95 % CI] | study's best test acc "
+        "| study's best outside the interval? |",
+        "|---|---|---|---|---|",
+    ]
+    for _, row in best.iterrows():
+        outside = row["study_outside_interval"]
+        verdict = (
+            "—"
+            if outside is None or pd.isna(outside)
+            else "yes: differs beyond the interval"
+            if bool(outside)
+            else "no: within the interval"
+        )
+        lines.append(
+            f"| {row['pipeline']} | {row['model']} ({row['selected_by']} "
+            f"{row['selection_value']:.4f}) "
+            f"| {format_interval(row['test_acc'], row['test_ci_low'], row['test_ci_high'], 4)} "
+            f"| {_fmt(row['study_best_test_acc'], '—')} | {verdict} |"
+        )
+    lines += [
+        "",
+        "**Paired comparisons** (exact McNemar test on the test tracks both models predicted; "
+        f"significant at p < {ALPHA:.2f}): two models' intervals may overlap while one is "
+        "still reliably better on the same tracks.",
+        "",
+    ]
+    if paired.empty:
+        return [
+            *lines,
+            "missing: per-track test predictions of at least two pipelines are needed.",
+            "",
+        ]
+    lines += [
+        "| model A | model B | tracks | acc A | acc B | only A right | only B right "
+        "| p | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for _, row in paired.iterrows():
+        lines.append(
+            f"| {row['model_a']} | {row['model_b']} | {int(row['n_tracks'])} "
+            f"| {row['acc_a']:.4f} | {row['acc_b']:.4f} | {int(row['only_a_right'])} "
+            f"| {int(row['only_b_right'])} | {row['p_value']:.3g} | {row['verdict']} |"
+        )
+    return [*lines, ""]
+
+
+def render_summary(
+    comparison: pd.DataFrame,
+    data: dict[str, Any],
+    best: pd.DataFrame | None = None,
+    paired: pd.DataFrame | None = None,
+) -> str:
+    """Markdown report: a header that says which data and weights, the best models with their
+    uncertainty and paired tests, then every model."""
     # read back from CSV, an empty weights cell is NaN
     comparison = comparison.assign(weights=comparison["weights"].fillna("").astype(str))
     accuracy = comparison[comparison["metric"] == "accuracy"]
@@ -192,6 +469,7 @@ def render_summary(comparison: pd.DataFrame, data: dict[str, Any]) -> str:
         f"- **Data**: {data['kind']} — {data['location']}; {data['tracks']} tracks in "
         f"{data['genres']} genres ({splits}); {data['bad_tracks']} bad tracks reported in "
         "`data/08_reporting/bad_tracks.csv`.",
+        f"- **Split**: {data.get('split_method', 'n/a')}.",
         f"- **Transfer backbone weights**: {', '.join(weights) if weights else 'n/a'}.",
     ]
     if data["kind"] != "FMA":
@@ -210,10 +488,19 @@ def render_summary(comparison: pd.DataFrame, data: dict[str, Any]) -> str:
             "weights (shipped in its wheel; beyond the study, so no study value)."
         )
     lines += ["", "The study: Pietrasanta, Magazzù, Magazzù (2022), FMA-small, 8 genres.", ""]
+    lines += _uncertainty_section(
+        best if best is not None else pd.DataFrame(columns=BEST_MODEL_COLUMNS),
+        paired if paired is not None else pd.DataFrame(columns=PAIRED_COLUMNS),
+    )
     for pipeline, title, eval_split in (
         ("handcrafted", "Handcrafted features → MLP (Tables 1–2)", "validation"),
         ("cnn", "CNN on log-mel spectrograms (Tables 4–6)", "validation"),
         ("transfer", "Transfer learning: backbone features → PCA → classifier (Tables 7–12)", "cv"),
+        (
+            "fusion",
+            "Fusion of the best handcrafted, CNN and transfer models (beyond the study)",
+            "validation",
+        ),
     ):
         part = accuracy[accuracy["pipeline"] == pipeline]
         lines += [f"## {title}", ""]
@@ -226,7 +513,7 @@ def render_summary(comparison: pd.DataFrame, data: dict[str, Any]) -> str:
         if part.empty:
             continue
         lines += [
-            f"| model | variant | weights | test acc (run) | test acc (study) "
+            f"| model | variant | weights | test acc (run) [95 % CI] | test acc (study) "
             f"| {eval_split} acc (run) | {eval_split} acc (study) |",
             "|---|---|---|---|---|---|---|",
         ]
@@ -237,9 +524,9 @@ def render_summary(comparison: pd.DataFrame, data: dict[str, Any]) -> str:
             weight = next((w for w in group["weights"] if w), "")
             lines.append(
                 f"| {model} | {variant} | {weight} "
-                f"| {_fmt(test['this_run']) if test is not None else 'missing'} "
+                f"| {_fmt_run(test)} "
                 f"| {_fmt(test['study'], '—') if test is not None else '—'} "
-                f"| {_fmt(held['this_run']) if held is not None else 'missing'} "
+                f"| {_fmt_run(held)} "
                 f"| {_fmt(held['study'], '—') if held is not None else '—'} |"
             )
         lines.append("")
@@ -250,15 +537,25 @@ def comparison_chart(comparison: pd.DataFrame) -> go.Figure:
     """Grouped bars of test accuracy per model: this run next to the study."""
     test = comparison[(comparison["metric"] == "accuracy") & (comparison["split"] == "test")]
     labels = (test["pipeline"] + " · " + test["model"] + " · " + test["variant"]).tolist()
+    value = test["this_run"].astype(float)
+    # 95 % Wilson interval as asymmetric error bars (absent bounds draw no bar)
+    high = test["ci_high"].astype(float) if "ci_high" in test else value * np.nan
+    low = test["ci_low"].astype(float) if "ci_low" in test else value * np.nan
+    error = {
+        "type": "data",
+        "symmetric": False,
+        "array": (high - value).tolist(),
+        "arrayminus": (value - low).tolist(),
+    }
     figure = go.Figure(
         [
-            go.Bar(name="this run", x=labels, y=test["this_run"].tolist()),
+            go.Bar(name="this run", x=labels, y=value.tolist(), error_y=error),
             go.Bar(name="study", x=labels, y=test["study"].tolist()),
         ]
     )
     figure.update_layout(
         barmode="group",
-        title="Test accuracy: this run vs the study",
+        title="Test accuracy: this run (with 95 % Wilson interval) vs the study",
         yaxis={"title": "accuracy", "range": [0, 1]},
         xaxis={"tickangle": -45},
         height=600,

@@ -2,7 +2,19 @@
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from .nodes import compare_with_study, comparison_chart, describe_data, render_summary
+from .nodes import (
+    best_model_table,
+    compare_with_study,
+    comparison_chart,
+    describe_data,
+    paired_tests,
+    render_summary,
+)
+
+RESULTS = ["handcrafted_results", "cnn_results", "transfer_results"]
+TEST_PREDICTIONS = [
+    f"{name}_test_predictions" for name in ("handcrafted", "cnn", "transfer", "fusion")
+]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -10,9 +22,21 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 compare_with_study,
-                inputs=["handcrafted_results", "cnn_results", "transfer_results", "paper_results"],
+                inputs=[*RESULTS, "paper_results", "fusion_results"],
                 outputs="results_comparison",
                 name="compare_with_study",
+            ),
+            node(
+                best_model_table,
+                inputs=[*RESULTS, "fusion_results", "paper_results"],
+                outputs="best_models",
+                name="best_model_table",
+            ),
+            node(
+                paired_tests,
+                inputs=TEST_PREDICTIONS,
+                outputs="paired_tests",
+                name="paired_tests",
             ),
             node(
                 describe_data,
@@ -22,7 +46,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 render_summary,
-                inputs=["results_comparison", "run_data_description"],
+                inputs=[
+                    "results_comparison",
+                    "run_data_description",
+                    "best_models",
+                    "paired_tests",
+                ],
                 outputs="summary_report",
                 name="render_summary",
             ),

@@ -22,10 +22,13 @@ def package_genre_predictor(
     audio file paths, output genre probabilities. ``mlflow models serve`` serves it.
 
     ``artifacts`` are the trained models under their catalog names (what build_predictor
-    loads); only the chosen kind's are used."""
-    kind = best_model_kind(
-        {"handcrafted": handcrafted_results, "cnn": cnn_results, "transfer": transfer_results}
-    )
+    loads); only the chosen kind's are used. ``serving.model``: ``best`` (held-out accuracy),
+    or a kind (``handcrafted``, ``cnn``, ``transfer``, ``fusion``)."""
+    kind = serving_params.get("model", "best")
+    if kind == "best":
+        kind = best_model_kind(
+            {"handcrafted": handcrafted_results, "cnn": cnn_results, "transfer": transfer_results}
+        )
     predictor = build_predictor(
         kind,
         artifacts.__getitem__,

@@ -11,6 +11,7 @@ ARTIFACTS = [
     "cnn_best_model",
     "cnn_best_model_info",
     "transfer_best_model",
+    "fusion_model",
 ]
 
 

@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 from joblib import Memory
 from matplotlib.figure import Figure
+from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -39,6 +40,7 @@ from music_genre.backbones import (
     resolve_weights,
 )
 from music_genre.datasets.feature_store import FeatureStore
+from music_genre.evaluation import interval_columns, prediction_table
 from music_genre.plots import confusion_matrix_figure
 
 from .extraction import AudioEmbeddingJob, CutLevelFeatureJob, store_digests
@@ -54,7 +56,11 @@ RESULT_COLUMNS = [
     "classifier",
     "best_params",
     "cv_accuracy",
+    "cv_accuracy_std",
     "test_accuracy",
+    "test_accuracy_ci_low",
+    "test_accuracy_ci_high",
+    "n_test",
     "weights",
     "extract_ms_per_image",
     "classify_ms_per_image",
@@ -302,7 +308,13 @@ def tabulate_transfer_results(search_results: list[dict[str, Any]]) -> pd.DataFr
     table = pd.DataFrame(
         [{c: r[c] for c in RESULT_COLUMNS} for r in search_results], columns=RESULT_COLUMNS
     )
-    for column in ("cv_accuracy", "test_accuracy"):
+    for column in (
+        "cv_accuracy",
+        "cv_accuracy_std",
+        "test_accuracy",
+        "test_accuracy_ci_low",
+        "test_accuracy_ci_high",
+    ):
         table[column] = table[column].round(4)
     for column in ("extract_ms_per_image", "classify_ms_per_image"):
         table[column] = table[column].round(3)
@@ -345,6 +357,8 @@ def transfer_run_records(
                     "cv_accuracy": r["cv_accuracy"],
                     "cv_accuracy_std": r["cv_accuracy_std"],
                     "test_accuracy": r["test_accuracy"],
+                    "test_accuracy_ci_low": r["test_accuracy_ci_low"],
+                    "test_accuracy_ci_high": r["test_accuracy_ci_high"],
                     "extract_ms_per_image": r["extract_ms_per_image"],
                     "classify_ms_per_image": r["classify_ms_per_image"],
                     "convergence_warnings": r["convergence_warnings"],
@@ -407,6 +421,67 @@ def select_best_transfer_model(
         best["test_accuracy"],
     )
     return bundle, figure
+
+
+def predict_held_out_tracks(
+    search_results: list[dict[str, Any]],
+    tracks: pd.DataFrame,
+    transfer_features: FeatureStore,
+    params: dict[str, Any],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The best configuration's (by CV accuracy) per-track predictions on validation and on
+    test: track_id, label, predicted, one probability per genre.
+
+    The model was refit on training + validation, so its predictions on validation tracks would
+    be in-sample. The validation table holds **out-of-fold** predictions instead: the same
+    pipeline and best parameters refit on each of the grid search's CV folds (same stratified
+    folds) and applied to the held-out fold. SVMs without Platt scaling give a softmax over
+    their decision scores, as in prediction."""
+    from music_genre.predict import classifier_probabilities
+
+    if not search_results:
+        raise ValueError("No transfer result to choose from: transfer.experiments is empty.")
+    best = max(search_results, key=lambda r: r["cv_accuracy"])
+    backbone, cut = best["backbone"], best["cut_level"]
+    is_audio = get_backbone(backbone).input_kind == "audio"
+    key = feature_key(
+        backbone,
+        weights_choice(params, backbone),
+        audio_window(params) if is_audio else image_settings(params),
+    )
+    usable, _ = _usable_tracks(tracks, transfer_features, key, backbone, is_audio)
+    train = usable[usable["split"].isin(TRAIN_SPLITS)]
+    test = usable[usable["split"] == TEST_SPLIT]
+    x_train = transfer_features.matrix(key, cut, train["track_id"].tolist())
+    y_train = train["label"].to_numpy()
+    names = _class_names(tracks)
+    out_of_fold = np.zeros((len(train), len(names)))
+    # predict() is what test_accuracy counts (an RBF SVC votes one-vs-one, which can differ from
+    # the argmax of its softmax scores on ties)
+    out_of_fold_predicted = np.zeros(len(train), dtype=np.int64)
+    # GridSearchCV(cv=int) on a classifier uses these folds (stratified, not shuffled).
+    folds = StratifiedKFold(n_splits=int(best["cv_folds"]))
+    with threadpool_limits(limits=params.get("blas_threads")), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for fit_idx, held_idx in folds.split(x_train, y_train):
+            model = clone(best["model"]).fit(x_train[fit_idx], y_train[fit_idx])
+            scores = classifier_probabilities(model, x_train[held_idx])
+            out_of_fold[np.ix_(held_idx, model.classes_)] = scores
+            out_of_fold_predicted[held_idx] = model.predict(x_train[held_idx])
+    is_val = (train["split"] == "validation").to_numpy()
+    validation = prediction_table(
+        train["track_id"][is_val],
+        y_train[is_val],
+        out_of_fold[is_val],
+        names,
+        out_of_fold_predicted[is_val],
+    )
+    x_test = transfer_features.matrix(key, cut, test["track_id"].tolist())
+    test_scores = np.zeros((len(test), len(names)))
+    test_scores[:, best["model"].classes_] = classifier_probabilities(best["model"], x_test)
+    return validation, prediction_table(
+        test["track_id"], test["label"], test_scores, names, best["model"].predict(x_test)
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -539,6 +614,7 @@ def _grid_search(
         "cv_accuracy": float(search.best_score_),
         "cv_accuracy_std": float(search.cv_results_["std_test_score"][best_index]),
         "test_accuracy": float(np.mean(y_pred == y_test)),
+        **interval_columns(float(np.mean(y_pred == y_test)), len(y_test), "test_accuracy"),
         "classify_ms_per_image": _classify_ms(best, x_test[:1], int(params.get("timing_runs", 10))),
         "convergence_warnings": convergence,
         "cv_folds": folds,

@@ -4,6 +4,7 @@ from kedro.pipeline import Pipeline, node, pipeline
 
 from .nodes import (
     plan_transfer_features,
+    predict_held_out_tracks,
     search_transfer_classifiers,
     select_best_transfer_model,
     tabulate_transfer_results,
@@ -43,6 +44,17 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["transfer_search_results", "tracks"],
                 outputs=["transfer_best_model", "transfer_best_confusion_matrix"],
                 name="select_best_transfer_model",
+            ),
+            node(
+                predict_held_out_tracks,
+                inputs=[
+                    "transfer_search_results",
+                    "tracks",
+                    "transfer_features",
+                    "params:transfer",
+                ],
+                outputs=["transfer_validation_predictions", "transfer_test_predictions"],
+                name="predict_transfer_held_out_tracks",
             ),
         ]
     )

@@ -1,0 +1,238 @@
+"""Fusion nodes: fit a combiner of the pipelines' best models on validation, evaluate on test.
+
+Validation predictions: the handcrafted MLP and the CNN were trained on the training split (and
+chosen on validation); the transfer model was refit on training + validation, so its validation
+predictions are out-of-fold cross-validation predictions (see the transfer pipeline). The
+combiners see validation only; each method's selection score is a cross-validated accuracy on
+the validation tracks, so neither is chosen on what fitted it, and never on test.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from music_genre.evaluation import (
+    class_names_of,
+    interval_columns,
+    prediction_table,
+    probability_matrix,
+)
+from music_genre.fusion import (
+    METHODS,
+    best_weights,
+    cross_validated_accuracy,
+    fit_stacker,
+    fused_probabilities,
+    weighted_probabilities,
+)
+
+logger = logging.getLogger(__name__)
+
+MEMBERS = ("handcrafted", "cnn", "transfer")
+RESULT_COLUMNS = [
+    "method",
+    "members",
+    "combiner",
+    "val_acc",
+    "test_acc",
+    "test_acc_ci_low",
+    "test_acc_ci_high",
+    "n_test",
+    "n_validation",
+    "selected",
+]
+
+
+def _aligned(
+    tables: Mapping[str, pd.DataFrame | None], split: str, required: tuple[str, ...] = ()
+) -> tuple[list[str], list[np.ndarray], pd.Series, np.ndarray, list[str]]:
+    """Members with predictions, their probability matrices on the tracks they all predicted
+    (in track order), those track ids, the labels and the class names."""
+    available = {k: t for k, t in tables.items() if t is not None and not t.empty}
+    absent = [k for k in (required or tables) if k not in available]
+    if required and absent or len(available) < 2:
+        raise ValueError(
+            f"fusion needs the {split} predictions of "
+            f"{' and '.join(required) if required else 'at least two of ' + ', '.join(tables)}; "
+            f"missing: {absent}. Run those pipelines first "
+            f"(`kedro run --pipelines={','.join(absent)}`)."
+        )
+    names = list(required or available)
+    classes = class_names_of(available[names[0]])
+    for name in names[1:]:
+        if class_names_of(available[name]) != classes:
+            raise ValueError(
+                f"fusion: {name} predicts classes {class_names_of(available[name])}"
+                f", {names[0]} predicts {classes}: retrain on the same tracks."
+            )
+    common = set.intersection(*(set(available[n]["track_id"].astype(str)) for n in names))
+    track_ids = pd.Series(sorted(common), dtype=str)
+    indexed = {
+        n: available[n]
+        .assign(track_id=available[n]["track_id"].astype(str))
+        .set_index("track_id")
+        .loc[track_ids]
+        for n in names
+    }
+    labels = indexed[names[0]]["label"].to_numpy(np.int64)
+    for name in names[1:]:
+        if not np.array_equal(indexed[name]["label"].to_numpy(np.int64), labels):
+            raise ValueError(f"fusion: {name} and {names[0]} disagree on {split} labels.")
+    dropped = {n: len(available[n]) - len(track_ids) for n in names}
+    if any(dropped.values()):
+        logger.warning(
+            "fusion (%s): %d tracks predicted by every member; left out per member "
+            "(no prediction from another member): %s",
+            split,
+            len(track_ids),
+            dropped,
+        )
+    return names, [probability_matrix(indexed[n]) for n in names], track_ids, labels, classes
+
+
+def fit_fusion(
+    handcrafted_validation_predictions: pd.DataFrame | None,
+    cnn_validation_predictions: pd.DataFrame | None,
+    transfer_validation_predictions: pd.DataFrame | None,
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """Fit both combiners on the validation predictions and choose one (``fusion.method``:
+    ``auto`` = the higher cross-validated accuracy on validation, ties to late fusion)."""
+    names, members, _, labels, classes = _aligned(
+        dict(
+            zip(
+                MEMBERS,
+                (
+                    handcrafted_validation_predictions,
+                    cnn_validation_predictions,
+                    transfer_validation_predictions,
+                ),
+                strict=True,
+            )
+        ),
+        "validation",
+    )
+    step, seed = float(params["weight_step"]), int(params["seed"])
+    weights = best_weights(members, labels, step)
+    stacker = fit_stacker(members, labels, seed, float(params.get("stacking_c", 1.0)))
+    scores = {
+        method: cross_validated_accuracy(method, members, labels, params) for method in METHODS
+    }
+    method = params.get("method", "auto")
+    if method == "auto":
+        method = max(
+            METHODS, key=lambda m: (np.nan_to_num(scores[m], nan=-1.0), m == "late_fusion")
+        )
+    elif method not in METHODS:
+        raise ValueError(f"fusion.method={method!r}: use auto, {' or '.join(METHODS)}.")
+    in_sample = float((weighted_probabilities(members, weights).argmax(1) == labels).mean())
+    logger.info(
+        "Fusion of %s on %d validation tracks: weights %s (in-sample acc %.4f); "
+        "cross-validated acc: %s; using %s",
+        names,
+        len(labels),
+        dict(zip(names, weights.round(2).tolist(), strict=True)),
+        in_sample,
+        {k: round(v, 4) for k, v in scores.items()},
+        method,
+    )
+    return {
+        "members": names,
+        "class_names": classes,
+        "method": method,
+        "weights": weights.tolist(),
+        "stacker": stacker,
+        "weight_step": step,
+        "validation_cv_accuracy": scores,
+        "validation_in_sample_accuracy": in_sample,
+        "n_validation": int(len(labels)),
+    }
+
+
+def _combiner(bundle: Mapping[str, Any], method: str) -> str:
+    if method == "late_fusion":
+        return ", ".join(
+            f"{n} {w:.1f}" for n, w in zip(bundle["members"], bundle["weights"], strict=True)
+        )
+    return f"logistic regression (C={bundle['stacker'].C:g}) on member probabilities"
+
+
+def evaluate_fusion(
+    fusion_model: dict[str, Any],
+    handcrafted_test_predictions: pd.DataFrame | None,
+    cnn_test_predictions: pd.DataFrame | None,
+    transfer_test_predictions: pd.DataFrame | None,
+) -> tuple[pd.DataFrame, pd.DataFrame, list[dict[str, Any]]]:
+    """Both combiners on the test tracks every member predicted: ``fusion_results`` (with the
+    95 % Wilson interval), the chosen combiner's per-track predictions, and one MLflow run per
+    method. Test data only measures; nothing here is chosen."""
+    tables = dict(
+        zip(
+            MEMBERS,
+            (handcrafted_test_predictions, cnn_test_predictions, transfer_test_predictions),
+            strict=True,
+        )
+    )
+    names, members, track_ids, labels, classes = _aligned(
+        {n: tables[n] for n in fusion_model["members"]},
+        "test",
+        required=tuple(fusion_model["members"]),
+    )
+    if classes != fusion_model["class_names"]:
+        raise ValueError("fusion: the test predictions' classes differ from validation's.")
+    rows, runs, chosen = [], [], None
+    for method in METHODS:
+        probabilities = fused_probabilities(fusion_model, members, method)
+        accuracy = float((probabilities.argmax(axis=1) == labels).mean())
+        selected = method == fusion_model["method"]
+        row = {
+            "method": method,
+            "members": "+".join(names),
+            "combiner": _combiner(fusion_model, method),
+            "val_acc": fusion_model["validation_cv_accuracy"][method],
+            "test_acc": accuracy,
+            **interval_columns(accuracy, len(labels)),
+            "n_validation": fusion_model["n_validation"],
+            "selected": selected,
+        }
+        rows.append(row)
+        if selected:
+            chosen = prediction_table(track_ids, labels, probabilities, classes)
+        runs.append(
+            {
+                "run_name": f"fusion: {method}",
+                "params": {
+                    "method": method,
+                    "members": row["members"],
+                    "combiner": row["combiner"],
+                    "weight_step": fusion_model["weight_step"],
+                    "selected": selected,
+                    "n_validation": row["n_validation"],
+                    "n_test": row["n_test"],
+                    "selection": "cross-validated accuracy on validation tracks",
+                },
+                "metrics": {
+                    k: row[k]
+                    for k in ("val_acc", "test_acc", "test_acc_ci_low", "test_acc_ci_high")
+                    if pd.notna(row[k])
+                },
+                "model": fusion_model["stacker"] if method == "stacking" else None,
+                "tags": {"model_family": "fusion", "selected": str(selected).lower()},
+            }
+        )
+        logger.info(
+            "Fusion %s: validation (cv) %.4f, test %.4f [%.4f, %.4f] on %d tracks%s",
+            method,
+            row["val_acc"],
+            accuracy,
+            row["test_acc_ci_low"],
+            row["test_acc_ci_high"],
+            row["n_test"],
+            " (selected)" if selected else "",
+        )
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS), chosen, runs

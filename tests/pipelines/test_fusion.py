@@ -1,0 +1,228 @@
+"""Fusion: simplex weights, combiners fit on validation only, results with intervals, and the
+fusion predictor behind `genre-predict --model fusion`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+
+from music_genre import predict_cli
+from music_genre.evaluation import prediction_table
+from music_genre.fusion import best_weights, simplex_weights
+from music_genre.pipelines.fusion import create_pipeline
+from music_genre.predict import FusionPredictor, predict_file
+
+CLASSES = ["Folk", "Pop", "Rock"]
+PARAMS = {"method": "auto", "weight_step": 0.1, "stacking_c": 1.0, "cv_folds": 3, "seed": 0}
+
+
+def _member(labels: np.ndarray, knows: set[int], rng: np.random.Generator) -> np.ndarray:
+    """Confident and right on the classes it ``knows``, uniform noise on the others."""
+    probabilities = rng.dirichlet(np.ones(len(CLASSES)), size=labels.size)
+    for i, label in enumerate(labels):
+        if label in knows:
+            probabilities[i] = 0.1 / (len(CLASSES) - 1)
+            probabilities[i, label] = 0.9
+    return probabilities
+
+
+def _predictions(split: str, n: int, seed: int) -> dict[str, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % len(CLASSES)
+    ids = [f"{split}{i:03d}" for i in range(n)]
+    knows = {"handcrafted": {0}, "cnn": {1}, "transfer": {2}}
+    return {
+        name: prediction_table(ids, labels, _member(labels, classes, rng), CLASSES)
+        for name, classes in knows.items()
+    }
+
+
+def test_simplex_grid_and_best_weights():
+    grid = simplex_weights(3, 0.1)
+    assert grid.shape == (66, 3) and np.allclose(grid.sum(axis=1), 1.0)
+    labels = np.array([0, 1, 0, 1])
+    useful = np.eye(2)[labels]
+    noise = np.full((4, 2), 0.5)
+    noise[:, 1] += 0.01  # always says class 1, half right
+    # same accuracy with any weight on the useful member: the higher likelihood wins
+    assert best_weights([noise, useful], labels, 0.5).tolist() == [0.0, 1.0]
+    with pytest.raises(ValueError, match="weight_step"):
+        simplex_weights(2, 0.3)
+
+
+def test_fusion_pipeline_fits_on_validation_and_reports_test_with_interval():
+    validation, test = _predictions("val", 60, 1), _predictions("test", 60, 2)
+    catalog = DataCatalog(
+        {
+            **{f"{m}_validation_predictions": MemoryDataset(t) for m, t in validation.items()},
+            **{f"{m}_test_predictions": MemoryDataset(t) for m, t in test.items()},
+            "params:fusion": MemoryDataset(PARAMS),
+            "fusion_model": MemoryDataset(),
+            "fusion_results": MemoryDataset(),
+            "fusion_test_predictions": MemoryDataset(),
+            "fusion_mlflow_runs": MemoryDataset(),
+        }
+    )
+    pipeline = create_pipeline()
+    fit = next(n for n in pipeline.nodes if n.name == "fit_fusion")
+    assert not [name for name in fit.inputs if "test" in name]  # never selects on test
+    SequentialRunner().run(pipeline, catalog)
+    results = catalog.load("fusion_results")
+    assert results["method"].tolist() == ["late_fusion", "stacking"]
+    assert results["selected"].sum() == 1
+    assert (results["n_test"] == 60).all()
+    assert (results["test_acc_ci_low"] < results["test_acc"]).all()
+    assert (results["test_acc"] < results["test_acc_ci_high"]).all()
+    # each member alone is right on ~1/3 + chance; fused, each member covers its class
+    best_member = max((t["predicted"] == t["label"]).mean() for t in test.values())
+    assert results["test_acc"].min() > best_member + 0.1
+    chosen = catalog.load("fusion_test_predictions")
+    assert len(chosen) == 60 and list(chosen.columns[-3:]) == [f"prob_{c}" for c in CLASSES]
+    runs = catalog.load("fusion_mlflow_runs")
+    assert [r["run_name"] for r in runs] == ["fusion: late_fusion", "fusion: stacking"]
+    assert "test_acc_ci_low" in runs[0]["metrics"]
+
+
+def test_fusion_needs_two_members_with_predictions():
+    validation = _predictions("val", 30, 1)
+    catalog = DataCatalog(
+        {
+            "handcrafted_validation_predictions": MemoryDataset(validation["handcrafted"]),
+            "cnn_validation_predictions": MemoryDataset(None),
+            "transfer_validation_predictions": MemoryDataset(None),
+            "params:fusion": MemoryDataset(PARAMS),
+            **{
+                f"{m}_test_predictions": MemoryDataset(None)
+                for m in ("handcrafted", "cnn", "transfer")
+            },
+        }
+    )
+    with pytest.raises(Exception, match="at least two of handcrafted, cnn, transfer"):
+        SequentialRunner().run(create_pipeline(), catalog)
+
+
+@dataclass
+class _Constant:
+    probabilities: list[float]
+    seconds: float
+    label: str = "constant"
+
+    class_names = CLASSES
+
+    def window_s(self) -> float:
+        return self.seconds
+
+    def window_probabilities(self, path: str, offsets) -> np.ndarray:
+        return np.tile(self.probabilities, (len(offsets), 1))
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> Path:
+    path = tmp_path / "clip.wav"
+    sf.write(path, 0.1 * np.sin(np.arange(16000 * 4) / 10.0), 16000)
+    return path
+
+
+def test_fusion_predictor_combines_members_per_window(clip: Path):
+    bundle = {
+        "members": ["a", "b"],
+        "class_names": CLASSES,
+        "method": "late_fusion",
+        "weights": [0.2, 0.8],
+    }
+    predictor = FusionPredictor(
+        bundle, [_Constant([1.0, 0.0, 0.0], 29.7), _Constant([0.0, 0.5, 0.5], 30.0)]
+    )
+    assert predictor.window_s() == 30.0
+    result = predict_file(predictor, clip)
+    assert result.error is None
+    assert result.probabilities == pytest.approx({"Folk": 0.2, "Pop": 0.4, "Rock": 0.4})
+
+
+def test_cli_accepts_model_fusion(monkeypatch, clip: Path, capsys):
+    bundle = {
+        "members": ["a", "b"],
+        "class_names": CLASSES,
+        "method": "late_fusion",
+        "weights": [0.5, 0.5],
+    }
+    fused = FusionPredictor(
+        bundle, [_Constant([0.6, 0.4, 0.0], 29.7), _Constant([0.0, 0.4, 0.6], 29.7)]
+    )
+    asked = []
+
+    class Catalog:
+        def load(self, name):
+            raise AssertionError(f"the stubbed build_predictor reads nothing, not {name}")
+
+    class Context:
+        catalog = Catalog()
+        params: dict = {}
+
+    monkeypatch.setattr(predict_cli, "_kedro_context", lambda project, env: Context())
+    monkeypatch.setattr(
+        predict_cli, "build_predictor", lambda kind, load, params: asked.append(kind) or fused
+    )
+    assert predict_cli.main(["--model", "fusion", "--json", str(clip)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert asked == ["fusion"]
+    assert out[0]["top"][0] == {"genre": "Pop", "probability": 0.4}
+
+
+def test_selection_score_exists_with_one_validation_track_per_genre():
+    from music_genre.fusion import cross_validated_accuracy
+
+    validation = _predictions("val", 6, 3)  # 2 tracks per genre, then 1 per genre
+    members = [t.filter(like="prob_").to_numpy() for t in validation.values()]
+    labels = validation["cnn"]["label"].to_numpy()
+    for n in (6, 3):
+        for method in ("late_fusion", "stacking"):
+            score = cross_validated_accuracy(method, [m[:n] for m in members], labels[:n], PARAMS)
+            assert 0.0 <= score <= 1.0
+
+
+def test_a_pickled_cnn_predictor_loads_in_a_fresh_process(tmp_path: Path):
+    """The served model pickles the CNN predictor; unpickling must not depend on the caller
+    having imported the module that registers the CNN's custom layer."""
+    import pickle
+    import subprocess
+    import sys
+
+    import keras
+
+    from music_genre.cnn_model import StudyImageScaling
+    from music_genre.predict import CnnPredictor
+
+    model = keras.Sequential(
+        [
+            keras.Input((4, 6, 1)),
+            StudyImageScaling(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    path = tmp_path / "predictor.pkl"
+    path.write_bytes(
+        pickle.dumps(CnnPredictor(model=model, class_names=CLASSES, spectrogram_settings={}))
+    )
+    code = (
+        "import pickle, sys; p = pickle.loads(open(sys.argv[1], 'rb').read()); "
+        "print(p.model.output_shape)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("(None, 3)")
