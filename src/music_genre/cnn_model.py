@@ -118,6 +118,31 @@ def build_cnn(
     return model
 
 
+def compiled_predictor(model: keras.Model) -> Any:
+    """``model(x, training=False)`` as one traced TensorFlow graph for any batch size.
+
+    ``model.predict`` rebuilds a data pipeline and a step loop on every call: ~0.1-0.3 s of
+    overhead for a single clip, ten times the network's own cost on CPU. The traced function
+    runs only the network (prediction, evaluation timing and the served model use it)."""
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+    return tf.function(lambda x: model(x, training=False), input_signature=[spec])
+
+
+def predict_probabilities(predictor: Any, inputs: Any, batch_size: int = 64) -> Any:
+    """Probabilities of ``inputs`` (numpy, batch first) through a :func:`compiled_predictor`,
+    ``batch_size`` clips at a time."""
+    import numpy as np
+
+    inputs = np.asarray(inputs, dtype=np.float32)
+    parts = [
+        predictor(inputs[start : start + batch_size]).numpy()
+        for start in range(0, len(inputs), batch_size)
+    ]
+    return np.concatenate(parts) if parts else np.empty((0, 0), np.float32)
+
+
 def trainable_parameters(model: keras.Model) -> int:
     return int(sum(int(ops.size(w)) for w in model.trainable_weights))
 

@@ -84,15 +84,20 @@ class CnnPredictor:
         )
 
     def window_probabilities(self, path: str, offsets: Sequence[float]) -> np.ndarray:
+        from music_genre.cnn_model import compiled_predictor, predict_probabilities
+
         specs = self.spectrograms(path, offsets)
-        return np.asarray(self.model.predict(specs[..., None], verbose=0), dtype=np.float64)
+        if getattr(self, "_compiled", None) is None:  # traced once per predictor
+            self._compiled = compiled_predictor(self.model)
+        return np.asarray(predict_probabilities(self._compiled, specs[..., None]), np.float64)
 
     # Pickled (served model) with the Keras model as bytes, unpickled after the module that
     # registers the CNN's custom layers: a pickled model alone cannot be loaded without it.
     def __getstate__(self) -> dict[str, Any]:
         import pickle
 
-        return {**self.__dict__, "model": pickle.dumps(self.model)}
+        state = {k: v for k, v in self.__dict__.items() if k != "_compiled"}
+        return {**state, "model": pickle.dumps(self.model)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         import pickle

@@ -97,6 +97,17 @@ def test_study_cnn_has_exactly_735944_trainable_parameters():
     assert model.get_layer("flatten").output.shape[-1] == 2048
 
 
+def test_the_compiled_call_predicts_what_model_predict_does():
+    from music_genre.cnn_model import compiled_predictor, predict_probabilities
+
+    model = build_cnn(3, filters=[4, 4, 8, 8], input_shape=(*SHAPE, 1))
+    specs = np.stack([_spectrogram(s, s % 3) for s in range(5)])[..., None]
+    compiled = compiled_predictor(model)
+    expected = model.predict(specs, verbose=0)
+    np.testing.assert_allclose(predict_probabilities(compiled, specs, 2), expected, atol=1e-6)
+    np.testing.assert_allclose(compiled(specs[:1]).numpy(), expected[:1], atol=1e-6)  # one clip
+
+
 @pytest.mark.parametrize("quantize", [True, False])
 def test_scaling_layer_equals_the_study_image(quantize: bool):
     rng = np.random.default_rng(3)
@@ -246,6 +257,7 @@ def test_pipeline_trains_and_reports_four_variants(data: dict, tmp_path: Path):
         assert results[column].between(0, 1).all()
     assert (results[["train_loss", "val_loss", "test_loss"]] > 0).all().all()
     assert (results["inference_seconds"] > 0).all() and (results["clips_per_second"] > 0).all()
+    assert (results["predict_call_seconds"] > 0).all()
     assert results.loc[0, "params"] == trainable_parameters(catalog.load("cnn_model"))
 
     plain = catalog.load("cnn_training_log")
