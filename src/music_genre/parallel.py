@@ -88,22 +88,56 @@ def _isolated_target(
     connection.close()
 
 
-def run_isolated(function: Callable[..., Any], args: tuple, crash: bool = False) -> Any:
-    """Run one task alone in a fresh process; a crash becomes a :class:`TaskFailure` naming the
-    signal or exit code."""
-    context = multiprocessing.get_context("spawn")
+def _start_isolated(context: Any, function: Callable[..., Any], args: tuple, crash: bool) -> Any:
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(target=_isolated_target, args=(sender, function, args, crash))
     process.start()
     sender.close()
+    return process, receiver
+
+
+def _finish_isolated(process: Any, receiver: Any) -> Any:
     try:
-        result = receiver.recv()
+        result = receiver.recv() if receiver.poll() else None
     except EOFError:  # the process died before sending anything
         result = None
     process.join()
+    receiver.close()
     if process.exitcode != 0 or result is None:
         return TaskFailure(_exit_reason(process.exitcode))
     return result
+
+
+def run_isolated_many(
+    function: Callable[..., Any],
+    tasks: Sequence[tuple[str, tuple]],
+    workers: int,
+    crash_keys: frozenset[str] = frozenset(),
+) -> Iterator[tuple[str, Any]]:
+    """Each task alone in a fresh process, ``workers`` at a time; a crash becomes a
+    :class:`TaskFailure` naming the signal or exit code."""
+    from multiprocessing.connection import wait as wait_ready
+
+    context = multiprocessing.get_context("spawn")
+    pending = list(reversed(tasks))
+    running: dict[Any, tuple[str, Any, Any]] = {}
+    while pending or running:
+        while pending and len(running) < max(1, workers):
+            key, args = pending.pop()
+            process, receiver = _start_isolated(context, function, args, key in crash_keys)
+            running[process.sentinel] = (key, process, receiver)
+        # a result arrives before its process ends; reading it lets a large one finish
+        ready = wait_ready([*running, *(r for _, _, r in running.values())])
+        for sentinel, (key, process, receiver) in list(running.items()):
+            if sentinel in ready or receiver in ready:
+                del running[sentinel]
+                yield key, _finish_isolated(process, receiver)
+
+
+def run_isolated(function: Callable[..., Any], args: tuple, crash: bool = False) -> Any:
+    """Run one task alone in a fresh process (see :func:`run_isolated_many`)."""
+    crash_keys = frozenset({"task"}) if crash else frozenset()
+    return next(run_isolated_many(function, [("task", args)], 1, crash_keys))[1]
 
 
 def run_tasks(
@@ -117,7 +151,7 @@ def run_tasks(
     :class:`TaskFailure` (the function raised, or its worker crashed twice).
 
     ``workers``: processes (``None``/-1: every core). ``window``: tasks submitted ahead of the
-    consumer (default 4 per worker). Results equal those of a single worker, bit for bit.
+    consumer (default 2 per worker). Results equal those of a single worker, bit for bit.
     """
     if not tasks:
         return
@@ -125,7 +159,9 @@ def run_tasks(
     from joblib.externals.loky.process_executor import BrokenProcessPool
 
     n_workers = max(1, min(resolve_workers(workers), len(tasks)))
-    window = max(n_workers, window or 4 * n_workers)
+    # tasks submitted ahead: enough to keep every worker busy while the consumer writes, few
+    # enough that a crash sends only a handful of innocent tasks to the isolated retry
+    window = max(n_workers, window or 2 * n_workers)
     crash_keys = _crash_keys()
     pending = list(reversed(tasks))  # popped from the end: submission keeps the given order
     while pending:
@@ -163,8 +199,7 @@ def run_tasks(
                 "in a fresh process",
                 len(suspects),
             )
-            for key, args in suspects:
-                result = run_isolated(function, args, key in crash_keys)
+            for key, result in run_isolated_many(function, suspects, n_workers, crash_keys):
                 if isinstance(result, TaskFailure) and result.reason.startswith("worker crashed"):
                     logger.warning("Task %s crashed its worker twice: %s", key, result.reason)
                 yield key, result

@@ -67,7 +67,9 @@ class _QuietTensorflowFinder(importlib.abc.MetaPathFinder):
         if name != "tensorflow":
             return None
         for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
+            # skip every finder of this kind: the module may have been loaded twice (a
+            # reloading notebook kernel), leaving two instances that would call each other
+            if _is_quiet_finder(finder) or not hasattr(finder, "find_spec"):
                 continue
             spec = finder.find_spec(name, path, target)
             if spec is not None and spec.loader is not None:
@@ -76,12 +78,14 @@ class _QuietTensorflowFinder(importlib.abc.MetaPathFinder):
         return None
 
 
+def _is_quiet_finder(finder: Any) -> bool:
+    return type(finder).__name__ == _QuietTensorflowFinder.__name__
+
+
 def install() -> None:
     """Wrap TensorFlow's first import in this process (no effect once it is imported)."""
     if os.environ.get("MUSIC_GENRE_TF_NOTICES") == "1":  # to see them, e.g. when debugging
         return
-    if "tensorflow" in sys.modules or any(
-        isinstance(f, _QuietTensorflowFinder) for f in sys.meta_path
-    ):
+    if "tensorflow" in sys.modules or any(_is_quiet_finder(f) for f in sys.meta_path):
         return
     sys.meta_path.insert(0, _QuietTensorflowFinder())

@@ -119,7 +119,7 @@ def extract_handcrafted_features(
     save_every = max(1, int(settings.get("save_every") or 16))
     tasks = [(track_id, (path, provenance, settings)) for track_id, path, provenance in pending]
     provenances = {track_id: provenance for track_id, _, provenance in pending}
-    results = run_tasks(_extract_row, tasks, settings.get("workers"), window=save_every)
+    results = run_tasks(_extract_row, tasks, settings.get("workers"))
     batch: dict[str, FeatureRow] = {}
     for track_id, row in tqdm(
         results, total=len(pending), desc="handcrafted features", unit="track"

@@ -40,12 +40,12 @@ def _check_tracks(tracks: pd.DataFrame, columns: list[str]) -> None:
 
 
 def _spectrogram_results(
-    todo: list[tuple[str, str]], settings: Mapping[str, Any], workers: int, window: int
+    todo: list[tuple[str, str]], settings: Mapping[str, Any], workers: int
 ) -> Iterator[tuple[str, Any, str]]:
     """``spectrogram_task`` over ``todo`` in worker processes (:func:`run_tasks`: a crashed
     worker costs one track, any worker count gives the same arrays), in completion order."""
     tasks = [(track_id, (track_id, path, settings)) for track_id, path in todo]
-    for track_id, result in run_tasks(spectrogram_task, tasks, workers, window=window):
+    for track_id, result in run_tasks(spectrogram_task, tasks, workers):
         if isinstance(result, TaskFailure):
             yield track_id, None, result.reason
         else:
@@ -97,7 +97,7 @@ def compute_log_mel_spectrograms(
     yield SpectrogramBatch(fingerprint, settings, tags=tags, is_manifest=True, failures=failures)
 
     arrays: dict[str, Any] = {}
-    results = _spectrogram_results(todo, settings, workers, window=batch_size)
+    results = _spectrogram_results(todo, settings, workers)
     progress = tqdm(
         results,
         total=len(todo),
