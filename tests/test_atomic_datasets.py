@@ -106,3 +106,27 @@ def test_the_markdown_report_is_previewed_as_rendered_html(tmp_path: Path):
     html = report.preview()
     assert "<h1>Summary</h1>" in html
     assert "<td>cnn</td>" in html and "<td>0.375</td>" in html
+
+
+def test_a_saved_study_cnn_loads_in_a_process_that_never_imported_the_cnn_code(tmp_path):
+    """`kedro run --pipelines=serving` loads cnn_best_model without the cnn pipeline."""
+    import subprocess
+    import sys
+
+    from music_genre.cnn_model import build_cnn
+    from music_genre.datasets import KerasModelDataset
+
+    path = tmp_path / "cnn.keras"
+    KerasModelDataset(filepath=str(path)).save(
+        build_cnn(2, filters=[2, 2, 2, 2], input_shape=(32, 64, 1))
+    )
+    code = (
+        "import sys; from music_genre.datasets import KerasModelDataset; "
+        f"m = KerasModelDataset(filepath={str(path)!r}).load(); "
+        "assert 'music_genre.cnn_model' in sys.modules; print(m.count_params())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert int(result.stdout.strip()) > 0

@@ -18,7 +18,7 @@ from kedro.io import AbstractDataset, DatasetError
 
 class KerasModelDataset(AbstractDataset[Any, Any]):
     """Loads and saves a ``keras.Model`` as a ``.keras`` file (custom layers must be registered
-    with ``keras.saving.register_keras_serializable``, i.e. their module imported)."""
+    with ``keras.saving.register_keras_serializable``: the project's own are, on load)."""
 
     def __init__(
         self,
@@ -34,6 +34,10 @@ class KerasModelDataset(AbstractDataset[Any, Any]):
 
     def load(self) -> Any:
         import keras
+
+        # registers the project's custom layers (StudyImageScaling), so a pipeline that only
+        # loads a trained CNN (serving, fusion) works without having imported the cnn pipeline
+        import music_genre.cnn_model  # noqa: F401
 
         if not self._filepath.is_file():
             raise DatasetError(
