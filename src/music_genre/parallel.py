@@ -139,7 +139,7 @@ def run_tasks(
     if client is not None:
         yield from _run_on_dask(client, function, tasks, window)
         return
-    from joblib.externals.loky import get_reusable_executor
+    from joblib.executor import get_memmapping_executor
     from joblib.externals.loky.process_executor import BrokenProcessPool
 
     n_workers = max(1, min(resolve_workers(workers), len(tasks)))
@@ -147,7 +147,11 @@ def run_tasks(
     crash_keys = _crash_keys()
     pending = list(reversed(tasks))  # popped from the end: submission keeps the given order
     while pending:
-        executor = get_reusable_executor(max_workers=n_workers, timeout=300)
+        # joblib's variant of loky's process-wide executor: a later joblib.Parallel (the grid
+        # search's n_jobs) finds the attributes it expects on it (loky's plain executor made it
+        # fail with "no attribute '_temp_folder_manager'"); max_nbytes=None: results come back
+        # as plain arrays, never as memory maps of temporary files.
+        executor = get_memmapping_executor(n_workers, timeout=300, max_nbytes=None)
         in_flight: dict[Future, tuple[str, tuple]] = {}
         suspects: list[tuple[str, tuple]] = []
         try:
