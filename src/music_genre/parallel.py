@@ -242,12 +242,18 @@ def dask_client() -> Any:
         _client = Client(_runtime.address)
         where = f"the scheduler at {_runtime.address}"
     else:
-        _cluster = LocalCluster(
-            n_workers=_runtime.n_workers or os.cpu_count() or 1,
-            threads_per_worker=_runtime.threads_per_worker,
-            processes=True,
-            dashboard_address=_runtime.dashboard,
-        )
+        import dask
+
+        # One task per worker thread at a time: when a worker dies, Dask counts a failure
+        # against every task assigned to it, so a task merely queued behind a crashing one
+        # could otherwise be given up as "killed N workers" too.
+        with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+            _cluster = LocalCluster(
+                n_workers=_runtime.n_workers or os.cpu_count() or 1,
+                threads_per_worker=_runtime.threads_per_worker,
+                processes=True,
+                dashboard_address=_runtime.dashboard,
+            )
         _client = Client(_cluster)
         where = f"a LocalCluster of this run ({len(_cluster.workers)} workers)"
     link = _client.dashboard_link if _runtime.address or _runtime.dashboard else None
