@@ -203,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    import kedro.framework.project  # noqa: F401 - configures logging on import: quiet it after
+
     for name in ("kedro", "distributed", "music_genre"):
         logging.getLogger(name).setLevel(logging.WARNING)
     os.environ.setdefault("TQDM_DISABLE", "1")
