@@ -317,19 +317,48 @@ def test_a_track_that_kills_every_worker_is_reported_and_the_others_complete(
     assert bad["reason"].iloc[0] == f"worker crashed (killed {ALLOWED_FAILURES + 1} workers)"
 
 
+class _Catalog(dict):
+    """What the hook uses of a Kedro catalog: ``in`` and ``load``."""
+
+    def load(self, name):
+        return self[name].load()
+
+
 def test_the_run_hook_configures_the_runtime_and_stops_the_cluster():
     hook = RuntimeHook()
     catalog = {"params:runtime": MemoryDataset({"executor": "dask", "n_workers": 1})}
 
-    class Catalog(dict):
-        def load(self, name):
-            return self[name].load()
-
     try:
-        hook.before_pipeline_run(catalog=Catalog(catalog))
+        hook.before_pipeline_run(catalog=_Catalog(catalog))
         assert parallel.current_runtime().executor == "dask"
         assert parallel._client is None  # nothing starts before a task needs it
     finally:
         hook.after_pipeline_run()
         parallel.configure(None)
     assert parallel.current_runtime().executor == "local"
+
+
+def test_an_unreachable_scheduler_stops_the_run_with_the_parameter_named(unused_port):
+    import click
+    import dask
+
+    hook = RuntimeHook()
+    address = f"tcp://127.0.0.1:{unused_port}"
+    catalog = {"params:runtime": MemoryDataset({"executor": "dask", "address": address})}
+
+    try:
+        with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+            with pytest.raises(click.ClickException, match=f"runtime.address={address}: no Dask"):
+                hook.before_pipeline_run(catalog=_Catalog(catalog))
+    finally:
+        hook.on_pipeline_error()
+        parallel.configure(None)
+
+
+@pytest.fixture
+def unused_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

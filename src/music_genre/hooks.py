@@ -236,8 +236,16 @@ class RuntimeHook:
     def before_pipeline_run(self, catalog: Any) -> None:
         from music_genre.parallel import configure
 
-        runtime = catalog.load("params:runtime") if "params:runtime" in catalog else None
-        configure(runtime)
+        runtime = configure(catalog.load("params:runtime") if "params:runtime" in catalog else None)
+        if runtime.executor == "dask" and runtime.address:
+            # connect now: an unreachable scheduler stops the run before any work, without a
+            # traceback (the cause is the configuration)
+            from music_genre.parallel import SchedulerUnreachableError, dask_client
+
+            try:
+                dask_client()
+            except SchedulerUnreachableError as exc:
+                raise click.ClickException(str(exc)) from None
 
     @hook_impl
     def after_pipeline_run(self) -> None:

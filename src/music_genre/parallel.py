@@ -193,6 +193,10 @@ def run_tasks(
 
 
 # --- where the work runs: the runtime parameters ---------------------------------------------
+class SchedulerUnreachableError(ConnectionError):
+    """``runtime.address`` names no reachable Dask scheduler (the message says what to do)."""
+
+
 @dataclass(frozen=True)
 class Runtime:
     """``runtime`` parameters (schema: ``music_genre.parameters.RuntimeParams``)."""
@@ -239,7 +243,14 @@ def dask_client() -> Any:
     from distributed import Client, LocalCluster
 
     if _runtime.address:
-        _client = Client(_runtime.address)
+        try:
+            _client = Client(_runtime.address)
+        except (OSError, TimeoutError) as exc:
+            raise SchedulerUnreachableError(
+                f"runtime.address={_runtime.address}: no Dask scheduler answered ({exc}). "
+                'Start one (`dask scheduler`, see the README\'s "Beyond one machine"), fix the '
+                "address, or use runtime.address=null for a LocalCluster of this run."
+            ) from None
         where = f"the scheduler at {_runtime.address}"
     else:
         import dask
