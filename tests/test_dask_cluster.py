@@ -18,6 +18,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import distributed
 import numpy as np
 import pandas as pd
 import pytest
@@ -38,8 +39,6 @@ from tests.pipelines.test_ingestion import _run as run_ingestion
 from tests.pipelines.test_spectrogram import _catalog as spectrogram_catalog
 from tests.pipelines.test_transfer_musicnn import RATE, SECONDS, _clip, mlflow_store  # noqa: F401
 from tests.pipelines.transfer_catalog import transfer_catalog
-
-distributed = pytest.importorskip("distributed", reason="pip install 'dask[distributed]'")
 
 ROOT = Path(__file__).resolve().parents[1]
 GENRES = ["Electronic", "Folk"]
