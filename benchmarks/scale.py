@@ -203,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    import kedro.framework.project  # noqa: F401 - configures logging on import: quiet it after
+    # both configure their loggers on import: quiet them after
+    import distributed  # noqa: F401
+    import kedro.framework.project  # noqa: F401
 
     for name in ("kedro", "distributed", "music_genre"):
         logging.getLogger(name).setLevel(logging.WARNING)
