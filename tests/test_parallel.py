@@ -86,3 +86,12 @@ def test_single_threaded_mel_spectrogram_is_what_every_worker_count_computes():
     for workers in (1, 2):
         for _, spec in run_tasks(log_mel_spectrogram, tasks, workers):
             assert np.array_equal(spec, reference)
+
+
+def test_joblib_parallel_runs_after_the_pool_of_run_tasks():
+    # Both share the process-wide loky executor; the grid search's joblib.Parallel(n_jobs=2)
+    # after a per-track stage used to fail ("no attribute '_temp_folder_manager'").
+    from joblib import Parallel, delayed
+
+    assert dict(run_tasks(square, [("a", (3,))], 2)) == {"a": 9}
+    assert Parallel(n_jobs=2)(delayed(square)(v) for v in range(4)) == [0, 1, 4, 9]

@@ -221,3 +221,40 @@ class MissingInputsHook:
         message = missing_inputs_message(pipeline, catalog, all_pipelines(), run_params.get("env"))
         if message:
             raise MissingInputsError(message)
+
+
+class RuntimeHook:
+    """Chooses where the run's parallel work goes (``params:runtime``, see
+    ``music_genre.parallel``) before the first node, and disconnects from the cluster - stopping
+    it when the run started it (``runtime.address: null``) - when the run ends or fails.
+
+    A hook rather than a ``params:runtime`` input on every per-track node: the executor is a
+    property of the run, not of a node's result (local and Dask give the same outputs), and it
+    keeps the choice in one place instead of in every node signature."""
+
+    @hook_impl
+    def before_pipeline_run(self, catalog: Any) -> None:
+        from music_genre.parallel import configure
+
+        runtime = configure(catalog.load("params:runtime") if "params:runtime" in catalog else None)
+        if runtime.executor == "dask" and runtime.address:
+            # connect now: an unreachable scheduler stops the run before any work, without a
+            # traceback (the cause is the configuration)
+            from music_genre.parallel import SchedulerUnreachableError, dask_client
+
+            try:
+                dask_client()
+            except SchedulerUnreachableError as exc:
+                raise click.ClickException(str(exc)) from None
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        from music_genre.parallel import shutdown
+
+        shutdown()
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        from music_genre.parallel import shutdown
+
+        shutdown()

@@ -21,6 +21,16 @@ front end) hands its tasks to :func:`run_tasks`. Why each rule:
 
 Workers are loky's reusable process pool (the one joblib uses): started once per process and
 reused by later stages, so a stage does not pay the workers' start-up (imports) again.
+
+**Where the work runs** is chosen here and nowhere else (``runtime`` parameters, see
+:func:`configure`): ``executor: local`` is the pool above; ``executor: dask`` sends the same
+tasks, through the same single-thread-BLAS wrapper, to a Dask cluster (an existing scheduler at
+``runtime.address``, or a ``distributed.LocalCluster`` started on first use and stopped by
+:func:`shutdown`). On Dask a worker that dies mid-task is replaced by its nanny and the scheduler
+reruns its tasks elsewhere; a task that kills every worker it reaches
+(``distributed.scheduler.allowed-failures`` + 1 of them) ends as ``KilledWorker``, reported as
+:class:`TaskFailure` ``worker crashed (killed N workers)``. :func:`grid_search_backend` moves
+scikit-learn's ``GridSearchCV`` onto the same cluster through joblib's Dask backend.
 """
 
 from __future__ import annotations
@@ -29,9 +39,11 @@ import logging
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable, Iterator, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import asdict, dataclass
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -152,10 +164,16 @@ def run_tasks(
 
     ``workers``: processes (``None``/-1: every core). ``window``: tasks submitted ahead of the
     consumer (default 2 per worker). Results equal those of a single worker, bit for bit.
+    With ``runtime.executor: dask`` the cluster's size replaces ``workers`` (see
+    :func:`_run_on_dask`).
     """
     if not tasks:
         return
-    from joblib.externals.loky import get_reusable_executor
+    client = dask_client()
+    if client is not None:
+        yield from _run_on_dask(client, function, tasks, window)
+        return
+    from joblib.executor import get_memmapping_executor
     from joblib.externals.loky.process_executor import BrokenProcessPool
 
     n_workers = max(1, min(resolve_workers(workers), len(tasks)))
@@ -165,7 +183,11 @@ def run_tasks(
     crash_keys = _crash_keys()
     pending = list(reversed(tasks))  # popped from the end: submission keeps the given order
     while pending:
-        executor = get_reusable_executor(max_workers=n_workers, timeout=300)
+        # joblib's variant of loky's process-wide executor: a later joblib.Parallel (the grid
+        # search's n_jobs) finds the attributes it expects on it (loky's plain executor made it
+        # fail with "no attribute '_temp_folder_manager'"); max_nbytes=None: results come back
+        # as plain arrays, never as memory maps of temporary files.
+        executor = get_memmapping_executor(n_workers, timeout=300, max_nbytes=None)
         in_flight: dict[Future, tuple[str, tuple]] = {}
         suspects: list[tuple[str, tuple]] = []
         try:
@@ -195,7 +217,7 @@ def run_tasks(
             for future in in_flight:
                 future.cancel()
             logger.warning(
-                "A worker process died; running the %d unfinished task(s) again, one at a time "
+                "A worker process died; running the %d unfinished task(s) again, each alone "
                 "in a fresh process",
                 len(suspects),
             )
@@ -203,3 +225,179 @@ def run_tasks(
                 if isinstance(result, TaskFailure) and result.reason.startswith("worker crashed"):
                     logger.warning("Task %s crashed its worker twice: %s", key, result.reason)
                 yield key, result
+
+
+# --- where the work runs: the runtime parameters ---------------------------------------------
+class SchedulerUnreachableError(ConnectionError):
+    """``runtime.address`` names no reachable Dask scheduler (the message says what to do)."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """``runtime`` parameters (schema: ``music_genre.parameters.RuntimeParams``)."""
+
+    executor: str = "local"  # local | dask
+    address: str | None = None  # dask: tcp://host:8786, or None for a LocalCluster of this run
+    n_workers: int | None = None  # LocalCluster worker processes (None: one per core)
+    threads_per_worker: int = 1
+    dashboard: str | None = ":8787"  # LocalCluster dashboard address; None: no dashboard
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | None) -> Runtime:
+        return cls(**dict(params or {}))
+
+
+_runtime = Runtime()
+_client: Any = None  # distributed.Client, created on first use
+_cluster: Any = None  # the LocalCluster this process started (address: null), if any
+
+
+def configure(params: Mapping[str, Any] | None) -> Runtime:
+    """Choose where :func:`run_tasks` and the grid searches run (``params:runtime``; ``None``:
+    local). Nothing starts yet: a cluster is connected or started by the first task."""
+    global _runtime
+    runtime = Runtime.from_params(params)
+    if runtime != _runtime:
+        shutdown()
+    _runtime = runtime
+    return runtime
+
+
+def current_runtime() -> Runtime:
+    return _runtime
+
+
+def dask_client() -> Any:
+    """The Dask client of the configured runtime (connected or started now if needed), or
+    ``None`` for ``executor: local``."""
+    global _client, _cluster
+    if _runtime.executor != "dask":
+        return None
+    if _client is not None:
+        return _client
+    from distributed import Client, LocalCluster
+
+    if _runtime.address:
+        try:
+            _client = Client(_runtime.address)
+        except (OSError, TimeoutError) as exc:
+            raise SchedulerUnreachableError(
+                f"runtime.address={_runtime.address}: no Dask scheduler answered ({exc}). "
+                'Start one (`dask scheduler`, see the README\'s "Beyond one machine"), fix the '
+                "address, or use runtime.address=null for a LocalCluster of this run."
+            ) from None
+        where = f"the scheduler at {_runtime.address}"
+    else:
+        import dask
+
+        # One task per worker thread at a time: when a worker dies, Dask counts a failure
+        # against every task assigned to it, so a task merely queued behind a crashing one
+        # could otherwise be given up as "killed N workers" too.
+        with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+            _cluster = LocalCluster(
+                n_workers=_runtime.n_workers or os.cpu_count() or 1,
+                threads_per_worker=_runtime.threads_per_worker,
+                processes=True,
+                dashboard_address=_runtime.dashboard,
+            )
+        _client = Client(_cluster)
+        where = f"a LocalCluster of this run ({len(_cluster.workers)} workers)"
+    link = _client.dashboard_link if _runtime.address or _runtime.dashboard else None
+    logger.info("Parallel work runs on Dask, %s; dashboard: %s", where, link or "none")
+    return _client
+
+
+def shutdown() -> None:
+    """Disconnect from the cluster, and stop it if this process started it (a LocalCluster)."""
+    global _client, _cluster
+    client, cluster, _client, _cluster = _client, _cluster, None, None
+    if client is not None:
+        client.close()
+    if cluster is not None:
+        cluster.close()
+        logger.info("Stopped the run's Dask LocalCluster")
+
+
+@contextmanager
+def using(params: Mapping[str, Any] | None) -> Iterator[Runtime]:
+    """``configure(params)`` for a block (scripts, tests), restoring the previous runtime."""
+    previous = _runtime
+    runtime = configure(params)
+    try:
+        yield runtime
+    finally:
+        shutdown()
+        configure(asdict(previous))
+
+
+def cluster_threads(client: Any) -> int:
+    return max(1, sum(client.nthreads().values()))
+
+
+def grid_search_backend() -> AbstractContextManager[Any]:
+    """Around ``GridSearchCV.fit``: joblib's Dask backend when the runtime is Dask (the grid
+    points and folds run on the cluster), else nothing (``n_jobs`` processes here)."""
+    client = dask_client()
+    if client is None:
+        return nullcontext()
+    from joblib import parallel_config
+
+    return parallel_config(backend="dask", n_jobs=-1, wait_for_workers_timeout=60)
+
+
+def _dask_failure(error: BaseException) -> TaskFailure:
+    from distributed.scheduler import KilledWorker
+
+    if isinstance(error, KilledWorker):
+        return TaskFailure(f"worker crashed (killed {error.allowed_failures + 1} workers)")
+    return TaskFailure(f"{type(error).__name__}: {error}")
+
+
+def _run_on_dask(
+    client: Any,
+    function: Callable[..., Any],
+    tasks: Sequence[tuple[str, tuple]],
+    window: int | None,
+) -> Iterator[tuple[str, Any]]:
+    """:func:`run_tasks` on a Dask cluster. At most ``window`` tasks (at least two per cluster
+    thread) are on the cluster at a time, and each result is released as soon as it has been
+    yielded, so neither the scheduler nor this process holds more than a window of results."""
+    from distributed import as_completed
+
+    crash_keys = _crash_keys()
+    window = max(window or 0, 2 * cluster_threads(client))
+    run_id = uuid.uuid4().hex[:8]
+    name = getattr(function, "__name__", "task")
+    remaining = iter(tasks)
+    keys: dict[Any, str] = {}
+    completed = as_completed()
+
+    def submit_next() -> None:
+        item = next(remaining, None)
+        if item is None:
+            return
+        key, args = item
+        future = client.submit(
+            _call_with_one_thread,
+            function,
+            args,
+            key in crash_keys,
+            key=f"{name}-{run_id}-{key}",
+            pure=False,
+        )
+        keys[future] = key
+        completed.add(future)
+
+    for _ in range(window):
+        submit_next()
+    for future in completed:
+        key = keys.pop(future)
+        if future.status == "error":
+            result = _dask_failure(future.exception())
+            if result.reason.startswith("worker crashed"):
+                logger.warning("Task %s killed its workers: %s", key, result.reason)
+        else:
+            result = future.result()
+        future.release()
+        yield key, result
+        submit_next()

@@ -323,6 +323,25 @@ class FusionParams(_Schema):
     seed: Seed = 42
 
 
+# --- runtime: where the parallel work runs (music_genre.parallel) ---------------------------
+class RuntimeParams(_Schema):
+    executor: Literal["local", "dask"] = "local"
+    # dask: an existing scheduler (tcp://host:8786), or null for a LocalCluster of the run
+    address: Annotated[str, Field(pattern=r"^(tcp|tls|ws|wss)://.+")] | None = None
+    n_workers: PositiveInt | None = None  # LocalCluster only (null: one per core)
+    threads_per_worker: PositiveInt = 1  # LocalCluster only
+    dashboard: str | None = ":8787"  # LocalCluster's dashboard address; null: none
+
+    @model_validator(mode="after")
+    def _address_needs_dask(self) -> RuntimeParams:
+        if self.address and self.executor != "dask":
+            raise ValueError(
+                f"address={self.address!r} is only used by executor=dask: "
+                "set runtime.executor=dask or runtime.address=null"
+            )
+        return self
+
+
 # One schema per pipeline, under the pipeline's parameter section.
 SCHEMAS: dict[str, type[_Schema]] = {
     "ingestion": IngestionParams,
@@ -334,6 +353,7 @@ SCHEMAS: dict[str, type[_Schema]] = {
     "reporting": ReportingParams,
     "serving": ServingParams,
     "fusion": FusionParams,
+    "runtime": RuntimeParams,
 }
 
 

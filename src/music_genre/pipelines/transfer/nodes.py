@@ -41,6 +41,7 @@ from music_genre.backbones import (
 )
 from music_genre.datasets.feature_store import FeatureStore
 from music_genre.evaluation import interval_columns, prediction_table
+from music_genre.parallel import current_runtime, grid_search_backend
 from music_genre.plots import confusion_matrix_figure
 
 from .extraction import AudioEmbeddingJob, CutLevelFeatureJob, store_digests
@@ -509,7 +510,8 @@ def _classifier_grids(
 @contextmanager
 def _fold_cache(params: Mapping[str, Any]) -> Iterator[Memory | None]:
     """A temporary joblib cache for the pipeline's transformers (``transfer.cache_folds``)."""
-    if not params.get("cache_folds", True):
+    if not params.get("cache_folds", True) or current_runtime().executor == "dask":
+        # on Dask the folds are fitted on the workers, which cannot reach this temporary folder
         yield None
         return
     with tempfile.TemporaryDirectory(prefix="transfer-fold-cache-") as cache_dir:
@@ -586,12 +588,17 @@ def _grid_search(
         {f"clf__{k}": v for k, v in grid.items()},
         scoring="accuracy",
         cv=folds,
-        n_jobs=params.get("n_jobs"),
+        # on Dask the cluster's size decides (grid_search_backend: n_jobs=-1 on the cluster)
+        n_jobs=None if current_runtime().executor == "dask" else params.get("n_jobs"),
         refit=True,
         error_score="raise",
     )
     threads = params.get("blas_threads")
-    with warnings.catch_warnings(record=True) as caught, threadpool_limits(limits=threads):
+    with (
+        warnings.catch_warnings(record=True) as caught,
+        threadpool_limits(limits=threads),
+        grid_search_backend(),
+    ):
         warnings.simplefilter("always", ConvergenceWarning)
         search.fit(x_train, y_train)
     convergence = sum(issubclass(w.category, ConvergenceWarning) for w in caught)

@@ -1,0 +1,13 @@
+"""A task for the cluster tests, in a module the Dask workers import cheaply (a function is
+sent to a worker by reference: its module is imported there)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+def slow_echo(key: str) -> tuple[str, int]:
+    """The key and the worker's process id, after 0.3 s (long enough to be killed mid-task)."""
+    time.sleep(0.3)
+    return key, os.getpid()
