@@ -80,11 +80,20 @@ class RunSummaryHook:
     def before_node_run(self, node: Any) -> None:
         self._started[node.name] = time.perf_counter()
 
-    @hook_impl
-    def after_node_run(self, node: Any) -> None:
-        started = self._started.pop(node.name, None)
+    def _until_now(self, node: Any) -> None:
+        started = self._started.get(node.name)
         if started is not None:
             self.durations[node.name] = time.perf_counter() - started
+
+    @hook_impl
+    def after_node_run(self, node: Any) -> None:
+        self._until_now(node)
+
+    # A generator node's batches, and the lazy jobs the feature store runs, are computed while
+    # their outputs are saved, after after_node_run: a node ends with its last saved output.
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any, node: Any) -> None:
+        self._until_now(node)
 
     @hook_impl
     def after_pipeline_run(

@@ -233,7 +233,12 @@ class HandcraftedPredictor:
             if len(offsets) > 1:
                 settings.update(offset_s=offset, duration_s=self.window_s())
             rows.append(extract_features(path, settings).to_numpy())
-        scaled = self.scaler.transform(pd.DataFrame(np.stack(rows)).to_numpy())
+        values = np.stack(rows)
+        # the scaler was fitted on the named feature table: same columns, same order
+        names = getattr(self.scaler, "feature_names_in_", None)
+        if names is not None and len(names) == values.shape[1]:
+            values = pd.DataFrame(values, columns=names)
+        scaled = self.scaler.transform(values)
         return np.asarray(self.model.predict(scaled, verbose=0), dtype=np.float64)
 
 
