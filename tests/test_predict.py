@@ -171,6 +171,35 @@ def _post(port: int, payload: dict) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs (zombies waiting to be reaped do not)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":  # fields: state, ppid, pgrp, ...
+            return True
+    return False
+
+
+def _stop_process_group(leader: subprocess.Popen, grace_s: float = 30.0) -> None:
+    """SIGTERM every process of the leader's group (make, mlflow, uvicorn and its workers), wait
+    until all have exited (uvicorn drains its connections after make is already gone), SIGKILL
+    what is left after ``grace_s``."""
+    pgid = leader.pid
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, grace_s)):
+        if _group_alive(pgid):
+            os.killpg(pgid, sig)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            leader.poll()  # reap the leader so that it does not linger as a zombie
+            if not _group_alive(pgid):
+                return
+            time.sleep(0.2)
+    raise AssertionError(f"processes of group {pgid} survived SIGKILL")
+
+
 def test_make_serve_serves_the_logged_predictor(files, predictor, tmp_path):
     """`make serve` end to end: the run id comes from the MLflow store (a run name holding a
     comma broke the old shell pipeline), strict JSON out, a short 400 for a wrong request."""
@@ -227,12 +256,7 @@ def test_make_serve_serves_the_logged_predictor(files, predictor, tmp_path):
             port, {"dataframe_split": {"columns": ["file"], "data": [[str(files["clip"])]]}}
         )
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=30)
+        _stop_process_group(server)
     assert run.info.run_id in (tmp_path / "serve.log").read_text()
     assert status == 200
     # strict JSON: Python's parser must not meet NaN or Infinity
