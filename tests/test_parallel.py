@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from music_genre.parallel import CRASH_KEYS_ENV, TaskFailure, run_isolated, run_tasks
+from music_genre.parallel import CRASH_KEYS_ENV, TaskFailure, run_isolated_many, run_tasks
 
 
 def square(value: int) -> int:
@@ -67,7 +67,7 @@ def test_tasks_run_with_single_threaded_blas_whatever_the_worker_count():
         assert set(dict(run_tasks(blas_threads, [("a", (0,)), ("b", (1,))], workers)).values()) == {
             1
         }
-    assert run_isolated(blas_threads, (0,)) == 1
+    assert dict(run_isolated_many(blas_threads, [("a", (0,))], 1)) == {"a": 1}
 
 
 def test_no_tasks_starts_nothing():

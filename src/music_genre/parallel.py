@@ -146,12 +146,6 @@ def run_isolated_many(
                 yield key, _finish_isolated(process, receiver)
 
 
-def run_isolated(function: Callable[..., Any], args: tuple, crash: bool = False) -> Any:
-    """Run one task alone in a fresh process (see :func:`run_isolated_many`)."""
-    crash_keys = frozenset({"task"}) if crash else frozenset()
-    return next(run_isolated_many(function, [("task", args)], 1, crash_keys))[1]
-
-
 def run_tasks(
     function: Callable[..., Any],
     tasks: Sequence[tuple[str, tuple]],
