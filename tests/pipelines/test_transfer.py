@@ -473,3 +473,57 @@ def test_damaged_feature_parts_are_named_and_recomputed(
     assert sum(calls) == 4  # the items of the two damaged parts, nothing else
     after = store.load().matrix(folder.name, "dense", sorted(state["items"]))
     np.testing.assert_array_equal(after, before)
+
+
+# --------------------------------------------------------------------------------------------
+# Grid search: fits that hit their iteration limit are counted for any n_jobs
+# --------------------------------------------------------------------------------------------
+
+
+def _count_convergence_warnings(search, x, y) -> int:
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        search.fit(x, y)
+    return sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_iteration_limit_count_equals_sklearns_convergence_warnings(n_jobs):
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    from music_genre.pipelines.transfer.nodes import (
+        iteration_limit_fits,
+        stopped_at_iteration_limit,
+    )
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 12))
+    y = np.repeat([0, 1, 2], 20)
+    x[:, 0] += y  # separable enough that a generous limit converges, a tiny one does not
+    folds = 3
+
+    def search(jobs):
+        pipe = Pipeline([("scaler", StandardScaler()), ("clf", LinearSVC(random_state=0))])
+        return GridSearchCV(
+            pipe,
+            {"clf__max_iter": [2, 5000], "clf__C": [0.1, 10.0]},
+            scoring={"accuracy": "accuracy", "iteration_limit": stopped_at_iteration_limit},
+            refit="accuracy",
+            cv=folds,
+            n_jobs=jobs,
+        )
+
+    reference = search(1)
+    warned = _count_convergence_warnings(reference, x, y)
+    assert warned >= 2 * folds  # the max_iter=2 points warn in every fold
+    assert iteration_limit_fits(reference, folds) == warned
+    parallel = search(n_jobs)
+    parallel.fit(x, y)
+    assert iteration_limit_fits(parallel, folds) == warned
