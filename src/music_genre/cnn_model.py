@@ -108,7 +108,9 @@ def build_cnn(
         x = layers.MaxPooling2D(2, name=f"max_pool{block}")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dropout(float(dropout), name="dropout")(x)
-    outputs = layers.Dense(int(n_classes), activation="softmax", name="genre")(x)
+    # float32 softmax also under mixed precision (runtime.mixed_precision): float16 would
+    # round small probabilities to 0 and make the loss unstable
+    outputs = layers.Dense(int(n_classes), activation="softmax", name="genre", dtype="float32")(x)
     model = keras.Model(inputs, outputs, name="kostrzewa_cnn")
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=float(learning_rate)),

@@ -246,6 +246,10 @@ class RuntimeHook:
         from music_genre.parallel import configure
 
         runtime = configure(catalog.load("params:runtime") if "params:runtime" in catalog else None)
+        if runtime.mixed_precision:  # else TensorFlow is not even imported here
+            from music_genre.accelerator import configure_precision
+
+            configure_precision(True)
         if runtime.executor == "dask" and runtime.address:
             # connect now: an unreachable scheduler stops the run before any work, without a
             # traceback (the cause is the configuration)

@@ -235,6 +235,7 @@ class Runtime:
     n_workers: int | None = None  # LocalCluster worker processes (None: one per core)
     threads_per_worker: int = 1
     dashboard: str | None = ":8787"  # LocalCluster dashboard address; None: no dashboard
+    mixed_precision: bool = False  # Keras mixed_float16 on a GPU (music_genre.accelerator)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None) -> Runtime:

@@ -331,6 +331,7 @@ class RuntimeParams(_Schema):
     n_workers: PositiveInt | None = None  # LocalCluster only (null: one per core)
     threads_per_worker: PositiveInt = 1  # LocalCluster only
     dashboard: str | None = ":8787"  # LocalCluster's dashboard address; null: none
+    mixed_precision: bool = False  # float16 compute on a GPU; refused (warning) on a CPU
 
     @model_validator(mode="after")
     def _address_needs_dask(self) -> RuntimeParams:

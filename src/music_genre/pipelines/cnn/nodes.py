@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from music_genre.accelerator import log_compute_device
 from music_genre.augment import (
     MASK_KINDS,
     augmentation_settings,
@@ -368,6 +369,7 @@ def tune_cnn_hyperparameters(
     with the same inputs resumes (finished trials are kept, the interrupted one is retried),
     while changed inputs start a fresh search in a new folder instead of reusing stale trials.
     """
+    log_compute_device()
     spec = _variant(variant)
     tuning = params["tuning"]
     shape = _input_shape(items, log_mel_spectrograms)
@@ -519,6 +521,7 @@ def train_cnn(
     Tuned variants take their architecture and learning rate from ``best_hyperparameters``.
     Returns the model and its training log (history, epochs, architecture, timing).
     """
+    log_compute_device()
     spec = _variant(variant)
     training = params["training"]
     if spec["tuned"]:

@@ -288,8 +288,10 @@ def build_mlp(
         keras.layers.Dense(int(units), activation="relu", kernel_regularizer=regularizer)
         for units in hidden_units
     ]
-    layers.append(
-        keras.layers.Dense(n_classes, activation="softmax", kernel_regularizer=regularizer)
+    layers.append(  # float32 softmax also under mixed precision (see music_genre.accelerator)
+        keras.layers.Dense(
+            n_classes, activation="softmax", kernel_regularizer=regularizer, dtype="float32"
+        )
     )
     model = keras.Sequential(layers, name="handcrafted_mlp_" + "_".join(map(str, hidden_units)))
     model.compile(
@@ -410,6 +412,9 @@ def train_mlp_sweep(
             "handcrafted.mlp.hidden_units must list at least one configuration, each a list "
             f"of layer sizes such as [512, 256]; got {params['hidden_units']!r}."
         )
+    from music_genre.accelerator import log_compute_device
+
+    log_compute_device()
     names = class_names(model_input)
     data = {split: _split(model_input, split) for split in SPLITS}
     records, rows, models = [], [], []
