@@ -127,3 +127,16 @@ def accuracy_with_interval(labels: Sequence[int], predicted: Sequence[int]) -> d
         "ci_high": high,
         "n": int(labels.size),
     }
+
+
+def stopped_at_iteration_limit(estimator: Any, x: Any = None, y: Any = None) -> float:
+    """1.0 when the pipeline's fitted classifier used every iteration it was allowed, which is
+    exactly when scikit-learn warns ``ConvergenceWarning`` (LinearSVC, MLPClassifier; SVC has
+    no limit by default), else 0.0. Has a scorer's signature so that GridSearchCV records it
+    for every fold. It lives in this light module because every grid-search worker process
+    imports it to unpickle the scorer."""
+    classifier = estimator.named_steps["clf"] if hasattr(estimator, "named_steps") else estimator
+    n_iter, max_iter = getattr(classifier, "n_iter_", None), getattr(classifier, "max_iter", -1)
+    if n_iter is None or max_iter is None or max_iter < 0:
+        return 0.0
+    return float(np.max(n_iter) >= max_iter)

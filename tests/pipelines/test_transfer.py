@@ -498,10 +498,8 @@ def test_iteration_limit_count_equals_sklearns_convergence_warnings(n_jobs):
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import LinearSVC
 
-    from music_genre.pipelines.transfer.nodes import (
-        iteration_limit_fits,
-        stopped_at_iteration_limit,
-    )
+    from music_genre.evaluation import stopped_at_iteration_limit
+    from music_genre.pipelines.transfer.nodes import iteration_limit_fits
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(60, 12))

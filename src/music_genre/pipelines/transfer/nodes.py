@@ -40,7 +40,11 @@ from music_genre.backbones import (
     resolve_weights,
 )
 from music_genre.datasets.feature_store import FeatureStore
-from music_genre.evaluation import interval_columns, prediction_table
+from music_genre.evaluation import (
+    interval_columns,
+    prediction_table,
+    stopped_at_iteration_limit,
+)
 from music_genre.parallel import current_runtime, grid_search_backend
 from music_genre.plots import confusion_matrix_figure
 
@@ -633,18 +637,6 @@ def _grid_search(
         "y_test": y_test,
         "y_pred": y_pred,
     }
-
-
-def stopped_at_iteration_limit(estimator: Pipeline, x: Any = None, y: Any = None) -> float:
-    """1.0 when the pipeline's fitted classifier used every iteration it was allowed, which is
-    exactly when scikit-learn warns ``ConvergenceWarning`` (LinearSVC, MLPClassifier; SVC has
-    no limit by default), else 0.0. Has a scorer's signature so that GridSearchCV records it
-    for every fold."""
-    classifier = estimator.named_steps["clf"] if hasattr(estimator, "named_steps") else estimator
-    n_iter, max_iter = getattr(classifier, "n_iter_", None), getattr(classifier, "max_iter", -1)
-    if n_iter is None or max_iter is None or max_iter < 0:
-        return 0.0
-    return float(np.max(n_iter) >= max_iter)
 
 
 def iteration_limit_fits(search: GridSearchCV, folds: int) -> int:
