@@ -308,10 +308,10 @@ def tag_names(model_name: str = "MSD_musicnn") -> tuple[str, ...]:
 
 
 # --------------------------------------------------------------------------- embeddings
-# Patches per forward pass: large enough that the convolutions run as big matrix products
-# (musicnn is ~2.3 GFLOP per patch; batches of 9 patches ran ~1.5x slower per patch than 144 on
-# 2 cores), small enough to bound memory (~0.5 GB of activations).
-MAX_PATCHES_PER_CALL = 144
+# Patches per forward pass (4 clips of 29.7 s). The first convolutions' activations are ~9 MB
+# per patch, so larger calls mostly add memory traffic: on 2 busy cores calls of 9 to 144
+# patches ran within the noise of each other (benchmarks/backbones.py).
+MAX_PATCHES_PER_CALL = 36
 
 
 def musicnn_forward(model: keras.Model) -> Any:
