@@ -641,8 +641,8 @@ class AudioEmbeddingExtractor:
         return self.spec.audio_front_end(signal, self.window.pad_mode)
 
     def embed_front_ends(self, inputs: Sequence[Any]) -> list[dict[str, np.ndarray]]:
-        """Per track {cut: vector} for front-end outputs of many tracks, batched through the
-        network together."""
+        """Per track {cut: vector} for the front-end outputs of many tracks (musicnn: their
+        patches concatenated, run through the network in calls of ``MAX_PATCHES_PER_CALL``)."""
         assert self.spec.embed_front_ends is not None
         rows = self.spec.embed_front_ends(list(inputs), self.model)
         return [

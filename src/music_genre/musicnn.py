@@ -308,10 +308,10 @@ def tag_names(model_name: str = "MSD_musicnn") -> tuple[str, ...]:
 
 
 # --------------------------------------------------------------------------- embeddings
-# Patches per forward pass (4 clips of 29.7 s). The first convolutions' activations are ~9 MB
-# per patch, so larger calls mostly add memory traffic: on 2 busy cores calls of 9 to 144
-# patches ran within the noise of each other (benchmarks/backbones.py).
-MAX_PATCHES_PER_CALL = 36
+# Patches per forward pass: one 29.7-s clip. The first convolutions' activations are ~9 MB per
+# patch, so larger calls spill out of the 32 MB L3 cache: on 2 cores calls of 36-144 patches
+# ran slower per patch than calls of 9 (benchmarks/backbones.py, "batched" vs "single").
+MAX_PATCHES_PER_CALL = 9
 
 
 def musicnn_forward(model: keras.Model) -> Any:
@@ -367,8 +367,8 @@ def musicnn_track_embeddings(
     model: keras.Model,
     batch_size: int = MAX_PATCHES_PER_CALL,
 ) -> list[dict[str, np.ndarray]]:
-    """Per track {cut: its patches' outputs averaged}, the patches of all tracks run through
-    the network together (``batch_size`` patches per call) instead of one call per track."""
+    """Per track {cut: its patches' outputs averaged}: the patches of all tracks, concatenated,
+    go through the network ``batch_size`` at a time (calls do not follow track boundaries)."""
     if not track_patches:
         return []
     counts = [int(np.shape(p)[0]) for p in track_patches]
