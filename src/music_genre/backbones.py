@@ -78,9 +78,13 @@ class BackboneSpec:
     # Weights shipped with the backbone itself: weights word -> what ``build`` receives
     # (musicnn: {"msd": "MSD_musicnn", "mtt": "MTT_musicnn"}).
     pretrained_weights: Mapping[str, str] = field(default_factory=dict)
-    # Audio backbones: sample rate of their front end, and (signal, model) -> {cut: vector}.
+    # Audio backbones: sample rate of their front end; ``audio_front_end(signal, pad_mode)``
+    # -> the network's input for one track (a module-level function: worker processes run it
+    # next to decoding); ``embed_front_ends(inputs, model)`` -> per track {cut: vector}, all
+    # tracks through the network together.
     audio_sample_rate: int | None = None
-    embed_signal: Callable[[np.ndarray, Any], dict[str, np.ndarray]] | None = None
+    audio_front_end: Callable[[np.ndarray, str], Any] | None = None
+    embed_front_ends: Callable[[Sequence[Any], Any], list[dict[str, np.ndarray]]] | None = None
 
 
 def _vgg16(weights: str | None) -> keras.Model:
@@ -152,12 +156,16 @@ def _musicnn(weights: str | None) -> keras.Model:
     return musicnn.load_musicnn(weights)
 
 
-def _musicnn_embed(signal: np.ndarray, model: Any) -> dict[str, np.ndarray]:
+def _musicnn_front_end(signal: np.ndarray, pad_mode: str) -> np.ndarray:
     from music_genre import musicnn
 
-    return musicnn.musicnn_embeddings(
-        signal, model, sample_rate=musicnn.MUSICNN_SETTINGS["sample_rate"]
-    )
+    return musicnn.musicnn_signal_patches(signal, pad_mode)
+
+
+def _musicnn_embed(patches: Sequence[np.ndarray], model: Any) -> list[dict[str, np.ndarray]]:
+    from music_genre import musicnn
+
+    return musicnn.musicnn_track_embeddings(patches, model)
 
 
 register_backbone(
@@ -174,7 +182,8 @@ register_backbone(
         input_kind="audio",
         pretrained_weights={"msd": "MSD_musicnn", "mtt": "MTT_musicnn"},
         audio_sample_rate=16000,
-        embed_signal=_musicnn_embed,
+        audio_front_end=_musicnn_front_end,
+        embed_front_ends=_musicnn_embed,
     )
 )
 
@@ -426,6 +435,17 @@ def cut_level_model(model: keras.Model, cut_levels: Sequence[str], name: str) ->
     return keras.Model(model.input, outputs, name=f"{name}_cut_levels")
 
 
+def compiled_call(model: keras.Model) -> Callable[[np.ndarray], Any]:
+    """``model(x, training=False)`` as a graph traced once for any batch size. An eager call
+    runs op by op: ResNet50's ~175 layers (with unfused batch norms) then cost more than
+    VGG16's 23, although ResNet50 needs about a third of VGG16's arithmetic."""
+    import tensorflow as tf
+
+    shape = (None, *(int(d) for d in model.input.shape[1:]))
+    spec = tf.TensorSpec(shape, tf.float32)
+    return tf.function(lambda x: model(x, training=False), input_signature=[spec])
+
+
 def feature_sizes(model: keras.Model, cut_levels: Sequence[str]) -> dict[str, int]:
     """Flattened feature size of each cut level (block5_pool -> 25,088)."""
     return {cut: int(np.prod(model.get_layer(cut).output.shape[1:])) for cut in cut_levels}
@@ -445,12 +465,14 @@ class CutLevelFeatureExtractor:
     image: ImageSettings = field(default_factory=ImageSettings)
     _model: Any = field(default=None, init=False, repr=False)
     _cut_model: Any = field(default=None, init=False, repr=False)
+    _cut_call: Any = field(default=None, init=False, repr=False)
 
     @property
     def cut_model(self) -> keras.Model:
         if self._cut_model is None:
             self._model = build_backbone(self.spec, self.weights)
             self._cut_model = cut_level_model(self._model, self.cut_levels, self.spec.name)
+            self._cut_call = compiled_call(self._cut_model)
         return self._cut_model
 
     @property
@@ -463,7 +485,8 @@ class CutLevelFeatureExtractor:
         return prepare_images(spectrograms, self.spec, self.image)
 
     def features_of_inputs(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
-        outputs = self.cut_model(inputs, training=False)
+        self.cut_model  # noqa: B018 - builds the model and its compiled call
+        outputs = self._cut_call(np.asarray(inputs, dtype=np.float32))
         if not isinstance(outputs, list | tuple):
             outputs = [outputs]
         return {
@@ -480,18 +503,21 @@ class CutLevelFeatureExtractor:
 
     def time_single_image(self, spectrogram: np.ndarray, runs: int = 10) -> dict[str, float]:
         """Milliseconds per image for each cut level, as the study measured (Table 13): the
-        network up to that cut on one prepared image, mean of ``runs`` calls after a warm-up."""
+        network up to that cut on one prepared image (a compiled call, batch 1), mean of
+        ``runs`` calls after a warm-up call that traces the graph."""
         import keras
 
         x = self.prepare([spectrogram])
         self.cut_model  # noqa: B018 - builds the model
         timings = {}
         for cut in self.cut_levels:
-            single = keras.Model(self._model.input, self._model.get_layer(cut).output)
-            single(x, training=False)  # warm-up: the first call builds the graph
+            single = compiled_call(
+                keras.Model(self._model.input, self._model.get_layer(cut).output)
+            )
+            np.asarray(single(x))  # warm-up: traces the graph
             start = time.perf_counter()
             for _ in range(runs):
-                single(x, training=False)
+                np.asarray(single(x))
             timings[cut] = (time.perf_counter() - start) / runs * 1000.0
         return timings
 
@@ -540,6 +566,19 @@ def load_window_signal(
     return signal
 
 
+def load_window_front_end(
+    front_end: Callable[[np.ndarray, str], Any],
+    pad_mode: str,
+    path: str,
+    sample_rate: int,
+    duration_s: float,
+    offset_s: float = 0.0,
+) -> Any:
+    """Decode one window (:func:`load_window_signal`) and run the backbone's front end on it:
+    the per-track work, which worker processes do while the network runs elsewhere."""
+    return front_end(load_window_signal(path, sample_rate, duration_s, offset_s), pad_mode)
+
+
 @dataclass
 class AudioEmbeddingExtractor:
     """Audio file -> {cut level: vector} through a backbone with its own front end.
@@ -556,7 +595,11 @@ class AudioEmbeddingExtractor:
     _model: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.spec.input_kind != "audio" or self.spec.embed_signal is None:
+        if (
+            self.spec.input_kind != "audio"
+            or self.spec.audio_front_end is None
+            or self.spec.embed_front_ends is None
+        ):
             raise ValueError(f"{self.spec.name} is not an audio backbone")
         unknown = [cut for cut in self.cut_levels if cut not in self.spec.cut_levels]
         if unknown:
@@ -585,19 +628,42 @@ class AudioEmbeddingExtractor:
         """The window of ``path`` at the backbone's rate, mono (``load_audio``)."""
         return load_window_signal(path, *self.signal_settings, offset_s)
 
+    def front_end_task(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        """``(function, leading arguments)``: ``function(*leading, path, rate, seconds)``
+        decodes a window and runs the front end (:func:`load_window_front_end`); picklable,
+        for worker processes."""
+        assert self.spec.audio_front_end is not None
+        return load_window_front_end, (self.spec.audio_front_end, self.window.pad_mode)
+
+    def front_end(self, signal: np.ndarray) -> Any:
+        """The network's input for one decoded window (musicnn: its 3-s log-mel patches)."""
+        assert self.spec.audio_front_end is not None
+        return self.spec.audio_front_end(signal, self.window.pad_mode)
+
+    def embed_front_ends(self, inputs: Sequence[Any]) -> list[dict[str, np.ndarray]]:
+        """Per track {cut: vector} for the front-end outputs of many tracks (musicnn: their
+        patches concatenated, run through the network in calls of ``MAX_PATCHES_PER_CALL``)."""
+        assert self.spec.embed_front_ends is not None
+        rows = self.spec.embed_front_ends(list(inputs), self.model)
+        return [
+            {cut: np.asarray(row[cut], dtype=np.float32).reshape(-1) for cut in self.cut_levels}
+            for row in rows
+        ]
+
     def embed(self, signal: np.ndarray) -> dict[str, np.ndarray]:
-        assert self.spec.embed_signal is not None
-        out = self.spec.embed_signal(signal, self.model)
-        return {cut: np.asarray(out[cut], dtype=np.float32).reshape(-1) for cut in self.cut_levels}
+        return self.embed_front_ends([self.front_end(signal)])[0]
 
     def __call__(self, path: str, offsets: Sequence[float] = (0.0,)) -> dict[str, np.ndarray]:
-        """{cut: (len(offsets), dim)} for windows of one file."""
-        rows = [self.embed(self.load_signal(path, offset)) for offset in offsets]
+        """{cut: (len(offsets), dim)} for windows of one file (one network pass for all)."""
+        rows = self.embed_front_ends(
+            [self.front_end(self.load_signal(path, offset)) for offset in offsets]
+        )
         return {cut: np.stack([r[cut] for r in rows]) for cut in self.cut_levels}
 
     def time_single_clip(self, signal: np.ndarray, runs: int = 10) -> dict[str, float]:
-        """Milliseconds per clip: front end + network on one decoded window, mean of ``runs``
-        after a warm-up. Every cut level comes out of the same pass, so all get this time."""
+        """Milliseconds per clip: front end + network on one decoded window (batch of one
+        clip), mean of ``runs`` after a warm-up. Every cut level comes out of the same pass,
+        so all get this time."""
         self.embed(signal)
         start = time.perf_counter()
         for _ in range(runs):

@@ -308,21 +308,76 @@ def tag_names(model_name: str = "MSD_musicnn") -> tuple[str, ...]:
 
 
 # --------------------------------------------------------------------------- embeddings
+# Patches per forward pass: one 29.7-s clip. The first convolutions' activations are ~9 MB per
+# patch, so larger calls spill out of the 32 MB L3 cache: on 2 cores calls of 36-144 patches
+# ran slower per patch than calls of 9 (benchmarks/backbones.py, "batched" vs "single").
+MAX_PATCHES_PER_CALL = 9
+
+
+def musicnn_forward(model: keras.Model) -> Any:
+    """The model as a compiled inference function of (n, 187, 96) float32 patches, built once
+    per model and kept on it: one graph for every batch size, batch norm in inference mode."""
+    forward = getattr(model, "_music_genre_forward", None)
+    if forward is None:
+        import tensorflow as tf
+
+        spec = tf.TensorSpec(
+            (None, MUSICNN_SETTINGS["patch_frames"], MUSICNN_SETTINGS["n_mels"]), tf.float32
+        )
+        forward = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        model._music_genre_forward = forward
+    return forward
+
+
 def musicnn_patch_outputs(
-    patches: np.ndarray, model: keras.Model, batch_size: int = 64
+    patches: np.ndarray, model: keras.Model, batch_size: int = MAX_PATCHES_PER_CALL
 ) -> dict[str, np.ndarray]:
-    """Run the network on (n, frames, 96) patches -> {cut: (n, dim)} float32 arrays."""
+    """Run the network on (n, frames, 96) patches -> {cut: (n, dim)} float32 arrays.
+
+    Patches of the standard 187 frames go through :func:`musicnn_forward` (a graph traced once);
+    other lengths through ``predict_on_batch``. A patch's outputs do not depend on the other
+    patches of its call except in float32 rounding (oneDNN's blocking differs with the position
+    in the batch: ~1 ulp, see tests/test_musicnn_batching.py)."""
     patches = np.asarray(patches, dtype=np.float32)
     if patches.ndim != 3 or patches.shape[0] == 0:
         raise ValueError(f"expected (patches, frames, 96) log-mel patches, got {patches.shape}")
+    standard = patches.shape[1:] == (MUSICNN_SETTINGS["patch_frames"], MUSICNN_SETTINGS["n_mels"])
+    call = musicnn_forward(model) if standard else model.predict_on_batch
     parts: dict[str, list[np.ndarray]] = {cut: [] for cut in CUT_LEVELS}
     for start in range(0, patches.shape[0], batch_size):
-        # predict_on_batch runs a compiled function in inference mode (batch norm uses its
-        # moving statistics); an eager call is ~2-3x slower on CPU
-        outputs = model.predict_on_batch(patches[start : start + batch_size])
+        outputs = call(patches[start : start + batch_size])
         for cut in CUT_LEVELS:
             parts[cut].append(np.asarray(outputs[cut], dtype=np.float32))
     return {cut: np.concatenate(parts[cut], axis=0) for cut in CUT_LEVELS}
+
+
+def musicnn_signal_patches(signal: np.ndarray, pad_mode: str = "repeat") -> np.ndarray:
+    """musicnn's front end of a 16 kHz mono signal: log-mel -> (n, 187, 96) patches. Cheap to
+    pickle, so worker processes run it next to decoding (:func:`musicnn_track_embeddings`
+    then batches the patches of many tracks into one forward pass)."""
+    return musicnn_patches(
+        musicnn_log_mel(signal, MUSICNN_SETTINGS["sample_rate"]),
+        MUSICNN_SETTINGS["patch_frames"],
+        pad_mode,
+    )
+
+
+def musicnn_track_embeddings(
+    track_patches: Sequence[np.ndarray],
+    model: keras.Model,
+    batch_size: int = MAX_PATCHES_PER_CALL,
+) -> list[dict[str, np.ndarray]]:
+    """Per track {cut: its patches' outputs averaged}: the patches of all tracks, concatenated,
+    go through the network ``batch_size`` at a time (calls do not follow track boundaries)."""
+    if not track_patches:
+        return []
+    counts = [int(np.shape(p)[0]) for p in track_patches]
+    outputs = musicnn_patch_outputs(np.concatenate(track_patches, axis=0), model, batch_size)
+    bounds = np.cumsum([0, *counts])
+    return [
+        {cut: outputs[cut][lo:hi].mean(axis=0) for cut in CUT_LEVELS}
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
 
 
 def musicnn_embeddings(
@@ -354,11 +409,7 @@ def musicnn_embeddings(
             signal = librosa.resample(signal, orig_sr=sample_rate, target_sr=target_rate)
         if duration_s is not None:
             signal = signal[: int(round(duration_s * target_rate))]
-    patches = musicnn_patches(
-        musicnn_log_mel(signal, target_rate), MUSICNN_SETTINGS["patch_frames"], pad_mode
-    )
-    outputs = musicnn_patch_outputs(patches, model)
-    return {cut: outputs[cut].mean(axis=0) for cut in CUT_LEVELS}
+    return musicnn_track_embeddings([musicnn_signal_patches(signal, pad_mode)], model)[0]
 
 
 def top_tags(

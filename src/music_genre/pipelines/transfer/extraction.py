@@ -5,7 +5,16 @@ once, fingerprinted by its content, and skipped when the store already holds fea
 fingerprint; the rest go through the backbone in batches (one forward pass gives every cut
 level), and each batch is written as soon as it is computed. ``AudioEmbeddingJob`` (backbones
 with their own front end, musicnn): the same, reading each track's audio file, fingerprinted by
-the file's size and modification time.
+the file's size and modification time; worker processes decode and run the front end while
+this process runs the network on the patches of a whole batch of tracks at once.
+
+Timing measurements kept with the features (``state.json`` ``measurements``):
+``extract_ms_per_image`` (the ``transfer_results.csv`` column of that name) is the latency of
+one item, as the study's Table 13: for the ImageNet backbones the network up to each cut level
+on one prepared image (compiled call, batch 1; image construction not included); for musicnn
+one 29.7-s clip's front end (log-mel, patches) + network (its 9 patches in one call), decoding
+not included. ``batch_seconds_per_image`` is the throughput of the extraction as it ran: wall
+time per computed track including loading/decoding, front end, batched network and writing.
 """
 
 from __future__ import annotations
@@ -19,11 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from music_genre.backbones import (
-    AudioEmbeddingExtractor,
-    CutLevelFeatureExtractor,
-    load_window_signal,
-)
+from music_genre.backbones import AudioEmbeddingExtractor, CutLevelFeatureExtractor
 from music_genre.datasets.feature_store import FeatureBatch, FeatureFailure
 from music_genre.parallel import TaskFailure, run_tasks
 
@@ -200,14 +205,16 @@ class AudioEmbeddingJob(FeatureJob):
 
     paths: Mapping[str, str]
     extractor: AudioEmbeddingExtractor
-    # decoding processes (None: every core); the network runs in this process meanwhile
+    # decoding + front-end processes (None: every core); the network runs in this process
     workers: int | None = None
+    _last_path: str | None = field(default=None, init=False, repr=False)
 
     def _inputs(
         self, stored: Container[tuple[str, str]]
     ) -> Iterator[tuple[str, str, Any] | FeatureFailure]:
-        """Decoding (the per-track part, where a bad file can crash its process) runs in
-        worker processes (:func:`run_tasks`), in track order per window of one batch."""
+        """Decoding and the front end (the per-track part, where a bad file can crash its
+        process) run in worker processes (:func:`run_tasks`); their results are put back in
+        track order, so each network batch holds the same tracks whatever the worker count."""
         todo: list[tuple[str, tuple]] = []
         digests: dict[str, str] = {}
         for track_id in self.track_ids:
@@ -225,17 +232,39 @@ class AudioEmbeddingJob(FeatureJob):
                 continue
             digests[track_id] = digest
             todo.append((track_id, (path, *self.extractor.signal_settings)))
-        results = run_tasks(load_window_signal, todo, self.workers, window=2 * self.batch_size)
-        for track_id, signal in results:
-            if isinstance(signal, TaskFailure):
-                yield FeatureFailure(track_id, signal.reason)
+        function, leading = self.extractor.front_end_task()
+        tasks = [(track_id, (*leading, *args)) for track_id, args in todo]
+        results = run_tasks(function, tasks, self.workers, window=2 * self.batch_size)
+        for track_id, result in in_task_order(results, [track_id for track_id, _ in tasks]):
+            if isinstance(result, TaskFailure):
+                yield FeatureFailure(track_id, result.reason)
             else:
-                yield track_id, digests[track_id], signal
+                self._last_path = self.paths[track_id]
+                yield track_id, digests[track_id], result
 
-    def _features(self, inputs: list[np.ndarray]) -> dict[str, np.ndarray]:
-        rows = [self.extractor.embed(signal) for signal in inputs]
+    def _features(self, inputs: list[Any]) -> dict[str, np.ndarray]:
+        rows = self.extractor.embed_front_ends(inputs)
         return {cut: np.stack([r[cut] for r in rows]) for cut in self.feature_names}
 
-    def _time_one(self, one: np.ndarray) -> Any:
-        # per 29.7-s clip: front end (log-mel) + network, all patches of the clip
-        return self.extractor.time_single_clip(one, runs=self.timing_runs)
+    def _time_one(self, one: Any) -> Any:
+        # per 29.7-s clip: front end (log-mel) + network, all patches of the clip in one call
+        assert self._last_path is not None
+        signal = self.extractor.load_signal(self._last_path)
+        return self.extractor.time_single_clip(signal, runs=self.timing_runs)
+
+
+def in_task_order(
+    results: Iterator[tuple[str, Any]], keys: Sequence[str]
+) -> Iterator[tuple[str, Any]]:
+    """``(key, result)`` pairs arriving in any order, yielded in the order of ``keys`` as soon
+    as each next one is there (at most the results run ahead of the next key are held)."""
+    waiting: dict[str, Any] = {}
+    position = 0
+    for key, result in results:
+        waiting[key] = result
+        while position < len(keys) and keys[position] in waiting:
+            yield keys[position], waiting.pop(keys[position])
+            position += 1
+    for key in keys[position:]:  # run_tasks yields every key; this is only a safeguard
+        if key in waiting:
+            yield key, waiting.pop(key)
