@@ -326,6 +326,9 @@ def build_backbone(spec: BackboneSpec, weights: WeightsChoice) -> keras.Model:
     """The full network with the chosen weights; any failure names its cause and the fix."""
     import keras
 
+    from music_genre.accelerator import log_compute_device
+
+    log_compute_device()
     if weights.kind == "random":
         if weights.seed is not None:
             keras.utils.set_random_seed(int(weights.seed))
