@@ -136,7 +136,9 @@ def cli_with(monkeypatch, predictor):
         params: dict = {}
 
     monkeypatch.setattr(predict_cli, "_kedro_context", lambda project, env: Context())
-    monkeypatch.setattr(predict_cli, "build_predictor", lambda kind, load, params: predictor)
+    monkeypatch.setattr(
+        predict_cli, "build_predictor", lambda kind, load, params, exported: predictor
+    )
     return predict_cli
 
 

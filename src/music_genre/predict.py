@@ -491,15 +491,19 @@ def build_predictor(
 def export_networks(predictor: Predictor) -> Predictor:
     """The predictor with its Keras networks (CNN, MLP; fusion members too) replaced by their
     ONNX exports, each checked against the Keras model (music_genre.inference.export_onnx):
-    the served model then runs without TensorFlow. Transfer backbones stay as they are."""
-    from music_genre.inference import export_onnx
+    the served model then runs without TensorFlow. Transfer backbones stay as they are; a
+    network whose export does not match stays Keras, with a logged warning."""
+    from music_genre.inference import ExportedModelError, export_onnx
 
     if isinstance(predictor, FusionPredictor):
         predictor.members = [export_networks(member) for member in predictor.members]
     elif isinstance(predictor, CnnPredictor | HandcraftedPredictor) and not isinstance(
         predictor.model, OnnxModel
     ):
-        predictor.model = export_onnx(predictor.model)
+        try:
+            predictor.model = export_onnx(predictor.model)
+        except ExportedModelError as exc:
+            logger.warning("%s: %s keeps its Keras model (slower start-up)", exc, predictor.label)
         predictor._network = None
     return predictor
 

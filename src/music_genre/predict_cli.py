@@ -52,6 +52,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=("best", *MODEL_KINDS, FUSION),
         help="which trained model (default: best held-out accuracy; fusion combines the three)",
     )
+    parser.add_argument(
+        "--runtime",
+        default="auto",
+        choices=("auto", "keras"),
+        help="auto: the CNN/MLP's ONNX export where valid, else the Keras model (logged); "
+        "keras: always the Keras model (TensorFlow start-up)",
+    )
     parser.add_argument("--run-id", help="use the genre predictor logged in this MLflow run")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--top", type=int, default=3, help="genres to show per file")
@@ -134,7 +141,9 @@ def _predict_with_catalog(args: argparse.Namespace) -> tuple[list[GenrePredictio
         results = {k: catalog.load(f"{k}_results") for k in MODEL_KINDS}
         kind = best_model_kind(results)
     try:
-        predictor = build_predictor(kind, catalog.load, context.params)
+        predictor = build_predictor(
+            kind, catalog.load, context.params, exported=args.runtime == "auto"
+        )
     except Exception as exc:
         raise PredictionError(
             f"cannot load the trained {kind} model ({exc}); run `kedro run "
