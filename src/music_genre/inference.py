@@ -62,7 +62,13 @@ class OnnxModel:
 
         self.serialized = serialized
         self.source = source
-        self._session = onnxruntime.InferenceSession(serialized, providers=["CPUExecutionProvider"])
+        options = onnxruntime.SessionOptions()
+        # No busy-waiting of the worker threads after a call: on a small machine they would
+        # take the CPU from the decoding and spectrogram work that follows in this process.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = onnxruntime.InferenceSession(
+            serialized, options, providers=["CPUExecutionProvider"]
+        )
         self._input = self._session.get_inputs()[0].name
         self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
 
