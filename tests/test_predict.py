@@ -25,10 +25,10 @@ from music_genre.datasets import SpectrogramStoreDataset
 from music_genre.pipelines.spectrogram.nodes import compute_log_mel_spectrograms
 from music_genre.predict import (
     CnnPredictor,
-    GenrePredictorModel,
     predict_file,
     window_offsets,
 )
+from music_genre.served_model import GenrePredictorModel
 from music_genre.spectrograms import STUDY_SETTINGS, spectrogram_settings
 
 GENRES = ["Folk", "Pop", "Rock"]
@@ -136,7 +136,9 @@ def cli_with(monkeypatch, predictor):
         params: dict = {}
 
     monkeypatch.setattr(predict_cli, "_kedro_context", lambda project, env: Context())
-    monkeypatch.setattr(predict_cli, "build_predictor", lambda kind, load, params: predictor)
+    monkeypatch.setattr(
+        predict_cli, "build_predictor", lambda kind, load, params, exported: predictor
+    )
     return predict_cli
 
 
@@ -146,6 +148,15 @@ def test_cli_prints_json_and_fails_only_when_every_file_fails(cli_with, files, c
     assert code == 0
     assert [item["path"] for item in out] == [str(files["clip"]), str(files["empty"])]
     assert [t["genre"] for t in out[0]["top"]] and len(out[0]["top"]) == 3
+    # timing (ms): from the file, its parts, the warm network, and the command's start-up
+    assert out[0]["runtime"] == "keras"  # the fixture's model; exported: tests/test_inference.py
+    assert set(out[0]["timing"]) == {
+        "inputs_ms",
+        "model_ms",
+        "end_to_end_ms",
+        "model_repeat_ms",
+        "startup_ms",
+    }
     assert "empty file" in out[1]["error"]
     assert cli_with.main(["--model", "cnn", str(files["missing"]), str(files["folder"])]) == 1
     text = capsys.readouterr()

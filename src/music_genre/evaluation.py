@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binomtest
 
 CONFIDENCE = 0.95
 PROBABILITY_PREFIX = "prob_"  # per-class probability columns of the prediction tables
@@ -29,6 +28,8 @@ def wilson_interval(
     """The Wilson score interval of ``correct / total``; (nan, nan) when ``total`` is 0."""
     if total <= 0:
         return float("nan"), float("nan")
+    from scipy.stats import binomtest  # 1-2 s to import: not on the prediction command's path
+
     interval = binomtest(int(correct), int(total)).proportion_ci(confidence, method="wilson")
     return float(interval.low), float(interval.high)
 
@@ -69,6 +70,8 @@ def mcnemar_exact(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> dict[
         raise ValueError(f"paired test needs the same items: {a.shape} vs {b.shape}")
     only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
     discordant = only_a + only_b
+    from scipy.stats import binomtest
+
     p_value = 1.0 if discordant == 0 else float(binomtest(only_a, discordant, 0.5).pvalue)
     return {"n": int(a.size), "only_a": only_a, "only_b": only_b, "p_value": p_value}
 

@@ -9,19 +9,23 @@ as the spectrogram pipeline pads them.
 
 from __future__ import annotations
 
-import warnings
+import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
 from music_genre.audio import AudioDecodeError, probe_audio
+from music_genre.inference import OnnxModel, as_network
+
+logger = logging.getLogger(__name__)
 
 MODEL_KINDS = ("handcrafted", "cnn", "transfer")
+MODEL_REPEATS = 5  # further network calls timed per file for the warm model-only figure
 FUSION = "fusion"  # combines the three; chosen only on request (its weights were fit on validation)
 
 
@@ -61,14 +65,41 @@ def check_audio_file(path: str | Path, min_seconds: float) -> float:
     return duration
 
 
+def _pickled_model(model: Any) -> Any:
+    """An exported model pickles as it is; a Keras model as its bytes (see _unpickled_model)."""
+    import pickle
+
+    return model if isinstance(model, OnnxModel) else pickle.dumps(model)
+
+
+def _unpickled_model(state: Any) -> Any:
+    # A Keras model is unpickled after the module that registers the CNN's custom layers: a
+    # pickled model alone cannot be loaded without it.
+    if not isinstance(state, bytes):
+        return state
+    import pickle
+
+    import music_genre.cnn_model  # noqa: F401 - registers StudyImageScaling
+
+    return pickle.loads(state)  # noqa: S301
+
+
 @dataclass
 class CnnPredictor:
-    """The CNN reads the stored log-mel spectrogram; its input scaling is inside the model."""
+    """The CNN reads the stored log-mel spectrogram; its input scaling is inside the model.
+
+    ``model``: the exported model (:class:`music_genre.inference.OnnxModel`, no TensorFlow)
+    or the Keras model (run as one compiled call)."""
 
     model: Any
     class_names: list[str]
     spectrogram_settings: Mapping[str, Any]
     label: str = "cnn"
+    _network: Any = field(default=None, init=False, repr=False)
+
+    @property
+    def runtime(self) -> str:
+        return self.network().runtime
 
     def window_s(self) -> float:
         return float(self.spectrogram_settings["duration_s"])
@@ -83,28 +114,27 @@ class CnnPredictor:
             ]
         )
 
+    def network(self) -> Any:
+        if self._network is None:  # built (traced, for Keras) once per predictor
+            self._network = as_network(self.model)
+        return self._network
+
+    def window_inputs(self, path: str, offsets: Sequence[float]) -> np.ndarray:
+        """What the network reads: one dB log-mel spectrogram per window."""
+        return self.spectrograms(path, offsets)[..., None].astype(np.float32)
+
+    def probabilities(self, inputs: np.ndarray) -> np.ndarray:
+        return np.asarray(self.network()(inputs), np.float64)
+
     def window_probabilities(self, path: str, offsets: Sequence[float]) -> np.ndarray:
-        from music_genre.cnn_model import compiled_predictor, predict_probabilities
+        return self.probabilities(self.window_inputs(path, offsets))
 
-        specs = self.spectrograms(path, offsets)
-        if getattr(self, "_compiled", None) is None:  # traced once per predictor
-            self._compiled = compiled_predictor(self.model)
-        return np.asarray(predict_probabilities(self._compiled, specs[..., None]), np.float64)
-
-    # Pickled (served model) with the Keras model as bytes, unpickled after the module that
-    # registers the CNN's custom layers: a pickled model alone cannot be loaded without it.
     def __getstate__(self) -> dict[str, Any]:
-        import pickle
-
-        state = {k: v for k, v in self.__dict__.items() if k != "_compiled"}
-        return {**state, "model": pickle.dumps(self.model)}
+        state = {k: v for k, v in self.__dict__.items() if k != "_network"}
+        return {**state, "model": _pickled_model(self.model)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        import pickle
-
-        import music_genre.cnn_model  # noqa: F401 - registers StudyImageScaling
-
-        self.__dict__.update({**state, "model": pickle.loads(state["model"])})  # noqa: S301
+        self.__dict__.update({**state, "model": _unpickled_model(state["model"]), "_network": None})
 
 
 @dataclass
@@ -212,19 +242,31 @@ def classifier_probabilities(model: Any, features: np.ndarray) -> np.ndarray:
 
 @dataclass
 class HandcraftedPredictor:
-    """FMA's 518 features of the clip -> the training-split scaler -> the Keras MLP."""
+    """FMA's 518 features of the clip -> the training-split scaler -> the MLP (exported or
+    Keras, as CnnPredictor's ``model``)."""
 
     model: Any
     scaler: Any
     class_names: list[str]
     feature_settings: Mapping[str, Any]
     label: str = "handcrafted"
+    _network: Any = field(default=None, init=False, repr=False)
+
+    @property
+    def runtime(self) -> str:
+        return self.network().runtime
 
     def window_s(self) -> float:
         # FMA's features summarise whole 30-s clips.
         return 30.0
 
-    def window_probabilities(self, path: str, offsets: Sequence[float]) -> np.ndarray:
+    def network(self) -> Any:
+        if self._network is None:
+            self._network = as_network(self.model)
+        return self._network
+
+    def window_inputs(self, path: str, offsets: Sequence[float]) -> np.ndarray:
+        """What the MLP reads: the clip's features, scaled as in training."""
         from music_genre.features import extract_features
 
         rows = []
@@ -238,8 +280,20 @@ class HandcraftedPredictor:
         names = getattr(self.scaler, "feature_names_in_", None)
         if names is not None and len(names) == values.shape[1]:
             values = pd.DataFrame(values, columns=names)
-        scaled = self.scaler.transform(values)
-        return np.asarray(self.model.predict(scaled, verbose=0), dtype=np.float64)
+        return np.asarray(self.scaler.transform(values), np.float32)
+
+    def probabilities(self, inputs: np.ndarray) -> np.ndarray:
+        return np.asarray(self.network()(inputs), np.float64)
+
+    def window_probabilities(self, path: str, offsets: Sequence[float]) -> np.ndarray:
+        return self.probabilities(self.window_inputs(path, offsets))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if k != "_network"}
+        return {**state, "model": _pickled_model(self.model)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({**state, "model": _unpickled_model(state["model"]), "_network": None})
 
 
 @dataclass
@@ -277,6 +331,8 @@ class GenrePrediction:
     probabilities: dict[str, float] = field(default_factory=dict)
     windows: int = 0
     error: str | None = None
+    runtime: str | None = None
+    timing: dict[str, float] = field(default_factory=dict)
 
     def top(self, k: int = 3) -> list[tuple[str, float]]:
         return sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:k]
@@ -288,18 +344,56 @@ class GenrePrediction:
         else:
             out["top"] = [{"genre": g, "probability": round(p, 4)} for g, p in self.top(k)]
             out["windows"] = self.windows
+        if self.runtime:
+            out["runtime"] = self.runtime
+        if self.timing:
+            out["timing"] = {name: round(ms, 2) for name, ms in self.timing.items()}
         return out
 
 
+def _ms(seconds: float) -> float:
+    return 1000.0 * seconds
+
+
 def predict_file(
-    predictor: Predictor, path: str | Path, min_seconds: float = 3.0, max_windows: int = 10
+    predictor: Predictor,
+    path: str | Path,
+    min_seconds: float = 3.0,
+    max_windows: int = 10,
+    model_repeats: int = 0,
 ) -> GenrePrediction:
-    """Classify one file; never raises for a bad file (the error is in the result)."""
+    """Classify one file; never raises for a bad file (the error is in the result).
+
+    ``timing`` (milliseconds): ``end_to_end_ms`` from the file (probe, decode, spectrogram or
+    features, model); for the CNN and handcrafted models also ``inputs_ms`` (decode +
+    spectrogram/features) and ``model_ms`` (the network alone on them, this call), and with
+    ``model_repeats`` > 0 ``model_repeat_ms``: the median of that many further network calls
+    on the same inputs (warm: the study's Table 3 measure)."""
     result = GenrePrediction(path=str(path), model=predictor.label)
+    started = time.perf_counter()
     try:
         duration = check_audio_file(path, min_seconds)
         offsets = window_offsets(duration, predictor.window_s(), max_windows)
-        per_window = predictor.window_probabilities(str(path), offsets)
+        if hasattr(predictor, "window_inputs"):
+            inputs = predictor.window_inputs(str(path), offsets)
+            inputs_done = time.perf_counter()
+            per_window = predictor.probabilities(inputs)
+            model_done = time.perf_counter()
+            result.timing = {
+                "inputs_ms": _ms(inputs_done - started),
+                "model_ms": _ms(model_done - inputs_done),
+                "end_to_end_ms": _ms(model_done - started),
+            }
+            repeats = []
+            for _ in range(model_repeats):
+                begin = time.perf_counter()
+                predictor.probabilities(inputs)
+                repeats.append(time.perf_counter() - begin)
+            if repeats:
+                result.timing["model_repeat_ms"] = _ms(float(np.median(repeats)))
+        else:
+            per_window = predictor.window_probabilities(str(path), offsets)
+            result.timing = {"end_to_end_ms": _ms(time.perf_counter() - started)}
     except PredictionError as exc:
         result.error = str(exc)
         return result
@@ -311,6 +405,7 @@ def predict_file(
         name: float(p) for name, p in zip(predictor.class_names, mean, strict=True)
     }
     result.windows = len(offsets)
+    result.runtime = getattr(predictor, "runtime", None)
     return result
 
 
@@ -330,14 +425,32 @@ def best_model_kind(results: Mapping[str, pd.DataFrame | None]) -> str:
     return max(scores, key=lambda kind: (scores[kind], -MODEL_KINDS.index(kind)))
 
 
-def build_predictor(kind: str, load: Any, params: Mapping[str, Any]) -> Predictor:
-    """A predictor of ``kind`` from trained artifacts; ``load(name)`` reads a catalog entry."""
+def load_network(load: Any, name: str, exported: bool = True) -> Any:
+    """The exported model ``<name>_onnx`` (run without TensorFlow) when ``exported`` and it is
+    valid, else the Keras model ``name``: the same trained model either way."""
+    if exported:
+        try:
+            return load(f"{name}_onnx")
+        except Exception as exc:  # noqa: BLE001 - the reason is logged, the Keras model is used
+            logger.warning(
+                "%s: using the Keras model %s instead (same predictions, TensorFlow start-up)",
+                exc,
+                name,
+            )
+    return load(name)
+
+
+def build_predictor(
+    kind: str, load: Any, params: Mapping[str, Any], exported: bool = True
+) -> Predictor:
+    """A predictor of ``kind`` from trained artifacts; ``load(name)`` reads a catalog entry.
+    ``exported``: run the CNN and the MLP from their ONNX exports where valid."""
     from music_genre.spectrograms import spectrogram_settings
 
     if kind == "cnn":
         info = load("cnn_best_model_info")
         return CnnPredictor(
-            model=load("cnn_best_model"),
+            model=load_network(load, "cnn_best_model", exported),
             class_names=list(info["class_names"]),
             spectrogram_settings=spectrogram_settings(params["spectrogram"]),
             label=f"cnn ({info.get('variant', 'best variant')})",
@@ -353,14 +466,14 @@ def build_predictor(kind: str, load: Any, params: Mapping[str, Any]) -> Predicto
     if kind == "handcrafted":
         tracks = load("tracks")
         return HandcraftedPredictor(
-            model=load("handcrafted_mlp"),
+            model=load_network(load, "handcrafted_mlp", exported),
             scaler=load("handcrafted_scaler"),
             class_names=sorted(tracks["genre"].unique()),
             feature_settings=params["handcrafted"]["extraction"],
         )
     if kind == FUSION:
         bundle = load("fusion_model")
-        members = [build_predictor(member, load, params) for member in bundle["members"]]
+        members = [build_predictor(member, load, params, exported) for member in bundle["members"]]
         for member in members:
             if list(member.class_names) != list(bundle["class_names"]):
                 raise PredictionError(
@@ -373,6 +486,26 @@ def build_predictor(kind: str, load: Any, params: Mapping[str, Any]) -> Predicto
             label=f"fusion ({bundle['method']} of {'+'.join(bundle['members'])})",
         )
     raise PredictionError(f"unknown model {kind!r}: use one of {MODEL_KINDS}, {FUSION} or best")
+
+
+def export_networks(predictor: Predictor) -> Predictor:
+    """The predictor with its Keras networks (CNN, MLP; fusion members too) replaced by their
+    ONNX exports, each checked against the Keras model (music_genre.inference.export_onnx):
+    the served model then runs without TensorFlow. Transfer backbones stay as they are; a
+    network whose export does not match stays Keras, with a logged warning."""
+    from music_genre.inference import ExportedModelError, export_onnx
+
+    if isinstance(predictor, FusionPredictor):
+        predictor.members = [export_networks(member) for member in predictor.members]
+    elif isinstance(predictor, CnnPredictor | HandcraftedPredictor) and not isinstance(
+        predictor.model, OnnxModel
+    ):
+        try:
+            predictor.model = export_onnx(predictor.model)
+        except ExportedModelError as exc:
+            logger.warning("%s: %s keeps its Keras model (slower start-up)", exc, predictor.label)
+        predictor._network = None
+    return predictor
 
 
 def predictions_frame(
@@ -394,42 +527,11 @@ def predictions_frame(
     )
 
 
-# MLflow asks for type hints it could validate requests with; this model checks its input
-# itself (a 'path' column) and answers a wrong request with a 400 and a short message.
-warnings.filterwarnings(
-    "ignore", message=".*Add type hints to the `predict` method", category=UserWarning
-)
+def __getattr__(name: str) -> Any:
+    # GenrePredictorModel lives in music_genre.served_model (importing MLflow takes seconds);
+    # served models pickled before it moved name it here.
+    if name == "GenrePredictorModel":
+        from music_genre.served_model import GenrePredictorModel
 
-
-class GenrePredictorModel(mlflow.pyfunc.PythonModel):
-    """The prediction command as an MLflow pyfunc model: input a table with a ``path`` column
-    of audio files, output one row per file (top genre, a probability column per genre, and an
-    ``error`` column that is empty when the file was classified)."""
-
-    def __init__(
-        self, predictor: Predictor, min_seconds: float = 3.0, max_windows: int = 10
-    ) -> None:
-        self.predictor = predictor
-        self.min_seconds = min_seconds
-        self.max_windows = max_windows
-
-    def predict(
-        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
-    ) -> pd.DataFrame:
-        columns = list(getattr(model_input, "columns", []))
-        if "path" not in columns:
-            # MlflowException with BAD_REQUEST: the scoring server answers 400 with this
-            # message (any other exception becomes a 400 carrying a Python stack trace)
-            from mlflow.exceptions import MlflowException
-            from mlflow.protos.databricks_pb2 import BAD_REQUEST
-
-            raise MlflowException(
-                f"the input needs a 'path' column of audio file paths, got columns {columns}: "
-                'send {"dataframe_split": {"columns": ["path"], "data": [["/abs/song.mp3"]]}}',
-                error_code=BAD_REQUEST,
-            )
-        predictions = [
-            predict_file(self.predictor, path, self.min_seconds, self.max_windows)
-            for path in model_input["path"]
-        ]
-        return predictions_frame(predictions, self.predictor.class_names)
+        return GenrePredictorModel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,26 +25,65 @@ def n_frames(settings: Mapping[str, Any]) -> int:
     return 1 + samples // settings["hop_length"]
 
 
+# librosa.filters.mel's Slaney mel scale: linear below 1 kHz, logarithmic above.
+_MEL_LINEAR_HZ = 200.0 / 3
+_MEL_LOG_START_HZ = 1000.0
+_MEL_LOG_STEP = np.log(6.4) / 27.0
+
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    hz = np.asarray(hz, dtype=np.float64)
+    start = _MEL_LOG_START_HZ / _MEL_LINEAR_HZ
+    logarithmic = start + np.log(np.maximum(hz, 1e-300) / _MEL_LOG_START_HZ) / _MEL_LOG_STEP
+    return np.where(hz >= _MEL_LOG_START_HZ, logarithmic, hz / _MEL_LINEAR_HZ)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    start = _MEL_LOG_START_HZ / _MEL_LINEAR_HZ
+    logarithmic = _MEL_LOG_START_HZ * np.exp(_MEL_LOG_STEP * (mel - start))
+    return np.where(mel >= start, logarithmic, _MEL_LINEAR_HZ * mel)
+
+
+@functools.lru_cache(maxsize=8)
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmax: float) -> np.ndarray:
+    """``librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmax=fmax)``
+    (fmin 0, Slaney's scale and area normalisation), float32 ``(n_mels, 1 + n_fft // 2)``."""
+    mel_hz = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(fmax), n_mels + 2))
+    fft_hz = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate)
+    widths = np.diff(mel_hz)
+    ramps = np.subtract.outer(mel_hz, fft_hz)
+    weights = np.zeros((n_mels, len(fft_hz)), dtype=np.float32)
+    for i in range(n_mels):
+        rising, falling = -ramps[i] / widths[i], ramps[i + 2] / widths[i + 1]
+        weights[i] = np.maximum(0.0, np.minimum(rising, falling))
+    weights *= (2.0 / (mel_hz[2 : n_mels + 2] - mel_hz[:n_mels]))[:, None]
+    weights.flags.writeable = False
+    return weights
+
+
 def log_mel_spectrogram(signal: np.ndarray, settings: Mapping[str, Any]) -> np.ndarray:
-    """``power_to_db(melspectrogram(...), ref=1.0)`` with the study's settings -> (n_mels, T)."""
-    import librosa
+    """``librosa.power_to_db(librosa.feature.melspectrogram(y=signal, sr, n_fft, hop_length,
+    n_mels, fmax), ref=1.0)`` (top_db 80) with the study's settings -> float32 (n_mels, T).
 
-    from music_genre import numba_cache
-
-    numba_cache.prepare()
-
-    y = np.asarray(signal)
+    Computed in numpy, the same steps as librosa (centred STFT with zero padding and a periodic
+    Hann window, power 2, Slaney mel filters, dB): importing librosa (numba, scipy.signal)
+    costs the prediction command 2-4 s of its start-up and worker processes as much.
+    tests/pipelines/test_spectrogram.py holds it equal to librosa."""
+    y = np.asarray(signal, dtype=np.float32)
     if y.ndim != 1:
         raise ValueError(f"log_mel_spectrogram expects a 1-D mono signal, got shape {y.shape}")
-    mel = librosa.feature.melspectrogram(
-        y=y,
-        sr=int(settings["sample_rate"]),
-        n_fft=int(settings["n_fft"]),
-        hop_length=int(settings["hop_length"]),
-        n_mels=int(settings["n_mels"]),
-        fmax=float(settings["fmax"]),
+    n_fft, hop = int(settings["n_fft"]), int(settings["hop_length"])
+    padded = np.pad(y, n_fft // 2, mode="constant")
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]
+    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)  # hann, fftbins=True
+    # librosa: float64 products, rfft, stored as complex64, then |.|**2 in float32
+    power = np.abs(np.fft.rfft(frames * window, axis=-1).astype(np.complex64)) ** 2
+    filters = mel_filterbank(
+        int(settings["sample_rate"]), n_fft, int(settings["n_mels"]), float(settings["fmax"])
     )
-    return librosa.power_to_db(mel, ref=1.0).astype(np.float32)
+    mel = filters @ power.T
+    decibels = 10.0 * np.log10(np.maximum(1e-10, mel))
+    return np.maximum(decibels, decibels.max() - 80.0).astype(np.float32)
 
 
 def to_study_image(spectrogram: np.ndarray, quantize: bool = True) -> np.ndarray:

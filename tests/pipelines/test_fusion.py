@@ -169,7 +169,9 @@ def test_cli_accepts_model_fusion(monkeypatch, clip: Path, capsys):
 
     monkeypatch.setattr(predict_cli, "_kedro_context", lambda project, env: Context())
     monkeypatch.setattr(
-        predict_cli, "build_predictor", lambda kind, load, params: asked.append(kind) or fused
+        predict_cli,
+        "build_predictor",
+        lambda kind, load, params, exported: asked.append(kind) or fused,
     )
     assert predict_cli.main(["--model", "fusion", "--json", str(clip)]) == 0
     out = json.loads(capsys.readouterr().out)

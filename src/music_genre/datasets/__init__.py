@@ -13,7 +13,7 @@ from .audio_collection import AudioCollection, AudioCollectionDataset
 from .feature_rows import FeatureRow, FeatureRowsDataset
 from .feature_store import FeatureStore, FeatureStoreDataset
 from .fma_features import FmaFeaturesDataset, FmaFeaturesFile
-from .keras_model import KerasModelDataset
+from .keras_model import KerasModelDataset, OnnxModelDataset
 from .markdown_report import MarkdownReportDataset
 from .mlflow_runs import MlflowModelRunsDataset
 from .optional import OptionalCSVDataset, OptionalParquetDataset
@@ -36,6 +36,7 @@ __all__ = [
     "FmaFeaturesDataset",
     "FmaFeaturesFile",
     "KerasModelDataset",
+    "OnnxModelDataset",
     "MarkdownReportDataset",
     "MlflowModelRunsDataset",
     "OptionalCSVDataset",

@@ -25,8 +25,10 @@ class KerasModelDataset(AbstractDataset[Any, Any]):
         filepath: str,
         load_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
+        onnx_export: bool = False,
     ) -> None:
         self._filepath = Path(filepath)
+        self._onnx_export = bool(onnx_export)
         if self._filepath.suffix != ".keras":
             raise DatasetError(f"KerasModelDataset needs a '.keras' file path, got '{filepath}'")
         self._load_args = dict(load_args or {})
@@ -59,12 +61,66 @@ class KerasModelDataset(AbstractDataset[Any, Any]):
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+        if self._onnx_export:
+            self._save_onnx(data)
+
+    def _save_onnx(self, model: Any) -> None:
+        from music_genre.inference import KERAS_SHA256_KEY, export_onnx, file_sha256, save_onnx
+
+        onnx_path = self._filepath.with_suffix(".onnx")
+        # an export of the previous model must not outlive it, even if this export fails
+        onnx_path.unlink(missing_ok=True)
+        exported = export_onnx(
+            model,
+            {KERAS_SHA256_KEY: file_sha256(self._filepath), "keras_file": self._filepath.name},
+        )
+        save_onnx(exported, onnx_path)
 
     def _exists(self) -> bool:
         return self._filepath.is_file()
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath), "load_args": self._load_args}
+        return {
+            "filepath": str(self._filepath),
+            "load_args": self._load_args,
+            "onnx_export": self._onnx_export,
+        }
+
+
+class OnnxModelDataset(AbstractDataset[Any, Any]):
+    """Loads the ONNX export that ``KerasModelDataset(onnx_export=True)`` wrote beside
+    ``keras_filepath`` as a :class:`music_genre.inference.OnnxModel` (no TensorFlow needed).
+    Read only: a missing export, or one made from another ``.keras`` file, is a DatasetError
+    whose message says so."""
+
+    def __init__(
+        self, filepath: str, keras_filepath: str, metadata: dict[str, Any] | None = None
+    ) -> None:
+        self._filepath = Path(filepath)
+        self._keras_filepath = Path(keras_filepath)
+        self.metadata = metadata
+
+    def load(self) -> Any:
+        from music_genre.inference import ExportedModelError, load_exported
+
+        try:
+            return load_exported(self._filepath, self._keras_filepath)
+        except ExportedModelError as exc:
+            raise DatasetError(
+                f"{exc}: saving {self._keras_filepath.name} again (its pipeline) exports it"
+            ) from exc
+
+    def save(self, data: Any) -> None:
+        raise DatasetError(
+            f"{self._filepath} is written by the KerasModelDataset of {self._keras_filepath} "
+            "(onnx_export: true), not saved on its own"
+        )
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath), "keras_filepath": str(self._keras_filepath)}
 
 
 def _umask() -> int:

@@ -6,7 +6,8 @@ from typing import Any
 
 import pandas as pd
 
-from music_genre.predict import GenrePredictorModel, best_model_kind, build_predictor
+from music_genre.predict import best_model_kind, build_predictor, export_networks
+from music_genre.served_model import GenrePredictorModel
 
 
 def package_genre_predictor(
@@ -23,16 +24,21 @@ def package_genre_predictor(
 
     ``artifacts`` are the trained models under their catalog names (what build_predictor
     loads); only the chosen kind's are used. ``serving.model``: ``best`` (held-out accuracy),
-    or a kind (``handcrafted``, ``cnn``, ``transfer``, ``fusion``)."""
+    or a kind (``handcrafted``, ``cnn``, ``transfer``, ``fusion``). The CNN and MLP are
+    exported to ONNX here (checked against the Keras model): the served model loads them once
+    and answers without TensorFlow."""
     kind = serving_params.get("model", "best")
     if kind == "best":
         kind = best_model_kind(
             {"handcrafted": handcrafted_results, "cnn": cnn_results, "transfer": transfer_results}
         )
-    predictor = build_predictor(
-        kind,
-        artifacts.__getitem__,
-        {"spectrogram": spectrogram_params, "handcrafted": handcrafted_params},
+    predictor = export_networks(
+        build_predictor(
+            kind,
+            artifacts.__getitem__,
+            {"spectrogram": spectrogram_params, "handcrafted": handcrafted_params},
+            exported=False,
+        )
     )
     model = GenrePredictorModel(
         predictor,
