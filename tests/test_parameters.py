@@ -54,7 +54,10 @@ def test_demo_overrides_reach_the_schema():
     models = validate_parameters(_parameters("demo"))
     assert models["transfer"].cv_folds == 3
     assert models["handcrafted"].source == "extract"
-    assert models["cnn"].training.epochs == 3
+    assert models["cnn"].training.epochs == 2
+    assert models["cnn"].training.learning_rate == 1e-3  # from base: the merge is deep
+    assert models["handcrafted"].mlp.learning_rate == 1e-3
+    assert models["handcrafted"].mlp.max_epochs == 200  # from base
 
 
 def _with(params: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
