@@ -83,16 +83,14 @@ def musicnn_log_mel(signal: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
     """musicnn's input representation of a 16 kHz mono signal: (frames, 96) float32.
 
     ``librosa.feature.melspectrogram`` with musicnn's settings (Hann window, power 2, Slaney
-    mel filters: librosa's defaults) and ``log10(10000·x + 1)``. Two deliberate choices:
+    mel filters: librosa's defaults), computed in numpy by
+    :func:`music_genre.spectrograms.mel_power_spectrogram` (equal to librosa's: importing
+    librosa costs prediction seconds), and ``log10(10000·x + 1)``. Two deliberate choices:
     ``pad_mode="reflect"`` is what ``center=True`` padded with in the librosa (0.6/0.7) musicnn
     was trained with (librosa 0.10 changed the default to zeros), and the compression runs in
     float32: musicnn cast to float16 first, which under NumPy 2 overflows in ``10000·x``.
     """
-    import librosa
-
-    from music_genre import numba_cache
-
-    numba_cache.prepare()
+    from music_genre.spectrograms import mel_power_spectrogram
 
     if sample_rate != MUSICNN_SETTINGS["sample_rate"]:
         raise ValueError(
@@ -104,12 +102,12 @@ def musicnn_log_mel(signal: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
         raise ValueError(
             f"musicnn's front end needs a non-empty mono signal, got shape {signal.shape}"
         )
-    mel = librosa.feature.melspectrogram(
-        y=signal,
-        sr=sample_rate,
-        n_fft=MUSICNN_SETTINGS["n_fft"],
-        hop_length=MUSICNN_SETTINGS["hop_length"],
-        n_mels=MUSICNN_SETTINGS["n_mels"],
+    mel = mel_power_spectrogram(
+        signal,
+        sample_rate,
+        MUSICNN_SETTINGS["n_fft"],
+        MUSICNN_SETTINGS["hop_length"],
+        MUSICNN_SETTINGS["n_mels"],
         pad_mode="reflect",
     )
     return np.log10(10000.0 * mel.T.astype(np.float32) + 1.0).astype(np.float32)
