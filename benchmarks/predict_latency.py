@@ -4,7 +4,9 @@
                                          [--runs 3] [--requests 20] [FILE ...]
 
 Needs a trained project (``make run``): the chosen model's ``.keras`` file and its ONNX export
-(written with it). FILE defaults to one synthesized 30-s stereo 44.1 kHz MP3.
+(written with it; for ``--model transfer`` the backbone's cut-level export
+``transfer_best_backbone``; ``--model best`` is the command's default choice). FILE defaults
+to one synthesized 30-s stereo 44.1 kHz MP3.
 
 1. ``genre-predict`` wall time per file, each run a fresh process: ``--runtime keras`` (the
    Keras model, TensorFlow imported) against the default (the ONNX export, no TensorFlow);
@@ -14,7 +16,8 @@ Needs a trained project (``make run``): the chosen model's ``.keras`` file and i
    unpickled as MLflow stores it, then ``GenrePredictorModel.predict`` on a one-row table,
    ``--requests`` times after one warm-up request (median and p95).
 3. Model only (the study's Table 3 measure): the network on one computed spectrogram or
-   feature row, ONNX Runtime vs the compiled Keras call vs ``model.predict``, median of 50.
+   feature row, ONNX Runtime vs the compiled Keras call vs ``model.predict``, median of 50;
+   for transfer the backbone on one window's computed input (musicnn: its patches).
 
 The last line reads ``predict_onnx_s=.. predict_keras_s=.. served_onnx_ms=.. served_keras_ms=..
 model_onnx_ms=.. model_keras_ms=.. speedup_predict=.. speedup_served=..``. Other programs
@@ -87,15 +90,18 @@ def time_command(args: argparse.Namespace, files: list[str], runtime: str) -> li
 
 def served_predictors(args: argparse.Namespace) -> dict[str, object]:
     """The served model, built as the serving pipeline builds it, with and without export."""
-    from music_genre.predict import build_predictor, export_networks
+    from music_genre.predict import MODEL_KINDS, best_model_kind, build_predictor, export_networks
     from music_genre.predict_cli import _kedro_context
     from music_genre.served_model import GenrePredictorModel
 
     context = _kedro_context(args.project, args.env)  # the command's catalog and parameters
     catalog, params = context.catalog, context.params
+    kind = args.model
+    if kind == "best":
+        kind = best_model_kind({k: catalog.load(f"{k}_results") for k in MODEL_KINDS})
     served = {}
     for runtime in ("onnx", "keras"):
-        predictor = build_predictor(args.model, catalog.load, params, exported=False)
+        predictor = build_predictor(kind, catalog.load, params, exported=False)
         if runtime == "onnx":
             predictor = export_networks(predictor)
         model = GenrePredictorModel(
@@ -120,9 +126,21 @@ def time_requests(model: object, path: str, n: int) -> list[float]:
     return seconds
 
 
+def backbone_call(predictor: object, path: str) -> object:
+    """The transfer backbone (exported or Keras) on one window's computed input."""
+    from music_genre.spectrograms import spectrogram_from_file
+
+    extractor = predictor.extractor()
+    if predictor.reads_audio:
+        patches = extractor.front_end(extractor.load_signal(path, 0.0))
+        return lambda: extractor.embed_front_ends([patches])
+    settings = {**predictor.spectrogram_settings, "offset_s": 0.0}
+    images = extractor.prepare([spectrogram_from_file(path, settings)])
+    return lambda: extractor.features_of_inputs(images)
+
+
 def time_network(predictor: object, path: str) -> dict[str, float]:
     """Median ms of 50 calls of the network on one window's computed inputs."""
-    inputs = predictor.window_inputs(path, [0.0])
     out = {}
 
     def median_ms(call) -> float:
@@ -134,6 +152,10 @@ def time_network(predictor: object, path: str) -> dict[str, float]:
             times.append(time.perf_counter() - started)
         return 1000 * statistics.median(times)
 
+    if not hasattr(predictor, "window_inputs"):  # transfer: the backbone alone
+        out["model_ms"] = median_ms(backbone_call(predictor, path))
+        return out
+    inputs = predictor.window_inputs(path, [0.0])
     out["model_ms"] = median_ms(lambda: predictor.probabilities(inputs))
     keras_model = getattr(predictor.network(), "model", None)
     if keras_model is not None:
@@ -146,7 +168,9 @@ def main() -> None:
     parser.add_argument("files", nargs="*")
     parser.add_argument("--project", type=Path, default=PROJECT_ROOT)
     parser.add_argument("--env", default="demo")
-    parser.add_argument("--model", default="cnn", choices=("cnn", "handcrafted"))
+    parser.add_argument(
+        "--model", default="cnn", choices=("cnn", "handcrafted", "transfer", "best")
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--requests", type=int, default=20)
     args = parser.parse_args()

@@ -175,6 +175,23 @@ def test_front_end_shapes_and_patches():
     assert np.isfinite(musicnn_log_mel(np.ones(SR, dtype=np.float32) * 0.9)).all()
 
 
+@pytest.mark.parametrize("seconds", [29.7, 1.0, 0.05])
+def test_front_end_equals_librosa(seconds):
+    """The numpy front end (no librosa import in prediction) equals librosa's melspectrogram
+    with musicnn's settings and the reflect padding it was trained with, bit for bit."""
+    signal = _music_like_signal(seconds, seed=5).astype(np.float32)
+    mel = librosa.feature.melspectrogram(
+        y=signal,
+        sr=SR,
+        n_fft=MUSICNN_SETTINGS["n_fft"],
+        hop_length=MUSICNN_SETTINGS["hop_length"],
+        n_mels=MUSICNN_SETTINGS["n_mels"],
+        pad_mode="reflect",
+    )
+    expected = np.log10(10000.0 * mel.T.astype(np.float32) + 1.0).astype(np.float32)
+    np.testing.assert_array_equal(musicnn_log_mel(signal), expected)
+
+
 def test_front_end_rejects_wrong_rate_and_empty_signal():
     with pytest.raises(ValueError, match="16000 Hz"):
         musicnn_log_mel(np.zeros(22050, dtype=np.float32), sample_rate=22050)

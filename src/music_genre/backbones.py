@@ -466,6 +466,8 @@ class CutLevelFeatureExtractor:
     weights: WeightsChoice
     cut_levels: tuple[str, ...]
     image: ImageSettings = field(default_factory=ImageSettings)
+    # The exported network of the one cut level (prediction): run instead of the Keras model.
+    network: Any = None
     _model: Any = field(default=None, init=False, repr=False)
     _cut_model: Any = field(default=None, init=False, repr=False)
     _cut_call: Any = field(default=None, init=False, repr=False)
@@ -488,8 +490,11 @@ class CutLevelFeatureExtractor:
         return prepare_images(spectrograms, self.spec, self.image)
 
     def features_of_inputs(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
-        self.cut_model  # noqa: B018 - builds the model and its compiled call
-        outputs = self._cut_call(np.asarray(inputs, dtype=np.float32))
+        if self.network is not None:
+            outputs = [self.network(np.asarray(inputs, dtype=np.float32))]
+        else:
+            self.cut_model  # noqa: B018 - builds the model and its compiled call
+            outputs = self._cut_call(np.asarray(inputs, dtype=np.float32))
         if not isinstance(outputs, list | tuple):
             outputs = [outputs]
         return {
@@ -523,6 +528,67 @@ class CutLevelFeatureExtractor:
                 np.asarray(single(x))
             timings[cut] = (time.perf_counter() - start) / runs * 1000.0
         return timings
+
+
+# --------------------------------------------------------------------------------------------
+# The network of one cut level, exported to ONNX for prediction
+# --------------------------------------------------------------------------------------------
+
+# What an exported cut-level network is: recorded in the export, compared with the transfer
+# model it is used with (features of other weights or another cut would mean nothing to it).
+EXPORT_IDENTITY = ("backbone", "weights_fingerprint", "cut_level")
+
+
+def cut_network(spec: BackboneSpec, weights: WeightsChoice, cut_level: str) -> keras.Model:
+    """The backbone up to one cut level as a single-output model (what prediction runs)."""
+    import keras
+
+    model = build_backbone(spec, weights)
+    if spec.input_kind == "audio":
+        if cut_level not in spec.cut_levels:
+            raise CutLevelError(f"{cut_level!r} is not an output of {spec.name}")
+        output = model.output[cut_level]  # musicnn: one output per cut level
+    else:
+        output = cut_level_model(model, (cut_level,), spec.name).output
+    return keras.Model(model.input, output, name=f"{spec.name}_{cut_level}")
+
+
+def export_cut_network(spec: BackboneSpec, weights: WeightsChoice, cut_level: str) -> Any:
+    """:func:`cut_network` exported to ONNX and checked against Keras
+    (:func:`music_genre.inference.export_onnx`), recording :data:`EXPORT_IDENTITY`."""
+    from music_genre.inference import export_onnx
+
+    # musicnn reads patches of a fixed number of frames; the image backbones' inputs are fixed
+    shape = spec.input_size if spec.input_kind == "audio" else None
+    return export_onnx(
+        cut_network(spec, weights, cut_level),
+        {
+            "backbone": spec.name,
+            "weights": weights.label,
+            "weights_fingerprint": weights.fingerprint(),
+            "cut_level": cut_level,
+        },
+        input_shape=shape,
+    )
+
+
+def check_exported_cut_network(exported: Any, expected: Mapping[str, Any]) -> Any:
+    """``exported`` when it records the same :data:`EXPORT_IDENTITY` as ``expected`` (a
+    transfer model's bundle), else ExportedModelError naming what differs."""
+    from music_genre.inference import ExportedModelError
+
+    recorded = getattr(exported, "metadata", {})
+    differs = [
+        f"{key} {recorded.get(key)!r} (the model's: {expected.get(key)!r})"
+        for key in EXPORT_IDENTITY
+        if recorded.get(key) != str(expected.get(key))
+    ]
+    if differs:
+        raise ExportedModelError(
+            f"the exported backbone {getattr(exported, 'source', '')} does not belong to this "
+            f"transfer model: {', '.join(differs)}"
+        )
+    return exported
 
 
 # --------------------------------------------------------------------------------------------
@@ -595,9 +661,13 @@ class AudioEmbeddingExtractor:
     weights: WeightsChoice
     cut_levels: tuple[str, ...]
     window: AudioWindow = field(default_factory=AudioWindow)
+    # The exported network of the one cut level (prediction): run instead of the Keras model.
+    network: Any = None
     _model: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.network is not None and len(self.cut_levels) != 1:
+            raise ValueError("an exported network gives one cut level")
         if (
             self.spec.input_kind != "audio"
             or self.spec.audio_front_end is None
@@ -613,7 +683,10 @@ class AudioEmbeddingExtractor:
             )
 
     @property
-    def model(self) -> keras.Model:
+    def model(self) -> Any:
+        """The Keras model (built on first use), or the exported network when given."""
+        if self.network is not None:
+            return self.network
         if self._model is None:
             self._model = build_backbone(self.spec, self.weights)
         return self._model

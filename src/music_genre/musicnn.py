@@ -83,16 +83,14 @@ def musicnn_log_mel(signal: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
     """musicnn's input representation of a 16 kHz mono signal: (frames, 96) float32.
 
     ``librosa.feature.melspectrogram`` with musicnn's settings (Hann window, power 2, Slaney
-    mel filters: librosa's defaults) and ``log10(10000·x + 1)``. Two deliberate choices:
+    mel filters: librosa's defaults), computed in numpy by
+    :func:`music_genre.spectrograms.mel_power_spectrogram` (equal to librosa's: importing
+    librosa costs prediction seconds), and ``log10(10000·x + 1)``. Two deliberate choices:
     ``pad_mode="reflect"`` is what ``center=True`` padded with in the librosa (0.6/0.7) musicnn
     was trained with (librosa 0.10 changed the default to zeros), and the compression runs in
     float32: musicnn cast to float16 first, which under NumPy 2 overflows in ``10000·x``.
     """
-    import librosa
-
-    from music_genre import numba_cache
-
-    numba_cache.prepare()
+    from music_genre.spectrograms import mel_power_spectrogram
 
     if sample_rate != MUSICNN_SETTINGS["sample_rate"]:
         raise ValueError(
@@ -104,12 +102,12 @@ def musicnn_log_mel(signal: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
         raise ValueError(
             f"musicnn's front end needs a non-empty mono signal, got shape {signal.shape}"
         )
-    mel = librosa.feature.melspectrogram(
-        y=signal,
-        sr=sample_rate,
-        n_fft=MUSICNN_SETTINGS["n_fft"],
-        hop_length=MUSICNN_SETTINGS["hop_length"],
-        n_mels=MUSICNN_SETTINGS["n_mels"],
+    mel = mel_power_spectrogram(
+        signal,
+        sample_rate,
+        MUSICNN_SETTINGS["n_fft"],
+        MUSICNN_SETTINGS["hop_length"],
+        MUSICNN_SETTINGS["n_mels"],
         pad_mode="reflect",
     )
     return np.log10(10000.0 * mel.T.astype(np.float32) + 1.0).astype(np.float32)
@@ -332,7 +330,8 @@ def musicnn_forward(model: keras.Model) -> Any:
 def musicnn_patch_outputs(
     patches: np.ndarray, model: keras.Model, batch_size: int = MAX_PATCHES_PER_CALL
 ) -> dict[str, np.ndarray]:
-    """Run the network on (n, frames, 96) patches -> {cut: (n, dim)} float32 arrays.
+    """Run the network on (n, frames, 96) patches -> {cut: (n, dim)} float32 arrays (the one
+    cut level of an exported network: ``music_genre.backbones.export_cut_network``).
 
     Patches of the standard 187 frames go through :func:`musicnn_forward` (a graph traced once);
     other lengths through ``predict_on_batch``. A patch's outputs do not depend on the other
@@ -342,13 +341,31 @@ def musicnn_patch_outputs(
     if patches.ndim != 3 or patches.shape[0] == 0:
         raise ValueError(f"expected (patches, frames, 96) log-mel patches, got {patches.shape}")
     standard = patches.shape[1:] == (MUSICNN_SETTINGS["patch_frames"], MUSICNN_SETTINGS["n_mels"])
-    call = musicnn_forward(model) if standard else model.predict_on_batch
-    parts: dict[str, list[np.ndarray]] = {cut: [] for cut in CUT_LEVELS}
+    exported_cut = _exported_cut_level(model)
+    if exported_cut is not None:  # one cut level's ONNX export (music_genre.backbones)
+        if not standard:
+            raise ValueError(
+                f"the exported musicnn reads patches of {MUSICNN_SETTINGS['patch_frames']} "
+                f"frames, got {patches.shape[1:]}"
+            )
+        cuts: tuple[str, ...] = (exported_cut,)
+        call = lambda x: {exported_cut: model(x)}  # noqa: E731
+    else:
+        cuts = CUT_LEVELS
+        call = musicnn_forward(model) if standard else model.predict_on_batch
+    parts: dict[str, list[np.ndarray]] = {cut: [] for cut in cuts}
     for start in range(0, patches.shape[0], batch_size):
         outputs = call(patches[start : start + batch_size])
-        for cut in CUT_LEVELS:
+        for cut in cuts:
             parts[cut].append(np.asarray(outputs[cut], dtype=np.float32))
-    return {cut: np.concatenate(parts[cut], axis=0) for cut in CUT_LEVELS}
+    return {cut: np.concatenate(parts[cut], axis=0) for cut in cuts}
+
+
+def _exported_cut_level(model: Any) -> str | None:
+    """The cut level an exported musicnn network gives (OnnxModel metadata), None for Keras."""
+    if getattr(model, "runtime", None) != "onnxruntime":
+        return None
+    return str(model.metadata["cut_level"])
 
 
 def musicnn_signal_patches(signal: np.ndarray, pad_mode: str = "repeat") -> np.ndarray:
@@ -375,7 +392,7 @@ def musicnn_track_embeddings(
     outputs = musicnn_patch_outputs(np.concatenate(track_patches, axis=0), model, batch_size)
     bounds = np.cumsum([0, *counts])
     return [
-        {cut: outputs[cut][lo:hi].mean(axis=0) for cut in CUT_LEVELS}
+        {cut: values[lo:hi].mean(axis=0) for cut, values in outputs.items()}
         for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
     ]
 

@@ -148,6 +148,10 @@ class TransferPredictor:
     bundle: Mapping[str, Any]
     spectrogram_settings: Mapping[str, Any]
     label: str = "transfer"
+    # The ONNX export of the backbone's cut-level network (music_genre.backbones.
+    # export_cut_network): used when it records this bundle's backbone, weights and cut level,
+    # else refused (logged) and the Keras backbone is built.
+    backbone: Any = None
     _extractor: Any = field(default=None, init=False, repr=False)
 
     @property
@@ -163,8 +167,29 @@ class TransferPredictor:
             return float(self.bundle["audio_duration_s"])
         return float(self.spectrogram_settings["duration_s"])
 
+    @property
+    def runtime(self) -> str:
+        return "keras" if self.exported_backbone() is None else "onnxruntime"
+
+    def exported_backbone(self) -> Any:
+        """The exported backbone when it belongs to this model, else None (the reason logged,
+        once: the export is dropped)."""
+        if self.backbone is None:
+            return None
+        from music_genre.backbones import check_exported_cut_network
+        from music_genre.inference import ExportedModelError
+
+        try:
+            return check_exported_cut_network(self.backbone, self.bundle)
+        except ExportedModelError as exc:
+            logger.warning(
+                "%s: using the Keras backbone instead (same features, TensorFlow start-up)", exc
+            )
+            self.backbone = None
+            return None
+
     def extractor(self) -> Any:
-        # Built on first use only: the served model pickles without the backbone's weights.
+        # Built on first use only: the served model pickles without the Keras backbone.
         if self._extractor is None:
             from music_genre.backbones import (
                 AudioEmbeddingExtractor,
@@ -194,6 +219,7 @@ class TransferPredictor:
                         duration_s=float(self.bundle["audio_duration_s"]),
                         pad_mode=str(self.bundle.get("audio_pad_mode") or "repeat"),
                     ),
+                    network=self.exported_backbone(),
                 )
             else:
                 self._extractor = CutLevelFeatureExtractor(
@@ -201,6 +227,7 @@ class TransferPredictor:
                     choice,
                     (self.bundle["cut_level"],),
                     ImageSettings(interpolation=self.bundle["image_interpolation"]),
+                    network=self.exported_backbone(),
                 )
         return self._extractor
 
@@ -440,6 +467,18 @@ def load_network(load: Any, name: str, exported: bool = True) -> Any:
     return load(name)
 
 
+def load_exported_backbone(load: Any) -> Any:
+    """The transfer backbone's export ``transfer_best_backbone``, or None (the reason logged):
+    TransferPredictor then builds the Keras backbone."""
+    try:
+        return load("transfer_best_backbone")
+    except Exception as exc:  # noqa: BLE001 - the reason is logged, the Keras backbone is used
+        logger.warning(
+            "%s: using the Keras backbone instead (same features, TensorFlow start-up)", exc
+        )
+        return None
+
+
 def build_predictor(
     kind: str, load: Any, params: Mapping[str, Any], exported: bool = True
 ) -> Predictor:
@@ -459,6 +498,7 @@ def build_predictor(
         bundle = load("transfer_best_model")
         return TransferPredictor(
             bundle=bundle,
+            backbone=load_exported_backbone(load) if exported else None,
             spectrogram_settings=spectrogram_settings(params["spectrogram"]),
             label=f"transfer ({bundle['backbone']} {bundle['cut_level']} "
             f"{bundle['classifier']}, {bundle['weights']} weights)",
@@ -488,15 +528,40 @@ def build_predictor(
     raise PredictionError(f"unknown model {kind!r}: use one of {MODEL_KINDS}, {FUSION} or best")
 
 
+def export_transfer_backbone(bundle: Mapping[str, Any]) -> OnnxModel:
+    """The cut-level network a transfer model's features come from (its backbone, weights and
+    cut level), exported to ONNX and checked against Keras; ExportedModelError when the
+    weights no longer resolve to those the classifier was trained on, or the export does not
+    match."""
+    from music_genre.backbones import WeightsChoice, export_cut_network, get_backbone
+    from music_genre.inference import ExportedModelError
+
+    choice = WeightsChoice.from_label(str(bundle["weights"]), seed=bundle["random_seed"])
+    if choice.fingerprint() != bundle["weights_fingerprint"]:
+        raise ExportedModelError(
+            f"the {bundle['backbone']} weights now resolve to {choice.fingerprint()}, but the "
+            f"classifier was trained on features of {bundle['weights_fingerprint']}: not exported"
+        )
+    return export_cut_network(get_backbone(bundle["backbone"]), choice, bundle["cut_level"])
+
+
 def export_networks(predictor: Predictor) -> Predictor:
-    """The predictor with its Keras networks (CNN, MLP; fusion members too) replaced by their
-    ONNX exports, each checked against the Keras model (music_genre.inference.export_onnx):
-    the served model then runs without TensorFlow. Transfer backbones stay as they are; a
+    """The predictor with its Keras networks (CNN, MLP, the transfer backbone's cut level;
+    fusion members too) replaced by their ONNX exports, each checked against the Keras model
+    (music_genre.inference.export_onnx): the served model then runs without TensorFlow. A
     network whose export does not match stays Keras, with a logged warning."""
     from music_genre.inference import ExportedModelError, export_onnx
 
     if isinstance(predictor, FusionPredictor):
         predictor.members = [export_networks(member) for member in predictor.members]
+    elif isinstance(predictor, TransferPredictor) and predictor.backbone is None:
+        try:
+            predictor.backbone = export_transfer_backbone(predictor.bundle)
+        except ExportedModelError as exc:
+            logger.warning(
+                "%s: %s keeps its Keras backbone (slower start-up)", exc, predictor.label
+            )
+        predictor._extractor = None
     elif isinstance(predictor, CnnPredictor | HandcraftedPredictor) and not isinstance(
         predictor.model, OnnxModel
     ):

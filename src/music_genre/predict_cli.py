@@ -5,8 +5,10 @@ genre-predict --model cnn --json song.mp3
 genre-predict --run-id <mlflow run id> song.mp3  # a served/logged genre predictor
 genre-predict --tags song.mp3                    # also musicnn's top MSD tags
 
-The CNN and the handcrafted MLP run from their ONNX exports (ONNX Runtime): the command then
-never imports TensorFlow or MLflow. ``--json`` carries each file's timing (milliseconds).
+The CNN, the handcrafted MLP and the transfer model's backbone (musicnn; VGG16/ResNet50 still
+need TensorFlow to prepare their images) run from their ONNX exports (ONNX Runtime): the
+command then never imports TensorFlow or MLflow. ``--json`` carries each file's timing
+(milliseconds).
 """
 
 from __future__ import annotations
@@ -56,8 +58,8 @@ def _parser() -> argparse.ArgumentParser:
         "--runtime",
         default="auto",
         choices=("auto", "keras"),
-        help="auto: the CNN/MLP's ONNX export where valid, else the Keras model (logged); "
-        "keras: always the Keras model (TensorFlow start-up)",
+        help="auto: the ONNX export of the CNN/MLP or the transfer backbone where valid, else "
+        "the Keras model (logged); keras: always the Keras model (TensorFlow start-up)",
     )
     parser.add_argument("--run-id", help="use the genre predictor logged in this MLflow run")
     parser.add_argument("--json", action="store_true", help="machine-readable output")

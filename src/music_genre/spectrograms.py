@@ -61,27 +61,50 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmax: float) -> np
     return weights
 
 
-def log_mel_spectrogram(signal: np.ndarray, settings: Mapping[str, Any]) -> np.ndarray:
-    """``librosa.power_to_db(librosa.feature.melspectrogram(y=signal, sr, n_fft, hop_length,
-    n_mels, fmax), ref=1.0)`` (top_db 80) with the study's settings -> float32 (n_mels, T).
+def mel_power_spectrogram(
+    signal: np.ndarray,
+    sample_rate: int,
+    n_fft: int,
+    hop_length: int,
+    n_mels: int,
+    fmax: float | None = None,
+    pad_mode: str = "constant",
+) -> np.ndarray:
+    """``librosa.feature.melspectrogram(y=signal, sr=sample_rate, n_fft=n_fft,
+    hop_length=hop_length, n_mels=n_mels, fmax=fmax, pad_mode=pad_mode)`` -> float32
+    (n_mels, frames); ``fmax`` None is the Nyquist frequency, as in librosa.
 
-    Computed in numpy, the same steps as librosa (centred STFT with zero padding and a periodic
-    Hann window, power 2, Slaney mel filters, dB): importing librosa (numba, scipy.signal)
-    costs the prediction command 2-4 s of its start-up and worker processes as much.
-    tests/pipelines/test_spectrogram.py holds it equal to librosa."""
+    Computed in numpy, the same steps as librosa (centred STFT padded with ``pad_mode``, a
+    periodic Hann window, power 2, Slaney mel filters): importing librosa (numba, scipy.signal)
+    costs the prediction command 2-4 s of its start-up and worker processes as much. The study's
+    spectrogram (tests/pipelines/test_spectrogram.py) and musicnn's front end
+    (tests/test_musicnn.py) are held equal to librosa's."""
     y = np.asarray(signal, dtype=np.float32)
     if y.ndim != 1:
-        raise ValueError(f"log_mel_spectrogram expects a 1-D mono signal, got shape {y.shape}")
-    n_fft, hop = int(settings["n_fft"]), int(settings["hop_length"])
-    padded = np.pad(y, n_fft // 2, mode="constant")
-    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]
+        raise ValueError(f"a mel spectrogram needs a 1-D mono signal, got shape {y.shape}")
+    padded = np.pad(y, n_fft // 2, mode=pad_mode)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length]
     window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)  # hann, fftbins=True
     # librosa: float64 products, rfft, stored as complex64, then |.|**2 in float32
     power = np.abs(np.fft.rfft(frames * window, axis=-1).astype(np.complex64)) ** 2
     filters = mel_filterbank(
-        int(settings["sample_rate"]), n_fft, int(settings["n_mels"]), float(settings["fmax"])
+        int(sample_rate), n_fft, int(n_mels), float(sample_rate) / 2 if fmax is None else fmax
     )
-    mel = filters @ power.T
+    return filters @ power.T
+
+
+def log_mel_spectrogram(signal: np.ndarray, settings: Mapping[str, Any]) -> np.ndarray:
+    """``librosa.power_to_db(librosa.feature.melspectrogram(y=signal, sr, n_fft, hop_length,
+    n_mels, fmax), ref=1.0)`` (top_db 80) with the study's settings -> float32 (n_mels, T),
+    computed in numpy (:func:`mel_power_spectrogram`)."""
+    mel = mel_power_spectrogram(
+        signal,
+        int(settings["sample_rate"]),
+        int(settings["n_fft"]),
+        int(settings["hop_length"]),
+        int(settings["n_mels"]),
+        float(settings["fmax"]),
+    )
     decibels = 10.0 * np.log10(np.maximum(1e-10, mel))
     return np.maximum(decibels, decibels.max() - 80.0).astype(np.float32)
 

@@ -23,6 +23,7 @@ from music_genre.backbones import (
     resolve_weights,
 )
 from music_genre.datasets import FeatureStoreDataset
+from music_genre.inference import ONNX_TOLERANCE, output_difference
 from music_genre.pipelines.transfer import create_pipeline
 from music_genre.pipelines.transfer.nodes import (
     RESULT_COLUMNS,
@@ -185,6 +186,14 @@ def test_musicnn_through_the_transfer_pipeline(tmp_path, tiny_tracks, mlflow_sto
         folder.name, best["cut_level"], [track["track_id"]]
     )
     np.testing.assert_allclose(features, stored, rtol=1e-5, atol=1e-6)
+    # ... and so does its backbone's ONNX export, which the pipeline wrote for prediction
+    exported = catalog.load("transfer_best_backbone")
+    assert exported.metadata["cut_level"] == best["cut_level"]
+    fast = TransferPredictor(
+        bundle=best, spectrogram_settings={"duration_s": 29.7}, backbone=exported
+    )
+    assert fast.runtime == "onnxruntime"
+    assert output_difference(fast.features(track["path"], [0.0]), stored) <= ONNX_TOLERANCE
     prediction = predict_file(predictor, track["path"], min_seconds=1.0)
     assert prediction.error is None and set(prediction.probabilities) == set(GENRES)
 

@@ -7,7 +7,12 @@ from typing import Any
 
 from kedro.io import DataCatalog, MemoryDataset
 
-from music_genre.datasets import FeatureStoreDataset, MlflowModelRunsDataset
+from music_genre.datasets import (
+    AtomicPickleDataset,
+    FeatureStoreDataset,
+    MlflowModelRunsDataset,
+    OnnxModelDataset,
+)
 
 
 def transfer_catalog(
@@ -25,7 +30,14 @@ def transfer_catalog(
             "transfer_mlflow_runs": MlflowModelRunsDataset(
                 str(tmp_path / "runs.csv"), pipeline="transfer"
             ),
-            "transfer_best_model": MemoryDataset(copy_mode="assign"),
+            # files, as in the project: a MemoryDataset would be released once the export
+            # node has read it
+            "transfer_best_model": AtomicPickleDataset(
+                filepath=str(tmp_path / "transfer_best_model.pkl")
+            ),
+            "transfer_best_backbone": OnnxModelDataset(
+                str(tmp_path / "transfer_best_backbone.onnx")
+            ),
             "transfer_best_confusion_matrix": MemoryDataset(copy_mode="assign"),
             "transfer_validation_predictions": MemoryDataset(),
             "transfer_test_predictions": MemoryDataset(),

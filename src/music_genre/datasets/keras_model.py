@@ -88,21 +88,32 @@ class KerasModelDataset(AbstractDataset[Any, Any]):
 
 
 class OnnxModelDataset(AbstractDataset[Any, Any]):
-    """Loads the ONNX export that ``KerasModelDataset(onnx_export=True)`` wrote beside
-    ``keras_filepath`` as a :class:`music_genre.inference.OnnxModel` (no TensorFlow needed).
-    Read only: a missing export, or one made from another ``.keras`` file, is a DatasetError
-    whose message says so."""
+    """An ONNX export (:class:`music_genre.inference.OnnxModel`, loaded without TensorFlow).
+
+    With ``keras_filepath``: the export that ``KerasModelDataset(onnx_export=True)`` wrote
+    beside that ``.keras`` file; read only, and a missing export, or one made from another
+    ``.keras`` file, is a DatasetError whose message says so. Without: an export a node made
+    (the transfer backbone's cut level), saved atomically; its user checks what it records."""
 
     def __init__(
-        self, filepath: str, keras_filepath: str, metadata: dict[str, Any] | None = None
+        self,
+        filepath: str,
+        keras_filepath: str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> None:
         self._filepath = Path(filepath)
-        self._keras_filepath = Path(keras_filepath)
+        self._keras_filepath = Path(keras_filepath) if keras_filepath else None
         self.metadata = metadata
 
     def load(self) -> Any:
-        from music_genre.inference import ExportedModelError, load_exported
+        from music_genre.inference import ExportedModelError, OnnxModel, load_exported
 
+        if self._keras_filepath is None:
+            if not self._filepath.is_file():
+                raise DatasetError(
+                    f"no exported model at {self._filepath}: run the pipeline that writes it"
+                )
+            return OnnxModel(self._filepath.read_bytes(), source=str(self._filepath))
         try:
             return load_exported(self._filepath, self._keras_filepath)
         except ExportedModelError as exc:
@@ -111,10 +122,15 @@ class OnnxModelDataset(AbstractDataset[Any, Any]):
             ) from exc
 
     def save(self, data: Any) -> None:
-        raise DatasetError(
-            f"{self._filepath} is written by the KerasModelDataset of {self._keras_filepath} "
-            "(onnx_export: true), not saved on its own"
-        )
+        if self._keras_filepath is not None:
+            raise DatasetError(
+                f"{self._filepath} is written by the KerasModelDataset of "
+                f"{self._keras_filepath} (onnx_export: true), not saved on its own"
+            )
+        from music_genre.inference import save_onnx
+
+        self._filepath.parent.mkdir(parents=True, exist_ok=True)
+        save_onnx(data, self._filepath)
 
     def _exists(self) -> bool:
         return self._filepath.is_file()

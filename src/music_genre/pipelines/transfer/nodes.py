@@ -428,6 +428,22 @@ def select_best_transfer_model(
     return bundle, figure
 
 
+def export_best_transfer_backbone(best_model: dict[str, Any]) -> Any:
+    """The best model's backbone up to its cut level as ONNX, checked against the Keras
+    network: prediction computes the same features without TensorFlow."""
+    from music_genre.predict import export_transfer_backbone
+
+    exported = export_transfer_backbone(best_model)
+    logger.info(
+        "Exported %s %s (%s weights) to ONNX: largest difference to Keras %s of its scale",
+        best_model["backbone"],
+        best_model["cut_level"],
+        best_model["weights"],
+        exported.metadata.get("max_abs_difference"),
+    )
+    return exported
+
+
 def predict_held_out_tracks(
     search_results: list[dict[str, Any]],
     tracks: pd.DataFrame,

@@ -3,6 +3,7 @@
 from kedro.pipeline import Pipeline, node, pipeline
 
 from .nodes import (
+    export_best_transfer_backbone,
     plan_transfer_features,
     predict_held_out_tracks,
     search_transfer_classifiers,
@@ -44,6 +45,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["transfer_search_results", "tracks"],
                 outputs=["transfer_best_model", "transfer_best_confusion_matrix"],
                 name="select_best_transfer_model",
+            ),
+            node(
+                export_best_transfer_backbone,
+                inputs="transfer_best_model",
+                outputs="transfer_best_backbone",
+                name="export_best_transfer_backbone",
             ),
             node(
                 predict_held_out_tracks,
