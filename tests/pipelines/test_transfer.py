@@ -525,3 +525,30 @@ def test_iteration_limit_count_equals_sklearns_convergence_warnings(n_jobs):
     parallel = search(n_jobs)
     parallel.fit(x, y)
     assert iteration_limit_fits(parallel, folds) == warned
+
+
+def test_a_one_ulp_change_in_a_rounding_only_feature_does_not_move_the_prediction():
+    """A feature constant up to float32 rounding is dropped before scaling: otherwise the
+    scaler divides by ~1e-14 and a one-ulp difference (ONNX vs TensorFlow, another batch)
+    becomes a shift of many standard deviations."""
+    from sklearn.svm import LinearSVC
+
+    from music_genre.pipelines.transfer.nodes import _grid_search
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 20)
+    x = rng.normal(size=(60, 6)).astype(np.float32) + y[:, None].astype(np.float32)
+    tiny = np.float32(2.1e-6)
+    x[:, 5] = tiny
+    x[7, 5] = np.nextafter(tiny, np.float32(1))  # one track differs by one ulp
+    x_test = x[:6].copy()
+    params = {"random_seed": 0, "n_jobs": 1, "blas_threads": 1, "timing_runs": 1}
+    result = _grid_search(
+        x, y, x_test, y[:6], LinearSVC, {"random_state": 0}, {"C": [1.0]}, 0.99, 3, params, None
+    )
+    model = result["model"]
+    assert not model.named_steps["drop_rounding"].get_support()[5]
+    assert model.named_steps["drop_rounding"].get_support()[:5].all()
+    nudged = x_test.copy()
+    nudged[:, 5] = np.nextafter(tiny, np.float32(1))
+    np.testing.assert_array_equal(model.decision_function(x_test), model.decision_function(nudged))

@@ -47,6 +47,7 @@ from music_genre.evaluation import (
 )
 from music_genre.parallel import current_runtime, grid_search_backend
 from music_genre.plots import confusion_matrix_figure
+from music_genre.preprocessing import DropRoundingOnlyFeatures
 
 from .extraction import AudioEmbeddingJob, CutLevelFeatureJob, store_digests
 
@@ -597,6 +598,8 @@ def _grid_search(
 ) -> dict[str, Any]:
     pipe = Pipeline(
         [
+            # features constant up to float32 rounding would be blown up by the scaler
+            ("drop_rounding", DropRoundingOnlyFeatures()),
             ("scaler", StandardScaler()),
             ("pca", PCA(n_components=variance, random_state=params.get("random_seed"))),
             ("clf", estimator(**fixed)),
