@@ -84,8 +84,43 @@ def _unpickled_model(state: Any) -> Any:
     return pickle.loads(state)  # noqa: S301
 
 
+class _NetworkPredictor:
+    """What the CNN and MLP predictors share: ``model`` (the exported network,
+    :class:`music_genre.inference.OnnxModel`, or the Keras model run as one compiled call)
+    turned into a callable once, probabilities of ``window_inputs``, and pickling without the
+    built network."""
+
+    model: Any
+    _network: Any
+
+    @property
+    def runtime(self) -> str:
+        return self.network().runtime
+
+    def network(self) -> Any:
+        if self._network is None:  # built (traced, for Keras) once per predictor
+            self._network = as_network(self.model)
+        return self._network
+
+    def window_inputs(self, path: str, offsets: Sequence[float]) -> np.ndarray:
+        raise NotImplementedError
+
+    def probabilities(self, inputs: np.ndarray) -> np.ndarray:
+        return np.asarray(self.network()(inputs), np.float64)
+
+    def window_probabilities(self, path: str, offsets: Sequence[float]) -> np.ndarray:
+        return self.probabilities(self.window_inputs(path, offsets))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if k != "_network"}
+        return {**state, "model": _pickled_model(self.model)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({**state, "model": _unpickled_model(state["model"]), "_network": None})
+
+
 @dataclass
-class CnnPredictor:
+class CnnPredictor(_NetworkPredictor):
     """The CNN reads the stored log-mel spectrogram; its input scaling is inside the model.
 
     ``model``: the exported model (:class:`music_genre.inference.OnnxModel`, no TensorFlow)
@@ -96,10 +131,6 @@ class CnnPredictor:
     spectrogram_settings: Mapping[str, Any]
     label: str = "cnn"
     _network: Any = field(default=None, init=False, repr=False)
-
-    @property
-    def runtime(self) -> str:
-        return self.network().runtime
 
     def window_s(self) -> float:
         return float(self.spectrogram_settings["duration_s"])
@@ -114,27 +145,9 @@ class CnnPredictor:
             ]
         )
 
-    def network(self) -> Any:
-        if self._network is None:  # built (traced, for Keras) once per predictor
-            self._network = as_network(self.model)
-        return self._network
-
     def window_inputs(self, path: str, offsets: Sequence[float]) -> np.ndarray:
         """What the network reads: one dB log-mel spectrogram per window."""
         return self.spectrograms(path, offsets)[..., None].astype(np.float32)
-
-    def probabilities(self, inputs: np.ndarray) -> np.ndarray:
-        return np.asarray(self.network()(inputs), np.float64)
-
-    def window_probabilities(self, path: str, offsets: Sequence[float]) -> np.ndarray:
-        return self.probabilities(self.window_inputs(path, offsets))
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = {k: v for k, v in self.__dict__.items() if k != "_network"}
-        return {**state, "model": _pickled_model(self.model)}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update({**state, "model": _unpickled_model(state["model"]), "_network": None})
 
 
 @dataclass
@@ -268,7 +281,7 @@ def classifier_probabilities(model: Any, features: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class HandcraftedPredictor:
+class HandcraftedPredictor(_NetworkPredictor):
     """FMA's 518 features of the clip -> the training-split scaler -> the MLP (exported or
     Keras, as CnnPredictor's ``model``)."""
 
@@ -279,18 +292,9 @@ class HandcraftedPredictor:
     label: str = "handcrafted"
     _network: Any = field(default=None, init=False, repr=False)
 
-    @property
-    def runtime(self) -> str:
-        return self.network().runtime
-
     def window_s(self) -> float:
         # FMA's features summarise whole 30-s clips.
         return 30.0
-
-    def network(self) -> Any:
-        if self._network is None:
-            self._network = as_network(self.model)
-        return self._network
 
     def window_inputs(self, path: str, offsets: Sequence[float]) -> np.ndarray:
         """What the MLP reads: the clip's features, scaled as in training."""
@@ -308,19 +312,6 @@ class HandcraftedPredictor:
         if names is not None and len(names) == values.shape[1]:
             values = pd.DataFrame(values, columns=names)
         return np.asarray(self.scaler.transform(values), np.float32)
-
-    def probabilities(self, inputs: np.ndarray) -> np.ndarray:
-        return np.asarray(self.network()(inputs), np.float64)
-
-    def window_probabilities(self, path: str, offsets: Sequence[float]) -> np.ndarray:
-        return self.probabilities(self.window_inputs(path, offsets))
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = {k: v for k, v in self.__dict__.items() if k != "_network"}
-        return {**state, "model": _pickled_model(self.model)}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update({**state, "model": _unpickled_model(state["model"]), "_network": None})
 
 
 @dataclass
