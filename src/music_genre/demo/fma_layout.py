@@ -466,7 +466,7 @@ its presence means the generation finished. Per-track details: demo_manifest.jso
 
 def generate_demo_dataset(
     root: str | Path,
-    tracks_per_genre: int = 20,
+    tracks_per_genre: int = 16,
     duration_s: float = 30.0,
     seed: int = 0,
     workers: int | None = None,
