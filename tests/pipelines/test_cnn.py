@@ -104,8 +104,11 @@ def test_the_compiled_call_predicts_what_model_predict_does():
     specs = np.stack([_spectrogram(s, s % 3) for s in range(5)])[..., None]
     compiled = compiled_predictor(model)
     expected = model.predict(specs, verbose=0)
-    np.testing.assert_allclose(predict_probabilities(compiled, specs, 2), expected, atol=1e-6)
-    np.testing.assert_allclose(compiled(specs[:1]).numpy(), expected[:1], atol=1e-6)  # one clip
+    # Another batch size lets oneDNN pick another convolution kernel (another summation order):
+    # float32 rounding through four conv layers, measured up to 1.2e-6 on a probability (CI,
+    # 2026-12-02). 1e-5 still catches any real difference (a wrong layer, training=True).
+    np.testing.assert_allclose(predict_probabilities(compiled, specs, 2), expected, atol=1e-5)
+    np.testing.assert_allclose(compiled(specs[:1]).numpy(), expected[:1], atol=1e-5)  # one clip
 
 
 @pytest.mark.parametrize("quantize", [True, False])
