@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import pickle
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
@@ -31,6 +28,7 @@ from music_genre.predict import (
     predict_file,
 )
 from music_genre.spectrograms import STUDY_SETTINGS, spectrogram_settings
+from tests.predict_subprocess import run_predict_cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 GENRES = ["Folk", "Pop", "Rock"]
@@ -210,28 +208,12 @@ def test_genre_predict_runs_without_tensorflow_and_reports_its_timing(tmp_path):
     (project / "src").mkdir()  # the package itself comes from PYTHONPATH
     _write_cnn(project / "data" / "06_models")
     clip = _clip(tmp_path / "clip.wav")
-    code = (
-        "import json, sys\n"
-        "from music_genre.predict_cli import main\n"
-        "code = main(sys.argv[1:])\n"
-        "heavy = [m for m in ('tensorflow', 'keras', 'mlflow') if m in sys.modules]\n"
-        "print('IMPORTED=' + json.dumps(heavy), file=sys.stderr)\n"
-        "sys.exit(code)\n"
+    results, imported = run_predict_cli(
+        ["--project", str(project), "--model", "cnn", "--json", str(clip)],
+        ("tensorflow", "keras", "mlflow"),
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), *sys.path])}
-    done = subprocess.run(
-        [sys.executable, "-c", code, "--project", str(project), "--model", "cnn", "--json"]
-        + [str(clip)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    imported = [line for line in done.stderr.splitlines() if line.startswith("IMPORTED=")]
-    assert imported == ["IMPORTED=[]"], done.stderr[-3000:]
-    (result,) = json.loads(done.stdout)
+    assert imported == []
+    (result,) = results
     assert result["runtime"] == "onnxruntime"
     assert [t["genre"] for t in result["top"]] and result["windows"] == 1
     timing = result["timing"]

@@ -5,13 +5,9 @@ and ``genre-predict --model transfer`` runs from the export without importing Te
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import pickle
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
@@ -48,6 +44,7 @@ from music_genre.predict import (
     predict_file,
 )
 from music_genre.spectrograms import STUDY_SETTINGS, spectrogram_settings
+from tests.predict_subprocess import run_predict_cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 GENRES = ["Folk", "Pop", "Rock"]
@@ -240,28 +237,12 @@ def test_genre_predict_transfer_runs_without_tensorflow(tmp_path, musicnn_bundle
     OnnxModelDataset(str(models / "transfer_best_backbone.onnx")).save(musicnn_export)
     clip = tmp_path / "clip.wav"
     sf.write(clip, _music(31.0, 44100), 44100)
-    code = (
-        "import json, sys\n"
-        "from music_genre.predict_cli import main\n"
-        "code = main(sys.argv[1:])\n"
-        "heavy = [m for m in ('tensorflow', 'keras', 'librosa', 'mlflow') if m in sys.modules]\n"
-        "print('IMPORTED=' + json.dumps(heavy), file=sys.stderr)\n"
-        "sys.exit(code)\n"
+    results, imported = run_predict_cli(
+        ["--project", str(project), "--model", "transfer", "--json", str(clip)],
+        ("tensorflow", "keras", "librosa", "mlflow"),
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), *sys.path])}
-    done = subprocess.run(
-        [sys.executable, "-c", code, "--project", str(project), "--model", "transfer", "--json"]
-        + [str(clip)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    imported = [line for line in done.stderr.splitlines() if line.startswith("IMPORTED=")]
-    assert imported == ["IMPORTED=[]"], done.stderr[-3000:]
-    (result,) = json.loads(done.stdout)
+    assert imported == []
+    (result,) = results
     assert result["runtime"] == "onnxruntime"
     assert result["windows"] == 1 and {t["genre"] for t in result["top"]} <= set(GENRES)
     assert result["timing"]["end_to_end_ms"] > 0 and result["timing"]["startup_ms"] > 0
