@@ -28,7 +28,7 @@ from music_genre.predict import (
     predict_file,
 )
 from music_genre.spectrograms import STUDY_SETTINGS, spectrogram_settings
-from tests.predict_subprocess import run_predict_cli  # noqa: E402
+from tests.predict_subprocess import run_predict_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 GENRES = ["Folk", "Pop", "Rock"]

@@ -14,8 +14,6 @@ TensorFlow; an export that is missing or was made from another ``.keras`` file i
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -159,17 +157,11 @@ def export_onnx(
 
 
 def save_onnx(exported: OnnxModel, path: str | Path) -> None:
-    """Write atomically (beside the target, then one rename)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(exported.serialized)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write atomically (:func:`music_genre.atomic.atomic_path`)."""
+    from music_genre.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(exported.serialized)
 
 
 def load_exported(onnx_path: str | Path, keras_path: str | Path) -> OnnxModel:
