@@ -240,9 +240,15 @@ def spectrogram_task(
         return track_id, None, f"{type(exc).__name__}: {exc}"
 
 
-def load_spectrogram_file(path: str) -> np.ndarray:
-    """Read one stored spectrogram as float32 (the loaders of a store are partials of this)."""
-    return np.load(path, allow_pickle=False).astype(np.float32, copy=False)
+def load_spectrogram_file(location: str, options: Mapping[str, Any] | None = None) -> np.ndarray:
+    """Read one stored spectrogram as float32 (the loaders of a store are partials of this);
+    ``location`` is a local path or an fsspec URL (``options``: its storage options)."""
+    if "://" not in location:
+        return np.load(location, allow_pickle=False).astype(np.float32, copy=False)
+    from music_genre.storage import open_location
+
+    with open_location(location, options) as handle:
+        return np.load(handle, allow_pickle=False).astype(np.float32, copy=False)
 
 
 class SpectrogramBatch:

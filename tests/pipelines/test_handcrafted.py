@@ -19,6 +19,7 @@ from scipy import stats
 
 from music_genre.datasets import (
     FeatureRowsDataset,
+    FeatureRowsIndexDataset,
     FmaFeaturesDataset,
     KerasModelDataset,
 )
@@ -137,7 +138,7 @@ def _store(tmp_path: Path) -> dict:
     return {
         # Real stores where a later node re-reads them (the runner frees memory datasets).
         "handcrafted_mlp": KerasModelDataset(str(tmp_path / "models" / "handcrafted_mlp.keras")),
-        "handcrafted_feature_cache": FeatureRowsDataset(folder),
+        "handcrafted_feature_row_index": FeatureRowsIndexDataset(folder),
         "handcrafted_feature_rows": FeatureRowsDataset(folder),
         "fma_features": FmaFeaturesDataset(str(tmp_path / "absent" / "features.csv")),
     }
@@ -288,8 +289,9 @@ def test_extraction_is_incremental_and_reports_failures(tmp_path: Path):
     broken.write_bytes(b"<html>not audio</html>")
     tracks = pd.concat([tracks, tracks.iloc[[0]].assign(track_id="900999", path=str(broken))])
     store = FeatureRowsDataset(str(tmp_path / "rows"))
+    index = FeatureRowsIndexDataset(str(tmp_path / "rows"))
 
-    for batch in extract_handcrafted_features(tracks, store.load(), PARAMS):
+    for batch in extract_handcrafted_features(tracks, index.load(), PARAMS):
         store.save(batch)
     rows = store.load()
     assert set(rows) == set(tracks["track_id"])
@@ -297,10 +299,10 @@ def test_extraction_is_incremental_and_reports_failures(tmp_path: Path):
     assert all(rows[t].values.shape == (518,) for t in tracks["track_id"] if t != "900999")
 
     # A re-run computes only the failed track again; other settings recompute everything.
-    rerun = list(extract_handcrafted_features(tracks, store.load(), PARAMS))
+    rerun = list(extract_handcrafted_features(tracks, index.load(), PARAMS))
     assert [set(batch) for batch in rerun] == [{"900999"}]
     other = {**PARAMS, "extraction": {**EXTRACTION, "fma_compatible": False}}
-    assert set().union(*extract_handcrafted_features(tracks, store.load(), other)) == set(
+    assert set().union(*extract_handcrafted_features(tracks, index.load(), other)) == set(
         tracks["track_id"]
     )
 
@@ -334,13 +336,14 @@ def test_a_track_that_crashes_its_worker_is_reported_and_the_others_are_extracte
 def test_a_damaged_feature_row_is_named_and_extracted_again(tmp_path: Path, caplog):
     tracks = _tracks(tmp_path / "audio", per_split=(2, 0, 0))
     store = FeatureRowsDataset(str(tmp_path / "rows"))
-    for batch in extract_handcrafted_features(tracks, store.load(), PARAMS):
+    index = FeatureRowsIndexDataset(str(tmp_path / "rows"))
+    for batch in extract_handcrafted_features(tracks, index.load(), PARAMS):
         store.save(batch)
     before = store.load()
     damaged = tmp_path / "rows" / "900001.npz"
     damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
     with caplog.at_level("WARNING", logger="music_genre.datasets.feature_rows"):
-        cache = store.load()
+        cache = index.load()
     assert str(damaged) in caplog.text and sorted(cache) == ["900000", "900100", "900101"]
     rerun = list(extract_handcrafted_features(tracks, cache, PARAMS))
     assert [set(batch) for batch in rerun] == [{"900001"}]
@@ -439,7 +442,7 @@ def test_resumed_run_reuses_every_stored_row(tmp_path: Path):
             *(
                 b.items()
                 for b in extract_handcrafted_features(
-                    tracks, entries["handcrafted_feature_cache"].load(), PARAMS
+                    tracks, entries["handcrafted_feature_row_index"].load(), PARAMS
                 )
             )
         )
@@ -448,6 +451,8 @@ def test_resumed_run_reuses_every_stored_row(tmp_path: Path):
     stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "rows").glob("*.npz")}
     assert len(stamps) == len(tracks)
     assert list(
-        extract_handcrafted_features(tracks, entries["handcrafted_feature_cache"].load(), PARAMS)
+        extract_handcrafted_features(
+            tracks, entries["handcrafted_feature_row_index"].load(), PARAMS
+        )
     ) == [{}]
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "rows").glob("*.npz")} == stamps

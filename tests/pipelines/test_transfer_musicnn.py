@@ -22,7 +22,6 @@ from music_genre.backbones import (
     get_backbone,
     resolve_weights,
 )
-from music_genre.datasets import FeatureStoreDataset
 from music_genre.inference import ONNX_TOLERANCE, output_difference
 from music_genre.pipelines.transfer import create_pipeline
 from music_genre.pipelines.transfer.nodes import (
@@ -30,7 +29,7 @@ from music_genre.pipelines.transfer.nodes import (
     plan_transfer_features,
 )
 from music_genre.predict import TransferPredictor, predict_file
-from tests.pipelines.transfer_catalog import transfer_catalog
+from tests.pipelines.transfer_catalog import save_jobs, transfer_catalog
 
 pytest.importorskip("musicnn", reason="musicnn's weights: pip install --no-deps musicnn==0.1.0")
 
@@ -199,7 +198,7 @@ def test_musicnn_through_the_transfer_pipeline(tmp_path, tiny_tracks, mlflow_sto
 
     # Re-run: every embedding is stored; the network is not even built.
     jobs = plan_transfer_features(tiny_tracks, {}, _params())
-    FeatureStoreDataset(str(tmp_path / "features")).save(jobs)
+    save_jobs(tmp_path / "features", jobs)
     assert not jobs[0].extractor.built
 
 
@@ -213,7 +212,7 @@ def test_a_track_that_crashes_its_decoding_worker_is_reported(tmp_path, tiny_tra
         experiments=[{"backbone": "musicnn", "cut_level": "penultimate", "pca_variances": [0.9]}],
     )
     jobs = plan_transfer_features(tracks, {}, params)
-    FeatureStoreDataset(str(tmp_path / "features")).save(jobs)
+    save_jobs(tmp_path / "features", jobs)
     state = json.loads(
         (tmp_path / "features" / "musicnn__msd__audio-3.5s-repeat" / "state.json").read_text()
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,12 @@ from kedro.io import DataCatalog, MemoryDataset
 from music_genre.datasets import (
     AtomicPickleDataset,
     FeatureStoreDataset,
+    FeatureStoreIndexDataset,
     MlflowModelRunsDataset,
     OnnxModelDataset,
 )
+from music_genre.datasets.feature_store import stored_with
+from music_genre.pipelines.transfer.extraction import FeatureJob, run_job
 
 
 def transfer_catalog(
@@ -24,6 +28,7 @@ def transfer_catalog(
             "log_mel_spectrograms": MemoryDataset(loaders, copy_mode="assign"),
             "params:transfer": MemoryDataset(params),
             "transfer_features": FeatureStoreDataset(str(tmp_path / "features")),
+            "transfer_feature_index": FeatureStoreIndexDataset(str(tmp_path / "features")),
             "transfer_search_results": MemoryDataset(copy_mode="assign"),
             "transfer_results": MemoryDataset(),
             "transfer_excluded_tracks": MemoryDataset(),
@@ -43,3 +48,13 @@ def transfer_catalog(
             "transfer_test_predictions": MemoryDataset(),
         }
     )
+
+
+def save_jobs(folder: Path, jobs: Sequence[FeatureJob]) -> None:
+    """What the extraction node and the catalog do with ``jobs``: each runs against the
+    store's index and every batch and manifest it yields is saved at once."""
+    index = FeatureStoreIndexDataset(str(folder)).load()
+    store = FeatureStoreDataset(str(folder))
+    for job in jobs:
+        for item in run_job(job, stored_with(index.get(job.key, {}), job.feature_names)):
+            store.save(item)

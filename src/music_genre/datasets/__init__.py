@@ -10,8 +10,8 @@ from .atomic_files import (
     AtomicTextDataset,
 )
 from .audio_collection import AudioCollection, AudioCollectionDataset
-from .feature_rows import FeatureRow, FeatureRowsDataset
-from .feature_store import FeatureStore, FeatureStoreDataset
+from .feature_rows import FeatureRow, FeatureRowsDataset, FeatureRowsIndexDataset
+from .feature_store import FeatureStore, FeatureStoreDataset, FeatureStoreIndexDataset
 from .fma_features import FmaFeaturesDataset, FmaFeaturesFile
 from .keras_model import KerasModelDataset, OnnxModelDataset
 from .markdown_report import MarkdownReportDataset
@@ -31,8 +31,10 @@ __all__ = [
     "AudioCollectionDataset",
     "FeatureRow",
     "FeatureRowsDataset",
+    "FeatureRowsIndexDataset",
     "FeatureStore",
     "FeatureStoreDataset",
+    "FeatureStoreIndexDataset",
     "FmaFeaturesDataset",
     "FmaFeaturesFile",
     "KerasModelDataset",

@@ -8,6 +8,12 @@ leaves out (with a warning naming the file) a row that cannot be read, so it is 
 Each row keeps its ``provenance`` (extraction settings and source file), so a consumer can reuse
 a row only when it was computed the same way from the same file. A track whose extraction failed
 is stored too, with empty values and its ``error``, so the failure reaches the report.
+
+The store pattern of every incremental store (README, "Beyond one machine"): the read-only
+:class:`FeatureRowsIndexDataset` on the same folder says what is stored (track -> provenance of
+its successful row), the extraction node computes the rest through
+:func:`music_genre.parallel.run_tasks` and yields batches, and ``save`` writes each row
+atomically. ``path`` may be an fsspec URL (:mod:`music_genre.storage`).
 """
 
 from __future__ import annotations
@@ -15,17 +21,17 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from kedro.io import AbstractDataset, DatasetError
 
-from music_genre.atomic import atomic_path
+from music_genre.storage import StoreFolder, storage_options
 
 logger = logging.getLogger(__name__)
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_SUFFIX = ".npz"
 
 
 @dataclass(frozen=True)
@@ -42,43 +48,64 @@ class FeatureRow:
         return bool(self.error)
 
 
+def _row_files(folder: StoreFolder) -> list[str]:
+    return sorted(
+        e.name
+        for e in folder.entries()
+        if e.name.endswith(_SUFFIX) and not e.name.startswith(".") and not e.is_dir
+    )
+
+
+def _read_row(folder: StoreFolder, name: str, with_values: bool = True) -> FeatureRow | None:
+    """The stored row, or ``None`` (logged with the file's name) when it cannot be read, so the
+    track is extracted again. ``with_values=False`` reads only provenance and error."""
+    try:
+        with folder.open(name) as handle, np.load(handle, allow_pickle=False) as stored:
+            return FeatureRow(
+                values=stored["values"] if with_values else np.empty(0, np.float32),
+                provenance=str(stored["provenance"]),
+                error=str(stored["error"]),
+            )
+    except Exception as exc:  # noqa: BLE001 - a damaged row is recomputed, and said so
+        logger.warning(
+            "Damaged feature row %s (%s: %s); that track will be extracted again",
+            folder.display(name),
+            type(exc).__name__,
+            exc,
+        )
+        return None
+
+
 class FeatureRowsDataset(AbstractDataset[dict[str, FeatureRow], dict[str, FeatureRow]]):
     """``dict[track_id, FeatureRow]`` stored as one ``.npz`` file per track in ``path``."""
 
-    def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
-        self._path = Path(path)
+    def __init__(
+        self,
+        path: str,
+        credentials: dict[str, Any] | None = None,
+        fs_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._folder = StoreFolder(path, storage_options(credentials, fs_args))
         self.metadata = metadata
 
     def load(self) -> dict[str, FeatureRow]:
-        if not self._path.is_dir():
-            return {}  # nothing extracted yet: an empty store, not an error
         rows = {}
-        for file in sorted(self._path.glob("*.npz")):
-            try:
-                with np.load(file, allow_pickle=False) as stored:
-                    rows[file.stem] = FeatureRow(
-                        values=stored["values"],
-                        provenance=str(stored["provenance"]),
-                        error=str(stored["error"]),
-                    )
-            except Exception as exc:  # noqa: BLE001 - a damaged row is recomputed, and said so
-                logger.warning(
-                    "Damaged feature row %s (%s: %s); that track will be extracted again",
-                    file,
-                    type(exc).__name__,
-                    exc,
-                )
+        for name in _row_files(self._folder):  # an absent folder: nothing extracted yet
+            row = _read_row(self._folder, name)
+            if row is not None:
+                rows[name[: -len(_SUFFIX)]] = row
         return rows
 
     def save(self, data: dict[str, FeatureRow]) -> None:
-        self._path.mkdir(parents=True, exist_ok=True)
+        self._folder.makedirs()
         for key, row in data.items():
             if not _SAFE_KEY.match(key):
                 raise DatasetError(
-                    f"Track id {key!r} cannot name a file in {self._path} (letters, digits, "
-                    "'.', '_' and '-' only)."
+                    f"Track id {key!r} cannot name a file in {self._folder.display()} (letters, "
+                    "digits, '.', '_' and '-' only)."
                 )
-            with atomic_path(self._path / f"{key}.npz") as tmp, open(tmp, "wb") as handle:
+            with self._folder.writing(f"{key}{_SUFFIX}") as handle:
                 np.savez(
                     handle,
                     values=np.asarray(row.values, dtype=np.float32),
@@ -87,7 +114,43 @@ class FeatureRowsDataset(AbstractDataset[dict[str, FeatureRow], dict[str, Featur
                 )
 
     def _exists(self) -> bool:
-        return self._path.is_dir() and any(self._path.glob("*.npz"))
+        return bool(_row_files(self._folder))
 
     def _describe(self) -> dict[str, Any]:
-        return {"path": str(self._path)}
+        return {"path": self._folder.display()}
+
+
+class FeatureRowsIndexDataset(AbstractDataset[None, dict[str, str]]):
+    """Read-only view of what a feature-row store holds, for the node that skips finished
+    tracks: ``{track_id: provenance}`` of every successfully stored row (failed rows are left
+    out, so they are retried). Reads each file's small provenance entry, not its values."""
+
+    def __init__(
+        self,
+        path: str,
+        credentials: dict[str, Any] | None = None,
+        fs_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._folder = StoreFolder(path, storage_options(credentials, fs_args))
+        self.metadata = metadata
+
+    def load(self) -> dict[str, str]:
+        stored = {}
+        for name in _row_files(self._folder):
+            row = _read_row(self._folder, name, with_values=False)
+            if row is not None and not row.failed:
+                stored[name[: -len(_SUFFIX)]] = row.provenance
+        return stored
+
+    def save(self, data: None) -> None:
+        raise DatasetError(
+            f"{type(self).__name__} is read-only: it lists what {self._folder.display()} holds; "
+            "save rows to the FeatureRowsDataset on the same folder."
+        )
+
+    def _exists(self) -> bool:
+        return self._folder.is_dir()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": self._folder.display()}

@@ -1,9 +1,13 @@
 """An on-disk store of per-track feature vectors, filled batch by batch and resumable.
 
-The node that extracts features returns *jobs* (lazy work, like PartitionedDataset's lazy
-saving); saving them here runs each job and writes every batch as soon as it is computed, so
-memory stays bounded, an interrupted run loses at most one batch, and a re-run skips every item
-whose features are already stored for the same input digest.
+The project's one store pattern (README, "Beyond one machine"), as for the spectrogram and
+feature-row stores: the read-only :class:`FeatureStoreIndexDataset` on the same folder says what
+is stored (key -> (item, digest) -> feature names), the extraction node computes only what is
+missing and yields :class:`FeatureBatch` objects (a Kedro generator node), each written at once
+by :class:`FeatureStoreDataset`, then one :class:`FeatureManifest` per key that records what the
+run covers (its items, failures, description and measurements). Memory stays bounded, an
+interrupted run loses at most one batch, and a re-run skips every item whose features are
+already stored for the same input digest.
 
 Layout, one folder per job key (e.g. ``vgg16__imagenet__img-bilinear``)::
 
@@ -11,8 +15,9 @@ Layout, one folder per job key (e.g. ``vgg16__imagenet__img-bilinear``)::
     <root>/<key>/state.json        the latest run: item -> digest, failures, description,
                                    measurements
 
-Each file is written to a temporary name and renamed (atomic). The part files alone define what
-is stored, so a crash between writing a part and ``state.json`` loses nothing.
+Each file is written atomically (:mod:`music_genre.storage`; ``path`` may be an fsspec URL). The
+part files alone define what is stored, so a crash between writing a part and ``state.json``
+loses nothing.
 """
 
 from __future__ import annotations
@@ -20,15 +25,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Container, Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from kedro.io import AbstractDataset, DatasetError
 
-from music_genre.atomic import atomic_path
+from music_genre.storage import StoreFolder, storage_options
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +41,13 @@ STATE_FILE = "state.json"
 
 @dataclass
 class FeatureBatch:
-    """Features of some items: ``features[name]`` has one row per item, in ``item_ids`` order."""
+    """Features of some items of one store key: ``features[name]`` has one row per item, in
+    ``item_ids`` order."""
 
     item_ids: list[str]
     digests: list[str]
     features: dict[str, np.ndarray]
+    key: str = ""
 
 
 @dataclass
@@ -52,29 +58,25 @@ class FeatureFailure:
     reason: str
 
 
-class FeatureJob(Protocol):
-    """Lazy feature extraction for one store key.
-
-    ``run(stored)`` receives the (item, digest) pairs the store already holds (with every name in
-    ``feature_names``) and yields batches of newly computed items and failures. While running it
-    fills ``current`` (item -> digest of every item it now covers) and, when it did any work,
-    ``measurements`` (e.g. timings).
-    """
+@dataclass
+class FeatureManifest:
+    """What one run of a key covers, written as ``state.json`` after its batches: ``items``
+    (item -> digest, stored ones and new ones), ``failures`` (item -> reason), the settings
+    that produced the features (``description``) and, when the run computed anything, its
+    ``measurements`` (empty: the previous run's are kept)."""
 
     key: str
     feature_names: tuple[str, ...]
     description: dict[str, Any]
-    current: dict[str, str]
-    measurements: dict[str, Any]
-
-    def run(
-        self, stored: Container[tuple[str, str]]
-    ) -> Iterator[FeatureBatch | FeatureFailure]: ...
+    items: dict[str, str]
+    failures: dict[str, str] = field(default_factory=dict)
+    measurements: dict[str, Any] = field(default_factory=dict)
+    computed: int = 0
 
 
 @dataclass
 class _Location:
-    part: Path
+    part: str  # the part file's name in its key's folder
     row: int
 
 
@@ -82,23 +84,30 @@ class _Location:
 class FeatureStore:
     """Read access to a feature store folder (what loading the dataset returns)."""
 
-    root: Path
+    folder: StoreFolder
     _index_cache: dict[tuple[str, str], dict[tuple[str, str], _Location]] = field(
         default_factory=dict, repr=False
     )
 
+    @property
+    def root(self) -> str:
+        return self.folder.display()
+
     def keys(self) -> list[str]:
-        return sorted(p.parent.name for p in self.root.glob(f"*/{STATE_FILE}"))
+        return sorted(
+            e.name
+            for e in self.folder.entries()
+            if e.is_dir and self.folder.is_file(e.name, STATE_FILE)
+        )
 
     def state(self, key: str) -> dict[str, Any]:
-        path = self.root / key / STATE_FILE
-        if not path.is_file():
+        if not self.folder.is_file(key, STATE_FILE):
             raise DatasetError(
-                f"No features stored under {self.root / key}: run the feature extraction "
-                f"(e.g. kedro run --pipeline=transfer) for this configuration first. "
+                f"No features stored under {self.folder.display(key)}: run the feature "
+                f"extraction (e.g. kedro run --pipeline=transfer) for this configuration first. "
                 f"Stored configurations: {self.keys() or 'none'}."
             )
-        return json.loads(path.read_text())
+        return json.loads(self.folder.read_text(key, STATE_FILE))
 
     def items(self, key: str) -> dict[str, str]:
         """Item -> digest of every item the latest run of ``key`` covers."""
@@ -109,7 +118,11 @@ class FeatureStore:
 
     def _index(self, key: str, name: str) -> dict[tuple[str, str], _Location]:
         if (key, name) not in self._index_cache:
-            self._index_cache[(key, name)] = scan_parts(self.root / key, (name,))
+            self._index_cache[(key, name)] = {
+                pair: location
+                for pair, (location, names) in scan_parts(self.folder.child(key)).items()
+                if name in names
+            }
         return self._index_cache[(key, name)]
 
     def matrix(self, key: str, name: str, item_ids: Sequence[str]) -> np.ndarray:
@@ -119,22 +132,24 @@ class FeatureStore:
         missing = [i for i in item_ids if (i, digests.get(i)) not in index]
         if missing:
             raise DatasetError(
-                f"{len(missing)} items have no stored {name!r} features under {self.root / key} "
-                f"(first: {missing[:5]}); re-run the feature extraction."
+                f"{len(missing)} items have no stored {name!r} features under "
+                f"{self.folder.display(key)} (first: {missing[:5]}); re-run the feature "
+                "extraction."
             )
         locations = [index[(i, digests[i])] for i in item_ids]
-        rows_by_part: dict[Path, list[tuple[int, int]]] = {}
+        rows_by_part: dict[str, list[tuple[int, int]]] = {}
         for position, loc in enumerate(locations):
             rows_by_part.setdefault(loc.part, []).append((position, loc.row))
         out: np.ndarray | None = None
         for part, pairs in rows_by_part.items():
             try:
-                with np.load(part) as npz:
+                with self.folder.open(key, part) as handle, np.load(handle) as npz:
                     values = npz[name]
             except Exception as exc:
                 raise DatasetError(
-                    f"Damaged feature part {part} ({type(exc).__name__}: {exc}): re-run the "
-                    "feature extraction (kedro run --pipelines=transfer), which recomputes it."
+                    f"Damaged feature part {self.folder.display(key, part)} "
+                    f"({type(exc).__name__}: {exc}): re-run the feature extraction "
+                    "(kedro run --pipelines=transfer), which recomputes it."
                 ) from exc
             if out is None:
                 out = np.empty((len(item_ids), values.shape[1]), dtype=values.dtype)
@@ -146,22 +161,24 @@ class FeatureStore:
 
 
 def scan_parts(
-    folder: Path, names: Sequence[str], damaged: list[Path] | None = None
-) -> dict[tuple[str, str], _Location]:
-    """(item, digest) -> where it is stored, over the parts that hold every one of ``names``.
-    A part that cannot be read (truncated, overwritten) is logged by name, left out (so its
-    items are computed again) and appended to ``damaged``."""
-    index: dict[tuple[str, str], _Location] = {}
-    for part in sorted(folder.glob("part-*.npz")):
+    folder: StoreFolder, damaged: list[str] | None = None
+) -> dict[tuple[str, str], tuple[_Location, frozenset[str]]]:
+    """(item, digest) -> where it is stored and the feature names stored with it, over the part
+    files of one key. A part that cannot be read (truncated, overwritten) is logged by name,
+    left out (so its items are computed again) and its name appended to ``damaged``."""
+    index: dict[tuple[str, str], tuple[_Location, frozenset[str]]] = {}
+    parts = sorted(
+        e.name for e in folder.entries() if e.name.startswith("part-") and e.name.endswith(".npz")
+    )
+    for part in parts:
         try:
-            with np.load(part) as npz:
-                if not all(n in npz.files for n in names):
-                    continue
+            with folder.open(part) as handle, np.load(handle) as npz:
+                names = frozenset(npz.files) - {"item_id", "digest"}
                 ids, digests = npz["item_id"], npz["digest"]
         except Exception as exc:  # noqa: BLE001 - a damaged part is recomputed, and said so
             logger.warning(
                 "Damaged feature part %s (%s: %s); its items will be recomputed",
-                part,
+                folder.display(part),
                 type(exc).__name__,
                 exc,
             )
@@ -169,65 +186,69 @@ def scan_parts(
                 damaged.append(part)
             continue
         for row, (item, digest) in enumerate(zip(ids.tolist(), digests.tolist(), strict=True)):
-            index[(str(item), str(digest))] = _Location(part, row)
+            index[(str(item), str(digest))] = (_Location(part, row), names)
     return index
 
 
-class FeatureStoreDataset(AbstractDataset[Sequence[FeatureJob], FeatureStore]):
-    """Saves feature jobs batch by batch (skipping stored items); loads a ``FeatureStore``."""
+class FeatureStoreDataset(AbstractDataset[FeatureBatch | FeatureManifest, FeatureStore]):
+    """Saves :class:`FeatureBatch` and :class:`FeatureManifest` objects as a generator node
+    yields them; loads a :class:`FeatureStore`."""
 
-    def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
-        self._root = Path(path)
+    def __init__(
+        self,
+        path: str,
+        credentials: dict[str, Any] | None = None,
+        fs_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._folder = StoreFolder(path, storage_options(credentials, fs_args))
         self.metadata = metadata
 
-    def save(self, data: Sequence[FeatureJob]) -> None:
-        for job in data:
-            self._run_job(job)
+    def save(self, data: FeatureBatch | FeatureManifest) -> None:
+        if isinstance(data, FeatureBatch):
+            self._write_part(data)
+        elif isinstance(data, FeatureManifest):
+            self._write_manifest(data)
+        else:
+            raise DatasetError(
+                f"{type(self).__name__} saves FeatureBatch and FeatureManifest objects, got "
+                f"{type(data).__name__}"
+            )
 
-    def _run_job(self, job: FeatureJob) -> None:
-        folder = self._root / job.key
-        folder.mkdir(parents=True, exist_ok=True)
-        damaged: list[Path] = []
-        stored = set(scan_parts(folder, job.feature_names, damaged))
-        for part in damaged:  # its items are recomputed into new parts below
-            part.unlink(missing_ok=True)
-        failures: dict[str, str] = {}
-        written = 0
-        for result in job.run(stored):
-            if isinstance(result, FeatureFailure):
-                failures[result.item_id] = result.reason
-                continue
-            self._write_part(folder, result)
-            written += len(result.item_ids)
+    def _write_manifest(self, manifest: FeatureManifest) -> None:
+        folder = self._folder.child(_checked_key(manifest.key))
+        folder.makedirs()
+        damaged: list[str] = []
+        scan_parts(folder, damaged)
+        for part in damaged:  # their items were recomputed into new parts by this run
+            folder.remove(part)
         previous = self._previous_state(folder)
-        measurements = job.measurements or previous.get("measurements", {})
         state = {
-            "description": job.description,
-            "feature_names": list(job.feature_names),
-            "items": job.current,
-            "failures": failures,
-            "measurements": measurements,
+            "description": manifest.description,
+            "feature_names": list(manifest.feature_names),
+            "items": dict(manifest.items),
+            "failures": dict(manifest.failures),
+            "measurements": manifest.measurements or previous.get("measurements", {}),
         }
-        with atomic_path(folder / STATE_FILE) as tmp:
-            tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
+        folder.write_text(json.dumps(state, indent=1, sort_keys=True), STATE_FILE)
         logger.info(
             "Features %s: %d items computed, %d already stored, %d failed",
-            job.key,
-            written,
-            len(job.current) - written,
-            len(failures),
+            manifest.key,
+            manifest.computed,
+            len(manifest.items) - manifest.computed,
+            len(manifest.failures),
         )
 
     @staticmethod
-    def _previous_state(folder: Path) -> dict[str, Any]:
-        path = folder / STATE_FILE
+    def _previous_state(folder: StoreFolder) -> dict[str, Any]:
         try:
-            return json.loads(path.read_text()) if path.is_file() else {}
-        except json.JSONDecodeError:
+            return json.loads(folder.read_text(STATE_FILE))
+        except (OSError, ValueError):
             return {}
 
-    @staticmethod
-    def _write_part(folder: Path, batch: FeatureBatch) -> None:
+    def _write_part(self, batch: FeatureBatch) -> None:
+        folder = self._folder.child(_checked_key(batch.key))
+        folder.makedirs()
         names = sorted(batch.features)
         digest = hashlib.sha1(
             json.dumps([batch.item_ids, batch.digests, names]).encode()
@@ -240,21 +261,75 @@ class FeatureStoreDataset(AbstractDataset[Sequence[FeatureJob], FeatureStore]):
         for name in names:
             if len(arrays[name]) != len(batch.item_ids):
                 raise DatasetError(
-                    f"Feature batch for {folder.name}: {name!r} has {len(arrays[name])} rows "
+                    f"Feature batch for {batch.key}: {name!r} has {len(arrays[name])} rows "
                     f"for {len(batch.item_ids)} items"
                 )
-        with atomic_path(folder / f"part-{digest}.npz") as tmp, open(tmp, "wb") as handle:
+        with folder.writing(f"part-{digest}.npz") as handle:
             np.savez(handle, **arrays)
 
     def load(self) -> FeatureStore:
-        if not self._root.is_dir():
+        if not self._folder.is_dir():
             raise DatasetError(
-                f"Feature store {self._root} does not exist: run the feature extraction first."
+                f"Feature store {self._folder.display()} does not exist: run the feature "
+                "extraction first."
             )
-        return FeatureStore(self._root)
+        return FeatureStore(self._folder)
 
     def _exists(self) -> bool:
-        return self._root.is_dir() and any(self._root.glob(f"*/{STATE_FILE}"))
+        return bool(FeatureStore(self._folder).keys())
 
     def _describe(self) -> dict[str, Any]:
-        return {"path": str(self._root)}
+        return {"path": self._folder.display()}
+
+
+class FeatureStoreIndexDataset(
+    AbstractDataset[None, dict[str, dict[tuple[str, str], frozenset[str]]]]
+):
+    """Read-only view of what a feature store holds, for the node that skips stored items:
+    ``{key: {(item, digest): feature names stored for it}}``. Reads the parts' item lists."""
+
+    def __init__(
+        self,
+        path: str,
+        credentials: dict[str, Any] | None = None,
+        fs_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._folder = StoreFolder(path, storage_options(credentials, fs_args))
+        self.metadata = metadata
+
+    def load(self) -> dict[str, dict[tuple[str, str], frozenset[str]]]:
+        return {
+            entry.name: {
+                pair: names
+                for pair, (_, names) in scan_parts(self._folder.child(entry.name)).items()
+            }
+            for entry in self._folder.entries()
+            if entry.is_dir
+        }
+
+    def save(self, data: None) -> None:
+        raise DatasetError(
+            f"{type(self).__name__} is read-only: it lists what {self._folder.display()} holds; "
+            "save features to the FeatureStoreDataset on the same folder."
+        )
+
+    def _exists(self) -> bool:
+        return self._folder.is_dir()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": self._folder.display()}
+
+
+def stored_with(
+    index: Mapping[tuple[str, str], frozenset[str]], names: Sequence[str]
+) -> set[tuple[str, str]]:
+    """The (item, digest) pairs of one key's index stored with every one of ``names``."""
+    wanted = set(names)
+    return {pair for pair, stored in index.items() if wanted <= stored}
+
+
+def _checked_key(key: str) -> str:
+    if not key or "/" in key or "\\" in key or key.startswith("."):
+        raise DatasetError(f"Feature store key {key!r} cannot name a folder")
+    return key

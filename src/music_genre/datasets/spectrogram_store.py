@@ -23,6 +23,13 @@ significant bits: a relative error below 2^-11, i.e. under 0.03 dB for values wi
 Sharded formats (HDF5, TFRecord, zarr) read faster sequentially but make resuming, skipping
 and random access harder; at this scale the per-file cost is negligible next to decoding MP3.
 One writer at a time: two runs writing the same store concurrently are not supported.
+
+``path`` may be a local folder or an fsspec URL (``s3://bucket/spectrograms``; ``credentials``
+and ``fs_args`` as in kedro-datasets), see :mod:`music_genre.storage`. This store follows the
+project's one store pattern (README, "Beyond one machine"): a read-only *index* entry on the same
+folder says what is stored, a generator node computes only what is missing (its per-track work
+through :func:`music_genre.parallel.run_tasks`) and yields write batches, and ``save`` writes
+each batch file by file, atomically, with a manifest that says what the run covers.
 """
 
 from __future__ import annotations
@@ -30,22 +37,20 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from kedro.io import AbstractDataset, DatasetError
 
-from music_genre.atomic import atomic_path
 from music_genre.spectrograms import (
     STORE_FORMAT_VERSION,
     LazySpectrograms,
     SpectrogramBatch,
     load_spectrogram_file,
 )
+from music_genre.storage import StoreFolder, storage_options
 
 logger = logging.getLogger(__name__)
 
@@ -64,18 +69,25 @@ def _check_key(key: str) -> None:
         )
 
 
-def _write_json(path: Path, content: Mapping[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(content, indent=1, sort_keys=True, default=str))
+def _write_json(folder: StoreFolder, name: str, content: Mapping[str, Any]) -> None:
+    folder.write_text(json.dumps(content, indent=1, sort_keys=True, default=str), name)
 
 
-def npy_damage(path: str, size: int) -> str | None:
+def _read_json(folder: StoreFolder, name: str) -> Any:
+    """The parsed file, or ``None`` when it is absent or unreadable."""
+    try:
+        return json.loads(folder.read_text(name))
+    except (OSError, ValueError):
+        return None
+
+
+def npy_damage(folder: StoreFolder, name: str, size: int) -> str | None:
     """Why a stored ``.npy`` file cannot be a complete array (``None`` if it can): its header
     must parse and the file must hold exactly the bytes the header announces. Reads only the
     header (a few hundred bytes), so checking every file of a store on each run stays cheap;
     it catches truncated and overwritten files, not a flipped bit inside the data."""
     try:
-        with open(path, "rb") as handle:
+        with folder.open(name) as handle:
             version = np.lib.format.read_magic(handle)
             read_header = (
                 np.lib.format.read_array_header_1_0
@@ -93,28 +105,35 @@ def npy_damage(path: str, size: int) -> str | None:
     return None
 
 
-def list_store(folder: Path) -> dict[str, set[str]]:
-    """``{key: {tags}}`` of the complete ``<key>.<tag>.npy`` files in one fingerprint folder
-    (temporary files of an interrupted write start with a dot and are skipped). A damaged file
-    (:func:`npy_damage`) is logged by name and left out, so the pipeline that writes the store
-    computes it again and replaces it."""
+def _key_and_tag(name: str) -> tuple[str, str] | None:
+    """``(key, tag)`` of a ``<key>.<tag>.npy`` file name; ``None`` for anything else
+    (temporary files of an interrupted write start with a dot)."""
+    if name.startswith(".") or not name.endswith(".npy"):
+        return None
+    key, dot, tag = name[: -len(".npy")].rpartition(".")
+    if not (dot and key and _TAG.match(tag)):
+        return None
+    return key, tag
+
+
+def list_store(folder: StoreFolder) -> dict[str, set[str]]:
+    """``{key: {tags}}`` of the complete ``<key>.<tag>.npy`` files in one fingerprint folder.
+    A damaged file (:func:`npy_damage`) is logged by name and left out, so the pipeline that
+    writes the store computes it again and replaces it."""
     found: dict[str, set[str]] = {}
-    try:
-        entries = list(os.scandir(folder))
-    except FileNotFoundError:
-        return found
-    for entry in entries:
-        name = entry.name
-        if name.startswith(".") or not name.endswith(".npy"):
+    for entry in folder.entries():
+        parsed = _key_and_tag(entry.name)
+        if parsed is None or entry.is_dir:
             continue
-        key, dot, tag = name[: -len(".npy")].rpartition(".")
-        if not (dot and key and _TAG.match(tag)):
-            continue
-        damage = npy_damage(entry.path, entry.stat().st_size)
+        damage = npy_damage(folder, entry.name, entry.size)
         if damage:
-            logger.warning("Damaged stored array %s: %s; it will be recomputed", entry.path, damage)
+            logger.warning(
+                "Damaged stored array %s: %s; it will be recomputed",
+                folder.display(entry.name),
+                damage,
+            )
             continue
-        found.setdefault(key, set()).add(tag)
+        found.setdefault(parsed[0], set()).add(parsed[1])
     return found
 
 
@@ -128,9 +147,14 @@ class SpectrogramStoreDataset(AbstractDataset[SpectrogramBatch, LazySpectrograms
     """
 
     def __init__(
-        self, path: str, allow_missing: bool = False, metadata: dict[str, Any] | None = None
+        self,
+        path: str,
+        allow_missing: bool = False,
+        credentials: dict[str, Any] | None = None,
+        fs_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> None:
-        self._path = Path(path)
+        self._folder = StoreFolder(path, storage_options(credentials, fs_args))
         # allow_missing: a store that was never written loads as an empty mapping (its
         # ``fingerprint`` is ""), for readers that need it only in some modes
         self.may_be_absent = allow_missing
@@ -138,23 +162,23 @@ class SpectrogramStoreDataset(AbstractDataset[SpectrogramBatch, LazySpectrograms
 
     # -- loading ---------------------------------------------------------------------------
     def _manifest(self) -> dict[str, Any]:
-        manifest_path = self._path / MANIFEST
-        if not manifest_path.is_file():
+        where = self._folder.display(MANIFEST)
+        if not self._folder.is_file(MANIFEST):
             raise DatasetError(
-                f"No spectrograms in {self._path} (no {MANIFEST}): run "
+                f"No spectrograms in {self._folder.display()} (no {MANIFEST}): run "
                 "`kedro run --pipelines=spectrogram` (and `--pipelines=augmentation` for the "
                 "augmented copies) first."
             )
         try:
-            manifest = json.loads(manifest_path.read_text())
+            manifest = json.loads(self._folder.read_text(MANIFEST))
         except (OSError, ValueError) as exc:
             raise DatasetError(
-                f"{manifest_path} is unreadable ({exc}); delete it and re-run the pipeline "
+                f"{where} is unreadable ({exc}); delete it and re-run the pipeline "
                 "that writes this store (finished files are kept and reused)."
             ) from exc
         if manifest.get("format") != STORE_FORMAT_VERSION:
             raise DatasetError(
-                f"{manifest_path} has store format {manifest.get('format')!r}, this code reads "
+                f"{where} has store format {manifest.get('format')!r}, this code reads "
                 f"{STORE_FORMAT_VERSION}: re-run the pipeline that writes this store."
             )
         return manifest
@@ -164,26 +188,27 @@ class SpectrogramStoreDataset(AbstractDataset[SpectrogramBatch, LazySpectrograms
             return LazySpectrograms({})
         manifest = self._manifest()
         fingerprint = manifest["fingerprint"]
-        folder = self._path / fingerprint
+        folder = self._folder.child(fingerprint)
         present = list_store(folder)
+        options = folder.options or None
         loaders: dict[str, Any] = {}
         tags: dict[str, str] = {}
         for key, tag in sorted(manifest["tags"].items()):
             if tag in present.get(key, ()):
-                loaders[key] = functools.partial(
-                    load_spectrogram_file, str(folder / f"{key}.{tag}.npy")
+                location = (
+                    folder.path(f"{key}.{tag}.npy")
+                    if folder.is_local
+                    else (folder.display(f"{key}.{tag}.npy"))
                 )
+                loaders[key] = functools.partial(load_spectrogram_file, location, options)
                 tags[key] = tag
         # The manifest batch of a run resets the failure list, so it is always the last run's.
         failures = self._failures(fingerprint)
         return LazySpectrograms(loaders, fingerprint, manifest["settings"], tags, failures)
 
     def _failures(self, fingerprint: str) -> dict[str, str]:
-        try:
-            content = json.loads((self._path / FAILURES).read_text())
-        except (OSError, ValueError):
-            return {}
-        if content.get("fingerprint") != fingerprint:
+        content = _read_json(self._folder, FAILURES)
+        if not isinstance(content, dict) or content.get("fingerprint") != fingerprint:
             return {}
         return dict(content.get("failures", {}))
 
@@ -195,8 +220,8 @@ class SpectrogramStoreDataset(AbstractDataset[SpectrogramBatch, LazySpectrograms
             )
         if not _FINGERPRINT.match(data.fingerprint):
             raise DatasetError(f"Invalid settings fingerprint {data.fingerprint!r}")
-        folder = self._path / data.fingerprint
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = self._folder.child(data.fingerprint)
+        folder.makedirs()
         if data.is_manifest:
             self._save_manifest(folder, data)
         for key, array in data.arrays.items():
@@ -206,95 +231,81 @@ class SpectrogramStoreDataset(AbstractDataset[SpectrogramBatch, LazySpectrograms
 
     def _save_failures(self, fingerprint: str, failures: Mapping[str, str]) -> None:
         content = {"fingerprint": fingerprint, "failures": dict(sorted(failures.items()))}
-        path = self._path / FAILURES
-        try:
-            unchanged = json.loads(path.read_text()) == content
-        except (OSError, ValueError):
-            unchanged = False
-        if not unchanged:  # rewritten only when the list changes
-            _write_json(path, content)
+        if _read_json(self._folder, FAILURES) != content:  # rewritten only when it changes
+            _write_json(self._folder, FAILURES, content)
 
-    def _save_manifest(self, folder: Path, batch: SpectrogramBatch) -> None:
+    def _save_manifest(self, folder: StoreFolder, batch: SpectrogramBatch) -> None:
         for key, tag in batch.tags.items():
             _check_key(key)
             if not _TAG.match(tag):
                 raise DatasetError(f"Invalid version tag {tag!r} for key {key!r}")
-        settings_path = folder / SETTINGS_FILE
-        if not settings_path.is_file():
-            _write_json(settings_path, {"format": STORE_FORMAT_VERSION, **batch.settings})
+        if not folder.is_file(SETTINGS_FILE):
+            _write_json(folder, SETTINGS_FILE, {"format": STORE_FORMAT_VERSION, **batch.settings})
         manifest = {
             "format": STORE_FORMAT_VERSION,
             "fingerprint": batch.fingerprint,
             "settings": batch.settings,
             "tags": dict(sorted(batch.tags.items())),
         }
-        manifest_path = self._path / MANIFEST
-        try:
-            unchanged = json.loads(manifest_path.read_text()) == json.loads(
-                json.dumps(manifest, default=str)
-            )
-        except (OSError, ValueError):
-            unchanged = False
-        if not unchanged:  # a run that changes nothing leaves the store untouched
-            _write_json(manifest_path, manifest)
-        self._remove_stray_temporaries(folder)
+        # a run that changes nothing leaves the store untouched
+        if _read_json(self._folder, MANIFEST) != json.loads(json.dumps(manifest, default=str)):
+            _write_json(self._folder, MANIFEST, manifest)
+        self._remove_superseded(folder, batch.tags)
 
     @staticmethod
-    def _save_array(folder: Path, key: str, tag: str, array: np.ndarray) -> None:
+    def _save_array(folder: StoreFolder, key: str, tag: str, array: np.ndarray) -> None:
         _check_key(key)
-        target = folder / f"{key}.{tag}.npy"
-        with atomic_path(target) as tmp, open(tmp, "wb") as handle:
+        with folder.writing(f"{key}.{tag}.npy") as handle:
             np.save(handle, array, allow_pickle=False)
-        # An older version of the same key (its audio file changed) is now superseded.
-        for stale in folder.glob(f"{glob_escape(key)}.*.npy"):
-            if stale.name != target.name and stale.name[len(key) + 1 : -4].count(".") == 0:
-                stale.unlink(missing_ok=True)
 
     @staticmethod
-    def _remove_stray_temporaries(folder: Path) -> None:
-        """Temporary files left by a killed run (never by a finished write)."""
-        for stray in folder.glob(".*.tmp"):
-            stray.unlink(missing_ok=True)
+    def _remove_superseded(folder: StoreFolder, tags: Mapping[str, str]) -> None:
+        """One listing per run: older versions of the run's keys (their audio file changed)
+        and temporary files left by a killed run (never by a finished write)."""
+        for entry in folder.entries():
+            if entry.name.startswith(".") and entry.name.endswith(".tmp"):
+                folder.remove(entry.name)
+                continue
+            parsed = _key_and_tag(entry.name)
+            if parsed is not None and parsed[0] in tags and tags[parsed[0]] != parsed[1]:
+                folder.remove(entry.name)
 
     def _exists(self) -> bool:
-        return (self._path / MANIFEST).is_file()
+        return self._folder.is_file(MANIFEST)
 
     def _describe(self) -> dict[str, Any]:
-        return {"path": str(self._path), "allow_missing": self.may_be_absent}
+        return {"path": self._folder.display(), "allow_missing": self.may_be_absent}
 
 
 class SpectrogramStoreIndexDataset(AbstractDataset[None, dict[str, dict[str, set[str]]]]):
     """Read-only view of what a spectrogram store already holds, for nodes that skip finished
     work: ``{fingerprint: {key: {tags}}}`` over every settings folder. Lists file names only."""
 
-    def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
-        self._path = Path(path)
+    def __init__(
+        self,
+        path: str,
+        credentials: dict[str, Any] | None = None,
+        fs_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._folder = StoreFolder(path, storage_options(credentials, fs_args))
         self.metadata = metadata
 
     def load(self) -> dict[str, dict[str, set[str]]]:
-        if not self._path.is_dir():
-            return {}
         return {
-            entry.name: list_store(Path(entry.path))
-            for entry in os.scandir(self._path)
-            if entry.is_dir() and _FINGERPRINT.match(entry.name)
+            entry.name: list_store(self._folder.child(entry.name))
+            for entry in self._folder.entries()
+            if entry.is_dir and _FINGERPRINT.match(entry.name)
         }
 
     def save(self, data: None) -> None:
         raise DatasetError(
-            f"{type(self).__name__} is read-only: it lists what {self._path} holds; "
+            f"{type(self).__name__} is read-only: it lists what {self._folder.display()} holds; "
             "save spectrograms to the SpectrogramStoreDataset on the same folder."
         )
 
     def _exists(self) -> bool:
-        return self._path.is_dir()
+        return self._folder.is_dir()
 
     def _describe(self) -> dict[str, Any]:
-        return {"path": str(self._path)}
-
-
-def glob_escape(text: str) -> str:
-    """Escape glob metacharacters of a key (track ids may hold ``[`` in folder collections)."""
-    import glob
-
-    return glob.escape(text)
+        return {"path": self._folder.display()}

@@ -88,9 +88,10 @@ def _extract_row(path: str, provenance: str, settings: Mapping[str, Any]) -> Fea
 
 
 def extract_handcrafted_features(
-    tracks: pd.DataFrame, feature_cache: dict[str, FeatureRow], params: dict[str, Any]
+    tracks: pd.DataFrame, stored_provenance: Mapping[str, str], params: dict[str, Any]
 ) -> Iterator[dict[str, FeatureRow]]:
     """Compute the 518 features of every track not already in the store, in parallel.
+    ``stored_provenance``: track -> provenance of its stored successful row (the store's index).
 
     A generator: each batch of ``extraction.save_every`` finished tracks is yielded and saved at
     once, so an interrupted run keeps its work; stored rows with the same provenance are reused,
@@ -104,8 +105,7 @@ def extract_handcrafted_features(
     pending = []
     for track_id, path in zip(tracks["track_id"], tracks["path"], strict=True):
         provenance = track_provenance(path, settings)
-        stored = feature_cache.get(track_id)
-        if stored is None or stored.failed or stored.provenance != provenance:
+        if stored_provenance.get(track_id) != provenance:
             pending.append((track_id, path, provenance))
     logger.info(
         "Handcrafted features: %d of %d tracks to extract (%d reused from earlier runs)",

@@ -16,10 +16,10 @@ def create_pipeline(**kwargs) -> Pipeline:
     return pipeline(
         [
             node(
-                # handcrafted_feature_cache and handcrafted_feature_rows are one folder: what
+                # handcrafted_feature_row_index and handcrafted_feature_rows are one folder: what
                 # earlier runs stored (read) and what this run adds (written batch by batch).
                 extract_handcrafted_features,
-                inputs=["tracks", "handcrafted_feature_cache", "params:handcrafted"],
+                inputs=["tracks", "handcrafted_feature_row_index", "params:handcrafted"],
                 outputs="handcrafted_feature_rows",
                 name="extract_handcrafted_features",
             ),

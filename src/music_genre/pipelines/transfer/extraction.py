@@ -1,6 +1,7 @@
-"""The lazy feature-extraction jobs the transfer pipeline hands to ``FeatureStoreDataset``.
+"""The feature-extraction jobs of the transfer pipeline, one per store key.
 
-Saving a job runs it. ``CutLevelFeatureJob`` (ImageNet backbones): each spectrogram is loaded
+The extraction node runs each job against the store's index (what is stored) and yields the
+batches it computes, which ``FeatureStoreDataset`` writes at once. ``CutLevelFeatureJob`` (ImageNet backbones): each spectrogram is loaded
 once, fingerprinted by its content, and skipped when the store already holds features for that
 fingerprint; the rest go through the backbone in batches (one forward pass gives every cut
 level), and each batch is written as soon as it is computed. ``AudioEmbeddingJob`` (backbones
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from music_genre.backbones import AudioEmbeddingExtractor, CutLevelFeatureExtractor
-from music_genre.datasets.feature_store import FeatureBatch, FeatureFailure
+from music_genre.datasets.feature_store import FeatureBatch, FeatureFailure, FeatureManifest
 from music_genre.parallel import TaskFailure, run_tasks
 
 logger = logging.getLogger(__name__)
@@ -111,6 +112,8 @@ class FeatureJob:
                 yield track_id, prepared[0], prepared[1]
 
     def run(self, stored: Container[tuple[str, str]]) -> Iterator[FeatureBatch | FeatureFailure]:
+        """Batches of the items not in ``stored`` ((item, digest) pairs), and failures; fills
+        ``current`` (item -> digest of every item covered) and ``measurements``."""
         self.current, self.measurements = {}, {}
         ids: list[str] = []
         digests: list[str] = []
@@ -144,7 +147,7 @@ class FeatureJob:
         # A network failure is not a track's fault (weights, memory): it stops the run.
         features = self._features(inputs)
         self.current.update(zip(ids, digests, strict=True))
-        return FeatureBatch(list(ids), list(digests), features)
+        return FeatureBatch(list(ids), list(digests), features, key=self.key)
 
     def _log_progress(self, computed: int, started: float) -> None:
         elapsed = time.perf_counter() - started
@@ -251,6 +254,29 @@ class AudioEmbeddingJob(FeatureJob):
         assert self._last_path is not None
         signal = self.extractor.load_signal(self._last_path)
         return self.extractor.time_single_clip(signal, runs=self.timing_runs)
+
+
+def run_job(
+    job: FeatureJob, stored: Container[tuple[str, str]]
+) -> Iterator[FeatureBatch | FeatureManifest]:
+    """The job's batches, then its :class:`FeatureManifest` (what the run covers, failures)."""
+    failures: dict[str, str] = {}
+    computed = 0
+    for result in job.run(stored):
+        if isinstance(result, FeatureFailure):
+            failures[result.item_id] = result.reason
+            continue
+        computed += len(result.item_ids)
+        yield result
+    yield FeatureManifest(
+        key=job.key,
+        feature_names=job.feature_names,
+        description=job.description,
+        items=dict(job.current),
+        failures=failures,
+        measurements=dict(job.measurements),
+        computed=computed,
+    )
 
 
 def in_task_order(

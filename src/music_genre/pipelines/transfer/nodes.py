@@ -39,7 +39,12 @@ from music_genre.backbones import (
     get_backbone,
     resolve_weights,
 )
-from music_genre.datasets.feature_store import FeatureStore
+from music_genre.datasets.feature_store import (
+    FeatureBatch,
+    FeatureManifest,
+    FeatureStore,
+    stored_with,
+)
 from music_genre.evaluation import (
     interval_columns,
     prediction_table,
@@ -49,7 +54,7 @@ from music_genre.parallel import current_runtime, grid_search_backend
 from music_genre.plots import confusion_matrix_figure
 from music_genre.preprocessing import DropRoundingOnlyFeatures
 
-from .extraction import AudioEmbeddingJob, CutLevelFeatureJob, store_digests
+from .extraction import AudioEmbeddingJob, CutLevelFeatureJob, run_job, store_digests
 
 logger = logging.getLogger(__name__)
 
@@ -150,9 +155,9 @@ def plan_transfer_features(
     tracks: pd.DataFrame,
     log_mel_spectrograms: Mapping[str, Callable[[], np.ndarray]],
     params: dict[str, Any],
-) -> list[CutLevelFeatureJob]:
-    """One lazy extraction job per backbone; the feature store runs them batch by batch,
-    writing as it goes and skipping tracks whose features are already stored."""
+) -> list[CutLevelFeatureJob | AudioEmbeddingJob]:
+    """One extraction job per backbone (store key); :func:`extract_transfer_features` runs
+    them."""
     image = image_settings(params)
     window = audio_window(params)
     levels = cut_levels_by_backbone(params)
@@ -216,6 +221,20 @@ def plan_transfer_features(
             )
         )
     return jobs
+
+
+def extract_transfer_features(
+    tracks: pd.DataFrame,
+    log_mel_spectrograms: Mapping[str, Callable[[], np.ndarray]],
+    stored_features: Mapping[str, Mapping[tuple[str, str], frozenset[str]]],
+    params: dict[str, Any],
+) -> Iterator[FeatureBatch | FeatureManifest]:
+    """Every backbone's features at its cut levels for the tracks the store does not hold yet
+    (``stored_features``: the store's index), as write batches, then one manifest per backbone
+    (a Kedro generator node: each batch is written as soon as it is computed)."""
+    for job in plan_transfer_features(tracks, log_mel_spectrograms, params):
+        stored = stored_with(stored_features.get(job.key, {}), job.feature_names)
+        yield from run_job(job, stored)
 
 
 def search_transfer_classifiers(

@@ -4,7 +4,7 @@ from kedro.pipeline import Pipeline, node, pipeline
 
 from .nodes import (
     export_best_transfer_backbone,
-    plan_transfer_features,
+    extract_transfer_features,
     predict_held_out_tracks,
     search_transfer_classifiers,
     select_best_transfer_model,
@@ -17,8 +17,15 @@ def create_pipeline(**kwargs) -> Pipeline:
     return pipeline(
         [
             node(
-                plan_transfer_features,
-                inputs=["tracks", "log_mel_spectrograms", "params:transfer"],
+                # transfer_feature_index and transfer_features are one folder: what earlier runs
+                # stored (read) and what this run adds (written batch by batch).
+                extract_transfer_features,
+                inputs=[
+                    "tracks",
+                    "log_mel_spectrograms",
+                    "transfer_feature_index",
+                    "params:transfer",
+                ],
                 outputs="transfer_features",
                 name="extract_transfer_features",
             ),
