@@ -75,7 +75,7 @@ def _stop_worker_pool() -> None:
 def s3() -> Iterator[object]:
     """moto's S3 server on 127.0.0.1 (a free port), one bucket; s3fs reaches it through the
     environment. Stopped, and the environment restored, also when a test fails."""
-    pytest.importorskip("s3fs", reason="s3fs is in the test extra: pip install -e '.[test]'")
+    # s3fs and moto[server] are in the test extra (pip install -e '.[test]')
     from moto.server import ThreadedMotoServer
     from s3fs import S3FileSystem
 
@@ -304,12 +304,19 @@ def test_the_audioread_fallback_reads_a_temporary_copy_of_an_s3_object_and_delet
 
 
 def test_file_stamp_of_an_s3_object_changes_when_it_is_replaced(s3):
-    url = f"s3://{BUCKET}/stamps/a.wav"
+    # a versioned bucket: a HEAD request reports a VersionId, a listing does not
+    s3.mkdir("versioned")
+    s3.make_bucket_versioned("versioned")
+    url = "s3://versioned/stamps/a.wav"
     s3.pipe(url, b"RIFF first version")
     size, version = file_stamp(url)
     tag = source_tag(url)
     assert size == len(b"RIFF first version") and version.startswith('ETag="')
     assert file_stamp(url) == (size, version) and source_tag(url) == tag
+    # answered from a listing (s3fs's cache after ls/find) instead of a HEAD: the same stamp
+    s3.invalidate_cache()
+    s3.ls("versioned/stamps", detail=True)
+    assert s3.dircache and file_stamp(url) == (size, version)
     s3.pipe(url, b"RIFF other version")  # same size, other content
     assert file_stamp(url)[0] == size and file_stamp(url)[1] != version
     assert source_tag(url) != tag

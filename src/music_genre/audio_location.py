@@ -19,16 +19,17 @@ from typing import Any
 
 _LOCAL_PROTOCOLS = ("file", "local")
 
-# What ``fs.info`` reports that changes when an object is replaced, most specific first:
-# S3 VersionId (versioned buckets) / GCS generation (a new one per write), then the content
-# tags (S3 ETag, Azure etag, GCS md5Hash), then modification times (S3 LastModified, Azure
-# last_modified, GCS updated, other filesystems' mtime/created).
+# What ``fs.info`` reports that changes when an object is replaced, first found wins: content
+# tags first (S3 ETag, Azure/GCS etag), since an object listing reports them exactly as a
+# HEAD request does (s3fs answers ``info`` from the listing when it has one, and a listing has no
+# S3 VersionId), then GCS generation and md5Hash, S3 VersionId, and modification times (S3
+# LastModified, Azure last_modified, GCS updated, other filesystems' mtime/created).
 VERSION_KEYS = (
-    "VersionId",
-    "generation",
     "ETag",
     "etag",
+    "generation",
     "md5Hash",
+    "VersionId",
     "LastModified",
     "last_modified",
     "updated",
