@@ -1,17 +1,26 @@
 """Audio decoding shared by every pipeline and by prediction.
 
 One implementation of "file -> waveform" so that ingestion, spectrograms, handcrafted features
-and the prediction command all see the same samples.
+and the prediction command all see the same samples. A file is a local path or an fsspec URL
+(``s3://bucket/fma_small/000/000002.mp3``, see :mod:`music_genre.audio_location`): libsndfile
+reads a local file by name and a remote one through its fsspec file object.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
+
+from music_genre.audio_location import is_url, local_path, url_info, url_to_fs
 
 AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg", ".au")
 
@@ -36,7 +45,7 @@ class AudioFile:
     It is small and picklable, so a node can hand thousands of them to worker processes.
     """
 
-    path: str
+    path: str  # a local path or an fsspec URL
 
     def info(self) -> AudioInfo:
         return probe_audio(self.path)
@@ -51,42 +60,107 @@ class AudioFile:
         return load_audio(self.path, sample_rate, mono, duration_s, offset_s)
 
 
-def _read(path: str | Path, frames: int = -1, start: int = 0) -> tuple[np.ndarray, int]:
+class _Source:
+    """One opened audio location: what libsndfile reads (a local path, or an fsspec file
+    object of a URL), the name errors give, and the audioread fallback (a real file)."""
+
+    def __init__(self, name: str, readable: Any, fallback: Any) -> None:
+        self.name = name
+        self.readable = readable
+        self.fallback = fallback
+
+    def soundfile(self) -> sf.SoundFile:
+        if not isinstance(self.readable, str):
+            self.readable.seek(0)  # a file object read before (the header) starts over
+        return sf.SoundFile(self.readable)
+
+
+def _librosa_load(path: str) -> tuple[np.ndarray, int]:
+    import librosa
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # librosa.load falls back to audioread for formats libsndfile cannot read.
+        return librosa.load(path, sr=None, mono=False)
+
+
+@contextmanager
+def _open_source(path: str | Path) -> Iterator[_Source]:
+    """Check that ``path`` (a local path or an fsspec URL) is a non-empty file and open it.
+
+    A local path is handed to libsndfile by name, as always. A URL is opened with its fsspec
+    filesystem and libsndfile reads the file object; audioread, which needs a real file, gets
+    a temporary local copy (deleted afterwards)."""
+    if not is_url(path):
+        local = Path(local_path(path))
+        if not local.exists():
+            raise FileNotFoundError(f"{local}: file not found")
+        if local.is_dir():
+            raise AudioDecodeError(f"{local}: is a directory, not an audio file")
+        if local.stat().st_size == 0:
+            raise AudioDecodeError(f"{local}: empty file (0 bytes)")
+        yield _Source(str(local), str(local), lambda: _librosa_load(str(local)))
+        return
+    url = str(path)
+    info = url_info(url)  # FileNotFoundError "<url>: file not found" when absent
+    if info.get("type") == "directory":
+        raise AudioDecodeError(f"{url}: is a directory, not an audio file")
+    if not info.get("size"):
+        raise AudioDecodeError(f"{url}: empty file (0 bytes)")
+    fs, key = url_to_fs(url)
+
+    def from_local_copy() -> tuple[np.ndarray, int]:
+        with tempfile.TemporaryDirectory(prefix="music-genre-audio-") as folder:
+            copy = os.path.join(folder, "audio" + os.path.splitext(key)[1])
+            fs.get_file(key, copy)
+            return _librosa_load(copy)
+
+    with fs.open(key, "rb") as handle:
+        yield _Source(url, handle, from_local_copy)
+
+
+def _decode(source: _Source, frames: int = -1, start: int = 0) -> tuple[np.ndarray, int]:
     """Decode with libsndfile (WAV, FLAC, OGG, AU and, since 1.1, MP3), falling back to
     audioread for formats libsndfile lacks. Returns (frames, channels) float32 and the rate."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: file not found")
-    if path.is_dir():
-        raise AudioDecodeError(f"{path}: is a directory, not an audio file")
-    if path.stat().st_size == 0:
-        raise AudioDecodeError(f"{path}: empty file (0 bytes)")
     try:
-        with sf.SoundFile(str(path)) as handle:
+        with source.soundfile() as handle:
             sample_rate = handle.samplerate
             if start:
                 handle.seek(start)
             data = handle.read(frames=frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as sf_error:
         try:
-            import librosa
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                # librosa.load falls back to audioread for formats libsndfile cannot read.
-                mono_or_multi, sample_rate = librosa.load(str(path), sr=None, mono=False)
+            mono_or_multi, sample_rate = source.fallback()
         except Exception as fallback_error:  # noqa: BLE001 - every decoder failed; say why
             # libsndfile's "Error opening ...: File does not exist or is not a regular file"
             # means "format not recognised" here (the file exists): say that instead.
             raise AudioDecodeError(
-                f"{path}: cannot decode as audio: not a format libsndfile or audioread can "
-                f"read ({type(fallback_error).__name__})"
+                f"{source.name}: cannot decode as audio: not a format libsndfile or audioread "
+                f"can read ({type(fallback_error).__name__})"
             ) from sf_error
         data = np.atleast_2d(mono_or_multi).T.astype(np.float32)
         data = data[start : None if frames < 0 else start + frames]
     if data.size == 0:
-        raise AudioDecodeError(f"{path}: decodes to no samples")
+        raise AudioDecodeError(f"{source.name}: decodes to no samples")
     return data, int(sample_rate)
+
+
+def _header(source: _Source) -> tuple[int, int]:
+    """(channels, sample rate) from the header alone, or (0, 0) when libsndfile can't say."""
+    try:
+        if isinstance(source.readable, str):
+            info = sf.info(source.readable)
+            return info.channels, info.samplerate
+        with source.soundfile() as handle:
+            return handle.channels, handle.samplerate
+    except Exception:  # noqa: BLE001 - the full decode reports the real error
+        return 0, 0
+
+
+def _read(path: str | Path, frames: int = -1, start: int = 0) -> tuple[np.ndarray, int]:
+    """Decode a local path or an fsspec URL (see :func:`_decode`)."""
+    with _open_source(path) as source:
+        return _decode(source, frames, start)
 
 
 def probe_audio(path: str | Path) -> AudioInfo:
@@ -110,10 +184,11 @@ def load_audio(
 
     Returns (samples,) when ``mono`` else (channels, samples), float32, and the rate.
     """
-    _, native_rate = sf_info_rate(path)
-    start = int(round(offset_s * native_rate)) if native_rate else 0
-    frames = -1 if duration_s is None else int(round(duration_s * native_rate))
-    data, native_rate = _read(path, frames=frames, start=start)
+    with _open_source(path) as source:  # a URL is opened (and its header read) once
+        _, native_rate = _header(source)
+        start = int(round(offset_s * native_rate)) if native_rate else 0
+        frames = -1 if duration_s is None else int(round(duration_s * native_rate))
+        data, native_rate = _decode(source, frames=frames, start=start)
     signal = to_mono(data.T) if mono else data.T
     if sample_rate is not None and sample_rate != native_rate:
         signal = resample(signal, native_rate, sample_rate)
@@ -150,12 +225,23 @@ def resample(signal: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
 
 
 def sf_info_rate(path: str | Path) -> tuple[int, int]:
-    """(channels, sample rate) from the header alone, or (0, 0) when libsndfile can't say."""
+    """(channels, sample rate) of a local path or URL from the header alone, or (0, 0) when
+    libsndfile can't say (or the file is missing, empty or unreachable)."""
     try:
-        info = sf.info(str(path))
-        return info.channels, info.samplerate
+        with _open_source(path) as source:
+            return _header(source)
     except Exception:  # noqa: BLE001 - the full decode reports the real error
         return 0, 0
+
+
+def read_tag(path: str | Path, field: str) -> str:
+    """One string tag (``artist``, ``album``...) of a local file or URL as libsndfile reads it
+    ("" when absent or unreadable)."""
+    try:
+        with _open_source(path) as source, source.soundfile() as handle:
+            return str(getattr(handle, field, "") or "").strip()
+    except Exception:  # noqa: BLE001 - an unreadable file is reported by the probe
+        return ""
 
 
 def fit_to_length(signal: np.ndarray, length: int, pad_mode: str = "repeat") -> np.ndarray:

@@ -186,12 +186,15 @@ def settings_fingerprint(settings: Mapping[str, Any]) -> str:
 def source_tag(path: str) -> str:
     """10 hex digits that change when the audio file changes (size and modification time), so a
     regenerated or replaced file is recomputed instead of silently reusing its old spectrogram.
-    Copies that keep the modification time (``cp -p``, ``rsync -a``) keep their spectrograms."""
+    Copies that keep the modification time (``cp -p``, ``rsync -a``) keep their spectrograms.
+    For a URL the object's version replaces the modification time (e.g. the S3 ETag, see
+    :func:`music_genre.audio_location.file_stamp`). ``OSError`` when the file is unavailable."""
     import hashlib
-    import os
 
-    stat = os.stat(path)
-    return hashlib.sha256(f"{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:10]
+    from music_genre.audio_location import file_stamp
+
+    size, version = file_stamp(path)
+    return hashlib.sha256(f"{size}:{version}".encode()).hexdigest()[:10]
 
 
 def decode_window(path: str, settings: Mapping[str, Any]) -> np.ndarray:

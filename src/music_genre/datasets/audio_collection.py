@@ -1,20 +1,21 @@
 """The raw audio source: the FMA download (metadata + mp3 tree) or a folder-per-genre collection.
 
 Loading reads only metadata and lists files; the audio itself stays behind lazy ``AudioFile``
-handles that nodes decode in parallel.
+handles that nodes decode in parallel. Every location (``fma_root``, ``folder``, ``split_file``,
+``metadata_file``) is a local path or an fsspec URL (``s3://bucket/fma``: the protocol's package,
+e.g. s3fs, must be installed); the handles then carry URLs and the workers read from them.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 
 from music_genre.audio import AudioFile
+from music_genre.audio_location import absolute, is_dir, is_file, join, list_files
 
 FMA_SUBSETS = ("small", "medium", "large")
 SOURCES = ("fma", "folder")
@@ -54,11 +55,12 @@ class AudioCollectionDataset(AbstractDataset[None, AudioCollection]):
         metadata: dict[str, Any] | None = None,
     ) -> None:
         self._source = source
-        self._split_file = Path(split_file) if split_file else None
-        self._metadata_file = Path(metadata_file) if metadata_file else None
-        self._fma_root = Path(fma_root) if fma_root else None
+        # local paths or fsspec URLs (music_genre.audio_location)
+        self._split_file = str(split_file) if split_file else None
+        self._metadata_file = str(metadata_file) if metadata_file else None
+        self._fma_root = str(fma_root) if fma_root else None
         self._subset = subset
-        self._folder = Path(folder) if folder else None
+        self._folder = str(folder) if folder else None
         self.metadata = metadata
 
     def load(self) -> AudioCollection:
@@ -77,16 +79,21 @@ class AudioCollectionDataset(AbstractDataset[None, AudioCollection]):
                 f"Unknown FMA subset ingestion.subset={self._subset!r}: use one of {FMA_SUBSETS}."
             )
         root = self._fma_root
-        tracks_csv = root / "fma_metadata" / "tracks.csv"
-        if not tracks_csv.is_file():
+        if root is None:
+            raise DatasetError(
+                'ingestion.fma_root is not set: pass --params "ingestion.fma_root=<dir or URL>" '
+                "(a folder holding fma_metadata/ and fma_<subset>/)."
+            )
+        tracks_csv = join(root, "fma_metadata", "tracks.csv")
+        if not _checked(is_file, tracks_csv, "ingestion.fma_root"):
             raise DatasetError(
                 f"FMA metadata not found: {tracks_csv} does not exist. Download FMA with "
                 "`make fma-small`, or point to your copy with "
                 '--params "ingestion.fma_root=<dir>" (a folder holding fma_metadata/ and '
                 "fma_small/). For the offline demo: `make demo-data`, then `kedro run --env demo`."
             )
-        audio_dir = root / f"fma_{self._subset}"
-        if not audio_dir.is_dir():
+        audio_dir = join(root, f"fma_{self._subset}")
+        if not _checked(is_dir, audio_dir, "ingestion.fma_root"):
             raise DatasetError(
                 f"FMA audio folder not found: {audio_dir}. Unzip fma_{self._subset}.zip into "
                 f"{root} (`make fma-small` does it for the small subset) or set "
@@ -96,14 +103,14 @@ class AudioCollectionDataset(AbstractDataset[None, AudioCollection]):
             tracks = pd.read_csv(tracks_csv, index_col=0, header=[0, 1])
         except Exception as exc:  # noqa: BLE001 - name the file in the message
             raise DatasetError(f"Cannot read {tracks_csv} as FMA tracks.csv: {exc}") from exc
-        genres_csv = root / "fma_metadata" / "genres.csv"
-        genres = pd.read_csv(genres_csv, index_col=0) if genres_csv.is_file() else None
+        genres_csv = join(root, "fma_metadata", "genres.csv")
+        genres = pd.read_csv(genres_csv, index_col=0) if is_file(genres_csv) else None
         files = {
-            rel: AudioFile(str((audio_dir / rel).resolve()))
-            for rel in _list_files(audio_dir)
+            rel: AudioFile(absolute(join(audio_dir, rel)))
+            for rel in _checked(list_files, audio_dir, "ingestion.fma_root")
             if rel.endswith(".mp3")
         }
-        return AudioCollection("fma", str(root), self._subset, tracks, genres, files)
+        return AudioCollection("fma", root, self._subset, tracks, genres, files)
 
     def _load_folder(self) -> AudioCollection:
         root = self._folder
@@ -113,19 +120,19 @@ class AudioCollectionDataset(AbstractDataset[None, AudioCollection]):
                 '--params "ingestion.source=folder,ingestion.folder=<root>" where <root> holds '
                 "one sub-folder per genre (<root>/<genre>/<file>)."
             )
-        if not root.is_dir():
+        if not _checked(is_dir, root, "ingestion.folder"):
             raise DatasetError(f"ingestion.folder={root}: folder not found.")
-        relpaths = _list_files(root)
+        relpaths = _checked(list_files, root, "ingestion.folder")
         if not relpaths:
             raise DatasetError(
                 f"ingestion.folder={root} is empty: expected <root>/<genre>/<audio file>."
             )
         genres = [rel.split("/", 1)[0] if "/" in rel else "" for rel in relpaths]
         tracks = pd.DataFrame({"relpath": relpaths, "genre": genres})
-        files = {rel: AudioFile(str((root / rel).resolve())) for rel in relpaths}
+        files = {rel: AudioFile(absolute(join(root, rel))) for rel in relpaths}
         return AudioCollection(
             "folder",
-            str(root),
+            root,
             None,
             tracks,
             None,
@@ -142,25 +149,39 @@ class AudioCollectionDataset(AbstractDataset[None, AudioCollection]):
         raise DatasetError("AudioCollectionDataset is read-only: it describes the raw audio.")
 
     def _exists(self) -> bool:
-        if self._source == "folder":
-            return bool(self._folder and self._folder.is_dir())
-        return bool(self._fma_root and (self._fma_root / "fma_metadata" / "tracks.csv").is_file())
+        try:
+            if self._source == "folder":
+                return bool(self._folder and is_dir(self._folder))
+            return bool(
+                self._fma_root and is_file(join(self._fma_root, "fma_metadata", "tracks.csv"))
+            )
+        except OSError:  # e.g. the URL's filesystem package is missing: load() says so
+            return False
 
     def _describe(self) -> dict[str, Any]:
         return {
             "source": self._source,
-            "fma_root": str(self._fma_root),
+            "fma_root": self._fma_root,
             "subset": self._subset,
-            "folder": str(self._folder) if self._folder else None,
+            "folder": self._folder,
         }
 
 
-def _read_path_table(path: Path | None, parameter: str, required: list[str]) -> pd.DataFrame | None:
+def _checked(check: Any, location: str, parameter: str) -> Any:
+    """``check(location)``, with a storage error (missing filesystem package, credentials,
+    network) turned into a DatasetError that names the parameter."""
+    try:
+        return check(location)
+    except OSError as exc:
+        raise DatasetError(f"{parameter}: cannot read {location}: {exc}") from exc
+
+
+def _read_path_table(path: str | None, parameter: str, required: list[str]) -> pd.DataFrame | None:
     """A small CSV keyed by file path relative to the collection folder, checked for its
     columns; None when not configured."""
     if path is None:
         return None
-    if not path.is_file():
+    if not _checked(is_file, path, parameter):
         raise DatasetError(f"{parameter}={path}: file not found.")
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -182,13 +203,3 @@ def _read_path_table(path: Path | None, parameter: str, required: list[str]) -> 
     if duplicated:
         raise DatasetError(f"{parameter}={path} lists these paths twice: {duplicated[:5]}.")
     return table
-
-
-def _list_files(root: Path) -> list[str]:
-    """Every file below ``root`` as a sorted POSIX relative path (os.walk: fast on 100k files)."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        rel_dir = Path(dirpath).relative_to(root)
-        found.extend((rel_dir / name).as_posix() for name in filenames)
-    return sorted(found)

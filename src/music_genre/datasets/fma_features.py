@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 
+from music_genre.audio_location import is_file, local_path
 from music_genre.features import N_FEATURES, feature_columns
 
 _CHUNK_ROWS = 5000  # read the big file in chunks, keeping only the tracks asked for
@@ -30,14 +30,18 @@ class FmaFeaturesFile:
     path: str
 
     def exists(self) -> bool:
-        return Path(self.path).is_file()
+        return _is_file(self.path)
 
     def read(self, track_ids: Iterable[str] | None = None) -> pd.DataFrame:
         """The features of ``track_ids`` (all tracks when None) as float32, indexed by the
         6-digit track id, columns exactly ``feature_columns()``. Ids absent from the file are
         simply absent from the result; the caller reports them."""
-        path = Path(self.path)
-        if not path.is_file():
+        path = local_path(self.path)  # a local path or an fsspec URL (pandas reads both)
+        try:
+            present = is_file(path)
+        except OSError as exc:
+            raise DatasetError(f"Cannot read FMA features {path}: {exc}") from exc
+        if not present:
             raise DatasetError(
                 f"FMA features not found: {path} does not exist. Download fma_metadata.zip "
                 "(`make fma-small`) or point to your copy with "
@@ -90,7 +94,14 @@ class FmaFeaturesDataset(AbstractDataset[None, FmaFeaturesFile]):
         raise DatasetError("FmaFeaturesDataset is read-only: it is FMA's own features.csv.")
 
     def _exists(self) -> bool:
-        return Path(self._filepath).is_file()
+        return _is_file(self._filepath)
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": self._filepath}
+
+
+def _is_file(location: str) -> bool:
+    try:
+        return is_file(location)
+    except OSError:  # unreachable storage or a missing filesystem package: not available
+        return False

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ from matplotlib.figure import Figure
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
+from music_genre.audio_location import file_stamp
 from music_genre.datasets import FeatureRow, FmaFeaturesFile
 from music_genre.evaluation import interval_columns, prediction_table
 from music_genre.features import (
@@ -69,7 +69,7 @@ def _check_source(params: Mapping[str, Any]) -> str:
 def track_provenance(path: str, settings: Mapping[str, Any]) -> str:
     """What a stored row must match to be reused: extraction settings and the exact file."""
     try:
-        size = os.path.getsize(path)
+        size = file_stamp(path)[0]  # a local path or a URL
     except OSError:
         size = None
     return json.dumps(

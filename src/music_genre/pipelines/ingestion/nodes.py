@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +12,7 @@ from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
 from music_genre.audio import AUDIO_EXTENSIONS, AudioFile
+from music_genre.audio_location import absolute, file_stamp, is_url, join
 from music_genre.datasets import AudioCollection
 from music_genre.parallel import TaskFailure, run_tasks
 
@@ -83,9 +82,9 @@ def _fma_candidates(
             "split": selected[("set", "split")].to_numpy(),
         }
     )
-    audio_dir = Path(collection.root).resolve() / f"fma_{collection.subset}"
+    audio_dir = join(absolute(collection.root), f"fma_{collection.subset}")
     table["path"] = [
-        collection.files[rel].path if rel in collection.files else str(audio_dir / rel)
+        collection.files[rel].path if rel in collection.files else join(audio_dir, rel)
         for rel in table["relpath"]
     ]
     reasons = pd.Series("", index=table.index)
@@ -162,6 +161,8 @@ def _split_off_duplicates(
 
 
 PROBE_COLUMNS = ["duration_s", "sample_rate", "channels", "error"]
+# file_mtime_ns: a local file's mtime in ns; for a URL collection the object's version string
+# (audio_location.file_stamp, e.g. 'ETag="..."'); the name stays so earlier caches remain valid
 FILE_STAMP_COLUMNS = ["file_size", "file_mtime_ns"]
 
 
@@ -178,13 +179,15 @@ def _probe_one(path: str) -> dict[str, Any]:
     }
 
 
-def _file_stamp(path: str) -> tuple[int, int]:
-    """(size, mtime in ns) identify an unchanged file; (-1, -1) when it cannot be stat'ed."""
+def _file_stamp(path: str) -> tuple[int, int | str]:
+    """(size, version) identify an unchanged file (:func:`music_genre.audio_location.file_stamp`:
+    the mtime in ns for a local file, the object's version string, e.g. its ETag, for a URL);
+    size -1 when it cannot be read (version -1, or "" for a URL so that the column keeps one
+    type)."""
     try:
-        stat = os.stat(path)
+        return file_stamp(path)
     except OSError:
-        return -1, -1
-    return stat.st_size, stat.st_mtime_ns
+        return -1, "" if is_url(path) else -1
 
 
 def probe_audio_files(

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
+from music_genre.audio import read_tag
+from music_genre.audio_location import absolute, is_url, join, relative_to
 from music_genre.datasets import AudioCollection
 
 logger = logging.getLogger(__name__)
@@ -25,18 +27,19 @@ GROUP_COLUMN = "group"
 TAG_FIELDS = ("title", "artist", "album", "genre", "date", "comment")
 
 
-def _relpath(path: str, root: Path) -> str:
-    try:
-        return Path(path).resolve().relative_to(root).as_posix()
-    except ValueError:
-        return Path(path).as_posix()
+def _relpath(path: str, root: str) -> str:
+    """``path`` relative to the collection ``root`` (local paths or URLs alike)."""
+    rel = relative_to(path, root)
+    if rel is not None:
+        return rel
+    return path if is_url(path) else Path(path).as_posix()
 
 
-def _rejected_row(rel: str, root: Path, split: str, reason: str) -> dict[str, Any]:
+def _rejected_row(rel: str, root: str, split: str, reason: str) -> dict[str, Any]:
     track_id = re.sub(r"[^A-Za-z0-9._-]+", "_", rel.rsplit(".", 1)[0].replace("/", "__"))
     return {
         "track_id": track_id,
-        "path": str(root / rel),
+        "path": join(root, rel),
         "genre": rel.split("/", 1)[0] if "/" in rel else "",
         "split": split,
         "stage": "split_file",
@@ -55,7 +58,7 @@ def _apply_split_file(
             f"ingestion.split_file={name}: split must be one of {SPLITS}; rows "
             f"{bad_values.head(5).to_dict(orient='records')} are not."
         )
-    root = Path(collection.root).resolve()
+    root = absolute(collection.root)
     listed = dict(zip(table["path"], table["split"], strict=True))
     rel = candidates["path"].map(lambda p: _relpath(p, root))
     candidates = candidates.assign(split=rel.map(listed).fillna(""))
@@ -89,24 +92,13 @@ def _apply_split_file(
     return candidates[candidates["split"] != ""], rejected
 
 
-def read_tag(path: str, field: str) -> str:
-    """One string tag of an audio file as libsndfile reads it ("" when absent/unreadable)."""
-    import soundfile as sf
-
-    try:
-        with sf.SoundFile(path) as handle:
-            return str(getattr(handle, field, "") or "").strip()
-    except Exception:  # noqa: BLE001 - an unreadable file is reported by the probe
-        return ""
-
-
 def _groups(
     candidates: pd.DataFrame, collection: AudioCollection, params: dict[str, Any]
 ) -> pd.Series:
     """The ``group_by`` value of each candidate: from ``ingestion.metadata_file`` when given,
     else from the file's tags. A file without one becomes a group of its own (logged)."""
     group_by = str(params["group_by"])
-    root = Path(collection.root).resolve()
+    root = absolute(collection.root)
     rel = candidates["path"].map(lambda p: _relpath(p, root))
     metadata = collection.track_metadata
     if metadata is not None:
