@@ -27,6 +27,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from music_genre.atomic import atomic_path
+from music_genre.audio_location import FilesystemUnavailableError, is_url, local_path, protocol
 
 
 def storage_options(
@@ -50,7 +51,14 @@ class StoreFolder:
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
         self.url = str(url).rstrip("/") or "/"
         self.options = dict(options or {})
-        fs, root = fsspec.core.url_to_fs(self.url, **self.options)
+        try:
+            fs, root = fsspec.core.url_to_fs(self.url, **self.options)
+        except (ImportError, ValueError) as exc:  # the same message as for audio URLs
+            raise FilesystemUnavailableError(
+                f"{self.url}: no filesystem for protocol {protocol(self.url)!r} ({exc}); install "
+                "the protocol's fsspec package (s3fs for s3://, e.g. pip install "
+                "'music-genre[s3]'; gcsfs for gs://; adlfs for abfs://)"
+            ) from exc
         self._fs = fs
         self.root = root.rstrip("/") or "/"
         self.is_local = isinstance(fs, LocalFileSystem)
@@ -139,6 +147,6 @@ class StoreFolder:
 
 def open_location(location: str, options: Mapping[str, Any] | None = None) -> IO[Any]:
     """Open one stored file by its path or URL (what a lazy loader keeps), read-only."""
-    if "://" not in location or location.startswith("file://"):
-        return open(location.removeprefix("file://"), "rb")  # noqa: SIM115 - caller closes
+    if not is_url(location):
+        return open(local_path(location), "rb")  # noqa: SIM115 - the caller closes it
     return fsspec.open(location, "rb", **dict(options or {})).open()
