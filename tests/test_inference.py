@@ -210,7 +210,7 @@ def test_genre_predict_runs_without_tensorflow_and_reports_its_timing(tmp_path):
     clip = _clip(tmp_path / "clip.wav")
     results, imported = run_predict_cli(
         ["--project", str(project), "--model", "cnn", "--json", str(clip)],
-        ("tensorflow", "keras", "mlflow"),
+        ("tensorflow", "keras", "mlflow", "matplotlib"),
     )
     assert imported == []
     (result,) = results

@@ -239,7 +239,7 @@ def test_genre_predict_transfer_runs_without_tensorflow(tmp_path, musicnn_bundle
     sf.write(clip, _music(31.0, 44100), 44100)
     results, imported = run_predict_cli(
         ["--project", str(project), "--model", "transfer", "--json", str(clip)],
-        ("tensorflow", "keras", "librosa", "mlflow"),
+        ("tensorflow", "keras", "librosa", "mlflow", "matplotlib"),
     )
     assert imported == []
     (result,) = results

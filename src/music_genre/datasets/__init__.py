@@ -1,48 +1,54 @@
-"""Project-specific Kedro datasets (the catalog does all I/O; nodes only compute)."""
+"""Project-specific Kedro datasets (the catalog does all I/O; nodes only compute).
 
-from .atomic_files import (
-    AtomicCSVDataset,
-    AtomicJSONDataset,
-    AtomicMatplotlibDataset,
-    AtomicParquetDataset,
-    AtomicPickleDataset,
-    AtomicPlotlyJSONDataset,
-    AtomicTextDataset,
-)
-from .audio_collection import AudioCollection, AudioCollectionDataset
-from .feature_rows import FeatureRow, FeatureRowsDataset, FeatureRowsIndexDataset
-from .feature_store import FeatureStore, FeatureStoreDataset, FeatureStoreIndexDataset
-from .fma_features import FmaFeaturesDataset, FmaFeaturesFile
-from .keras_model import KerasModelDataset, OnnxModelDataset
-from .markdown_report import MarkdownReportDataset
-from .mlflow_runs import MlflowModelRunsDataset
-from .optional import OptionalCSVDataset, OptionalParquetDataset
-from .spectrogram_store import SpectrogramStoreDataset, SpectrogramStoreIndexDataset
+The classes are imported on first use (PEP 562 ``__getattr__``): the catalog materializes its
+datasets lazily, so a command that loads two tables does not import matplotlib, MLflow or
+TensorFlow through the dataset classes it never uses.
+"""
 
-__all__ = [
-    "AtomicCSVDataset",
-    "AtomicJSONDataset",
-    "AtomicMatplotlibDataset",
-    "AtomicParquetDataset",
-    "AtomicPickleDataset",
-    "AtomicPlotlyJSONDataset",
-    "AtomicTextDataset",
-    "AudioCollection",
-    "AudioCollectionDataset",
-    "FeatureRow",
-    "FeatureRowsDataset",
-    "FeatureRowsIndexDataset",
-    "FeatureStore",
-    "FeatureStoreDataset",
-    "FeatureStoreIndexDataset",
-    "FmaFeaturesDataset",
-    "FmaFeaturesFile",
-    "KerasModelDataset",
-    "OnnxModelDataset",
-    "MarkdownReportDataset",
-    "MlflowModelRunsDataset",
-    "OptionalCSVDataset",
-    "OptionalParquetDataset",
-    "SpectrogramStoreDataset",
-    "SpectrogramStoreIndexDataset",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_MODULE_OF = {
+    "AtomicCSVDataset": "atomic_files",
+    "AtomicJSONDataset": "atomic_files",
+    "AtomicParquetDataset": "atomic_files",
+    "AtomicPickleDataset": "atomic_files",
+    "AtomicTextDataset": "atomic_files",
+    "AtomicMatplotlibDataset": "atomic_figures",
+    "AtomicPlotlyJSONDataset": "atomic_figures",
+    "AudioCollection": "audio_collection",
+    "AudioCollectionDataset": "audio_collection",
+    "FeatureRow": "feature_rows",
+    "FeatureRowsDataset": "feature_rows",
+    "FeatureRowsIndexDataset": "feature_rows",
+    "FeatureStore": "feature_store",
+    "FeatureStoreDataset": "feature_store",
+    "FeatureStoreIndexDataset": "feature_store",
+    "FmaFeaturesDataset": "fma_features",
+    "FmaFeaturesFile": "fma_features",
+    "KerasModelDataset": "keras_model",
+    "OnnxModelDataset": "keras_model",
+    "MarkdownReportDataset": "markdown_report",
+    "MlflowModelRunsDataset": "mlflow_runs",
+    "OptionalCSVDataset": "optional",
+    "OptionalParquetDataset": "optional",
+    "SpectrogramStoreDataset": "spectrogram_store",
+    "SpectrogramStoreIndexDataset": "spectrogram_store",
+}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
