@@ -122,3 +122,32 @@ def test_the_run_summary_times_every_node_and_ranks_the_slowest(monkeypatch):
     table = slowest_nodes({"a": 1.0, "b": 6.0, "c": 3.0}, limit=2)
     assert table["node"].tolist() == ["b", "c"]
     assert table["share"].tolist() == ["60%", "30%"]
+
+
+def test_a_setup_error_ends_the_run_with_its_message_after_the_other_hooks():
+    """E.g. ImageNet weights that cannot be had offline: the message names the fix, so
+    ``kedro run`` shows it alone; other hooks (MLflow closing its run) still see the error."""
+    import click
+    import pytest
+    from kedro.framework.hooks import _create_hook_manager, hook_impl
+
+    from music_genre.backbones import BackboneWeightsError
+    from music_genre.hooks import SetupErrorHook
+
+    seen: list[str] = []
+
+    class ClosesItsRun:  # registered first: pluggy calls it last unless a hook says trylast
+        @hook_impl
+        def on_pipeline_error(self, error: Exception) -> None:
+            seen.append(type(error).__name__)
+
+    manager = _create_hook_manager()
+    manager.register(ClosesItsRun())
+    manager.register(SetupErrorHook())
+    call = {"run_params": {}, "pipeline": None, "catalog": None}
+    with pytest.raises(click.ClickException) as info:
+        manager.hook.on_pipeline_error(error=BackboneWeightsError("put the file at X"), **call)
+    assert info.value.message == "put the file at X" and seen == ["BackboneWeightsError"]
+    # any other error keeps its traceback: the hook lets it through
+    manager.hook.on_pipeline_error(error=KeyError("bug"), **call)
+    assert seen[-1] == "KeyError"

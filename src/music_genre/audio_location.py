@@ -17,6 +17,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from music_genre.errors import SetupError
+
 _LOCAL_PROTOCOLS = ("file", "local")
 
 # What ``fs.info`` reports that changes when an object is replaced, first found wins: content
@@ -60,7 +62,7 @@ def local_path(location: str | os.PathLike[str]) -> str:
     return text
 
 
-class FilesystemUnavailableError(OSError):
+class FilesystemUnavailableError(SetupError, OSError):
     """A URL whose protocol fsspec does not know or whose package is not installed."""
 
 

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from music_genre.errors import SetupError
 from music_genre.spectrograms import to_study_image
 
 if TYPE_CHECKING:  # keras is imported lazily: importing this module must stay cheap
@@ -45,11 +46,11 @@ RANDOM_WEIGHTS_WORDS = ("null", "none", "random")
 INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian")
 
 
-class BackboneWeightsError(RuntimeError):
+class BackboneWeightsError(SetupError, RuntimeError):
     """The requested backbone weights cannot be obtained or loaded; the message says how to fix it."""
 
 
-class CutLevelError(ValueError):
+class CutLevelError(SetupError, ValueError):
     """A configured cut level is not a layer of the backbone."""
 
 

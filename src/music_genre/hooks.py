@@ -11,6 +11,7 @@ import pandas as pd
 from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Pipeline
 
+from music_genre.errors import SetupError
 from music_genre.evaluation import format_interval
 
 logger = logging.getLogger(__name__)
@@ -230,6 +231,21 @@ class MissingInputsHook:
         message = missing_inputs_message(pipeline, catalog, all_pipelines(), run_params.get("env"))
         if message:
             raise MissingInputsError(message)
+
+
+class SetupErrorHook:
+    """A node that stops on a :class:`~music_genre.errors.SetupError` (weights that cannot be
+    had offline, a wrong cut level, a missing storage package) ends the run with its message as
+    a command-line error: the message names the setting and the fix, and a traceback would
+    bury it. Any other error keeps its traceback (it may be a bug)."""
+
+    # trylast: every other hook (MLflow closing its run, the Dask cluster stopping) has seen the
+    # error first; on_pipeline_error rather than on_node_error, which Kedro does not call for
+    # an error raised while a generator node's output is being consumed.
+    @hook_impl(trylast=True)
+    def on_pipeline_error(self, error: Exception) -> None:
+        if isinstance(error, SetupError):
+            raise click.ClickException(str(error)) from None
 
 
 class RuntimeHook:

@@ -46,6 +46,8 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from music_genre.errors import SetupError
+
 logger = logging.getLogger(__name__)
 
 # Test-only fault injection: task keys listed here (comma-separated) kill their worker with
@@ -222,7 +224,7 @@ def run_tasks(
 
 
 # --- where the work runs: the runtime parameters ---------------------------------------------
-class SchedulerUnreachableError(ConnectionError):
+class SchedulerUnreachableError(SetupError, ConnectionError):
     """``runtime.address`` names no reachable Dask scheduler (the message says what to do)."""
 
 

@@ -4,7 +4,7 @@ import warnings
 
 from kedro.config import OmegaConfigLoader
 
-from music_genre.hooks import MissingInputsHook, RunSummaryHook, RuntimeHook
+from music_genre.hooks import MissingInputsHook, RunSummaryHook, RuntimeHook, SetupErrorHook
 from music_genre.parameters import ParameterValidationHook
 
 # Kedro 1.7's own config loader still calls OmegaConf's renamed resolver API on every run: a
@@ -15,8 +15,16 @@ warnings.filterwarnings(
 
 # ParameterValidationHook: every run's parameters are checked against their schemas first;
 # MissingInputsHook: a run whose inputs another pipeline makes stops before any work;
-# RuntimeHook: where the parallel work runs (params:runtime: this machine or a Dask cluster).
-HOOKS = (ParameterValidationHook(), MissingInputsHook(), RunSummaryHook(), RuntimeHook())
+# RuntimeHook: where the parallel work runs (params:runtime: this machine or a Dask cluster);
+# SetupErrorHook: an error in the user's set-up (e.g. weights unavailable offline) ends the run
+# with its message, without a traceback.
+HOOKS = (
+    ParameterValidationHook(),
+    MissingInputsHook(),
+    RunSummaryHook(),
+    RuntimeHook(),
+    SetupErrorHook(),
+)
 
 # The project must make no network calls at run time: never load the telemetry plugin's hooks
 # (the committed `.telemetry` file also records consent: false for the CLI side).
