@@ -1,5 +1,7 @@
 """The end-of-run summary picks each pipeline's best model on validation, not on test."""
 
+from pathlib import Path
+
 import pandas as pd
 
 from music_genre.hooks import best_models
@@ -151,3 +153,31 @@ def test_a_setup_error_ends_the_run_with_its_message_after_the_other_hooks():
     # any other error keeps its traceback: the hook lets it through
     manager.hook.on_pipeline_error(error=KeyError("bug"), **call)
     assert seen[-1] == "KeyError"
+
+
+def test_a_track_table_of_another_collection_is_refused_before_any_work(tmp_path):
+    """`make run` (the demo), then `kedro run --pipeline=transfer` without `--env demo`: the
+    demo's track table must not be read as the configured collection's."""
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro.pipeline import node, pipeline
+
+    from music_genre.datasets import AudioCollectionDataset
+    from music_genre.hooks import foreign_tracks_message
+
+    demo_track = str(tmp_path / "raw" / "demo" / "fma_small" / "000" / "000002.mp3")
+    uses_tracks = pipeline([node(len, "tracks", "n_tracks", name="count")])
+
+    def catalog(fma_root: Path) -> DataCatalog:
+        return DataCatalog(
+            {
+                "tracks": MemoryDataset(pd.DataFrame({"path": [demo_track]})),
+                "raw_audio_collection": AudioCollectionDataset(fma_root=str(fma_root)),
+            }
+        )
+
+    message = foreign_tracks_message(uses_tracks, catalog(tmp_path / "raw"), None)
+    assert message and demo_track in message and "--env demo" in message
+    assert foreign_tracks_message(uses_tracks, catalog(tmp_path / "raw" / "demo"), "demo") is None
+    # a run that makes its own track table is not concerned
+    makes_tracks = pipeline([node(lambda: None, None, "tracks", name="ingest"), uses_tracks])
+    assert foreign_tracks_message(makes_tracks, catalog(tmp_path / "raw"), None) is None

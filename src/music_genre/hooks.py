@@ -220,17 +220,44 @@ def missing_inputs_message(
 
 class MissingInputsHook:
     """Before any node runs (and before MLflow opens a run), stop a run whose inputs another
-    pipeline must make first, and say which command makes them."""
+    pipeline must make first, or whose track table belongs to another collection, and say
+    which command makes them."""
 
     @hook_impl(tryfirst=True)
     def before_pipeline_run(
         self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any
     ) -> None:
+        foreign = foreign_tracks_message(pipeline, catalog, run_params.get("env"))
+        if foreign:
+            raise MissingInputsError(foreign)
         if not absent_inputs(pipeline, catalog):  # the usual case: nothing more to import
             return
         message = missing_inputs_message(pipeline, catalog, all_pipelines(), run_params.get("env"))
         if message:
             raise MissingInputsError(message)
+
+
+def foreign_tracks_message(pipeline: Pipeline, catalog: Any, env: str | None) -> str | None:
+    """When the run reads a track table it does not make, and that table was made from another
+    collection than the one this run is configured for (typically the demo's table, then
+    ``kedro run`` without ``--env demo``), what is wrong and what to run; else ``None``."""
+    if "tracks" not in pipeline.inputs() or "raw_audio_collection" not in catalog:
+        return None
+    collection = catalog["raw_audio_collection"]
+    root = collection.audio_root() if hasattr(collection, "audio_root") else None
+    if root is None or not catalog.exists("tracks"):
+        return None
+    paths = catalog.load("tracks")["path"].astype(str)
+    prefix = root.rstrip("/") + "/"
+    if paths.empty or paths.str.startswith(prefix).any():
+        return None
+    return (
+        f"data/03_primary/tracks.parquet lists the tracks of another collection (e.g. "
+        f"{paths.iloc[0]}), not of the one this run is configured for ({root}, env "
+        f"{env or 'local'}): its results would mix the two. Run the ingestion for this "
+        "collection first (`kedro run --pipelines=ingestion` and the stages you need), or, for "
+        "the demo's data, add `--env demo`."
+    )
 
 
 class SetupErrorHook:

@@ -63,6 +63,15 @@ class AudioCollectionDataset(AbstractDataset[None, AudioCollection]):
         self._folder = str(folder) if folder else None
         self.metadata = metadata
 
+    def audio_root(self) -> str | None:
+        """The folder (or URL) the collection's audio files lie under, as ingestion writes it
+        into ``tracks.parquet``; ``None`` when the settings name none."""
+        if self._source == "fma" and self._fma_root:
+            return absolute(join(self._fma_root, f"fma_{self._subset}"))
+        if self._source == "folder" and self._folder:
+            return absolute(self._folder)
+        return None
+
     def load(self) -> AudioCollection:
         if self._source == "fma":
             return self._load_fma()
