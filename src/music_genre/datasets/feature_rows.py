@@ -21,12 +21,13 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-from kedro.io import AbstractDataset, DatasetError
+from kedro.io import DatasetError
 
-from music_genre.storage import StoreFolder, storage_options
+from music_genre.storage import StoreFolder
+
+from .store_base import StoreFolderDataset, StoreIndexDataset
 
 logger = logging.getLogger(__name__)
 
@@ -76,18 +77,8 @@ def _read_row(folder: StoreFolder, name: str, with_values: bool = True) -> Featu
         return None
 
 
-class FeatureRowsDataset(AbstractDataset[dict[str, FeatureRow], dict[str, FeatureRow]]):
+class FeatureRowsDataset(StoreFolderDataset):
     """``dict[track_id, FeatureRow]`` stored as one ``.npz`` file per track in ``path``."""
-
-    def __init__(
-        self,
-        path: str,
-        credentials: dict[str, Any] | None = None,
-        fs_args: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        self._folder = StoreFolder(path, storage_options(credentials, fs_args))
-        self.metadata = metadata
 
     def load(self) -> dict[str, FeatureRow]:
         rows = {}
@@ -116,24 +107,13 @@ class FeatureRowsDataset(AbstractDataset[dict[str, FeatureRow], dict[str, Featur
     def _exists(self) -> bool:
         return bool(_row_files(self._folder))
 
-    def _describe(self) -> dict[str, Any]:
-        return {"path": self._folder.display()}
 
-
-class FeatureRowsIndexDataset(AbstractDataset[None, dict[str, str]]):
+class FeatureRowsIndexDataset(StoreIndexDataset):
     """Read-only view of what a feature-row store holds, for the node that skips finished
     tracks: ``{track_id: provenance}`` of every successfully stored row (failed rows are left
     out, so they are retried). Reads each file's small provenance entry, not its values."""
 
-    def __init__(
-        self,
-        path: str,
-        credentials: dict[str, Any] | None = None,
-        fs_args: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        self._folder = StoreFolder(path, storage_options(credentials, fs_args))
-        self.metadata = metadata
+    writer = "FeatureRowsDataset"
 
     def load(self) -> dict[str, str]:
         stored = {}
@@ -142,15 +122,3 @@ class FeatureRowsIndexDataset(AbstractDataset[None, dict[str, str]]):
             if row is not None and not row.failed:
                 stored[name[: -len(_SUFFIX)]] = row.provenance
         return stored
-
-    def save(self, data: None) -> None:
-        raise DatasetError(
-            f"{type(self).__name__} is read-only: it lists what {self._folder.display()} holds; "
-            "save rows to the FeatureRowsDataset on the same folder."
-        )
-
-    def _exists(self) -> bool:
-        return self._folder.is_dir()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"path": self._folder.display()}

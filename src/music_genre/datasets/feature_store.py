@@ -30,9 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from kedro.io import AbstractDataset, DatasetError
+from kedro.io import DatasetError
 
-from music_genre.storage import StoreFolder, storage_options
+from music_genre.storage import StoreFolder
+
+from .store_base import StoreFolderDataset, StoreIndexDataset
 
 logger = logging.getLogger(__name__)
 
@@ -190,19 +192,9 @@ def scan_parts(
     return index
 
 
-class FeatureStoreDataset(AbstractDataset[FeatureBatch | FeatureManifest, FeatureStore]):
+class FeatureStoreDataset(StoreFolderDataset):
     """Saves :class:`FeatureBatch` and :class:`FeatureManifest` objects as a generator node
     yields them; loads a :class:`FeatureStore`."""
-
-    def __init__(
-        self,
-        path: str,
-        credentials: dict[str, Any] | None = None,
-        fs_args: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        self._folder = StoreFolder(path, storage_options(credentials, fs_args))
-        self.metadata = metadata
 
     def save(self, data: FeatureBatch | FeatureManifest) -> None:
         if isinstance(data, FeatureBatch):
@@ -278,25 +270,12 @@ class FeatureStoreDataset(AbstractDataset[FeatureBatch | FeatureManifest, Featur
     def _exists(self) -> bool:
         return bool(FeatureStore(self._folder).keys())
 
-    def _describe(self) -> dict[str, Any]:
-        return {"path": self._folder.display()}
 
-
-class FeatureStoreIndexDataset(
-    AbstractDataset[None, dict[str, dict[tuple[str, str], frozenset[str]]]]
-):
+class FeatureStoreIndexDataset(StoreIndexDataset):
     """Read-only view of what a feature store holds, for the node that skips stored items:
     ``{key: {(item, digest): feature names stored for it}}``. Reads the parts' item lists."""
 
-    def __init__(
-        self,
-        path: str,
-        credentials: dict[str, Any] | None = None,
-        fs_args: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        self._folder = StoreFolder(path, storage_options(credentials, fs_args))
-        self.metadata = metadata
+    writer = "FeatureStoreDataset"
 
     def load(self) -> dict[str, dict[tuple[str, str], frozenset[str]]]:
         return {
@@ -307,18 +286,6 @@ class FeatureStoreIndexDataset(
             for entry in self._folder.entries()
             if entry.is_dir
         }
-
-    def save(self, data: None) -> None:
-        raise DatasetError(
-            f"{type(self).__name__} is read-only: it lists what {self._folder.display()} holds; "
-            "save features to the FeatureStoreDataset on the same folder."
-        )
-
-    def _exists(self) -> bool:
-        return self._folder.is_dir()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"path": self._folder.display()}
 
 
 def stored_with(

@@ -42,7 +42,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from kedro.io import AbstractDataset, DatasetError
+from kedro.io import DatasetError
 
 from music_genre.spectrograms import (
     STORE_FORMAT_VERSION,
@@ -50,7 +50,9 @@ from music_genre.spectrograms import (
     SpectrogramBatch,
     load_spectrogram_file,
 )
-from music_genre.storage import StoreFolder, storage_options
+from music_genre.storage import StoreFolder
+
+from .store_base import StoreFolderDataset, StoreIndexDataset
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +139,7 @@ def list_store(folder: StoreFolder) -> dict[str, set[str]]:
     return found
 
 
-class SpectrogramStoreDataset(AbstractDataset[SpectrogramBatch, LazySpectrograms]):
+class SpectrogramStoreDataset(StoreFolderDataset):
     """Loads ``{key: callable -> float32 array}`` (a :class:`LazySpectrograms`, like
     ``partitions.PartitionedDataset``); saves :class:`SpectrogramBatch` objects one at a time.
 
@@ -154,11 +156,10 @@ class SpectrogramStoreDataset(AbstractDataset[SpectrogramBatch, LazySpectrograms
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        self._folder = StoreFolder(path, storage_options(credentials, fs_args))
+        super().__init__(path, credentials, fs_args, metadata)
         # allow_missing: a store that was never written loads as an empty mapping (its
         # ``fingerprint`` is ""), for readers that need it only in some modes
         self.may_be_absent = allow_missing
-        self.metadata = metadata
 
     # -- loading ---------------------------------------------------------------------------
     def _manifest(self) -> dict[str, Any]:
@@ -277,19 +278,11 @@ class SpectrogramStoreDataset(AbstractDataset[SpectrogramBatch, LazySpectrograms
         return {"path": self._folder.display(), "allow_missing": self.may_be_absent}
 
 
-class SpectrogramStoreIndexDataset(AbstractDataset[None, dict[str, dict[str, set[str]]]]):
+class SpectrogramStoreIndexDataset(StoreIndexDataset):
     """Read-only view of what a spectrogram store already holds, for nodes that skip finished
     work: ``{fingerprint: {key: {tags}}}`` over every settings folder. Lists file names only."""
 
-    def __init__(
-        self,
-        path: str,
-        credentials: dict[str, Any] | None = None,
-        fs_args: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        self._folder = StoreFolder(path, storage_options(credentials, fs_args))
-        self.metadata = metadata
+    writer = "SpectrogramStoreDataset"
 
     def load(self) -> dict[str, dict[str, set[str]]]:
         return {
@@ -297,15 +290,3 @@ class SpectrogramStoreIndexDataset(AbstractDataset[None, dict[str, dict[str, set
             for entry in self._folder.entries()
             if entry.is_dir and _FINGERPRINT.match(entry.name)
         }
-
-    def save(self, data: None) -> None:
-        raise DatasetError(
-            f"{type(self).__name__} is read-only: it lists what {self._folder.display()} holds; "
-            "save spectrograms to the SpectrogramStoreDataset on the same folder."
-        )
-
-    def _exists(self) -> bool:
-        return self._folder.is_dir()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"path": self._folder.display()}
