@@ -19,9 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from kedro.io import DataCatalog, DatasetError, MemoryDataset
-from kedro.runner import SequentialRunner
-from kedro_datasets.pandas import ParquetDataset
+from kedro.io import DataCatalog, DatasetError
 
 from music_genre.audio import AudioDecodeError, _Source, load_audio, probe_audio, read_tag
 from music_genre.audio_location import (
@@ -34,14 +32,14 @@ from music_genre.audio_location import (
     local_path,
     relative_to,
 )
-from music_genre.datasets import AudioCollectionDataset, OptionalParquetDataset
+from music_genre.datasets import AudioCollectionDataset
 from music_genre.demo.fma_layout import generate_demo_dataset
 from music_genre.features import FMA_SETTINGS
 from music_genre.pipelines.handcrafted.nodes import extract_handcrafted_features
-from music_genre.pipelines.ingestion import create_pipeline as ingestion_pipeline
 from music_genre.pipelines.ingestion import nodes as ingestion_nodes
 from music_genre.pipelines.spectrogram.nodes import compute_log_mel_spectrograms
 from music_genre.spectrograms import STUDY_SETTINGS, source_tag
+from tests.pipelines.test_ingestion import _run
 
 BUCKET = "music"
 INGESTION = {
@@ -117,30 +115,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory, s3) -> tuple[str, str]:
     return str(root), f"s3://{BUCKET}/demo"
 
 
-def _ingest(
-    collection: AudioCollectionDataset, params: dict, probe_file: Path | None = None
-) -> DataCatalog:
-    """Run ingestion; with ``probe_file`` the probes are stored and reused as in the real
-    catalog (one parquet file, written as ``probed_tracks`` and read back as the cache)."""
-    stored = probe_file is not None
-    catalog = DataCatalog(
-        {
-            "raw_audio_collection": collection,
-            "params:ingestion": MemoryDataset(params),
-            "previous_probed_tracks": (
-                OptionalParquetDataset(filepath=str(probe_file)) if stored else MemoryDataset(None)
-            ),
-            "probed_tracks": (
-                ParquetDataset(filepath=str(probe_file)) if stored else MemoryDataset()
-            ),
-            "tracks": MemoryDataset(),
-            "bad_tracks": MemoryDataset(),
-        }
-    )
-    SequentialRunner().run(ingestion_pipeline(), catalog)
-    return catalog
-
-
 def _relative(frame: pd.DataFrame, root: str) -> pd.DataFrame:
     """Paths (and the reasons that quote them) relative to the collection root."""
     prefix = absolute(root) + "/"
@@ -164,7 +138,7 @@ def probe_files(demo, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
 def ingested(demo, probe_files) -> dict[str, DataCatalog]:
     """Ingestion of the local copy and of the S3 copy (probes decoded in worker processes)."""
     return {
-        root: _ingest(AudioCollectionDataset(source="fma", fma_root=root), INGESTION, probe_file)
+        root: _run(AudioCollectionDataset(source="fma", fma_root=root), INGESTION, probe_file)
         for root, probe_file in probe_files.items()
     }
 
@@ -206,7 +180,7 @@ def test_ingestion_from_s3_equals_the_local_run(demo, ingested, probe_files, mon
         return original(function, tasks, *args, **kwargs)
 
     monkeypatch.setattr(ingestion_nodes, "run_tasks", counting)
-    again = _ingest(AudioCollectionDataset(source="fma", fma_root=url), INGESTION, probe_files[url])
+    again = _run(AudioCollectionDataset(source="fma", fma_root=url), INGESTION, probe_files[url])
     pd.testing.assert_frame_equal(again.load("tracks"), remote)
     # only the files that failed to decode are decoded again (a decoder may have been installed)
     unreadable = bad[url].loc[bad[url]["reason"].str.startswith("unreadable"), "path"]
@@ -350,7 +324,7 @@ def test_a_folder_per_genre_collection_under_an_s3_root_is_listed_and_ingested(s
     assert loaded.files["jazz/jazz.1.wav"].path == f"{root}/jazz/jazz.1.wav"
     assert loaded.split_table["path"].tolist() == files
 
-    catalog = _ingest(collection, {**INGESTION, "workers": 1, "min_duration_s": 0.5})
+    catalog = _run(collection, {**INGESTION, "workers": 1, "min_duration_s": 0.5})
     tracks = catalog.load("tracks")
     assert sorted(tracks["path"]) == sorted(f"{root}/{rel}" for rel in files)
     assert dict(zip(tracks["track_id"], tracks["split"], strict=True)) == {
