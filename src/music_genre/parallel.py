@@ -2,7 +2,8 @@
 the result of a track does not depend on how many workers computed it.
 
 Every per-track stage (ingestion probing, spectrograms, handcrafted features, musicnn's audio
-front end) hands its tasks to :func:`run_tasks`. Why each rule:
+front end) hands its tasks to :func:`run_tasks`, and so do the transfer networks' batches on Dask
+(``music_genre.pipelines.transfer.extraction``). Why each rule:
 
 - **Crashes.** A segfault in a decoder or in compiled code, ``os._exit`` or the kernel's OOM
   killer takes its worker process down. The pool is then broken and every unfinished task fails
@@ -40,10 +41,11 @@ import multiprocessing
 import os
 import signal
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
+from itertools import chain
 from typing import Any
 
 from music_genre.errors import SetupError
@@ -150,7 +152,7 @@ def run_isolated_many(
 
 def run_tasks(
     function: Callable[..., Any],
-    tasks: Sequence[tuple[str, tuple]],
+    tasks: Iterable[tuple[str, tuple]],
     workers: int | None,
     window: int | None = None,
 ) -> Iterator[tuple[str, Any]]:
@@ -161,23 +163,28 @@ def run_tasks(
     ``workers``: processes (``None``/-1: every core). ``window``: tasks submitted ahead of the
     consumer (default 2 per worker). Results equal those of a single worker, bit for bit.
     With ``runtime.executor: dask`` the cluster's size replaces ``workers`` (see
-    :func:`_run_on_dask`).
+    :func:`_run_on_dask`), and ``tasks`` (a generator, say) is read only as tasks are
+    submitted, so tasks that carry their data hold just a window of it in memory; the local
+    pool reads them all first.
     """
-    if not tasks:
+    remaining = iter(tasks)
+    first = next(remaining, None)
+    if first is None:
         return
     client = dask_client()
     if client is not None:
-        yield from _run_on_dask(client, function, tasks, window)
+        yield from _run_on_dask(client, function, chain([first], remaining), window)
         return
+    todo = [first, *remaining]
     from joblib.executor import get_memmapping_executor
     from joblib.externals.loky.process_executor import BrokenProcessPool
 
-    n_workers = max(1, min(resolve_workers(workers), len(tasks)))
+    n_workers = max(1, min(resolve_workers(workers), len(todo)))
     # tasks submitted ahead: enough to keep every worker busy while the consumer writes, few
     # enough that a crash sends only a handful of innocent tasks to the isolated retry
     window = max(n_workers, window or 2 * n_workers)
     crash_keys = _crash_keys()
-    pending = list(reversed(tasks))  # popped from the end: submission keeps the given order
+    pending = list(reversed(todo))  # popped from the end: submission keeps the given order
     while pending:
         # joblib's variant of loky's process-wide executor: a later joblib.Parallel (the grid
         # search's n_jobs) finds the attributes it expects on it (loky's plain executor made it
@@ -353,7 +360,7 @@ def _dask_failure(error: BaseException) -> TaskFailure:
 def _run_on_dask(
     client: Any,
     function: Callable[..., Any],
-    tasks: Sequence[tuple[str, tuple]],
+    tasks: Iterable[tuple[str, tuple]],
     window: int | None,
 ) -> Iterator[tuple[str, Any]]:
     """:func:`run_tasks` on a Dask cluster. At most ``window`` tasks (at least two per cluster
