@@ -24,8 +24,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import random
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -323,6 +326,35 @@ def imagenet_help(spec: BackboneSpec) -> str:
     )
 
 
+_initializer_lock = threading.Lock()
+
+
+@contextmanager
+def _initializer_seeds(seed: int | None) -> Iterator[None]:
+    """Keras gives each unseeded initializer a seed drawn from Python's global ``random``,
+    which other threads of the process draw from too (a Dask worker's or client's event loop):
+    the same ``seed`` then gave other weights now and then. During a build, Keras draws from a
+    private generator seeded as the global one is (the same draws, without the other threads')."""
+    from keras.src.random import seed_generator  # private: where Keras draws those seeds
+
+    if seed is None or getattr(seed_generator, "python_random", None) is not random:
+        if seed is not None:
+            logger.warning(
+                "Keras no longer draws initializer seeds where this project expects "
+                "(keras.src.random.seed_generator.python_random): random weights of seed %s "
+                "may differ between processes",
+                seed,
+            )
+        yield
+        return
+    with _initializer_lock:
+        seed_generator.python_random = random.Random(int(seed))  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            seed_generator.python_random = random  # type: ignore[attr-defined]
+
+
 def build_backbone(spec: BackboneSpec, weights: WeightsChoice) -> keras.Model:
     """The full network with the chosen weights; any failure names its cause and the fix."""
     import keras
@@ -339,7 +371,8 @@ def build_backbone(spec: BackboneSpec, weights: WeightsChoice) -> keras.Model:
             WEIGHTS_PARAMETER,
             weights.seed,
         )
-        return spec.build(None)
+        with _initializer_seeds(weights.seed):
+            return spec.build(None)
     if weights.kind == "imagenet":
         if spec.imagenet_url is None:
             raise BackboneWeightsError(

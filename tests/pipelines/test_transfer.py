@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import threading
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -32,6 +34,7 @@ from music_genre.pipelines.transfer.nodes import (  # noqa: E402
     plan_transfer_features,
 )
 from tests.pipelines.transfer_catalog import save_jobs, transfer_catalog  # noqa: E402
+from tests.tiny_backbone import BUILDS, TINY  # noqa: E402
 
 SPEC_SHAPE = (128, 160)  # the real (128, 1280) is resized to 224 x 224 anyway; keep tests light
 
@@ -150,6 +153,28 @@ def test_weights_settings_are_explicit():
         resolve_weights(3, "vgg16")
 
 
+def test_seeded_random_weights_do_not_depend_on_other_threads_drawing_random_numbers():
+    """Keras draws its initializers' seeds from Python's global ``random``; a Dask worker's
+    event loop draws from it too, which gave the same seed other weights now and then."""
+    first = build_backbone(TINY, WeightsChoice("random", seed=3)).get_weights()
+    stop = threading.Event()
+
+    def draw() -> None:
+        while not stop.is_set():
+            random.random()
+
+    thread = threading.Thread(target=draw)
+    thread.start()
+    try:
+        busy = build_backbone(TINY, WeightsChoice("random", seed=3)).get_weights()
+    finally:
+        stop.set()
+        thread.join()
+    assert len(busy) == len(first) == 6
+    for built, expected in zip(busy, first, strict=True):
+        np.testing.assert_array_equal(built, expected)
+
+
 @pytest.mark.parametrize(
     "choice",
     [
@@ -168,28 +193,6 @@ def test_a_stored_weights_label_gives_back_the_same_choice(choice):
 # --------------------------------------------------------------------------------------------
 
 GENRES = ["Folk", "Hip-Hop", "Rock"]
-BUILDS: list[str | None] = []
-
-
-def _tiny_net(weights):
-    import keras
-
-    BUILDS.append(weights)
-    inputs = keras.Input((32, 32, 3))
-    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
-    x = keras.layers.MaxPooling2D(4, name="pool")(x)
-    x = keras.layers.Flatten(name="flat")(x)
-    x = keras.layers.Dense(16, activation="relu", name="dense")(x)
-    return keras.Model(inputs, keras.layers.Dense(3, name="top")(x))
-
-
-TINY = BackboneSpec(
-    name="tinynet",
-    build=_tiny_net,
-    preprocess=lambda x: x / 127.5 - 1.0,
-    cut_levels=("pool", "dense"),
-    input_size=(32, 32),
-)
 
 
 @pytest.fixture
