@@ -1,0 +1,80 @@
+"""The transfer networks' batch tasks (``runtime.executor: dask``), run in this process: an
+extractor travels without its network, the task's process builds it once and reuses it, and
+weights that would differ between processes are refused with the fix named."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from music_genre import backbones  # noqa: E402
+from music_genre.backbones import (  # noqa: E402
+    BackboneWeightsError,
+    CutLevelFeatureExtractor,
+    WeightsChoice,
+    cut_level_batch,
+    worker_network_counts,
+)
+from tests.tiny_backbone import TINY  # noqa: E402
+
+
+def _spectrograms(n: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(1)
+    return [rng.normal(-40, 15, (64, 80)).astype(np.float32) for _ in range(n)]
+
+
+def _sent(extractor: CutLevelFeatureExtractor) -> CutLevelFeatureExtractor:
+    """The extractor as a worker receives it."""
+    return pickle.loads(pickle.dumps(extractor))
+
+
+def test_a_batch_task_builds_the_network_once_and_gives_the_local_features():
+    local = CutLevelFeatureExtractor(TINY, WeightsChoice("random", seed=11), TINY.cut_levels)
+    specs = _spectrograms(5)
+    expected = local(specs)
+    assert local.built
+    sent = _sent(local)
+    assert not sent.built and sent.network_key == local.network_key  # no network travels
+    assert len(pickle.dumps(local)) < 10_000
+
+    before = worker_network_counts()
+    first = cut_level_batch(sent, [("a", specs[0]), ("b", specs[1]), ("c", specs[2])])
+    bad = np.zeros(80, dtype=np.float32)  # 1-D: its image cannot be made, the rest can
+    second = cut_level_batch(_sent(local), [("d", specs[3]), ("x", bad), ("e", specs[4])])
+    after = worker_network_counts()
+
+    assert after["builds"].get("tinynet", 0) - before["builds"].get("tinynet", 0) == 1
+    assert after["batches"]["tinynet"] - before["batches"].get("tinynet", 0) == 2
+    assert first.build_seconds is not None and second.build_seconds is None
+    assert first.item_ids == ["a", "b", "c"] and second.item_ids == ["d", "e"]
+    assert list(second.failures) == ["x"]
+    assert first.worker.endswith(f":{os.getpid()}")
+    for cut in TINY.cut_levels:
+        np.testing.assert_array_equal(first.features[cut], expected[cut][:3])
+        np.testing.assert_array_equal(second.features[cut], expected[cut][3:])
+
+
+def test_unseeded_random_weights_are_refused_on_a_worker():
+    sent = _sent(CutLevelFeatureExtractor(TINY, WeightsChoice("random"), TINY.cut_levels))
+    with pytest.raises(BackboneWeightsError, match="transfer.random_seed"):
+        cut_level_batch(sent, [("a", _spectrograms(1)[0])])
+
+
+def test_a_weights_file_that_differs_on_the_worker_is_named(tmp_path):
+    path = tmp_path / "tiny.weights.h5"
+    backbones.build_backbone(TINY, WeightsChoice("random", seed=1)).save_weights(str(path))
+    extractor = CutLevelFeatureExtractor(
+        TINY, WeightsChoice("file", path=str(path)), TINY.cut_levels
+    )
+    message = pickle.dumps(extractor)  # the driver fingerprints the file it has
+    backbones.build_backbone(TINY, WeightsChoice("random", seed=2)).save_weights(str(path))
+    with pytest.raises(BackboneWeightsError, match="differs from the driver's"):
+        cut_level_batch(pickle.loads(message), [("a", _spectrograms(1)[0])])
+    path.unlink()
+    with pytest.raises(BackboneWeightsError, match="cannot read the weights file"):
+        cut_level_batch(pickle.loads(message), [("a", _spectrograms(1)[0])])
