@@ -3,8 +3,10 @@ separate processes on 127.0.0.1 (``dask scheduler`` / ``dask worker``, each work
 nanny), stopped - process groups killed - after the tests, also when one fails.
 
 The cluster computes what the local pools compute (track table, spectrogram store, handcrafted
-features, musicnn features and the grid search's CV accuracies), a worker killed mid-run loses
-no track, and a track that kills every worker it reaches ends in the bad-tracks report."""
+features, musicnn features and the grid search's CV accuracies), the transfer networks run on
+the workers (each process builds a network once) in the local run's batches, a worker killed
+mid-run loses no track, and a track that kills every worker it reaches ends in the bad-tracks
+report."""
 
 from __future__ import annotations
 
@@ -27,18 +29,29 @@ from kedro.io import MemoryDataset
 from kedro.runner import SequentialRunner
 
 from music_genre import parallel
+from music_genre.backbones import (
+    AudioEmbeddingExtractor,
+    AudioWindow,
+    CutLevelFeatureExtractor,
+    WeightsChoice,
+    get_backbone,
+    worker_network_counts,
+)
 from music_genre.datasets import AudioCollectionDataset
+from music_genre.datasets.feature_store import FeatureBatch
 from music_genre.hooks import RuntimeHook
 from music_genre.pipelines.handcrafted.nodes import extract_handcrafted_features
 from music_genre.pipelines.spectrogram import create_pipeline as spectrogram_pipeline
 from music_genre.pipelines.transfer import create_pipeline as transfer_pipeline
+from music_genre.pipelines.transfer.extraction import AudioEmbeddingJob, CutLevelFeatureJob, run_job
 from music_genre.spectrograms import STUDY_SETTINGS
-from tests.dask_tasks import slow_echo
+from tests.dask_tasks import slow_echo, tensorflow_threads
 from tests.pipelines.test_handcrafted import EXTRACTION
 from tests.pipelines.test_ingestion import _run as run_ingestion
 from tests.pipelines.test_spectrogram import _catalog as spectrogram_catalog
 from tests.pipelines.test_transfer_musicnn import RATE, SECONDS, _clip, mlflow_store  # noqa: F401
 from tests.pipelines.transfer_catalog import transfer_catalog
+from tests.tiny_backbone import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 GENRES = ["Electronic", "Folk"]
@@ -229,6 +242,7 @@ def _stages(collection: Path, folder: Path) -> dict:
     results = transfer.load("transfer_results")
     ids = tracks["track_id"].tolist()
     return {
+        "parts": sorted(p.name for p in (folder / "features").glob("*/part-*.npz")),
         "tracks": tracks,
         "bad_tracks": ingestion.load("bad_tracks"),
         "spectrograms": {key: stored[key]() for key in stored},
@@ -249,8 +263,16 @@ def test_a_cluster_run_equals_the_local_run(
 ):
     local = _stages(collection, tmp_path / "local")
     with parallel.using(_dask(cluster)):
+        client = parallel.dask_client()
+        before = client.run(worker_network_counts)
         on_dask = _stages(collection, tmp_path / "dask")
-        assert parallel.dask_client().scheduler_info()["address"] == cluster  # it really ran there
+        after = client.run(worker_network_counts)
+        assert client.scheduler_info()["address"] == cluster  # it really ran there
+    # musicnn ran on the workers: 4 batches of 4 tracks, each worker built it at most once
+    runs = _network_runs(before, after, "musicnn")
+    assert sum(batches for _, batches in runs) == 4, runs
+    assert all(builds == (batches > 0) for builds, batches in runs), runs
+    assert on_dask["parts"] == local["parts"] and len(local["parts"]) == 4  # the same batches
 
     assert len(local["tracks"]) == 16
     pd.testing.assert_frame_equal(on_dask["tracks"], local["tracks"])
@@ -271,11 +293,122 @@ def test_a_cluster_run_equals_the_local_run(
     pd.testing.assert_frame_equal(on_dask["cv"], local["cv"])
 
 
+def _network_runs(before: dict, after: dict, backbone: str) -> list[tuple[int, int]]:
+    """(networks built, batches run) of ``backbone`` by each worker between two
+    ``worker_network_counts`` answers (a worker missing from ``before`` started since)."""
+    empty: dict = {"builds": {}, "batches": {}}
+    return [
+        tuple(
+            counts[kind].get(backbone, 0) - before.get(worker, empty)[kind].get(backbone, 0)
+            for kind in ("builds", "batches")
+        )
+        for worker, counts in after.items()
+    ]
+
+
+def _tiny_job(spectrograms: dict[str, np.ndarray]) -> CutLevelFeatureJob:
+    weights = WeightsChoice("random", seed=3)
+    return CutLevelFeatureJob(
+        key="tinynet__random-seed3__img-bilinear",
+        description={"backbone": "tinynet"},
+        track_ids=list(spectrograms),
+        spectrograms={t: (lambda s=s: s) for t, s in spectrograms.items()},
+        extractor=CutLevelFeatureExtractor(TINY, weights, TINY.cut_levels),
+        batch_size=4,
+        timing_runs=1,
+    )
+
+
+def _job_output(job: CutLevelFeatureJob) -> tuple[dict, object]:
+    """The job's batches by their tracks (in batch order), and its manifest."""
+    *batches, manifest = run_job(job, set())
+    assert all(isinstance(batch, FeatureBatch) for batch in batches)
+    return {tuple(batch.item_ids): batch for batch in batches}, manifest
+
+
+def test_a_cut_level_job_runs_its_network_on_the_workers_in_the_local_batches(cluster):
+    """A spectrogram backbone (a tiny one, random weights seeded) on the cluster: the workers
+    receive the spectrograms (they cannot reach the store) and build the network once each;
+    the batches, their features and the manifest equal the local run's."""
+    _wait_for_two_workers(cluster)
+    rng = np.random.default_rng(5)
+    spectrograms = {}
+    for i in range(11):
+        spec = rng.normal(-40, 15, (64, 80)).astype(np.float32)
+        # float16-exact, as from the spectrogram store, or not (they travel as float32 then)
+        spectrograms[f"7{i:03d}"] = spec.astype(np.float16).astype(np.float32) if i % 2 else spec
+    spectrograms["7002"] = np.full((64, 80), np.nan, dtype=np.float32)  # fails on the driver
+
+    local, local_manifest = _job_output(_tiny_job(spectrograms))
+    with parallel.using(_dask(cluster)):
+        client = parallel.dask_client()
+        before = client.run(worker_network_counts)
+        on_dask, dask_manifest = _job_output(_tiny_job(spectrograms))
+        after = client.run(worker_network_counts)
+        threads = client.run(tensorflow_threads)
+
+    # the local batches skip the bad track: 4 + 4 + 2 tracks, and so do the cluster's
+    assert list(local) == [("7000", "7001", "7003", "7004"), ("7005", "7006", "7007", "7008"),
+                           ("7009", "7010")]  # fmt: skip
+    assert set(on_dask) == set(local)
+    for ids, batch in local.items():
+        assert on_dask[ids].digests == batch.digests
+        assert set(on_dask[ids].features) == {"pool", "dense"}
+        for cut, values in batch.features.items():
+            np.testing.assert_array_equal(on_dask[ids].features[cut], values)
+    assert list(dask_manifest.items.items()) == list(local_manifest.items.items())
+    assert dask_manifest.failures == local_manifest.failures
+    assert "NaN" in dask_manifest.failures["7002"]
+    assert set(dask_manifest.measurements) == set(local_manifest.measurements)
+    assert all(ms > 0 for ms in dask_manifest.measurements["extract_ms_per_image"].values())
+    # 3 batches on 2 workers, each built the network at most once: one reused it
+    runs = _network_runs(before, after, "tinynet")
+    assert sum(batches for _, batches in runs) == 3, runs
+    assert all(builds == (batches > 0) for builds, batches in runs), runs
+    # TensorFlow in each single-threaded worker uses one thread, not every core
+    assert set(threads.values()) == {(1, 1)}, threads
+
+
 @pytest.fixture(scope="module")
 def tracks(collection: Path) -> pd.DataFrame:
     return run_ingestion(
         AudioCollectionDataset(source="folder", folder=str(collection)), INGESTION
     ).load("tracks")
+
+
+def test_a_musicnn_batch_that_kills_its_workers_costs_only_the_guilty_track(
+    cluster, tracks, monkeypatch
+):
+    """A decoder crash takes the whole batch's task down; its tracks then run alone, and only
+    the one that crashes alone too is reported."""
+    _wait_for_two_workers(cluster)
+    ids = tracks["track_id"].tolist()[:6]
+    guilty = ids[1]
+    # the first batch (3 tracks) and the guilty track alone kill their workers
+    monkeypatch.setenv(parallel.CRASH_KEYS_ENV, f"{ids[0]}..{ids[2]},{guilty}..{guilty}")
+    spec = get_backbone("musicnn")
+    job = AudioEmbeddingJob(
+        key="musicnn-crash",
+        description={"backbone": "musicnn"},
+        track_ids=ids,
+        paths=dict(zip(tracks["track_id"], tracks["path"], strict=True)),
+        extractor=AudioEmbeddingExtractor(
+            spec, WeightsChoice("msd"), ("penultimate",), AudioWindow(duration_s=SECONDS)
+        ),
+        batch_size=3,
+        timing_runs=1,
+    )
+    with parallel.using(_dask(cluster)):
+        *batches, manifest = run_job(job, set())
+
+    assert sorted(tuple(batch.item_ids) for batch in batches) == sorted(
+        [(ids[0],), (ids[2],), tuple(ids[3:])]
+    )
+    assert manifest.failures == {guilty: f"worker crashed (killed {ALLOWED_FAILURES + 1} workers)"}
+    assert list(manifest.items) == [t for t in ids if t != guilty]
+    assert all(
+        batch.features["penultimate"].shape == (len(batch.item_ids), 200) for batch in batches
+    )
 
 
 def test_a_worker_killed_mid_run_loses_no_track(cluster):
