@@ -32,6 +32,7 @@ from music_genre import parallel
 from music_genre.backbones import (
     AudioEmbeddingExtractor,
     AudioWindow,
+    BackboneWeightsError,
     CutLevelFeatureExtractor,
     WeightsChoice,
     get_backbone,
@@ -306,10 +307,10 @@ def _network_runs(before: dict, after: dict, backbone: str) -> list[tuple[int, i
     ]
 
 
-def _tiny_job(spectrograms: dict[str, np.ndarray]) -> CutLevelFeatureJob:
-    weights = WeightsChoice("random", seed=3)
+def _tiny_job(spectrograms: dict[str, np.ndarray], seed: int | None = 3) -> CutLevelFeatureJob:
+    weights = WeightsChoice("random", seed=seed)
     return CutLevelFeatureJob(
-        key="tinynet__random-seed3__img-bilinear",
+        key=f"tinynet__random-seed{seed}__img-bilinear",
         description={"backbone": "tinynet"},
         track_ids=list(spectrograms),
         spectrograms={t: (lambda s=s: s) for t, s in spectrograms.items()},
@@ -346,6 +347,9 @@ def test_a_cut_level_job_runs_its_network_on_the_workers_in_the_local_batches(cl
         on_dask, dask_manifest = _job_output(_tiny_job(spectrograms))
         after = client.run(worker_network_counts)
         threads = client.run(tensorflow_threads)
+        # a set-up error on a worker ends the run with its message, the worker named
+        with pytest.raises(BackboneWeightsError, match=r"^worker .+:\d+: .*random_seed"):
+            list(run_job(_tiny_job(spectrograms, seed=None), set()))
 
     # the local batches skip the bad track: 4 + 4 + 2 tracks, and so do the cluster's
     assert list(local) == [("7000", "7001", "7003", "7004"), ("7005", "7006", "7007", "7008"),

@@ -1,6 +1,7 @@
 """The transfer networks' batch tasks (``runtime.executor: dask``), run in this process: an
 extractor travels without its network, the task's process builds it once and reuses it, and
-weights that would differ between processes are refused with the fix named."""
+weights that would differ between processes, or a cut level the backbone lacks, come back as
+set-up errors for the driver to raise."""
 
 from __future__ import annotations
 
@@ -10,16 +11,17 @@ import pickle
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-import pytest  # noqa: E402
 
 from music_genre import backbones  # noqa: E402
 from music_genre.backbones import (  # noqa: E402
     BackboneWeightsError,
+    CutLevelError,
     CutLevelFeatureExtractor,
     WeightsChoice,
     cut_level_batch,
     worker_network_counts,
 )
+from music_genre.errors import SetupError  # noqa: E402
 from tests.tiny_backbone import TINY  # noqa: E402
 
 
@@ -59,10 +61,22 @@ def test_a_batch_task_builds_the_network_once_and_gives_the_local_features():
         np.testing.assert_array_equal(second.features[cut], expected[cut][3:])
 
 
+def _setup_error(extractor: CutLevelFeatureExtractor) -> Exception:
+    """What a batch task returns for the driver to raise when the network cannot be built."""
+    result = cut_level_batch(pickle.loads(pickle.dumps(extractor)), [("a", _spectrograms(1)[0])])
+    assert result.item_ids == [] and result.features == {} and result.setup_error is not None
+    return pickle.loads(pickle.dumps(result.setup_error))  # it travels back to the driver
+
+
 def test_unseeded_random_weights_are_refused_on_a_worker():
-    sent = _sent(CutLevelFeatureExtractor(TINY, WeightsChoice("random"), TINY.cut_levels))
-    with pytest.raises(BackboneWeightsError, match="transfer.random_seed"):
-        cut_level_batch(sent, [("a", _spectrograms(1)[0])])
+    error = _setup_error(CutLevelFeatureExtractor(TINY, WeightsChoice("random"), TINY.cut_levels))
+    assert isinstance(error, BackboneWeightsError) and isinstance(error, SetupError)
+    assert "transfer.random_seed" in str(error)
+
+
+def test_an_unknown_cut_level_is_a_setup_error_from_the_worker():
+    error = _setup_error(CutLevelFeatureExtractor(TINY, WeightsChoice("random", seed=1), ("fc9",)))
+    assert isinstance(error, CutLevelError) and "fc9" in str(error)
 
 
 def test_a_weights_file_that_differs_on_the_worker_is_named(tmp_path):
@@ -71,10 +85,10 @@ def test_a_weights_file_that_differs_on_the_worker_is_named(tmp_path):
     extractor = CutLevelFeatureExtractor(
         TINY, WeightsChoice("file", path=str(path)), TINY.cut_levels
     )
-    message = pickle.dumps(extractor)  # the driver fingerprints the file it has
+    extractor.network_key  # noqa: B018 - the driver fingerprints the file it has
     backbones.build_backbone(TINY, WeightsChoice("random", seed=2)).save_weights(str(path))
-    with pytest.raises(BackboneWeightsError, match="differs from the driver's"):
-        cut_level_batch(pickle.loads(message), [("a", _spectrograms(1)[0])])
+    error = _setup_error(extractor)
+    assert isinstance(error, BackboneWeightsError) and "differs from the driver's" in str(error)
     path.unlink()
-    with pytest.raises(BackboneWeightsError, match="cannot read the weights file"):
-        cut_level_batch(pickle.loads(message), [("a", _spectrograms(1)[0])])
+    error = _setup_error(extractor)
+    assert isinstance(error, BackboneWeightsError) and "cannot read the weights file" in str(error)

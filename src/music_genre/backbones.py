@@ -875,6 +875,9 @@ class NetworkBatch:
     input_seconds: float  # reading the inputs (images / decoding and front end), on the worker
     network_seconds: float  # the network on the batch, on the worker
     build_seconds: float | None = None  # building the network, when this batch built it
+    # The network could not be built for a reason the user fixes (weights, cut level): the
+    # driver raises it, so the run ends with its message (music_genre.errors).
+    setup_error: SetupError | None = None
 
 
 def _tensorflow_threads_of_this_worker() -> None:
@@ -942,7 +945,11 @@ def _network_batch(
 ) -> NetworkBatch:
     """``read(worker's extractor, item)`` for each track (a failure costs that track), then
     ``run(worker's extractor, inputs)`` for the batch, with the network this process keeps."""
-    extractor, build_seconds = _worker_extractor(extractor)
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    try:
+        extractor, build_seconds = _worker_extractor(extractor)
+    except SetupError as exc:
+        return NetworkBatch([], {}, {}, worker, 0.0, 0.0, setup_error=exc)
     started = time.perf_counter()
     ids: list[str] = []
     inputs: list[Any] = []
@@ -963,7 +970,7 @@ def _network_batch(
         ids,
         features,
         failures,
-        f"{socket.gethostname()}:{os.getpid()}",
+        worker,
         inputs_read - started,
         time.perf_counter() - inputs_read,
         build_seconds,

@@ -265,6 +265,8 @@ class FeatureJob:
                     )
                     alone.extend(zip(ids, [digests[t] for t in ids], payloads, strict=True))
                     continue
+                if result.setup_error is not None:
+                    raise _named_worker(result.setup_error, result.worker) from None
                 failures.update(result.failures)
                 if result.build_seconds is not None:
                     logger.info(
@@ -374,6 +376,14 @@ class CutLevelFeatureJob(FeatureJob):
     def _time_one(self, one: np.ndarray) -> Any:
         # the network up to each cut on one prepared image, as the study's Table 13
         return self.extractor.time_single_image(self._last_spectrogram, runs=self.timing_runs)
+
+
+def _named_worker(error: Exception, worker: str) -> Exception:
+    """A worker's set-up error (weights, cut level), its message prefixed with the worker."""
+    try:
+        return type(error)(f"worker {worker}: {error}")
+    except TypeError:  # a constructor that takes other arguments: the error as it came
+        return error
 
 
 def audio_digest(path: str) -> str:
