@@ -374,7 +374,9 @@ def _run_on_dask(
     name = getattr(function, "__name__", "task")
     remaining = iter(tasks)
     keys: dict[Any, str] = {}
-    completed = as_completed()
+    # results are fetched from the workers in the background as tasks finish, not one
+    # round trip per result when the consumer asks for it
+    completed = as_completed(with_results=True, raise_errors=False)
 
     def submit_next() -> None:
         item = next(remaining, None)
@@ -394,14 +396,15 @@ def _run_on_dask(
 
     for _ in range(window):
         submit_next()
-    for future in completed:
+    for future, value in completed:
         key = keys.pop(future)
         if future.status == "error":
             result = _dask_failure(future.exception())
             if result.reason.startswith("worker crashed"):
                 logger.warning("Task %s killed its workers: %s", key, result.reason)
         else:
-            result = future.result()
+            result = value
         future.release()
-        yield key, result
+        # the next task goes out before the consumer (writing to a store) takes its time
         submit_next()
+        yield key, result
