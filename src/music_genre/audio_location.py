@@ -66,19 +66,20 @@ class FilesystemUnavailableError(SetupError, OSError):
     """A URL whose protocol fsspec does not know or whose package is not installed."""
 
 
-def url_to_fs(location: str) -> tuple[Any, str]:
-    """``(filesystem, path within it)`` of a URL (``fsspec.core.url_to_fs``); a
+def url_to_fs(location: str, **options: Any) -> tuple[Any, str]:
+    """``(filesystem, path within it)`` of a URL (``fsspec.core.url_to_fs``, with its storage
+    ``options``); a
     :class:`FilesystemUnavailableError` naming the URL and the package to install when the
     protocol is unknown or its package (s3fs, gcsfs, adlfs...) is missing."""
     from fsspec.core import url_to_fs as _url_to_fs
 
     try:
-        return _url_to_fs(location)
+        return _url_to_fs(location, **options)
     except (ImportError, ValueError) as exc:
         raise FilesystemUnavailableError(
             f"{location}: no filesystem for protocol {protocol(location)!r} ({exc}); install "
             "the protocol's fsspec package (s3fs for s3://, e.g. pip install 'music-genre[s3]'; "
-            "gcsfs for gs://; adlfs for abfs://) in every environment that reads the audio"
+            "gcsfs for gs://; adlfs for abfs://) in every environment that reads it"
         ) from exc
 
 

@@ -17,6 +17,7 @@ A store is written by one process at a time (the driver, see the README's "Beyon
 from __future__ import annotations
 
 import io
+import json
 import posixpath
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -27,7 +28,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from music_genre.atomic import atomic_path
-from music_genre.audio_location import FilesystemUnavailableError, is_url, local_path, protocol
+from music_genre.audio_location import is_url, local_path, url_to_fs
 
 
 def storage_options(
@@ -51,14 +52,7 @@ class StoreFolder:
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
         self.url = str(url).rstrip("/") or "/"
         self.options = dict(options or {})
-        try:
-            fs, root = fsspec.core.url_to_fs(self.url, **self.options)
-        except (ImportError, ValueError) as exc:  # the same message as for audio URLs
-            raise FilesystemUnavailableError(
-                f"{self.url}: no filesystem for protocol {protocol(self.url)!r} ({exc}); install "
-                "the protocol's fsspec package (s3fs for s3://, e.g. pip install "
-                "'music-genre[s3]'; gcsfs for gs://; adlfs for abfs://)"
-            ) from exc
+        fs, root = url_to_fs(self.url, **self.options)
         self._fs = fs
         self.root = root.rstrip("/") or "/"
         self.is_local = isinstance(fs, LocalFileSystem)
@@ -116,6 +110,13 @@ class StoreFolder:
     def read_text(self, *parts: str) -> str:
         with self.open(*parts, mode="rb") as handle:
             return handle.read().decode()
+
+    def read_json(self, *parts: str) -> Any:
+        """The parsed file, or ``None`` when it is absent or unreadable."""
+        try:
+            return json.loads(self.read_text(*parts))
+        except (OSError, ValueError):
+            return None
 
     # -- writing ---------------------------------------------------------------------------
     def makedirs(self, *parts: str) -> None:

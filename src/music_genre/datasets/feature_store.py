@@ -214,7 +214,7 @@ class FeatureStoreDataset(StoreFolderDataset):
         scan_parts(folder, damaged)
         for part in damaged:  # their items were recomputed into new parts by this run
             folder.remove(part)
-        previous = self._previous_state(folder)
+        previous = folder.read_json(STATE_FILE) or {}
         state = {
             "description": manifest.description,
             "feature_names": list(manifest.feature_names),
@@ -230,13 +230,6 @@ class FeatureStoreDataset(StoreFolderDataset):
             len(manifest.items) - manifest.computed,
             len(manifest.failures),
         )
-
-    @staticmethod
-    def _previous_state(folder: StoreFolder) -> dict[str, Any]:
-        try:
-            return json.loads(folder.read_text(STATE_FILE))
-        except (OSError, ValueError):
-            return {}
 
     def _write_part(self, batch: FeatureBatch) -> None:
         folder = self._folder.child(_checked_key(batch.key))

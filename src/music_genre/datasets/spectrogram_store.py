@@ -75,14 +75,6 @@ def _write_json(folder: StoreFolder, name: str, content: Mapping[str, Any]) -> N
     folder.write_text(json.dumps(content, indent=1, sort_keys=True, default=str), name)
 
 
-def _read_json(folder: StoreFolder, name: str) -> Any:
-    """The parsed file, or ``None`` when it is absent or unreadable."""
-    try:
-        return json.loads(folder.read_text(name))
-    except (OSError, ValueError):
-        return None
-
-
 def npy_damage(folder: StoreFolder, name: str, size: int) -> str | None:
     """Why a stored ``.npy`` file cannot be a complete array (``None`` if it can): its header
     must parse and the file must hold exactly the bytes the header announces. Reads only the
@@ -208,7 +200,7 @@ class SpectrogramStoreDataset(StoreFolderDataset):
         return LazySpectrograms(loaders, fingerprint, manifest["settings"], tags, failures)
 
     def _failures(self, fingerprint: str) -> dict[str, str]:
-        content = _read_json(self._folder, FAILURES)
+        content = self._folder.read_json(FAILURES)
         if not isinstance(content, dict) or content.get("fingerprint") != fingerprint:
             return {}
         return dict(content.get("failures", {}))
@@ -232,7 +224,7 @@ class SpectrogramStoreDataset(StoreFolderDataset):
 
     def _save_failures(self, fingerprint: str, failures: Mapping[str, str]) -> None:
         content = {"fingerprint": fingerprint, "failures": dict(sorted(failures.items()))}
-        if _read_json(self._folder, FAILURES) != content:  # rewritten only when it changes
+        if self._folder.read_json(FAILURES) != content:  # rewritten only when it changes
             _write_json(self._folder, FAILURES, content)
 
     def _save_manifest(self, folder: StoreFolder, batch: SpectrogramBatch) -> None:
@@ -249,7 +241,7 @@ class SpectrogramStoreDataset(StoreFolderDataset):
             "tags": dict(sorted(batch.tags.items())),
         }
         # a run that changes nothing leaves the store untouched
-        if _read_json(self._folder, MANIFEST) != json.loads(json.dumps(manifest, default=str)):
+        if self._folder.read_json(MANIFEST) != json.loads(json.dumps(manifest, default=str)):
             _write_json(self._folder, MANIFEST, manifest)
         self._remove_superseded(folder, batch.tags)
 
