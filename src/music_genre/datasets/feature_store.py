@@ -87,7 +87,8 @@ class FeatureStore:
     """Read access to a feature store folder (what loading the dataset returns)."""
 
     folder: StoreFolder
-    _index_cache: dict[tuple[str, str], dict[tuple[str, str], _Location]] = field(
+    # key -> its parts' index, scanned once (every cut level of a key reads the same parts)
+    _parts_cache: dict[str, dict[tuple[str, str], tuple[_Location, frozenset[str]]]] = field(
         default_factory=dict, repr=False
     )
 
@@ -119,13 +120,13 @@ class FeatureStore:
         return dict(self.state(key).get("failures", {}))
 
     def _index(self, key: str, name: str) -> dict[tuple[str, str], _Location]:
-        if (key, name) not in self._index_cache:
-            self._index_cache[(key, name)] = {
-                pair: location
-                for pair, (location, names) in scan_parts(self.folder.child(key)).items()
-                if name in names
-            }
-        return self._index_cache[(key, name)]
+        if key not in self._parts_cache:
+            self._parts_cache[key] = scan_parts(self.folder.child(key))
+        return {
+            pair: location
+            for pair, (location, names) in self._parts_cache[key].items()
+            if name in names
+        }
 
     def matrix(self, key: str, name: str, item_ids: Sequence[str]) -> np.ndarray:
         """Rows of feature ``name`` for ``item_ids`` (in that order), as stored by the latest run."""
