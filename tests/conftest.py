@@ -6,6 +6,21 @@ import os
 
 import pytest
 
+
+def pytest_report_header(config):
+    """Which arithmetic this run sees: float results differ in the last bits between
+    processors (tests/helpers/numeric.py), and ``make test-numeric`` caps oneDNN's choice."""
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            flags = next((line for line in cpuinfo if line.startswith("flags")), "")
+    except OSError:
+        pass
+    present = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f" {f}" in flags]
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "none")
+    return f"processor: {', '.join(present) or 'unknown'}; oneDNN ISA cap: {cap}"
+
+
 _MLFLOW_ENV = ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_TRACKING_URI")
 
 

@@ -36,6 +36,8 @@ SETTINGS = spectrogram_settings(
     {**STUDY_SETTINGS, "pad_mode": "repeat", "storage_dtype": "float16"}
 )
 
+pytestmark = pytest.mark.numeric  # float results of TensorFlow / ONNX Runtime: make test-numeric
+
 
 def _small_cnn() -> keras.Model:
     """The study's architecture (image scaling, resizing, conv blocks with batch norm, dropout,

@@ -30,6 +30,9 @@ from music_genre.musicnn import (
     tag_names,
     top_tags,
 )
+from tests.helpers.numeric import assert_same_network_output
+
+pytestmark = pytest.mark.numeric  # float results of TensorFlow / ONNX Runtime: make test-numeric
 
 SR = MUSICNN_SETTINGS["sample_rate"]
 
@@ -123,11 +126,6 @@ def music_patches() -> np.ndarray:
     return musicnn_patches(musicnn_log_mel(_music_like_signal(7.0)))
 
 
-def _relative_error(got: np.ndarray, reference: np.ndarray) -> float:
-    """Largest absolute difference relative to the output's scale (its largest magnitude)."""
-    return float(np.abs(got - reference).max() / np.abs(reference).max())
-
-
 @pytest.mark.parametrize("model_name", ["MSD_musicnn", "MTT_musicnn"])
 def test_rebuild_matches_original_tf1_graph(model_name, msd_model, music_patches):
     model = msd_model if model_name == "MSD_musicnn" else load_musicnn(model_name)
@@ -143,9 +141,8 @@ def test_rebuild_matches_original_tf1_graph(model_name, msd_model, music_patches
         assert rebuilt[cut].shape == reference[cut].shape == (4, CUT_DIMENSIONS[cut])
         # the reference is not degenerate: patches give different outputs
         assert np.ptp(reference[cut], axis=0).max() > 1e-3
-        error = _relative_error(rebuilt[cut], reference[cut])
-        assert error < 1e-4, f"{model_name} {cut}: relative error {error:.2e}"
-    np.testing.assert_allclose(rebuilt["tags"], reference["tags"], rtol=1e-4, atol=1e-6)
+        # TF1's graph and the Keras 3 rebuild: the same float32 network, other kernels
+        assert_same_network_output(rebuilt[cut], reference[cut], model)
 
 
 def test_pooled_features_interleave_max_and_mean(msd_model, music_patches):

@@ -11,6 +11,7 @@ import pickle
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 from music_genre import backbones  # noqa: E402
 from music_genre.backbones import (  # noqa: E402
@@ -23,6 +24,8 @@ from music_genre.backbones import (  # noqa: E402
 )
 from music_genre.errors import SetupError  # noqa: E402
 from tests.tiny_backbone import TINY  # noqa: E402
+
+pytestmark = pytest.mark.numeric  # float results of TensorFlow: make test-numeric
 
 
 def _spectrograms(n: int) -> list[np.ndarray]:
@@ -38,7 +41,7 @@ def _sent(extractor: CutLevelFeatureExtractor) -> CutLevelFeatureExtractor:
 def test_a_batch_task_builds_the_network_once_and_gives_the_local_features():
     local = CutLevelFeatureExtractor(TINY, WeightsChoice("random", seed=11), TINY.cut_levels)
     specs = _spectrograms(5)
-    expected = local(specs)
+    local(specs)
     assert local.built
     sent = _sent(local)
     assert not sent.built and sent.network_key == local.network_key  # no network travels
@@ -56,9 +59,12 @@ def test_a_batch_task_builds_the_network_once_and_gives_the_local_features():
     assert first.item_ids == ["a", "b", "c"] and second.item_ids == ["d", "e"]
     assert list(second.failures) == ["x"]
     assert first.worker.endswith(f":{os.getpid()}")
-    for cut in TINY.cut_levels:
-        np.testing.assert_array_equal(first.features[cut], expected[cut][:3])
-        np.testing.assert_array_equal(second.features[cut], expected[cut][3:])
+    # bit for bit against the local extractor on the same batches (the promise: a cluster run
+    # batches as the local one does); another batch shape may pick other oneDNN kernels
+    for batch, indices in ((first, [0, 1, 2]), (second, [3, 4])):
+        local_batch = local([specs[i] for i in indices])
+        for cut in TINY.cut_levels:
+            np.testing.assert_array_equal(batch.features[cut], local_batch[cut])
 
 
 def _setup_error(extractor: CutLevelFeatureExtractor) -> Exception:

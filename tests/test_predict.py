@@ -83,6 +83,7 @@ def test_window_offsets():
     assert len(window_offsets(3600.0, 29.7, 10)) == 10
 
 
+@pytest.mark.numeric
 def test_prediction_preprocessing_equals_the_training_pipeline(files, predictor, tmp_path):
     """The spectrogram the CNN trained on (spectrogram pipeline -> store) equals what the
     predictor computes for the same file, within the store's float16 precision."""
@@ -99,6 +100,7 @@ def test_prediction_preprocessing_equals_the_training_pipeline(files, predictor,
     np.testing.assert_allclose(predicted_on, trained_on, rtol=2.0**-10, atol=0.05)
 
 
+@pytest.mark.numeric
 def test_good_files_get_probabilities(files, predictor):
     for name, windows in (("clip", 1), ("long", 3), ("five", 1)):
         result = predict_file(predictor, files[name])

@@ -51,6 +51,9 @@ GENRES = ["Folk", "Pop", "Rock"]
 SETTINGS = spectrogram_settings(
     {**STUDY_SETTINGS, "pad_mode": "repeat", "storage_dtype": "float16"}
 )
+
+pytestmark = pytest.mark.numeric  # float results of TensorFlow / ONNX Runtime: make test-numeric
+
 TINY = "tiny_image_backbone"
 
 

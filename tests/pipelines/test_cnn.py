@@ -19,6 +19,7 @@ from music_genre.cnn_model import StudyImageScaling, build_cnn, trainable_parame
 from music_genre.datasets import KerasModelDataset
 from music_genre.pipelines.cnn import create_pipeline, nodes
 from music_genre.spectrograms import to_study_image
+from tests.helpers.numeric import assert_same_network_output
 
 GENRES = ["Folk", "Hip-Hop", "Rock"]
 SHAPE = (128, 64)  # the model resizes any (n_mels, frames) to 128 x 128; small = fast tests
@@ -97,6 +98,7 @@ def test_study_cnn_has_exactly_735944_trainable_parameters():
     assert model.get_layer("flatten").output.shape[-1] == 2048
 
 
+@pytest.mark.numeric
 def test_the_compiled_call_predicts_what_model_predict_does():
     from music_genre.cnn_model import compiled_predictor, predict_probabilities
 
@@ -105,12 +107,13 @@ def test_the_compiled_call_predicts_what_model_predict_does():
     compiled = compiled_predictor(model)
     expected = model.predict(specs, verbose=0)
     # Another batch size lets oneDNN pick another convolution kernel (another summation order):
-    # float32 rounding through four conv layers, measured up to 1.2e-6 on a probability (CI,
-    # 2026-12-02). 1e-5 still catches any real difference (a wrong layer, training=True).
-    np.testing.assert_allclose(predict_probabilities(compiled, specs, 2), expected, atol=1e-5)
-    np.testing.assert_allclose(compiled(specs[:1]).numpy(), expected[:1], atol=1e-5)  # one clip
+    # float32 rounding (tests/helpers/numeric.py), measured up to 1.2e-6 on a probability (CI,
+    # 2026-12-02); a real difference (a wrong layer, training=True) is orders larger.
+    assert_same_network_output(predict_probabilities(compiled, specs, 2), expected, model)
+    assert_same_network_output(compiled(specs[:1]).numpy(), expected[:1], model)  # one clip
 
 
+@pytest.mark.numeric
 @pytest.mark.parametrize("quantize", [True, False])
 def test_scaling_layer_equals_the_study_image(quantize: bool):
     rng = np.random.default_rng(3)
@@ -122,6 +125,7 @@ def test_scaling_layer_equals_the_study_image(quantize: bool):
     assert scaled.min() >= 0 and scaled.max() <= 255
 
 
+@pytest.mark.numeric
 def test_input_scaling_is_identical_in_training_prediction_and_after_reload(tmp_path: Path):
     model = build_cnn(3, filters=[4, 4, 8, 8], input_shape=(*SHAPE, 1))
     specs = np.stack([_spectrogram(s, s % 3) for s in range(4)])[..., None]

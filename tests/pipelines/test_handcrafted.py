@@ -236,6 +236,7 @@ def test_fma_csv_source_reports_missing_and_nan_rows(tmp_path: Path):
 # --- extraction ------------------------------------------------------------------------------
 
 
+@pytest.mark.numeric
 def test_statistics_match_scipy_and_stay_finite_without_variance():
     rng = np.random.default_rng(0)
     frames = np.vstack([rng.gamma(2.0, size=300), np.full(300, 0.5), rng.normal(size=300)])
@@ -264,6 +265,7 @@ def test_features_are_finite_on_silent_short_and_odd_rate_audio(signal, rate):
     assert np.isfinite(features.to_numpy()).all()
 
 
+@pytest.mark.numeric
 def test_a_pure_a440_tone_gives_the_expected_features_and_fma_quirks():
     rate = 44100
     tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)
@@ -360,6 +362,7 @@ def test_unknown_source_is_a_clear_error():
 # --- standardization and the MLP -------------------------------------------------------------
 
 
+@pytest.mark.numeric
 def test_scaler_is_fitted_on_training_rows_only():
     rng = np.random.default_rng(3)
     ids = [f"{i:06d}" for i in range(30)]

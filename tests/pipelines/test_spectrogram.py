@@ -129,6 +129,7 @@ def _files(store: Path) -> dict[str, int]:
 
 
 # -- the computation -----------------------------------------------------------------------
+@pytest.mark.numeric
 @pytest.mark.parametrize("name", ["mp3_44k_stereo", "wav_48k_stereo", "wav_22k_mono"])
 def test_spectrogram_equals_librosa(audio, name):
     reference = _study_reference(audio[name])
@@ -141,6 +142,7 @@ def test_spectrogram_equals_librosa(audio, name):
     assert np.array_equal(decode_window(audio[name], STUDY_SETTINGS), y)
 
 
+@pytest.mark.numeric
 @pytest.mark.parametrize(
     ("sr", "n_fft", "hop", "n_mels", "fmax"),
     [(22050, 2048, 512, 128, 8000), (16000, 512, 256, 96, 8000.0)],
@@ -166,6 +168,7 @@ def test_log_mel_equals_librosa_for_other_settings(sr, n_fft, hop, n_mels, fmax)
         )
 
 
+@pytest.mark.numeric
 def test_to_mono_is_numpy_mean_bit_for_bit():
     from music_genre.audio import to_mono
 
@@ -174,6 +177,7 @@ def test_to_mono_is_numpy_mean_bit_for_bit():
         assert np.array_equal(to_mono(channels[:n]), np.mean(channels[:n], axis=0))
 
 
+@pytest.mark.numeric
 @pytest.mark.parametrize("pad_mode", ["repeat", "zeros"])
 def test_short_clip_is_padded_to_the_window(audio, pad_mode):
     y, _ = librosa.load(audio["short_10s"], sr=22050, mono=True)
@@ -333,6 +337,7 @@ def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
     assert [p for p in (tmp_path / "store").rglob("*") if p.is_file()] == []
 
 
+@pytest.mark.numeric
 def test_parallel_workers_give_the_same_spectrograms(audio, tmp_path):
     tracks = _tracks(audio, ["mp3_44k_stereo", "wav_48k_stereo", "wav_22k_mono", "broken"])
     results = {}
