@@ -11,6 +11,9 @@ SERVE_PORT ?= 5001
 MLFLOW_URI ?= sqlite:///$(CURDIR)/mlflow.db
 JUPYTER_PORT ?= 8888
 PYTEST_ARGS ?=
+# oneDNN instruction sets `make test-numeric` caps TensorFlow at, one pass each: what a processor
+# without AVX-512 (AVX2) or without AMX/BF16 (AVX512_CORE, Skylake-class) computes.
+NUMERIC_ISAS ?= AVX2 AVX512_CORE
 
 # No network calls at run time: Kedro's telemetry stays off (see also .telemetry).
 export KEDRO_DISABLE_TELEMETRY := 1
@@ -18,7 +21,7 @@ export DO_NOT_TRACK := 1
 # kedro-mlflow's pipeline model class makes MLflow warn about type hints at every start-up.
 export PYTHONWARNINGS := ignore::UserWarning:mlflow.pyfunc.utils.data_validation
 
-.PHONY: install run test lint format notebook test-browser browser-deps demo-data fma-small viz mlflow-ui serve clean-data
+.PHONY: install run test test-numeric check-run lint format notebook test-browser browser-deps demo-data fma-small viz mlflow-ui serve clean-data
 
 install: $(STAMP)
 
@@ -35,9 +38,23 @@ $(STAMP): pyproject.toml
 run: demo-data
 	$(BIN)/kedro run --env $(ENV)
 
-## Run the test suite (the browser tests have their own target below).
+## Run the test suite (the browser tests and the checks of make run's outputs have their own
+## targets below).
 test: install
-	$(BIN)/python -m pytest -m "not browser" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not browser and not after_run" $(PYTEST_ARGS)
+
+## Check what `make run` produced in this checkout: results tables against their predictions,
+## summary.md, the MLflow runs, the served model over HTTP, both notebooks on the full run.
+check-run: install
+	$(BIN)/python -m pytest -m after_run tests/after_run $(PYTEST_ARGS)
+
+## The float-comparing tests (marker `numeric`) once per capped instruction set, each pass in
+## its own processes: float32 results differ in the last bits between processors.
+test-numeric: install
+	@set -e; for isa in $(NUMERIC_ISAS); do \
+	  echo "== numeric tests with oneDNN capped at $$isa"; \
+	  ONEDNN_MAX_CPU_ISA=$$isa $(BIN)/python -m pytest -m "numeric and not browser and not after_run" $(PYTEST_ARGS); \
+	done
 
 ## Lint (ruff: pyflakes, pycodestyle, isort, bugbear, pyupgrade) and check the formatting.
 lint: install

@@ -256,7 +256,8 @@ def test_embeddings_from_path_and_signal_agree(tmp_path, msd_model):
 
     # duration_s cuts the clip: 3.5 s gives one patch only
     first = musicnn_embeddings(path, msd_model, duration_s=3.5)
-    np.testing.assert_allclose(first["penultimate"], per_patch["penultimate"][0], atol=1e-3)
+    # the same first patch, alone where per_patch ran two: float32 rounding of other kernels
+    assert_same_network_output(first["penultimate"], per_patch["penultimate"][0], msd_model)
 
 
 def test_top_tags_orders_by_probability():

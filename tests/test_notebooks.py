@@ -39,10 +39,10 @@ OVERRIDES = {
 }
 
 
-def _environment() -> dict[str, str]:
+def _environment(env_name: str = ENV) -> dict[str, str]:
     env = dict(
         os.environ,
-        KEDRO_ENV=ENV,
+        KEDRO_ENV=env_name,
         KEDRO_DISABLE_TELEMETRY="1",
         DO_NOT_TRACK="1",
         PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
@@ -104,9 +104,11 @@ def _outputs(notebook: nbformat.NotebookNode) -> str:
     return ANSI.sub("", "\n".join(text))
 
 
-def _execute(project: Path, name: str) -> str:
+def execute_notebook(project: Path, name: str, env_name: str = ENV) -> str:
+    """Run ``notebooks/<name>`` of ``project`` in a Jupyter kernel against its Kedro
+    environment ``env_name``; returns its outputs as text. The notebook file is not changed."""
     notebook = nbformat.read(project / "notebooks" / name, as_version=4)
-    env = _environment()
+    env = _environment(env_name)
     saved = dict(os.environ)
     os.environ.update(env)  # the kernel inherits this process's environment
     try:
@@ -119,7 +121,11 @@ def _execute(project: Path, name: str) -> str:
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    out = _outputs(notebook)
+    return _outputs(notebook)
+
+
+def _execute(project: Path, name: str) -> str:
+    out = execute_notebook(project, name)
     (project / f"{name}.out.txt").write_text(out)  # for reading a failure
     return out
 
