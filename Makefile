@@ -10,6 +10,7 @@ MLFLOW_PORT ?= 5000
 SERVE_PORT ?= 5001
 MLFLOW_URI ?= sqlite:///$(CURDIR)/mlflow.db
 JUPYTER_PORT ?= 8888
+DOCS_PORT ?= 8000
 PYTEST_ARGS ?=
 # oneDNN instruction sets `make test-numeric` caps TensorFlow at, one pass each: what a processor
 # without AVX-512 (AVX2) or without AMX/BF16 (AVX512_CORE, Skylake-class) computes.
@@ -21,7 +22,7 @@ export DO_NOT_TRACK := 1
 # kedro-mlflow's pipeline model class makes MLflow warn about type hints at every start-up.
 export PYTHONWARNINGS := ignore::UserWarning:mlflow.pyfunc.utils.data_validation
 
-.PHONY: install run test test-numeric check-run lint format notebook test-browser browser-deps demo-data fma-small viz mlflow-ui serve clean-data
+.PHONY: install run test test-numeric check-run lint format docs docs-serve notebook test-browser browser-deps demo-data fma-small viz mlflow-ui serve clean-data
 
 install: $(STAMP)
 
@@ -64,6 +65,17 @@ lint: install
 ## Format the tree in place (ruff format, 100 columns).
 format: install
 	$(BIN)/ruff format .
+
+## Build the documentation site into site/ (MkDocs, strict: a broken link or reference fails);
+## the configuration reference is generated from the parameter schemas first.
+docs: install
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
+	$(BIN)/python docs/gen_config_reference.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+## The documentation on http://127.0.0.1:$(DOCS_PORT), rebuilt when a page changes.
+docs-serve: docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:$(DOCS_PORT)
 
 ## The notebooks (notebooks/*.ipynb) on the catalog, in JupyterLab on http://127.0.0.1:$(JUPYTER_PORT)
 notebook: install

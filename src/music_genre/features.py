@@ -19,7 +19,7 @@ comparable with ``features.csv`` (a model trained on FMA's file can classify ext
 - ``rmse`` is librosa 0.5's ``rmse(S=...)``, the root mean square over frequency bins of the
   magnitude spectrogram (librosa >= 0.7 ``rms`` normalises differently, ~45x smaller).
 
-Where it cannot match exactly (also listed in the README): MP3s are decoded by libsndfile/mpg123
+Where it cannot match exactly (also listed in docs/pipelines/handcrafted.md): MP3s are decoded by libsndfile/mpg123
 instead of audioread/ffmpeg; librosa 0.11's CQT (used by chroma_cqt, chroma_cens, tonnetz) is
 not bit-identical to 0.5's. To stay close, the STFT and CQT pad with ``pad_mode="reflect"``
 (librosa 0.5's default, no longer 0.11's) and the chroma features are told the CQT's 12 bins per

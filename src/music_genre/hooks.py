@@ -25,7 +25,7 @@ BEST_MODEL_RULES: dict[str, tuple[str, str, list[str]]] = {
         "test_accuracy",
         ["backbone", "cut_level", "pca_variance", "classifier", "weights"],
     ),
-    # fusion weights/stacker are fitted on validation: its val_acc is optimistic (see README)
+    # fusion weights/stacker are fitted on validation: its val_acc is optimistic (see docs/pipelines/fusion.md)
     "fusion_results": ("val_acc", "test_acc", ["method", "members"]),
 }
 

@@ -287,7 +287,7 @@ def dask_client() -> Any:
         except (OSError, TimeoutError) as exc:
             raise SchedulerUnreachableError(
                 f"runtime.address={_runtime.address}: no Dask scheduler answered ({exc}). "
-                'Start one (`dask scheduler`, see the README\'s "Beyond one machine"), fix the '
+                "Start one (`dask scheduler`, see docs/dask.md), fix the "
                 "address, or use runtime.address=null for a LocalCluster of this run."
             ) from None
         where = f"the scheduler at {_runtime.address}"

@@ -31,10 +31,15 @@ from music_genre.spectrograms import PAD_MODES, STORAGE_DTYPES
 
 class _Schema(BaseModel):
     # strict: YAML's `true` is not the integer 1 and "5" is not 5; floats still accept integers.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # use_attribute_docstrings: a field's docstring is its description, from which
+    # docs/gen_config_reference.py writes the configuration reference.
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, use_attribute_docstrings=True
+    )
 
 
 def _workers(value: int | None) -> int | None:
+    """null or -1 (all cores), or a positive integer."""
     if value is not None and value != -1 and value < 1:
         raise ValueError("must be null (all cores), -1 (all cores) or a positive integer")
     return value
@@ -51,9 +56,14 @@ PadMode = Literal[PAD_MODES]  # type: ignore[valid-type]
 
 # --- ingestion ------------------------------------------------------------------------------
 class SplitFractions(_Schema):
+    """Fractions of a folder collection's seeded split; they must sum to 1."""
+
     training: Annotated[float, Field(gt=0, lt=1)]
+    """Fraction of the tracks in the training split."""
     validation: Annotated[float, Field(gt=0, lt=1)]
+    """Fraction of the tracks in the validation split."""
     test: Annotated[float, Field(gt=0, lt=1)]
+    """Fraction of the tracks in the test split."""
 
     @model_validator(mode="after")
     def _sum_to_one(self) -> SplitFractions:
@@ -64,20 +74,41 @@ class SplitFractions(_Schema):
 
 
 class IngestionParams(_Schema):
+    """``ingestion``: where the audio comes from, how it is probed and split."""
+
     source: Literal["fma", "folder"]
+    """``fma``: FMA's metadata and audio layout; ``folder``: a ``<root>/<genre>/<file>``
+    collection."""
     fma_root: str
+    """Folder (or fsspec URL) holding ``fma_metadata/`` and ``fma_<subset>/``."""
     subset: Literal["small", "medium", "large"]
+    """FMA's subset: small, medium or large."""
     folder: str | None = None
+    """Root of a folder-per-genre collection (required with ``source: folder``); a path or fsspec
+    URL."""
     min_duration_s: Annotated[float, Field(ge=0)]
+    """Shorter clips are reported and skipped; lower it to keep them (the spectrogram pipeline pads
+    them)."""
     workers: Workers = None
+    """Parallel decoders: null or -1 = all cores."""
     reuse_probes: bool = True
+    """Reuse the earlier probe of files whose size and modification time (URL: ETag or version) are
+    unchanged; false decodes every file again."""
     split_fractions: SplitFractions
+    """Training/validation/test fractions of a folder collection's seeded split (FMA brings its own
+    split)."""
     split_seed: Seed
+    """Seed of that split."""
     known_bad_tracks: dict[int, str] = {}
+    """Track id -> reason for files known to be unusable; they are reported and skipped."""
     # folder collections only: a published split (CSV path,split) and/or groups kept whole
     split_file: str | None = None
+    """Folder collections: a CSV (``path``, ``split``) with a published split, used as is."""
     metadata_file: str | None = None
+    """Folder collections: a CSV (``path``, ``<group_by>``) giving each file's group; without it the
+    file's tags are read."""
     group_by: Annotated[str, Field(min_length=1)] | None = None
+    """Folder collections: keep every group (e.g. ``artist``) on one side of the seeded split."""
 
     @model_validator(mode="after")
     def _folder_when_needed(self) -> IngestionParams:
@@ -90,16 +121,29 @@ class IngestionParams(_Schema):
 
 # --- spectrogram ----------------------------------------------------------------------------
 class SpectrogramParams(_Schema):
+    """``spectrogram``: the study's log-mel spectrogram and its store."""
+
     sample_rate: PositiveInt
+    """Audio is resampled to this rate (Hz)."""
     duration_s: PositiveFloat
+    """The window cut from the start of each clip (s)."""
     n_fft: PositiveInt
+    """FFT size of the mel spectrogram."""
     hop_length: PositiveInt
+    """Hop between frames (samples)."""
     n_mels: PositiveInt
+    """Mel bands."""
     fmax: PositiveFloat
+    """Highest mel frequency (Hz); at most half the sample rate."""
     pad_mode: PadMode = "repeat"
+    """Clips shorter than the window are looped (``repeat``) or padded with silence (``zeros``)."""
     storage_dtype: Literal[STORAGE_DTYPES] = "float16"  # type: ignore[valid-type]
+    """dtype of the stored spectrograms: float16 halves the store (relative error < 2^-11), float32
+    is exact."""
     workers: Workers = None
+    """Worker processes: null or -1 = all cores."""
     write_batch_size: PositiveInt = 32
+    """Spectrograms held in memory before they are written."""
 
     @model_validator(mode="after")
     def _fmax_below_nyquist(self) -> SpectrogramParams:
@@ -113,75 +157,136 @@ class SpectrogramParams(_Schema):
 
 # --- augmentation ---------------------------------------------------------------------------
 class AugmentationParams(_Schema):
+    """``augmentation``: the frequency- and time-masked copies of every training spectrogram."""
+
     freq_mask_max_width: NonNegativeInt
+    """Widest frequency mask (mel bins); widths are drawn uniformly from [0, this]."""
     time_mask_max_width: NonNegativeInt
+    """Widest time mask (frames); widths are drawn uniformly from [0, this]."""
     mask_value: Literal[MASK_VALUES]  # type: ignore[valid-type]
+    """What a mask writes: ``image_zero`` (0 on the study's inverted image, i.e. the maximum),
+    ``min`` (silence) or ``mean``."""
     seed: Seed
+    """Each copy is seeded by (seed, its key): reproducible in any order."""
     write_batch_size: PositiveInt = 32
+    """Masked copies held in memory before they are written."""
 
 
 # --- handcrafted ----------------------------------------------------------------------------
 class FeatureExtractionParams(_Schema):
+    """``handcrafted.extraction``: FMA's 518 features computed from the audio (``source: extract``,
+    and the prediction command)."""
+
     sample_rate: PositiveInt | None = None
+    """null: the file's own rate, as FMA; a number resamples to it."""
     duration_s: PositiveFloat | None = None
+    """null: the whole file, as FMA; a number cuts the clip (s)."""
     offset_s: Annotated[float, Field(ge=0)] = 0.0
+    """Start of the clip in the file (s)."""
     min_sample_rate: PositiveInt
+    """Lower rates are resampled up to this (the 7-octave CQT needs it)."""
     n_fft: PositiveInt
+    """FFT size."""
     hop_length: PositiveInt
+    """Hop between frames (samples)."""
     fma_compatible: bool = True
+    """Keep FMA's quirks (spectral features and chroma_stft as if at 22,050 Hz, librosa 0.5's rmse)
+    so extracted features match ``features.csv``; false: textbook values."""
     workers: Workers = None
+    """Parallel processes: null or -1 = all cores."""
     save_every: PositiveInt = 16
+    """Tracks per write to the feature store (an interrupted run keeps them)."""
 
 
 class MlpSweepParams(_Schema):
+    """``handcrafted.mlp``: the Keras MLP sweep of the study's Tables 1-2."""
+
     hidden_units: Annotated[
         list[Annotated[list[PositiveInt], Field(min_length=1)]], Field(min_length=1)
     ]
+    """One MLP per entry: the sizes of its hidden layers."""
     learning_rate: PositiveFloat
+    """Adam's learning rate."""
     batch_size: PositiveInt
+    """Training batch size."""
     max_epochs: PositiveInt
+    """At most this many epochs (early stopping usually ends sooner)."""
     patience: NonNegativeInt
+    """Early stopping on the validation loss: epochs without improvement."""
     l2: Annotated[float, Field(ge=0)]
+    """L2 penalty on every kernel (part of the reported loss)."""
     seed: Seed
+    """Seed of the weights and shuffling."""
 
 
 class HandcraftedParams(_Schema):
+    """``handcrafted``: FMA's handcrafted features and the MLP sweep."""
+
     source: Literal["fma_csv", "extract"]
+    """``fma_csv``: FMA's precomputed ``features.csv`` (the study); ``extract``: computed from the
+    audio."""
     extraction: FeatureExtractionParams
+    """Feature extraction from the audio."""
     mlp: MlpSweepParams
+    """The MLP sweep."""
 
 
 # --- cnn ------------------------------------------------------------------------------------
 class ArchitectureParams(_Schema):
+    """``cnn.architecture``: Kostrzewa et al.'s CNN, 4 x [Conv2D k x k -> BatchNorm ->
+    MaxPool(2)]."""
+
     filters: Annotated[list[PositiveInt], Field(min_length=4, max_length=4)]
+    """Filters of the four convolution layers."""
     kernel_size: PositiveInt
+    """Kernel size (k x k) of every convolution."""
     dropout: Annotated[float, Field(ge=0, lt=1)]
+    """Dropout before the softmax layer."""
 
 
 class EarlyStoppingParams(_Schema):
     """keras.callbacks.EarlyStopping's arguments."""
 
     monitor: str = "val_loss"
+    """Quantity watched."""
     patience: NonNegativeInt = 0
+    """Epochs without improvement before training stops."""
     restore_best_weights: bool = False
+    """Restore the weights of the best epoch."""
     min_delta: Annotated[float, Field(ge=0)] = 0.0
+    """Smallest change counted as an improvement."""
     mode: Literal["auto", "min", "max"] = "auto"
+    """Whether the quantity should fall (``min``), rise (``max``) or either (``auto``)."""
     baseline: float | None = None
+    """Stop unless the quantity beats this value."""
     start_from_epoch: NonNegativeInt = 0
+    """Epochs before early stopping starts watching."""
     verbose: Literal[0, 1] = 0
+    """1: log when early stopping acts."""
 
 
 class CnnTrainingParams(_Schema):
+    """``cnn.training``: Adam training of the untuned variants."""
+
     learning_rate: PositiveFloat
+    """Adam's learning rate (tuned variants use the one Hyperband found)."""
     batch_size: PositiveInt
+    """Training batch size."""
     epochs: PositiveInt
+    """At most this many epochs (early stopping usually ends sooner)."""
     early_stopping: EarlyStoppingParams
+    """``keras.callbacks.EarlyStopping``'s arguments."""
 
 
 class IntRange(_Schema):
+    """An integer range of the Hyperband search space."""
+
     min: PositiveInt
+    """Smallest value."""
     max: PositiveInt
+    """Largest value."""
     step: PositiveInt = 1
+    """Step between values."""
 
     @model_validator(mode="after")
     def _ordered(self) -> IntRange:
@@ -191,49 +296,90 @@ class IntRange(_Schema):
 
 
 class SearchSpaceParams(_Schema):
+    """``cnn.tuning.search_space``: what keras-tuner's Hyperband searches."""
+
     kernel_size: IntRange
+    """One kernel size for all four convolution layers."""
     filters: IntRange
+    """Filters per convolution layer."""
     dropout: Annotated[list[Annotated[float, Field(ge=0, lt=1)]], Field(min_length=1)]
+    """Dropout values to try."""
     learning_rate: Annotated[list[PositiveFloat], Field(min_length=1)]
+    """Learning rates to try."""
 
 
 class TuningParams(_Schema):
+    """``cnn.tuning``: keras-tuner Hyperband for the tuned variants."""
+
     objective: str
+    """What Hyperband maximises (e.g. ``val_accuracy``)."""
     max_epochs: PositiveInt
+    """Hyperband's largest number of epochs per trial."""
     factor: Annotated[int, Field(ge=2)]
+    """Hyperband's reduction factor."""
     hyperband_iterations: PositiveInt
+    """Times the whole Hyperband algorithm runs."""
     early_stopping: bool = True
+    """Use the ``training.early_stopping`` callback inside every trial too."""
     directory: str
+    """Where keras-tuner keeps its trials (one folder per variant and search fingerprint; an
+    interrupted search resumes)."""
     search_space: SearchSpaceParams
+    """The search space."""
 
 
 class EvaluationParams(_Schema):
+    """``cnn.evaluation``: evaluating the trained variants."""
+
     batch_size: PositiveInt
+    """Batch size when evaluating."""
 
 
 class TimingParams(_Schema):
+    """``cnn.timing``: the study's inference-time measure and the batched throughput."""
+
     seed: Seed
+    """Seed of the random timing input."""
     warmup: NonNegativeInt = 1
+    """Untimed calls first (the first one builds the predict function)."""
     repeats: PositiveInt
+    """``inference_seconds`` = mean of this many single predictions of the same input (the study:
+    10)."""
     throughput_clips: PositiveInt
+    """Clips predicted batched for ``clips_per_second``."""
     batch_size: PositiveInt
+    """Batch size of that throughput measure."""
 
 
 class CnnParams(_Schema):
+    """``cnn``: the four CNN variants of the study's Tables 3-6."""
+
     seed: Seed
+    """Seed of weights, shuffling and Hyperband's draws (both searches get the same one)."""
     augmentation_mode: Literal["materialized", "on_the_fly"] = "materialized"
+    """``materialized``: train on the augmentation pipeline's stored copies (the study);
+    ``on_the_fly``: draw new masks every epoch."""
     quantize: bool = True
+    """Round the study image to integers, as the study's 8-bit PNGs were."""
     verbose: Literal[0, 1, 2] = 2
+    """Keras: 0 silent, 1 progress bar, 2 one log line per epoch."""
     batch_norm_momentum: Annotated[float, Field(ge=0, lt=1)]
+    """BatchNormalization's moving-average momentum (Keras' default 0.99)."""
     architecture: ArchitectureParams
+    """The network."""
     training: CnnTrainingParams
+    """Training of the untuned variants."""
     tuning: TuningParams
+    """Hyperband search of the tuned variants."""
     evaluation: EvaluationParams
+    """Evaluation."""
     timing: TimingParams
+    """Inference timing."""
 
 
 # --- transfer -------------------------------------------------------------------------------
 def _known_backbone(name: str) -> str:
+    """one of music_genre.backbones.BACKBONES."""
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone, use one of {sorted(BACKBONES)}")
     return name
@@ -247,6 +393,7 @@ _WEIGHTS_HELP = (
 
 
 def _weights(value: Any) -> Any:
+    """a name, a path, null, or a mapping backbone -> one of those."""
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, Mapping):
@@ -263,24 +410,41 @@ PcaVariances = Annotated[list[Fraction], Field(min_length=1)]
 
 
 class ImageParams(_Schema):
+    """``transfer.image``: the spectrogram image given to VGG16/ResNet50."""
+
     interpolation: Literal[INTERPOLATIONS] = "bilinear"  # type: ignore[valid-type]
+    """How the spectrogram image is resized to 224 x 224."""
 
 
 class AudioWindowParams(_Schema):
+    """``transfer.audio``: the audio window read by audio backbones (musicnn)."""
+
     duration_s: PositiveFloat = 29.70
+    """The window read from the start of each track (s)."""
     pad_mode: PadMode = "repeat"
+    """Clips shorter than the window are looped (``repeat``) or padded with silence (``zeros``)."""
     workers: Workers = None  # decoding processes
+    """Decoding processes: null or -1 = all cores."""
 
 
 class ExperimentParams(_Schema):
+    """One entry of ``transfer.experiments``: a backbone, a cut level and PCA variances."""
+
     backbone: Backbone
+    """``vgg16``, ``resnet50`` or ``musicnn`` (``music_genre.backbones.BACKBONES``)."""
     cut_level: Annotated[str, Field(min_length=1)]  # a layer name; checked when the model loads
+    """A layer name of the backbone; checked when the model loads."""
     pca_variances: PcaVariances | None = None
+    """Variances PCA keeps, one configuration each; null: ``transfer.pca_variances``."""
 
 
 class ClassifierParams(_Schema):
+    """One classifier of ``transfer.classifiers``: fixed arguments and a grid."""
+
     fixed: dict[str, Any] = {}
+    """Keyword arguments of the scikit-learn estimator."""
     grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = {}
+    """Grid searched by ``GridSearchCV``: argument -> values."""
 
 
 # The scikit-learn estimators of transfer.nodes.ESTIMATORS (a test keeps the two in step).
@@ -288,50 +452,92 @@ ClassifierName = Literal["svm_linear", "svm_rbf", "mlp"]
 
 
 class TransferParams(_Schema):
+    """``transfer``: backbone features -> scaling -> PCA -> SVM / MLP, grid-searched CV."""
+
     weights: Weights
+    """``imagenet``, a backbone's own weights (musicnn: ``msd`` or ``mtt``), a local ``.h5`` path,
+    null (random, seeded), or a mapping backbone -> one of those."""
     random_seed: Seed | None = None
+    """Seed of random weights, PCA, LinearSVC and the MLP."""
     image: ImageParams = ImageParams()
+    """The spectrogram image (VGG16/ResNet50)."""
     audio: AudioWindowParams = AudioWindowParams()
+    """The audio window (musicnn)."""
     batch_size: PositiveInt = 16
+    """Items per forward pass (on Dask: one task each); written per batch."""
     timing_runs: PositiveInt = 10
+    """``extract_ms_per_image`` = mean of this many single-item runs (Table 13)."""
     pca_variances: PcaVariances = [0.99, 0.95, 0.90]
+    """Default PCA variances for an experiment that lists none."""
     experiments: Annotated[list[ExperimentParams], Field(min_length=1)]
+    """(backbone, cut level, PCA variances) to evaluate."""
     cv_folds: Annotated[int, Field(ge=2)]
+    """Cross-validation folds of the grid search on training + validation."""
     n_jobs: Workers = 1
+    """GridSearchCV worker processes (-1: all cores; ignored on Dask)."""
     blas_threads: PositiveInt | None = None
+    """BLAS threads per fit (null: the library's default)."""
     cache_folds: bool = True
+    """Cache each fold's fitted scaler + PCA while grid-searching one cut level (costs disk)."""
     classifiers: Annotated[dict[ClassifierName, ClassifierParams], Field(min_length=1)]
+    """The classifiers (``svm_linear``, ``svm_rbf``, ``mlp``) and their grids."""
 
 
 # --- reporting, serving ---------------------------------------------------------------------
 class ReportingParams(_Schema):
+    """``reporting``: the summary report."""
+
     dataset_kind: Annotated[str, Field(min_length=1)]
+    """Printed in the summary header so demo numbers are never mistaken for FMA results."""
 
 
 class ServingParams(_Schema):
+    """``serving``: the model logged for serving and the prediction command's limits."""
+
     model: Literal["best", "handcrafted", "cnn", "transfer", "fusion"] = "best"
+    """The model served: ``best`` (best held-out accuracy), ``handcrafted``, ``cnn``, ``transfer``
+    or ``fusion``."""
     min_seconds: PositiveFloat
+    """Shorter files get a per-file error; shorter than the window is padded as in training."""
     max_windows: PositiveInt
+    """At most this many 29.7-s windows are averaged for a long file."""
 
 
 # --- fusion ---------------------------------------------------------------------------------
 class FusionParams(_Schema):
+    """``fusion``: combining the best handcrafted, CNN and transfer models."""
+
     method: Literal["auto", "late_fusion", "stacking"] = "auto"
+    """``late_fusion`` (weighted mean), ``stacking`` (logistic regression) or ``auto`` (the one with
+    the higher cross-validated validation accuracy)."""
     weight_step: Annotated[float, Field(gt=0, le=0.5)] = 0.1
+    """Step of the late-fusion weights on the simplex."""
     stacking_c: PositiveFloat = 1.0
+    """Inverse regularisation strength of the stacking logistic regression."""
     cv_folds: Annotated[int, Field(ge=2)] = 5
+    """Folds over the validation tracks for the selection score."""
     seed: Seed = 42
+    """Seed of those folds."""
 
 
 # --- runtime: where the parallel work runs (music_genre.parallel) ---------------------------
 class RuntimeParams(_Schema):
+    """``runtime``: where the parallel work runs (``music_genre.parallel``), and GPU precision."""
+
     executor: Literal["local", "dask"] = "local"
+    """``local``: process pools on this machine; ``dask``: a Dask cluster."""
     # dask: an existing scheduler (tcp://host:8786), or null for a LocalCluster of the run
     address: Annotated[str, Field(pattern=r"^(tcp|tls|ws|wss)://.+")] | None = None
+    """Dask only: an existing scheduler (``tcp://host:8786``), or null for a LocalCluster the run
+    starts and stops."""
     n_workers: PositiveInt | None = None  # LocalCluster only (null: one per core)
+    """LocalCluster worker processes (null: one per core)."""
     threads_per_worker: PositiveInt = 1  # LocalCluster only
+    """LocalCluster threads per worker process."""
     dashboard: str | None = ":8787"  # LocalCluster's dashboard address; null: none
+    """LocalCluster dashboard address (the URL is logged); null: none."""
     mixed_precision: bool = False  # float16 compute on a GPU; refused (warning) on a CPU
+    """Keras ``mixed_float16`` on a GPU; refused with a warning on a CPU."""
 
     @model_validator(mode="after")
     def _address_needs_dask(self) -> RuntimeParams:

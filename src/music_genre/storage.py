@@ -11,7 +11,7 @@ can reach. What "atomic" means per kind of storage:
   ``pipe_file`` request; an object store publishes an object only once it is complete, and an
   exception before the request sends nothing. Store files are small (one track, one batch).
 
-A store is written by one process at a time (the driver, see the README's "Beyond one machine").
+A store is written by one process at a time (the driver, see docs/dask.md).
 """
 
 from __future__ import annotations

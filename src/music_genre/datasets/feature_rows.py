@@ -9,7 +9,7 @@ Each row keeps its ``provenance`` (extraction settings and source file), so a co
 a row only when it was computed the same way from the same file. A track whose extraction failed
 is stored too, with empty values and its ``error``, so the failure reaches the report.
 
-The store pattern of every incremental store (README, "Beyond one machine"): the read-only
+The store pattern of every incremental store (docs/dask.md, "One store pattern"): the read-only
 :class:`FeatureRowsIndexDataset` on the same folder says what is stored (track -> provenance of
 its successful row), the extraction node computes the rest through
 :func:`music_genre.parallel.run_tasks` and yields batches, and ``save`` writes each row

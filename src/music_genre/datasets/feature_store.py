@@ -1,6 +1,6 @@
 """An on-disk store of per-track feature vectors, filled batch by batch and resumable.
 
-The project's one store pattern (README, "Beyond one machine"), as for the spectrogram and
+The project's one store pattern (docs/dask.md, "One store pattern"), as for the spectrogram and
 feature-row stores: the read-only :class:`FeatureStoreIndexDataset` on the same folder says what
 is stored (key -> (item, digest) -> feature names), the extraction node computes only what is
 missing and yields :class:`FeatureBatch` objects (a Kedro generator node), each written at once

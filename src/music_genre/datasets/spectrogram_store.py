@@ -26,7 +26,7 @@ One writer at a time: two runs writing the same store concurrently are not suppo
 
 ``path`` may be a local folder or an fsspec URL (``s3://bucket/spectrograms``; ``credentials``
 and ``fs_args`` as in kedro-datasets), see :mod:`music_genre.storage`. This store follows the
-project's one store pattern (README, "Beyond one machine"): a read-only *index* entry on the same
+project's one store pattern (docs/dask.md, "One store pattern"): a read-only *index* entry on the same
 folder says what is stored, a generator node computes only what is missing (its per-track work
 through :func:`music_genre.parallel.run_tasks`) and yields write batches, and ``save`` writes
 each batch file by file, atomically, with a manifest that says what the run covers.

@@ -1,6 +1,6 @@
 """What the three incremental stores' datasets share: a folder addressed by a path or an fsspec
 URL, and a read-only *index* entry on the same folder that says what is stored (the project's
-one store pattern, README "Beyond one machine")."""
+one store pattern, docs/dask.md)."""
 
 from __future__ import annotations
 

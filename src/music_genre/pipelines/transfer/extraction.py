@@ -251,7 +251,7 @@ class FeatureJob:
                             "it does locally; each worker builds the network itself, so it "
                             "needs the weights and the memory of one network plus a batch "
                             "(lower transfer.batch_size, or give the workers more memory); see "
-                            "the README, 'Beyond one machine (Dask)'."
+                            "docs/dask.md (Scaling out with Dask)."
                         )
                     if len(ids) == 1:
                         failures[ids[0]] = result.reason
