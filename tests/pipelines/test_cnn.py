@@ -404,8 +404,11 @@ def test_hyperband_prints_one_line_per_trial(
     assert len(trial_lines) == 2 and all("\n" not in line for line in trial_lines)
     for line, trial in zip(trial_lines, result["trials"], strict=True):
         assert f"trial {trial['trial_id']} COMPLETED, val_accuracy {trial['score']:.3f}" in line
-        assert f"kernel_size={trial['values']['kernel_size']} " in line
     detail = [r.getMessage() for r in caplog.records if r.name == nodes.trial_logger.name]
+    for trial in result["trials"]:  # the hyperparameters: in the detail
+        assert f'"kernel_size": {trial["values"]["kernel_size"]}' in "".join(
+            line for line in detail if f"trial {trial['trial_id']} starts: " in line
+        )
     assert sum(" epoch 1/2: " in line for line in detail) == 2  # every epoch of both trials
     assert sum(" epoch 2/2: " in line for line in detail) == 2
     for trial in result["trials"]:

@@ -477,8 +477,8 @@ def tune_cnn_hyperparameters(
 
 
 class _LoggingHyperband(keras_tuner.Hyperband):
-    """Hyperband that reports each trial as one log line (its number, status, objective,
-    duration and hyperparameters) and sends the hyperparameter table and the per-epoch metrics
+    """Hyperband that reports each trial as one short log line (its number, status, objective
+    and duration) and sends the trial's hyperparameters and per-epoch metrics
     to ``trial_logger``, instead of keras-tuner's and Keras' prints to stdout (search with
     ``verbose=0``). Each trial's per-epoch metrics are kept beside its trial.json (which keeps
     only the best epoch's), so that a resumed search reports them too."""
@@ -535,7 +535,7 @@ class _LoggingHyperband(keras_tuner.Hyperband):
         score = "-" if ended.score is None else f"{ended.score:.3f}"
         best_score = "-" if best is None else f"{best:.3f}"
         logger.info(
-            "Hyperband %s: trial %s %s, %s %s (best %s), %d epochs, %.0f s: %s",
+            "Hyperband %s: trial %s %s, %s %s (best %s), %d epochs, %.0f s",
             self.variant,
             trial.trial_id,
             ended.status,
@@ -544,7 +544,6 @@ class _LoggingHyperband(keras_tuner.Hyperband):
             best_score,
             len(self.histories.get(trial.trial_id, {}).get(name, [])),
             seconds,
-            " ".join(f"{k}={v}" for k, v in _search_values(ended.hyperparameters.values).items()),
         )
 
     def history(self, trial_id: str) -> dict[str, list[float]]:
