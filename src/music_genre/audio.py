@@ -9,6 +9,7 @@ reads a local file by name and a remote one through its fsspec file object.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -84,6 +85,24 @@ def _librosa_load(path: str) -> tuple[np.ndarray, int]:
         return librosa.load(path, sr=None, mono=False)
 
 
+_SPECIAL_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _special_file_reason(local: Path) -> str:
+    """Why an existing local path that is neither a directory nor a regular file is no audio
+    file: what it is, and where it points when it is a symlink (the path itself stays the
+    collection's own, so that the report names the file the user has)."""
+    mode = local.stat().st_mode
+    kind = next((name for test, name in _SPECIAL_KINDS if test(mode)), "a special file")
+    via = f", via a symlink to {os.path.realpath(local)}" if local.is_symlink() else ""
+    return f"not a regular file ({kind}{via})"
+
+
 @contextmanager
 def _open_source(path: str | Path) -> Iterator[_Source]:
     """Check that ``path`` (a local path or an fsspec URL) is a non-empty file and open it.
@@ -97,6 +116,9 @@ def _open_source(path: str | Path) -> Iterator[_Source]:
             raise FileNotFoundError(f"{local}: file not found")
         if local.is_dir():
             raise AudioDecodeError(f"{local}: is a directory, not an audio file")
+        if not local.is_file():
+            # A FIFO would block the read forever, /dev/zero never ends: never open them.
+            raise AudioDecodeError(f"{local}: {_special_file_reason(local)}")
         if local.stat().st_size == 0:
             raise AudioDecodeError(f"{local}: empty file (0 bytes)")
         yield _Source(str(local), str(local), lambda: _librosa_load(str(local)))

@@ -107,12 +107,16 @@ def relative_to(location: str, root: str) -> str | None:
     if is_url(root) or is_url(location):
         prefix = _url_root(str(root)) + "/"
         return location[len(prefix) :] if location.startswith(prefix) else None
-    try:
-        return (
-            Path(local_path(location)).resolve().relative_to(Path(local_path(root)).resolve())
-        ).as_posix()
-    except ValueError:
-        return None
+    # As written first (a symlink in the collection is below its root even when its target is
+    # not), then with symlinks resolved (a root given through a symlinked folder).
+    for resolve in (os.path.abspath, os.path.realpath):
+        try:
+            return (
+                Path(resolve(local_path(location))).relative_to(resolve(local_path(root)))
+            ).as_posix()
+        except ValueError:
+            continue
+    return None
 
 
 def _on_storage(location: str, method: str, *args: Any) -> Any:

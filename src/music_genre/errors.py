@@ -9,3 +9,8 @@ setting and the fix. ``kedro run`` shows such an error as that message alone
 
 class SetupError(Exception):
     """Base of the errors a user fixes in their set-up; the message says how."""
+
+
+class CollectionError(SetupError, ValueError):
+    """An audio collection the ingestion cannot use as configured (e.g. too few usable files
+    per genre for ``ingestion.split_fractions``); the message says what to add or change."""

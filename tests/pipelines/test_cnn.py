@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
+import re
 from pathlib import Path
 
 import keras
@@ -297,6 +299,10 @@ def test_pipeline_trains_and_reports_four_variants(data: dict, tmp_path: Path):
         assert isinstance(run["model"], keras.Model)
         assert set(run["figures"]) == {"confusion_matrix.png", "learning_curves.png"}
         assert len(run["history"]["val_accuracy"]) == run["params"]["epochs_trained"]
+    # every Hyperband trial (hyperparameters, score, per-epoch metrics) as an MLflow artifact
+    assert runs[2]["dicts"] == {"hyperband_trials.json": best["trials"]}
+    assert all(t["history"]["val_accuracy"] for t in best["trials"])
+    assert runs[0]["dicts"] == {}
     info = catalog.load("cnn_best_model_info")
     assert info["variant"] == results.loc[results["val_acc"].idxmax(), "variant"]
     assert info["class_names"] == GENRES
@@ -358,6 +364,8 @@ def test_hyperband_resumes_after_an_interruption(data: dict, tmp_path: Path, mon
         items, data["log_mel"], data["augmented"], params, AUGMENTATION, variant="tuned_cnn"
     )
     assert [t["status"] for t in first["trials"]] == ["COMPLETED"] * 2
+    # the per-epoch metrics of the trial finished before the interruption too
+    assert all(len(t["history"]["val_accuracy"]) == 2 for t in first["trials"])
     assert len(built) == 1, "the finished trial was reloaded, not trained again"
     assert {
         t["trial_id"]: t["score"] for t in first["trials"] if t["trial_id"] in finished
@@ -368,3 +376,103 @@ def test_hyperband_resumes_after_an_interruption(data: dict, tmp_path: Path, mon
         items, data["log_mel"], data["augmented"], params, AUGMENTATION, variant="tuned_cnn"
     )
     assert built == [] and again["trials"] == first["trials"] and again["values"] == first["values"]
+
+
+def test_hyperband_prints_one_line_per_trial(
+    data: dict, tmp_path: Path, capfd, caplog, monkeypatch
+):
+    """keras-tuner's own display (a hyperparameter table per trial) and Keras' epoch lines stay
+    off the terminal even at verbose 2, as conf/base sets it: each trial is one log line there,
+    and the epochs and hyperparameters go to the detail logger (conf/logging.yml: file only)."""
+    params = {**_params(tmp_path, max_epochs=2, factor=3), "verbose": 2}  # 2 trials
+    items, _ = nodes.select_cnn_items(data["tracks"], data["log_mel"], data["augmented"], params)
+    # only pytest's capturing handlers: what reaches the terminal here is printed, not logged
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [h for h in root.handlers if h is caplog.handler])
+    capfd.readouterr()
+    with caplog.at_level("INFO", logger="music_genre"):
+        result = nodes.tune_cnn_hyperparameters(
+            items, data["log_mel"], data["augmented"], params, AUGMENTATION, variant="tuned_cnn"
+        )
+    captured = capfd.readouterr()
+    # TensorFlow's C++ runtime logs on its own (e.g. "I0000 ... generator_dataset_op.cc")
+    printed = [
+        line
+        for line in (captured.out + captured.err).splitlines()
+        if not re.match(r"[IWE]\d{4} ", line)
+    ]
+    assert printed == []
+    assert len(result["trials"]) == 2
+    summary = [r.getMessage() for r in caplog.records if r.name == nodes.logger.name]
+    trial_lines = [line for line in summary if ": trial " in line]
+    assert len(trial_lines) == 2 and all("\n" not in line for line in trial_lines)
+    for line, trial in zip(trial_lines, result["trials"], strict=True):
+        assert f"trial {trial['trial_id']} COMPLETED, val_accuracy {trial['score']:.3f}" in line
+    detail = [r.getMessage() for r in caplog.records if r.name == nodes.trial_logger.name]
+    for trial in result["trials"]:  # the hyperparameters: in the detail
+        assert f'"kernel_size": {trial["values"]["kernel_size"]}' in "".join(
+            line for line in detail if f"trial {trial['trial_id']} starts: " in line
+        )
+    assert sum(" epoch 1/2: " in line for line in detail) == 2  # every epoch of both trials
+    assert sum(" epoch 2/2: " in line for line in detail) == 2
+    for trial in result["trials"]:
+        assert len(trial["history"]["val_accuracy"]) == 2
+        assert max(trial["history"]["val_accuracy"]) == pytest.approx(trial["score"])
+
+
+def test_conf_logging_sends_hyperband_detail_to_the_log_file_only(
+    tmp_path: Path, monkeypatch, capfd
+):
+    import logging.config
+
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).parents[2] / "conf" / "logging.yml").read_text())
+    monkeypatch.chdir(tmp_path)  # info.log is relative to the working directory
+    touched = [logging.getLogger(), *(logging.getLogger(name) for name in config["loggers"])]
+    touched.append(nodes.trial_logger)
+    saved = [(log, log.handlers[:], log.level, log.propagate) for log in touched]
+    try:
+        logging.config.dictConfig(config)
+        nodes.trial_logger.info("DETAIL trial 0000 epoch 1/2")
+        nodes.logger.info("SUMMARY trial 0000 COMPLETED")
+        handlers = {h for log in touched for h in log.handlers}
+        for handler in handlers:
+            handler.flush()
+        terminal = "".join(capfd.readouterr())
+        log_file = (tmp_path / "info.log").read_text()
+    finally:
+        for handler in {h for log in touched for h in log.handlers} - {
+            h for _, hs, _, _ in saved for h in hs
+        }:
+            handler.close()
+        for log, handlers, level, propagate in saved:
+            log.handlers[:], log.level, log.propagate = handlers, level, propagate
+    assert "SUMMARY trial 0000 COMPLETED" in terminal and "DETAIL" not in terminal
+    assert "DETAIL trial 0000 epoch 1/2" in log_file and "SUMMARY trial 0000" in log_file
+
+
+def test_run_records_log_their_json_artifacts_to_mlflow(tmp_path: Path, monkeypatch):
+    import mlflow
+    from mlflow.tracking import fluent
+
+    from music_genre.datasets import MlflowModelRunsDataset
+
+    previous = mlflow.get_tracking_uri()
+    monkeypatch.setattr(fluent, "_active_experiment_id", None)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        experiment = mlflow.create_experiment(
+            "cnn-test", artifact_location=(tmp_path / "artifacts").as_uri()
+        )
+        mlflow.set_experiment(experiment_id=experiment)
+        trials = [{"trial_id": "0000", "score": 0.5, "history": {"val_accuracy": [0.25, 0.5]}}]
+        MlflowModelRunsDataset(filepath=str(tmp_path / "runs.csv"), pipeline="cnn").save(
+            [{"run_name": "cnn: tuned_cnn", "dicts": {"hyperband_trials.json": trials}}]
+        )
+        run_id = pd.read_csv(tmp_path / "runs.csv")["run_id"].iloc[0]
+        logged = mlflow.artifacts.load_dict(f"runs:/{run_id}/hyperband_trials.json")
+    finally:
+        mlflow.set_tracking_uri(previous)
+    assert logged == trials

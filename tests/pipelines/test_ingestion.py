@@ -328,3 +328,145 @@ def test_a_file_that_crashes_its_worker_is_reported_and_the_rest_is_probed(
     assert crashed.iloc[0] == "unreadable: worker crashed (signal SIGSEGV)"
     good = probed[probed["path"].str.contains(r"\.\d{5}\.wav$") & (probed["error"] == "")]
     assert len(good) == 29 and good["duration_s"].between(2.49, 2.51).all()
+
+
+def _small_folder(root: Path) -> None:
+    """Two genres of two readable clips each, and two unreadable files."""
+    for genre, names in (("rock", "ac"), ("jazz", "bd")):
+        for name in names:
+            _tone(root / genre / f"{name}.wav", 2.5)
+    (root / "rock" / "broken.mp3").write_bytes(b"<html>not audio</html>")
+    (root / "jazz" / "notes.txt").write_text("liner notes")
+
+
+def test_too_few_files_per_genre_for_the_split_fractions_stop_with_what_to_change(
+    tmp_path: Path,
+):
+    from music_genre.errors import SetupError
+
+    root = tmp_path / "c"
+    _small_folder(root)
+    with pytest.raises(SetupError) as info:
+        _run(
+            AudioCollectionDataset(source="folder", folder=str(root)),
+            {**PARAMS, "folder": str(root)},
+        )
+    lines = str(info.value).splitlines()
+    assert lines[:4] == [
+        f"Too few usable audio files per genre in ingestion.folder={root} for "
+        "ingestion.split_fractions={training: 0.8, validation: 0.1, test: 0.1}: it has jazz 2, "
+        "rock 2; these fractions need at least 10 usable files per genre (one validation and "
+        "one test track each). Add files: at least 10 per genre for these fractions, or at "
+        "least 3 per genre with ingestion.split_fractions changed to validation and test each "
+        "at least 1/3 (the smallest genre has 2).",
+        "Not usable (2 files):",
+        f"  - {root}/jazz/notes.txt: not an audio file extension (expected one of "
+        "('.mp3', '.wav', '.flac', '.ogg', '.au'))",
+        f"  - {root}/rock/broken.mp3: unreadable: {root}/rock/broken.mp3: cannot decode as audio: "
+        + lines[3].split("cannot decode as audio: ", 1)[-1],
+    ]
+    assert len(lines) == 4
+    # three genres of three: other split fractions would do, and the message says which
+    for genre in ("rock", "jazz", "pop", "pop", "pop"):
+        _tone(root / genre / f"{len(list((root / genre).glob('*.wav')))}.wav", 2.5)
+    with pytest.raises(SetupError) as info:
+        _run(AudioCollectionDataset(source="folder", folder=str(root)), PARAMS)
+    assert (
+        "Add files (at least 10 per genre), or change ingestion.split_fractions so that "
+        "validation and test are each at least 1/3 (the smallest genre has 3 files)."
+    ) in str(info.value)
+    params = {**PARAMS, "split_fractions": {"training": 0.34, "validation": 0.33, "test": 0.33}}
+    tracks = _run(AudioCollectionDataset(source="folder", folder=str(root)), params).load("tracks")
+    assert (tracks.groupby(["genre", "split"]).size() == 1).all() and len(tracks) == 9
+
+
+@pytest.mark.timeout(120)  # a FIFO opened by mistake would block forever
+def test_fifos_and_device_symlinks_are_reported_under_their_own_path_unopened(tmp_path: Path):
+    """A FIFO (opening it would block forever) and symlinks to /dev/zero (never ends) and
+    /dev/urandom are reported under the collection's path as not regular files; a symlink to
+    a real audio file is an ordinary track."""
+    import os
+
+    root = tmp_path / "c"
+    for genre in ("rock", "jazz"):
+        for i in range(10):
+            _tone(root / genre / f"{i}.wav", 2.5)
+    outside = tmp_path / "elsewhere" / "real.wav"
+    _tone(outside, 2.5)
+    (root / "rock" / "linked.wav").symlink_to(outside)
+    os.mkfifo(root / "rock" / "pipe.wav")
+    (root / "jazz" / "zero.mp3").symlink_to("/dev/zero")
+    (root / "jazz" / "noise.wav").symlink_to("/dev/urandom")
+
+    catalog = _run(AudioCollectionDataset(source="folder", folder=str(root)), PARAMS)
+    tracks, bad = catalog.load("tracks"), catalog.load("bad_tracks")
+    reasons = dict(zip(bad["path"], bad["reason"], strict=True))
+    pipe, zero, noise = (
+        root / "rock" / "pipe.wav",
+        root / "jazz" / "zero.mp3",
+        root / "jazz" / "noise.wav",
+    )
+    assert reasons == {
+        str(pipe): f"unreadable: {pipe}: not a regular file (a named pipe (FIFO))",
+        str(zero): f"unreadable: {zero}: not a regular file (a character device, via a "
+        "symlink to /dev/zero)",
+        str(noise): f"unreadable: {noise}: not a regular file (a character device, via a "
+        "symlink to /dev/urandom)",
+    }
+    assert set(bad["stage"]) == {"probe"}
+    linked = tracks.set_index("track_id").loc["rock__linked"]
+    assert linked["path"] == str(root / "rock" / "linked.wav")  # its own path, not the target
+    assert linked["duration_s"] == pytest.approx(2.5, abs=0.01)
+    assert len(tracks) == 21
+
+
+def test_kedro_run_on_too_small_a_folder_prints_the_message_without_a_traceback(
+    tmp_path: Path,
+):
+    """The real command line: `kedro run --pipelines=ingestion --params ...` on a folder with
+    two files per genre ends with the message alone (SetupErrorHook), exit status 1."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    project_root = Path(__file__).resolve().parents[2]
+    project = tmp_path / "clone"
+    project.mkdir()
+    shutil.copy(project_root / "pyproject.toml", project)
+    shutil.copytree(project_root / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
+    (project / "conf" / "local").mkdir()
+    shutil.copytree(
+        project_root / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    root = tmp_path / "music"
+    _small_folder(root)
+    result = subprocess.run(  # killed on timeout or on any error while waiting
+        [
+            sys.executable,
+            "-m",
+            "kedro",
+            "run",
+            "--pipelines=ingestion",
+            "--params",
+            f"ingestion.source=folder,ingestion.folder={root},ingestion.workers=1,"
+            "ingestion.min_duration_s=1",
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **os.environ,
+            "KEDRO_DISABLE_TELEMETRY": "1",
+            "PYTHONPATH": os.pathsep.join([str(project / "src"), os.environ.get("PYTHONPATH", "")]),
+        },
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output[-3000:]
+    assert "Traceback" not in output and "sklearn" not in output, output[-3000:]
+    assert (
+        f"Error: Too few usable audio files per genre in ingestion.folder={root} for "
+        "ingestion.split_fractions={training: 0.8, validation: 0.1, test: 0.1}" in output
+    )
+    assert "Add files: at least 10 per genre" in output

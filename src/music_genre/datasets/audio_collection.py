@@ -114,8 +114,9 @@ class AudioCollectionDataset(AbstractDataset[None, AudioCollection]):
             raise DatasetError(f"Cannot read {tracks_csv} as FMA tracks.csv: {exc}") from exc
         genres_csv = join(root, "fma_metadata", "genres.csv")
         genres = pd.read_csv(genres_csv, index_col=0) if is_file(genres_csv) else None
+        top = absolute(audio_dir)  # files unresolved below it: a symlink keeps its own path
         files = {
-            rel: AudioFile(absolute(join(audio_dir, rel)))
+            rel: AudioFile(join(top, rel))
             for rel in _checked(list_files, audio_dir, "ingestion.fma_root")
             if rel.endswith(".mp3")
         }
@@ -138,7 +139,10 @@ class AudioCollectionDataset(AbstractDataset[None, AudioCollection]):
             )
         genres = [rel.split("/", 1)[0] if "/" in rel else "" for rel in relpaths]
         tracks = pd.DataFrame({"relpath": relpaths, "genre": genres})
-        files = {rel: AudioFile(absolute(join(root, rel))) for rel in relpaths}
+        # The root made absolute, each file joined to it unresolved: a symlink in the collection
+        # keeps its own path (reports name the file the user has, not e.g. /dev/zero).
+        top = absolute(root)
+        files = {rel: AudioFile(join(top, rel)) for rel in relpaths}
         return AudioCollection(
             "folder",
             root,

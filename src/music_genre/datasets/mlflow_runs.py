@@ -13,6 +13,7 @@ A run record::
         "metrics": {"test_accuracy": 0.49, ...},  # final values
         "history": {"loss": [...], "val_loss": [...]},  # per-epoch curves (optional)
         "figures": {"confusion_matrix.png": <matplotlib Figure>},  # optional
+        "dicts": {"hyperband_trials.json": [...]},  # JSON artifacts (optional)
         "model": <keras.Model | sklearn estimator | mlflow.pyfunc.PythonModel | None>,
         "tags": {...},                            # optional
     }
@@ -122,6 +123,8 @@ class MlflowModelRunsDataset(AbstractDataset[list[dict[str, Any]], pd.DataFrame]
                 _log_history(run.info.run_id, record.get("history", {}))
                 for filename, figure in record.get("figures", {}).items():
                     mlflow.log_figure(figure, filename)
+                for filename, content in record.get("dicts", {}).items():
+                    mlflow.log_dict(content, filename)
                 flavour = log_model(record.get("model")) if self._log_models else None
                 rows.append(
                     {

@@ -9,12 +9,15 @@ catalog. The one exception is keras-tuner's search state, which lives in the fol
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import logging
 import math
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -44,6 +47,9 @@ from music_genre.plots import confusion_matrix_figure, learning_curves_figure
 from music_genre.spectrograms import spectrogram_tf_dataset
 
 logger = logging.getLogger(__name__)
+# Hyperband's detail (every trial's hyperparameters, every epoch's metrics): conf/logging.yml
+# sends it to the log file only; the terminal gets one line per trial from ``logger``.
+trial_logger = logging.getLogger(f"{__name__}.trials")
 
 Store = Mapping[str, Callable[[], np.ndarray]]
 
@@ -387,7 +393,8 @@ def tune_cnn_hyperparameters(
     fingerprint = search_fingerprint(items, params, augmentation_params, variant)
     project = f"{variant}_{fingerprint}"
     keras.utils.set_random_seed(int(params["seed"]))
-    tuner = keras_tuner.Hyperband(
+    tuner = _LoggingHyperband(
+        variant,
         StudyCnnHyperModel(
             _n_classes(items),
             tuning["search_space"],
@@ -419,7 +426,9 @@ def tune_cnn_hyperparameters(
         validation_data=val_stream,
         callbacks=callbacks,
         shuffle=False,
-        verbose=int(params["verbose"]),
+        # keras-tuner's display (a hyperparameter table per trial) and Keras' epoch lines would
+        # flood the terminal: _LoggingHyperband logs one line per trial instead.
+        verbose=0,
     )
     trials = sorted(tuner.oracle.trials.values(), key=lambda t: t.trial_id)
     for trial in trials:
@@ -451,6 +460,7 @@ def tune_cnn_hyperparameters(
                 "score": _float_or_none(t.score),
                 "epochs": t.hyperparameters.values.get("tuner/epochs"),
                 "values": _search_values(t.hyperparameters.values),
+                "history": tuner.history(t.trial_id),  # per epoch, as the log file has it
             }
             for t in trials
         ],
@@ -464,6 +474,84 @@ def tune_cnn_hyperparameters(
             "search_space": tuning["search_space"],
         },
     }
+
+
+class _LoggingHyperband(keras_tuner.Hyperband):
+    """Hyperband that reports each trial as one short log line (its number, status, objective
+    and duration) and sends the trial's hyperparameters and per-epoch metrics
+    to ``trial_logger``, instead of keras-tuner's and Keras' prints to stdout (search with
+    ``verbose=0``). Each trial's per-epoch metrics are kept beside its trial.json (which keeps
+    only the best epoch's), so that a resumed search reports them too."""
+
+    HISTORY_FILE = "epoch_metrics.json"
+
+    def __init__(self, variant: str, *args: Any, **kwargs: Any) -> None:
+        self.variant = variant
+        self.histories: dict[str, dict[str, list[float]]] = {}
+        self._started: dict[str, float] = {}
+        printed = io.StringIO()  # keras-tuner prints "Reloading Tuner from ..." on a resume
+        with contextlib.redirect_stdout(printed):
+            super().__init__(*args, **kwargs)
+        for line in printed.getvalue().splitlines():
+            if line.strip():
+                trial_logger.info("Hyperband %s: %s", variant, line.strip())
+
+    def on_trial_begin(self, trial: Any) -> None:
+        super().on_trial_begin(trial)
+        self._started[trial.trial_id] = time.perf_counter()
+        self.histories[trial.trial_id] = {}  # a retried trial starts over
+        trial_logger.info(
+            "Hyperband %s: trial %s starts: %s",
+            self.variant,
+            trial.trial_id,
+            json.dumps(trial.hyperparameters.values, sort_keys=True),
+        )
+
+    def on_epoch_end(self, trial: Any, model: Any, epoch: int, logs: Any = None) -> None:
+        super().on_epoch_end(trial, model, epoch, logs=logs)
+        metrics = {k: float(v) for k, v in (logs or {}).items()}
+        history = self.histories.setdefault(trial.trial_id, {})
+        for key, value in metrics.items():
+            history.setdefault(key, []).append(value)
+        trial_logger.info(
+            "Hyperband %s: trial %s epoch %d/%s: %s",
+            self.variant,
+            trial.trial_id,
+            epoch + 1,
+            trial.hyperparameters.values.get("tuner/epochs", "?"),
+            " ".join(f"{k}={v:.4g}" for k, v in metrics.items()),
+        )
+
+    def on_trial_end(self, trial: Any) -> None:
+        history = self.histories.get(trial.trial_id, {})
+        path = Path(self.get_trial_dir(trial.trial_id)) / self.HISTORY_FILE
+        path.write_text(json.dumps(history))
+        super().on_trial_end(trial)  # the oracle scores the trial here
+        ended = self.oracle.get_trial(trial.trial_id)
+        seconds = time.perf_counter() - self._started.pop(trial.trial_id, time.perf_counter())
+        ranked = self.oracle.get_best_trials(len(self.oracle.trials))
+        best = next((t.score for t in ranked if t.status == "COMPLETED"), None)
+        name = self.oracle.objective.name
+        score = "-" if ended.score is None else f"{ended.score:.3f}"
+        best_score = "-" if best is None else f"{best:.3f}"
+        logger.info(
+            "Hyperband %s: trial %s %s, %s %s (best %s), %d epochs, %.0f s",
+            self.variant,
+            trial.trial_id,
+            ended.status,
+            name,
+            score,
+            best_score,
+            len(self.histories.get(trial.trial_id, {}).get(name, [])),
+            seconds,
+        )
+
+    def history(self, trial_id: str) -> dict[str, list[float]]:
+        """The per-epoch metrics of a trial, this search's or an earlier one's ({} if none)."""
+        if trial_id in self.histories:
+            return self.histories[trial_id]
+        path = Path(self.get_trial_dir(trial_id)) / self.HISTORY_FILE
+        return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def search_fingerprint(
@@ -592,6 +680,8 @@ def train_cnn(
             "trials": len(best_hyperparameters.get("trials", [])),
             **best_hyperparameters.get("search", {}),
         }
+        # every trial's hyperparameters, score and per-epoch metrics: an MLflow artifact
+        log["hyperband_trials"] = best_hyperparameters.get("trials", [])
     return model, log
 
 
@@ -787,6 +877,11 @@ def _run_record(evaluation: Mapping[str, Any], model: keras.Model) -> dict[str, 
         "figures": {"confusion_matrix.png": confusion, "learning_curves.png": curves},
         "model": model,
         "tags": {"variant": evaluation["variant"]},
+        "dicts": (
+            {"hyperband_trials.json": training["hyperband_trials"]}
+            if "hyperband_trials" in training
+            else {}
+        ),
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 from typing import Any
 
@@ -14,6 +15,7 @@ from tqdm.auto import tqdm
 from music_genre.audio import AUDIO_EXTENSIONS, AudioFile
 from music_genre.audio_location import absolute, file_stamp, is_url, join
 from music_genre.datasets import AudioCollection
+from music_genre.errors import CollectionError
 from music_genre.parallel import TaskFailure, run_tasks
 
 from .splits import GROUP_COLUMN, grouped_split
@@ -264,19 +266,22 @@ def build_track_table(
     good = probed[reasons == ""].copy()
 
     genres_seen = sorted(set(probed["genre"]) | set(metadata_rejects["genre"].dropna()))
+    # The run stops before the bad-tracks report is written when the usable rest is too small:
+    # such a stop lists these files and their reasons in its message instead.
+    unusable = pd.concat([metadata_rejects, _bad_tracks_frame(bad)], ignore_index=True)
     empty = [g for g in genres_seen if g not in set(good["genre"])]
     if empty:
-        raise ValueError(
+        raise CollectionError(
             f"Genre(s) {empty} have no usable track (all unreadable or shorter than "
-            f"ingestion.min_duration_s={min_duration:g} s); see the reasons in the bad-tracks "
-            "report, fix or remove those files, or lower ingestion.min_duration_s."
+            f"ingestion.min_duration_s={min_duration:g} s): fix or remove those files, or lower "
+            "ingestion.min_duration_s." + _unusable_lines(unusable)
         )
     if (good["split"] == "").any():
         grouped = params.get("group_by") and GROUP_COLUMN in good
         good["split"] = (
             grouped_split(good["genre"], good[GROUP_COLUMN], params)
             if grouped
-            else _stratified_split(good["genre"], params)
+            else _stratified_split(good["genre"], params, unusable)
         )
 
     labels = {genre: index for index, genre in enumerate(sorted(good["genre"].unique()))}
@@ -295,8 +300,64 @@ def build_track_table(
     return tracks, bad_tracks.sort_values("track_id").reset_index(drop=True)
 
 
-def _stratified_split(genres: pd.Series, params: dict[str, Any]) -> np.ndarray:
-    """80/10/10 (configurable) per genre, seeded, for collections that have no split."""
+def _stratified_split(
+    genres: pd.Series, params: dict[str, Any], unusable: pd.DataFrame | None = None
+) -> np.ndarray:
+    """80/10/10 (configurable) per genre, seeded, for collections that have no split. Too few
+    usable files for the fractions stop the run with what they need (a :class:`CollectionError`,
+    shown without traceback), not with scikit-learn's error."""
+    try:
+        return _train_test_split_3(genres, params)
+    except ValueError as exc:  # scikit-learn: a side would be empty or miss a genre
+        raise CollectionError(_too_few_files_message(genres, params, unusable)) from exc
+
+
+def files_per_genre_needed(fractions: dict[str, float]) -> int:
+    """The fewest files of a genre that give it at least one track on each side of the split
+    (e.g. 10 for 0.8/0.1/0.1: a tenth of 10 files is one validation and one test track)."""
+    return max(math.ceil(1 / float(f) - 1e-9) for f in fractions.values())
+
+
+def _too_few_files_message(
+    genres: pd.Series, params: dict[str, Any], unusable: pd.DataFrame | None
+) -> str:
+    fractions = {k: float(v) for k, v in params["split_fractions"].items()}
+    shown = ", ".join(f"{k}: {v:g}" for k, v in fractions.items())
+    need = files_per_genre_needed(fractions)
+    counts = genres.value_counts().sort_index()
+    have = ", ".join(f"{genre} {n}" for genre, n in counts.items())
+    where = f"ingestion.folder={params['folder']}" if params.get("folder") else "the collection"
+    smallest = int(counts.min())
+    if smallest >= 3:
+        fix = (
+            f"Add files (at least {need} per genre), or change ingestion.split_fractions so that "
+            f"validation and test are each at least 1/{smallest} (the smallest genre has "
+            f"{smallest} files)."
+        )
+    else:
+        fix = (
+            f"Add files: at least {need} per genre for these fractions, or at least 3 per genre "
+            "with ingestion.split_fractions changed to validation and test each at least 1/3 "
+            f"(the smallest genre has {smallest})."
+        )
+    return (
+        f"Too few usable audio files per genre in {where} for ingestion.split_fractions="
+        f"{{{shown}}}: it has {have}; these fractions need at least {need} usable files per "
+        f"genre (one validation and one test track each). {fix}" + _unusable_lines(unusable)
+    )
+
+
+def _unusable_lines(unusable: pd.DataFrame | None, limit: int = 5) -> str:
+    """The files that could not be used and why, for a message that stops the run before the
+    bad-tracks report is written."""
+    if unusable is None or unusable.empty:
+        return ""
+    lines = [f"  - {row.path}: {row.reason}" for row in unusable.head(limit).itertuples()]
+    more = f"\n  ... and {len(unusable) - limit} more" if len(unusable) > limit else ""
+    return f"\nNot usable ({len(unusable)} files):\n" + "\n".join(lines) + more
+
+
+def _train_test_split_3(genres: pd.Series, params: dict[str, Any]) -> np.ndarray:
     fractions = params["split_fractions"]
     seed = int(params["split_seed"])
     index = np.arange(len(genres))

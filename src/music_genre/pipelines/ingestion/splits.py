@@ -18,6 +18,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from music_genre.audio import read_tag
 from music_genre.audio_location import absolute, is_url, join, relative_to
 from music_genre.datasets import AudioCollection
+from music_genre.errors import CollectionError
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ def grouped_split(genres: pd.Series, groups: pd.Series, params: dict[str, Any]) 
     n_folds = max(3, round(1 / smallest))
     n_groups = groups.nunique()
     if n_groups < n_folds:
-        raise ValueError(
+        raise CollectionError(
             f"ingestion.group_by={params.get('group_by')!r}: {n_groups} groups cannot be split "
             f"{fractions} with every group on one side (at least {n_folds} needed); add "
             "tracks, group by something finer, or provide ingestion.split_file."
