@@ -89,9 +89,50 @@ def test_single_threaded_mel_spectrogram_is_what_every_worker_count_computes():
 
 
 def test_joblib_parallel_runs_after_the_pool_of_run_tasks():
-    # Both share the process-wide loky executor; the grid search's joblib.Parallel(n_jobs=2)
-    # after a per-track stage used to fail ("no attribute '_temp_folder_manager'").
+    # The grid search's joblib.Parallel(n_jobs=2) after a per-track stage once failed ("no
+    # attribute '_temp_folder_manager'") when both shared loky's process-wide executor.
     from joblib import Parallel, delayed
 
+    from music_genre.parallel import joblib_workers_for
+
     assert dict(run_tasks(square, [("a", (3,))], 2)) == {"a": 9}
-    assert Parallel(n_jobs=2)(delayed(square)(v) for v in range(4)) == [0, 1, 4, 9]
+    with joblib_workers_for():
+        assert Parallel(n_jobs=2)(delayed(square)(v) for v in range(4)) == [0, 1, 4, 9]
+
+
+def _pool_workers() -> set[int]:
+    """This process's children other than the resource trackers (which live as long as it)."""
+    import psutil
+
+    return {
+        p.pid
+        for p in psutil.Process().children(recursive=True)
+        if "resource_tracker" not in " ".join(p.cmdline())
+    }
+
+
+def test_pools_end_with_their_stage_and_grid_searches_still_run_after():
+    # Pools that outlived their stage kept a ParallelRunner worker waiting 300 s at its exit.
+    from joblib import Parallel, delayed
+
+    from music_genre.parallel import joblib_workers_for
+
+    before = _pool_workers()  # e.g. joblib's workers left by another test module
+    for _ in range(2):  # a stage, a grid search, and again: each starts afresh
+        assert dict(run_tasks(square, [(str(i), (i,)) for i in range(4)], 2)) == {
+            str(i): i * i for i in range(4)
+        }
+        assert _pool_workers() <= before
+        with joblib_workers_for():
+            with joblib_workers_for():  # nested/concurrent blocks: the last one out stops them
+                assert Parallel(n_jobs=2)(delayed(square)(v) for v in range(4)) == [0, 1, 4, 9]
+            assert Parallel(n_jobs=2)(delayed(square)(v) for v in range(3)) == [0, 1, 4]
+        assert _pool_workers() <= before
+
+
+def test_a_consumer_that_stops_early_leaves_no_worker_behind():
+    before = _pool_workers()
+    results = run_tasks(square, [(str(i), (i,)) for i in range(20)], 2, window=4)
+    next(results)
+    results.close()
+    assert _pool_workers() <= before

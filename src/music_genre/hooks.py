@@ -275,6 +275,41 @@ class SetupErrorHook:
             raise click.ClickException(str(error)) from None
 
 
+def runner_advice(runner: Any, executor: str = "local") -> str | None:
+    """What the run log says, once, when the run's Kedro runner is a poor fit for this project
+    (see the README's "Runners"); ``None`` for SequentialRunner and ThreadRunner.
+    ``runner``: Kedro's ``run_params["runner"]``, the runner object's ``str()`` (or its class
+    name)."""
+    if "ParallelRunner" not in str(runner or ""):
+        return None
+    advice = (
+        "ParallelRunner is a poor fit for this project: its per-track stages (ingestion, "
+        "spectrograms, handcrafted features, musicnn decoding) already spread their tracks over "
+        "`workers` processes (null: every core), and the grid searches and networks use every "
+        "core too, so nodes in parallel processes only compete for the same cores; node hooks "
+        "run in those processes, so the slowest-nodes summary stays empty. Use the default "
+        "SequentialRunner, or ThreadRunner to overlap nodes (README: Runners)."
+    )
+    if executor == "dask":
+        advice += (
+            " With runtime.executor: dask each ParallelRunner process would connect (or start a "
+            "LocalCluster) on its own: run it with SequentialRunner or ThreadRunner."
+        )
+    return advice
+
+
+class RunnerAdviceHook:
+    """Says once, at the start of the run, when its Kedro runner is a poor fit for this project
+    (:func:`runner_advice`)."""
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], catalog: Any) -> None:
+        runtime = catalog.load("params:runtime") if "params:runtime" in catalog else None
+        advice = runner_advice(run_params.get("runner"), (runtime or {}).get("executor", "local"))
+        if advice:
+            logger.warning(advice)
+
+
 class RuntimeHook:
     """Chooses where the run's parallel work goes (``params:runtime``, see
     ``music_genre.parallel``) before the first node, and disconnects from the cluster - stopping

@@ -20,8 +20,16 @@ front end) hands its tasks to :func:`run_tasks`, and so do the transfer networks
 - **Memory.** At most ``window`` tasks are submitted ahead of the consumer, so finished results
   never pile up when the consumer (writing to the store) is slower than the workers.
 
-Workers are loky's reusable process pool (the one joblib uses): started once per process and
-reused by later stages, so a stage does not pay the workers' start-up (imports) again.
+- **Lifetime.** Each call of :func:`run_tasks` (a stage) has a loky process pool of its own,
+  shut down - its workers joined - when the stage's last result has been read (or the consumer
+  stops early). A pool kept alive for later stages (loky's process-wide reusable executor, as
+  before) outlived the stage: inside a ``ParallelRunner`` worker the node's process then waited
+  at its exit for the idle workers' 300-s timeout, and left joblib's memmapping folders in
+  /dev/shm; under ``ThreadRunner`` two stages running at once resized one shared pool under each
+  other. A stage now pays its workers' start-up (a few seconds of imports) once. The grid
+  searches' ``n_jobs`` workers (joblib's process-wide executor, which this module does not
+  share) are stopped the same way when the last grid search of the process ends
+  (:func:`grid_search_backend`).
 
 **Where the work runs** is chosen here and nowhere else (``runtime`` parameters, see
 :func:`configure`): ``executor: local`` is the pool above; ``executor: dask`` sends the same
@@ -40,10 +48,11 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from itertools import chain
 from typing import Any
@@ -137,17 +146,23 @@ def run_isolated_many(
     context = multiprocessing.get_context("spawn")
     pending = list(reversed(tasks))
     running: dict[Any, tuple[str, Any, Any]] = {}
-    while pending or running:
-        while pending and len(running) < max(1, workers):
-            key, args = pending.pop()
-            process, receiver = _start_isolated(context, function, args, key in crash_keys)
-            running[process.sentinel] = (key, process, receiver)
-        # a result arrives before its process ends; reading it lets a large one finish
-        ready = wait_ready([*running, *(r for _, _, r in running.values())])
-        for sentinel, (key, process, receiver) in list(running.items()):
-            if sentinel in ready or receiver in ready:
-                del running[sentinel]
-                yield key, _finish_isolated(process, receiver)
+    try:
+        while pending or running:
+            while pending and len(running) < max(1, workers):
+                key, args = pending.pop()
+                process, receiver = _start_isolated(context, function, args, key in crash_keys)
+                running[process.sentinel] = (key, process, receiver)
+            # a result arrives before its process ends; reading it lets a large one finish
+            ready = wait_ready([*running, *(r for _, _, r in running.values())])
+            for sentinel, (key, process, receiver) in list(running.items()):
+                if sentinel in ready or receiver in ready:
+                    del running[sentinel]
+                    yield key, _finish_isolated(process, receiver)
+    finally:  # the consumer stopped early: no process outlives the call
+        for _, process, receiver in running.values():
+            process.kill()
+            process.join()
+            receiver.close()
 
 
 def run_tasks(
@@ -176,7 +191,6 @@ def run_tasks(
         yield from _run_on_dask(client, function, chain([first], remaining), window)
         return
     todo = [first, *remaining]
-    from joblib.executor import get_memmapping_executor
     from joblib.externals.loky.process_executor import BrokenProcessPool
 
     n_workers = max(1, min(resolve_workers(workers), len(todo)))
@@ -186,13 +200,11 @@ def run_tasks(
     crash_keys = _crash_keys()
     pending = list(reversed(todo))  # popped from the end: submission keeps the given order
     while pending:
-        # joblib's variant of loky's process-wide executor: a later joblib.Parallel (the grid
-        # search's n_jobs) finds the attributes it expects on it (loky's plain executor made it
-        # fail with "no attribute '_temp_folder_manager'"); max_nbytes=None: results come back
-        # as plain arrays, never as memory maps of temporary files.
-        executor = get_memmapping_executor(n_workers, timeout=300, max_nbytes=None)
+        # this stage's own pool (see "Lifetime" above), shut down before run_tasks returns
+        executor = _stage_pool(n_workers)
         in_flight: dict[Future, tuple[str, tuple]] = {}
         suspects: list[tuple[str, tuple]] = []
+        finished = False
         try:
             while pending or in_flight:
                 while pending and len(in_flight) < window:
@@ -213,12 +225,15 @@ def run_tasks(
                         yield key, future.result()
                 if suspects:
                     raise BrokenProcessPool("a worker died")
+            finished = True
         except BrokenProcessPool:
             # Every unfinished task went down with the pool: retry each alone in a fresh
             # process, which also tells the guilty task from the innocent ones.
             suspects.extend(in_flight.values())
             for future in in_flight:
                 future.cancel()
+            in_flight.clear()
+            _stop_pool(executor, finished=False)
             logger.warning(
                 "A worker process died; running the %d unfinished task(s) again, each alone "
                 "in a fresh process",
@@ -228,6 +243,27 @@ def run_tasks(
                 if isinstance(result, TaskFailure) and result.reason.startswith("worker crashed"):
                     logger.warning("Task %s crashed its worker twice: %s", key, result.reason)
                 yield key, result
+        finally:
+            # normal end: the workers are idle and exit at once; the consumer stopped early or
+            # an error: what still runs is abandoned, its workers killed
+            for future in in_flight:
+                future.cancel()
+            _stop_pool(executor, finished=finished)
+
+
+def _stage_pool(n_workers: int) -> Any:
+    """A loky process pool for one stage: loky's workers, like joblib's (cloudpickled tasks, a
+    worker's death seen as ``BrokenProcessPool``), but not the process-wide reusable executor,
+    so nothing else resizes or keeps it. Workers start on the first submitted task."""
+    from joblib.externals.loky.process_executor import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=n_workers)
+
+
+def _stop_pool(executor: Any, finished: bool) -> None:
+    """Join the stage's workers (idle after a finished stage), or kill them (an abandoned or
+    broken one); a second call is harmless."""
+    executor.shutdown(wait=True, kill_workers=not finished)
 
 
 # --- where the work runs: the runtime parameters ---------------------------------------------
@@ -340,13 +376,52 @@ def cluster_threads(client: Any) -> int:
 
 def grid_search_backend() -> AbstractContextManager[Any]:
     """Around ``GridSearchCV.fit``: joblib's Dask backend when the runtime is Dask (the grid
-    points and folds run on the cluster), else nothing (``n_jobs`` processes here)."""
+    points and folds run on the cluster), else ``n_jobs`` processes here, stopped when the
+    block ends (:func:`joblib_workers_for`)."""
     client = dask_client()
     if client is None:
-        return nullcontext()
+        return joblib_workers_for()
     from joblib import parallel_config
 
     return parallel_config(backend="dask", n_jobs=-1, wait_for_workers_timeout=60)
+
+
+_joblib_lock = threading.Lock()
+_joblib_users = 0
+
+
+@contextmanager
+def joblib_workers_for() -> Iterator[None]:
+    """A block whose ``joblib.Parallel`` (scikit-learn's ``n_jobs``) may start worker
+    processes: when the last such block of this process ends, joblib's process-wide loky
+    executor is shut down, its workers joined and its memmapping folders in /dev/shm removed.
+    joblib keeps that executor for reuse with a 300-s idle timeout, which is what made a
+    ``ParallelRunner`` worker wait five minutes at its exit. Counted, so that blocks running at
+    once (``ThreadRunner``) share the executor and the last one out stops it."""
+    global _joblib_users
+    with _joblib_lock:
+        _joblib_users += 1
+    try:
+        yield
+    finally:
+        with _joblib_lock:  # held while stopping: a new block waits and then starts afresh
+            _joblib_users -= 1
+            if _joblib_users == 0:
+                stop_joblib_workers()
+
+
+def stop_joblib_workers() -> None:
+    """Shut down joblib's process-wide loky executor, if one was started (none: nothing)."""
+    from joblib.externals.loky import reusable_executor
+
+    # the module-level reference is the only handle: get_reusable_executor() would start one
+    executor = getattr(reusable_executor, "_executor", None)
+    if executor is None:
+        return
+    if hasattr(executor, "terminate"):  # joblib's MemmappingExecutor: also its temp folders
+        executor.terminate(kill_workers=False)
+    else:
+        executor.shutdown(wait=True)
 
 
 def _dask_failure(error: BaseException) -> TaskFailure:

@@ -4,7 +4,13 @@ import warnings
 
 from kedro.config import OmegaConfigLoader
 
-from music_genre.hooks import MissingInputsHook, RunSummaryHook, RuntimeHook, SetupErrorHook
+from music_genre.hooks import (
+    MissingInputsHook,
+    RunnerAdviceHook,
+    RunSummaryHook,
+    RuntimeHook,
+    SetupErrorHook,
+)
 from music_genre.parameters import ParameterValidationHook
 
 # Kedro 1.7's own config loader still calls OmegaConf's renamed resolver API on every run: a
@@ -16,6 +22,7 @@ warnings.filterwarnings(
 # ParameterValidationHook: every run's parameters are checked against their schemas first;
 # MissingInputsHook: a run whose inputs another pipeline makes stops before any work;
 # RuntimeHook: where the parallel work runs (params:runtime: this machine or a Dask cluster);
+# RunnerAdviceHook: a run under ParallelRunner is told once which runner fits (README: Runners);
 # SetupErrorHook: an error in the user's set-up (e.g. weights unavailable offline) ends the run
 # with its message, without a traceback.
 HOOKS = (
@@ -23,6 +30,7 @@ HOOKS = (
     MissingInputsHook(),
     RunSummaryHook(),
     RuntimeHook(),
+    RunnerAdviceHook(),
     SetupErrorHook(),
 )
 
