@@ -145,8 +145,23 @@ class MlpSweepParams(_Schema):
     seed: Seed
 
 
+HandcraftedSource = Literal["fma_csv", "extract"]
+
+
+def _unique(values: list[str]) -> list[str]:
+    if len(set(values)) != len(values):
+        raise ValueError("lists a source twice")
+    return values
+
+
 class HandcraftedParams(_Schema):
-    source: Literal["fma_csv", "extract"]
+    # one source, or several: the first is the saved model, the others comparison rows
+    source: (
+        HandcraftedSource
+        | Annotated[
+            list[HandcraftedSource], Field(min_length=1, max_length=2), AfterValidator(_unique)
+        ]
+    )
     extraction: FeatureExtractionParams
     mlp: MlpSweepParams
 
