@@ -1,8 +1,8 @@
 """FMA's 518 handcrafted audio features, computed from any audio file.
 
 The Free Music Archive ships these features precomputed (``fma_metadata/features.csv``); the study
-trained its MLP on them. This module recomputes them from audio with FMA's recipe, so that the
-demo data, other collections and the prediction command get the same 518 numbers in the same
+trained its MLP on them. This module computes them from audio with FMA's recipe, so that the
+demo data, other collections and the prediction command get the same 518 features in the same
 layout:
 
 - 11 librosa features summarised over time by 7 statistics, one column per

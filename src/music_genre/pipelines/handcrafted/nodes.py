@@ -1,8 +1,11 @@
 """Handcrafted features: FMA's 518 features -> standardized matrix -> the study's MLP sweep.
 
 The study (Tables 1-2) trained a Keras MLP on FMA's precomputed features for nine hidden-layer
-configurations; ``handcrafted.source`` chooses FMA's ``features.csv`` (``fma_csv``) or the same
-features computed from the audio (``extract``, resumable per track).
+configurations; ``handcrafted.source`` chooses FMA's ``features.csv`` (``fma_csv``: FMA computed
+it over the full-length tracks) or features computed with FMA's recipe from the collection's own
+audio files (``extract``, resumable per track: on fma_small, the 30-s clips the other pipelines
+read), or lists both: the first is the saved model, the others comparison rows. Every row and
+model says what its features were computed over (:mod:`music_genre.training_audio`).
 """
 
 from __future__ import annotations
