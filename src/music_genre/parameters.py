@@ -145,23 +145,26 @@ class MlpSweepParams(_Schema):
     seed: Seed
 
 
-HandcraftedSource = Literal["fma_csv", "extract"]
-
-
-def _unique(values: list[str]) -> list[str]:
-    if len(set(values)) != len(values):
+def _handcrafted_source(value: Any) -> Any:
+    """One source, or several: a YAML list, or for --params (which splits on commas) joined
+    by "+" (``fma_csv+extract``); the first is the saved model, the others comparison rows."""
+    parts = value.split("+") if isinstance(value, str) else value
+    if not isinstance(parts, list) or not parts or not all(isinstance(p, str) for p in parts):
+        raise ValueError("Input should be 'fma_csv' or 'extract', or a list of them")
+    bad = [p for p in parts if p not in ("fma_csv", "extract")]
+    if bad:
+        raise ValueError(
+            "Input should be 'fma_csv' or 'extract' (both: [fma_csv, extract], or "
+            "fma_csv+extract on the command line)"
+        )
+    if len(set(parts)) != len(parts):
         raise ValueError("lists a source twice")
-    return values
+    return value
 
 
 class HandcraftedParams(_Schema):
-    # one source, or several: the first is the saved model, the others comparison rows
-    source: (
-        HandcraftedSource
-        | Annotated[
-            list[HandcraftedSource], Field(min_length=1, max_length=2), AfterValidator(_unique)
-        ]
-    )
+    # fma_csv | extract | [fma_csv, extract] (= fma_csv+extract): see _handcrafted_source
+    source: Annotated[str | list[str], AfterValidator(_handcrafted_source)]
     extraction: FeatureExtractionParams
     mlp: MlpSweepParams
 

@@ -42,15 +42,18 @@ def handcrafted_sources(params: Mapping[str, Any]) -> list[str]:
     """``handcrafted.source`` as a list: one source, or several (the first is the saved model,
     the others are comparison rows). Unknown sources raise ``ValueError``."""
     source = params.get("source")
-    sources = [source] if isinstance(source, str) or source is None else list(source)
+    if isinstance(source, str):  # "fma_csv+extract": the spelling --params allows (no commas)
+        sources = source.split("+")
+    else:
+        sources = [source] if source is None else list(source)
     bad = [s for s in sources if s not in SOURCES]
     if not sources or bad or len(set(sources)) != len(sources):
         raise ValueError(
             f"handcrafted.source={source!r}: use 'fma_csv' (FMA's precomputed "
             "fma_metadata/features.csv, as the study: whole tracks), 'extract' (compute them "
-            "from the collection's audio files: the clips on fma_small), or both as a list "
-            "whose first entry is the saved model, e.g. "
-            '--params "handcrafted.source=[fma_csv,extract]".'
+            "from the collection's audio files: the clips on fma_small), or both, the first "
+            "being the saved model: [fma_csv, extract] in YAML, "
+            '--params "handcrafted.source=fma_csv+extract" on the command line.'
         )
     return sources
 

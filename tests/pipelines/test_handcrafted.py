@@ -471,13 +471,17 @@ def test_source_list_is_validated():
 
     assert handcrafted_sources({"source": "fma_csv"}) == ["fma_csv"]
     assert handcrafted_sources({"source": ["fma_csv", "extract"]}) == ["fma_csv", "extract"]
-    for bad in (["extract", "extract"], [], ["csv"]):
+    # --params splits on commas: the command line joins sources with "+"
+    assert handcrafted_sources({"source": "extract+fma_csv"}) == ["extract", "fma_csv"]
+    for bad in (["extract", "extract"], [], ["csv"], "extract+extract", "fma_csv+"):
         with pytest.raises(ValueError, match="handcrafted.source"):
             handcrafted_sources({"source": bad})
     section = dict(PARAMS)
     validate_parameters({"handcrafted": {**section, "source": ["fma_csv", "extract"]}})
-    with pytest.raises(ParameterError, match="source"):
-        validate_parameters({"handcrafted": {**section, "source": ["extract", "extract"]}})
+    validate_parameters({"handcrafted": {**section, "source": "fma_csv+extract"}})
+    for bad in (["extract", "extract"], "extract+extract", "extract+csv"):
+        with pytest.raises(ParameterError, match="source"):
+            validate_parameters({"handcrafted": {**section, "source": bad}})
 
 
 def test_resumed_run_reuses_every_stored_row(tmp_path: Path):

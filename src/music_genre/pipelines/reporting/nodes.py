@@ -475,7 +475,7 @@ HANDCRAFTED_STUDY_NOTE = (
     "FMA's `features.csv`, which FMA computed over the **full-length tracks**, while its CNN "
     "and transfer rows saw the first 29.7 s of the 30-s clips. A `features.csv` row here has "
     "seen whole tracks too; train on features extracted from the clips "
-    '(`--params "handcrafted.source=[fma_csv,extract]"`) for a row that saw the same audio as '
+    '(`--params "handcrafted.source=fma_csv+extract"`) for a row that saw the same audio as '
     "the other pipelines."
 )
 
