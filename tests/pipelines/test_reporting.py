@@ -268,7 +268,10 @@ def test_summary_keeps_whole_track_and_clip_handcrafted_rows_apart():
         & (comparison["split"] == "test")
         & (comparison["metric"] == "accuracy")
     ]
-    assert sorted(rows["audio"]) == ["whole file (~30.0 s)", "whole track (features.csv)"]
+    assert sorted(rows["audio"]) == [
+        "whole file (~30.0 s); comparison row (model not saved)",
+        "whole track (features.csv)",
+    ]
     assert rows["this_run"].tolist() == [0.3, 0.52] or rows["this_run"].tolist() == [0.52, 0.3]
     best = best_model_table(results, None, None, None, PAPER)
     assert best.loc[0, "model"] == "(512, 256) fma_csv" and best.loc[0, "test_acc"] == 0.52
@@ -285,5 +288,8 @@ def test_summary_keeps_whole_track_and_clip_handcrafted_rows_apart():
     section = summary.split("## Handcrafted")[1].split("##")[0]
     assert "| features computed over |" in section
     assert "| mlp | (512, 256) | trained | whole track (features.csv) | 0.5200" in section
-    assert "| mlp | (512, 256) | trained | whole file (~30.0 s) | 0.3000" in section
+    assert (
+        "| mlp | (512, 256) | trained | whole file (~30.0 s); comparison row (model not saved) "
+        "| 0.3000" in section
+    )
     assert "- **handcrafted**: fma_csv: whole tracks; extract: clips" in summary

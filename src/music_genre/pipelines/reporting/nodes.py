@@ -70,6 +70,8 @@ def _handcrafted_rows(results: pd.DataFrame) -> list[dict[str, Any]]:
         # one row per (configuration, source): features.csv's whole tracks and the extracted
         # clips stay apart (tables of older runs have no audio column: NaN)
         audio = row.get("audio", np.nan)
+        if pd.notna(audio) and str(row.get("comparison", "")).strip().lower() == "true":
+            audio = f"{audio}; comparison row (model not saved)"
         for prefix, split in SPLIT_COLUMNS.items():
             for metric, column in (("accuracy", f"{prefix}_acc"), ("loss", f"{prefix}_loss")):
                 rows.append(
