@@ -22,7 +22,6 @@ import pandas as pd
 
 from music_genre.audio import AudioDecodeError, probe_audio
 from music_genre.inference import OnnxModel, as_network
-from music_genre.training_audio import short_label
 
 logger = logging.getLogger(__name__)
 
@@ -648,7 +647,6 @@ def build_predictor(
             class_names=list(names),
             feature_settings=settings,
             audio=audio,
-            label=f"handcrafted ({audio['source']}: {short_label(audio)})",
         )
     if kind == FUSION:
         bundle = load("fusion_model")
