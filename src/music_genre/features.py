@@ -1,16 +1,26 @@
 """FMA's 518 handcrafted audio features, computed from any audio file.
 
 The Free Music Archive ships these features precomputed (``fma_metadata/features.csv``); the study
-trained its MLP on them. This module recomputes them from audio so that the demo data, other
-collections and the prediction command get the same 518 numbers in the same layout:
+trained its MLP on them. This module computes them from audio with FMA's recipe, so that the
+demo data, other collections and the prediction command get the same 518 features in the same
+layout:
 
 - 11 librosa features summarised over time by 7 statistics, one column per
   (feature, statistics, number), e.g. ``("mfcc", "mean", "01")``;
 - the columns sorted by feature, then statistic, then number, exactly as in ``features.csv``.
 
+**Same recipe, not the same audio.** FMA computed ``features.csv`` over the *full-length* tracks
+(mdeff/fma issue #8), whereas fma_small's files are 30-s clips. Its values are reproduced only
+from the same full-length audio: features extracted from a clip describe the clip, and come
+from another distribution (measured on FMA's track 2 against its fma_small clip: 90 of 350
+values within 0.01 + 2 %; spectral_centroid min 0.00 over the track, 510 over the clip; mfcc
+std 01 97.8 vs 53.6). A model trained on ``features.csv`` has seen whole tracks and must be fed
+features of whole tracks; :mod:`music_genre.training_audio` records which kind each model saw.
+
 The computation follows FMA's ``features.py`` (mdeff/fma, 2017, librosa 0.5), reimplemented for
-librosa 0.11. With ``fma_compatible`` on (the default) it keeps two FMA quirks so the numbers stay
-comparable with ``features.csv`` (a model trained on FMA's file can classify extracted features):
+librosa 0.11 (on the same clip, a direct port of FMA's ``features.py`` agrees with it to a
+median relative difference of 5.7e-5). With ``fma_compatible`` on (the default) it keeps two
+FMA quirks of the recipe:
 
 - FMA called ``chroma_stft`` and the four ``spectral_*`` features without ``sr``, so librosa
   assumed 22,050 Hz whatever the file's rate: their frequency axis (Hz values of centroid,
@@ -19,7 +29,7 @@ comparable with ``features.csv`` (a model trained on FMA's file can classify ext
 - ``rmse`` is librosa 0.5's ``rmse(S=...)``, the root mean square over frequency bins of the
   magnitude spectrogram (librosa >= 0.7 ``rms`` normalises differently, ~45x smaller).
 
-Where it cannot match exactly (also listed in docs/pipelines/handcrafted.md): MP3s are decoded by libsndfile/mpg123
+Where it cannot follow FMA exactly (also listed in docs/pipelines/handcrafted.md): MP3s are decoded by libsndfile/mpg123
 instead of audioread/ffmpeg; librosa 0.11's CQT (used by chroma_cqt, chroma_cens, tonnetz) is
 not bit-identical to 0.5's. To stay close, the STFT and CQT pad with ``pad_mode="reflect"``
 (librosa 0.5's default, no longer 0.11's) and the chroma features are told the CQT's 12 bins per

@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 # results dataset -> (column that selected the model, column reported, how a row is named)
 BEST_MODEL_RULES: dict[str, tuple[str, str, list[str]]] = {
-    "handcrafted_results": ("val_acc", "test_acc", ["units"]),
+    "handcrafted_results": ("val_acc", "test_acc", ["units", "source"]),
     "cnn_results": ("val_acc", "test_acc", ["variant"]),
     "transfer_results": (
         "cv_accuracy",
@@ -30,18 +30,28 @@ BEST_MODEL_RULES: dict[str, tuple[str, str, list[str]]] = {
 }
 
 
-def best_models(results: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
-    """The best model of each pipeline, chosen on validation (or CV) accuracy, never on test."""
+def best_models(
+    results: dict[str, pd.DataFrame | None], params: dict[str, Any] | None = None
+) -> pd.DataFrame:
+    """The best model of each pipeline, chosen on validation (or CV) accuracy, never on test,
+    with what audio it was trained on (``params``: the run's parameters)."""
+    from music_genre.training_audio import selectable, short_pipeline_audio
+
     rows = []
     for name, (select_by, report, naming) in BEST_MODEL_RULES.items():
         table = results.get(name)
-        if table is None or table.empty or table[select_by].isna().all():
+        if table is None or table.empty:
+            continue
+        table = selectable(table)
+        if table.empty or table[select_by].isna().all():
             continue
         best = table.loc[table[select_by].idxmax()]
+        pipeline = name.removesuffix("_results")
         rows.append(
             {
-                "pipeline": name.removesuffix("_results"),
+                "pipeline": pipeline,
                 "best model": " ".join(str(best[c]) for c in naming if c in best),
+                "trained on": short_pipeline_audio(pipeline, params or {}, best),
                 "selected on": f"{select_by} {best[select_by]:.4f}",
                 "test accuracy": round(float(best[report]), 4),
                 "95% interval": format_interval(
@@ -110,7 +120,12 @@ class RunSummaryHook:
         for name in BEST_MODEL_RULES:
             if name in produced and catalog.exists(name):
                 results[name] = catalog.load(name)
-        table = best_models(results)
+        params = {
+            section: catalog.load(f"params:{section}")
+            for section in ("handcrafted", "spectrogram")
+            if f"params:{section}" in catalog
+        }
+        table = best_models(results, params)
         if table.empty:
             return
         text = table.to_string(index=False)

@@ -219,12 +219,30 @@ class MlpSweepParams(_Schema):
     """Seed of the weights and shuffling."""
 
 
+def _handcrafted_source(value: Any) -> Any:
+    """One source, or several: a YAML list, or for --params (which splits on commas) joined
+    by "+" (``fma_csv+extract``); the first is the saved model, the others comparison rows."""
+    parts = value.split("+") if isinstance(value, str) else value
+    if not isinstance(parts, list) or not parts or not all(isinstance(p, str) for p in parts):
+        raise ValueError("Input should be 'fma_csv' or 'extract', or a list of them")
+    bad = [p for p in parts if p not in ("fma_csv", "extract")]
+    if bad:
+        raise ValueError(
+            "Input should be 'fma_csv' or 'extract' (both: [fma_csv, extract], or "
+            "fma_csv+extract on the command line)"
+        )
+    if len(set(parts)) != len(parts):
+        raise ValueError("lists a source twice")
+    return value
+
+
 class HandcraftedParams(_Schema):
     """``handcrafted``: FMA's handcrafted features and the MLP sweep."""
 
-    source: Literal["fma_csv", "extract"]
-    """``fma_csv``: FMA's precomputed ``features.csv`` (the study); ``extract``: computed from the
-    audio."""
+    source: Annotated[str | list[str], AfterValidator(_handcrafted_source)]
+    """``fma_csv``: FMA's precomputed ``features.csv`` (whole tracks, the study); ``extract``:
+    computed from the audio (the clips); ``[fma_csv, extract]`` (``fma_csv+extract`` on the
+    command line): the first trains the saved model, the others add comparison rows."""
     extraction: FeatureExtractionParams
     """Feature extraction from the audio."""
     mlp: MlpSweepParams

@@ -10,6 +10,7 @@ as the spectrogram pipeline pads them.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -282,36 +283,107 @@ def classifier_probabilities(model: Any, features: np.ndarray) -> np.ndarray:
 
 @dataclass
 class HandcraftedPredictor(_NetworkPredictor):
-    """FMA's 518 features of the clip -> the training-split scaler -> the MLP (exported or
-    Keras, as CnnPredictor's ``model``)."""
+    """FMA's 518 features of the file -> the training-split scaler -> the MLP (exported or
+    Keras, as CnnPredictor's ``model``).
+
+    ``audio``: what the model's training features were computed over (a feature audio record
+    of :mod:`music_genre.training_audio`); the features of a file are computed over the same
+    kind of audio: the whole file for a whole-track model (FMA's features.csv) or a whole-file
+    (clip) model, consecutive windows of the training clips' length for a file of two clips or
+    more, the training window for a window model. A file that cannot match (a short clip given
+    to a whole-track model) gets a warning with its prediction (:meth:`audio_warning`)."""
 
     model: Any
     scaler: Any
     class_names: list[str]
     feature_settings: Mapping[str, Any]
     label: str = "handcrafted"
+    audio: Mapping[str, Any] | None = None
     _network: Any = field(default=None, init=False, repr=False)
 
+    @property
+    def features_over(self) -> str:
+        from music_genre.training_audio import WHOLE_FILE
+
+        return str((self.audio or {}).get("features_over") or WHOLE_FILE)
+
     def window_s(self) -> float:
-        # FMA's features summarise whole 30-s clips.
-        return 30.0
+        """The length of one analysis window: infinite for a whole-track model (its features
+        describe a whole track: never cut), else the length its training features saw."""
+        from music_genre.training_audio import DEFAULT_CLIP_S, WHOLE_TRACK, WINDOW
+
+        audio = self.audio or {}
+        if self.features_over == WHOLE_TRACK:
+            return math.inf
+        if self.features_over == WINDOW and audio.get("duration_s"):
+            return float(audio["duration_s"])
+        return float(audio.get("median_training_s") or DEFAULT_CLIP_S)
+
+    def _settings(self, offsets: Sequence[float], offset: float) -> dict[str, Any]:
+        from music_genre.training_audio import WHOLE_TRACK
+
+        settings = dict(self.feature_settings)
+        if self.features_over == WHOLE_TRACK:
+            settings.update(offset_s=0.0, duration_s=None)  # as FMA: the whole track
+        elif len(offsets) > 1:
+            settings.update(offset_s=offset, duration_s=self.window_s())
+        return settings
 
     def window_inputs(self, path: str, offsets: Sequence[float]) -> np.ndarray:
-        """What the MLP reads: the clip's features, scaled as in training."""
+        """What the MLP reads: the features of each window (one, the whole file, for a
+        whole-track model), scaled as in training."""
         from music_genre.features import extract_features
+        from music_genre.training_audio import WHOLE_TRACK
 
-        rows = []
-        for offset in offsets:
-            settings = dict(self.feature_settings)
-            if len(offsets) > 1:
-                settings.update(offset_s=offset, duration_s=self.window_s())
-            rows.append(extract_features(path, settings).to_numpy())
+        if self.features_over == WHOLE_TRACK:
+            offsets = [0.0]
+        rows = [extract_features(path, self._settings(offsets, o)).to_numpy() for o in offsets]
         values = np.stack(rows)
         # the scaler was fitted on the named feature table: same columns, same order
         names = getattr(self.scaler, "feature_names_in_", None)
         if names is not None and len(names) == values.shape[1]:
             values = pd.DataFrame(values, columns=names)
         return np.asarray(self.scaler.transform(values), np.float32)
+
+    def window_probabilities(self, path: str, offsets: Sequence[float]) -> np.ndarray:
+        """One probability row per window; a whole-track model computes one over the whole
+        file and repeats it (as a fusion member, next to the other members' windows)."""
+        probabilities = self.probabilities(self.window_inputs(path, offsets))
+        if len(probabilities) != len(offsets):
+            probabilities = np.repeat(probabilities[:1], len(offsets), axis=0)
+        return probabilities
+
+    def input_description(self, duration_s: float, windows: int) -> str:
+        """What this file's features were computed over, next to what training saw."""
+        from music_genre.training_audio import WHOLE_TRACK, describe_record, feature_audio_record
+
+        audio = self.audio or feature_audio_record("extract", self.feature_settings)
+        if self.features_over == WHOLE_TRACK or windows <= 1:
+            settings = self._settings([0.0], 0.0)
+            if settings.get("duration_s"):
+                start = float(settings.get("offset_s") or 0.0)
+                span = f"{float(settings['duration_s']):.2f} s from {start:g} s of the file"
+            else:
+                span = f"the whole file ({duration_s:.1f} s)"
+        else:
+            span = f"{windows} windows of {self.window_s():.2f} s (probabilities averaged)"
+        return f"{span}; the model was trained on {describe_record(audio)}"
+
+    def audio_warning(self, duration_s: float) -> str | None:
+        """Why this file's features come from another kind of audio than the training
+        features, or None: a file shorter than WHOLE_TRACK_MIN_S given to a whole-track model."""
+        from music_genre.training_audio import WHOLE_TRACK, WHOLE_TRACK_MIN_S
+
+        if self.features_over == WHOLE_TRACK and duration_s < WHOLE_TRACK_MIN_S:
+            return (
+                f"the handcrafted model was trained on FMA's features.csv, computed over "
+                f"full-length tracks, but this file lasts {duration_s:.1f} s (< "
+                f"{WHOLE_TRACK_MIN_S:g} s: likely a clip): its features come from another "
+                "distribution (e.g. FMA's track 2: spectral_centroid min 0 over the track, 510 "
+                "over its 30-s clip), so this prediction is unreliable. Give the whole track, "
+                "or train on clip features (handcrafted.source=extract)."
+            )
+        return None
 
 
 @dataclass
@@ -329,7 +401,23 @@ class FusionPredictor:
         return list(self.bundle["class_names"])
 
     def window_s(self) -> float:
-        return max(member.window_s() for member in self.members)
+        # a whole-track member (infinite window) computes over the whole file whatever the
+        # windows: the others' windows decide
+        finite = [m.window_s() for m in self.members if math.isfinite(m.window_s())]
+        return max(finite) if finite else math.inf
+
+    def _handcrafted(self) -> HandcraftedPredictor | None:
+        return next((m for m in self.members if isinstance(m, HandcraftedPredictor)), None)
+
+    def input_description(self, duration_s: float, windows: int) -> str | None:
+        member = self._handcrafted()
+        if member is None:
+            return None
+        return f"handcrafted member: {member.input_description(duration_s, windows)}"
+
+    def audio_warning(self, duration_s: float) -> str | None:
+        member = self._handcrafted()
+        return None if member is None else member.audio_warning(duration_s)
 
     def window_probabilities(self, path: str, offsets: Sequence[float]) -> np.ndarray:
         from music_genre.fusion import fused_probabilities
@@ -342,6 +430,20 @@ class FusionPredictor:
 Predictor = CnnPredictor | TransferPredictor | HandcraftedPredictor | FusionPredictor
 
 
+def handcrafted_training_audio(predictor: Predictor) -> str | None:
+    """What the predictor's handcrafted model (alone or a fusion member) was trained on."""
+    from music_genre.training_audio import describe_record, feature_audio_record
+
+    if isinstance(predictor, FusionPredictor):
+        member = predictor._handcrafted()
+        return None if member is None else handcrafted_training_audio(member)
+    if isinstance(predictor, HandcraftedPredictor):
+        return describe_record(
+            predictor.audio or feature_audio_record("extract", predictor.feature_settings)
+        )
+    return None
+
+
 @dataclass
 class GenrePrediction:
     path: str
@@ -351,6 +453,10 @@ class GenrePrediction:
     error: str | None = None
     runtime: str | None = None
     timing: dict[str, float] = field(default_factory=dict)
+    # what the features were computed over (handcrafted models, fusion with one), and a
+    # warning when that is another kind of audio than the model's training features
+    features_computed_over: str | None = None
+    warning: str | None = None
 
     def top(self, k: int = 3) -> list[tuple[str, float]]:
         return sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:k]
@@ -362,6 +468,10 @@ class GenrePrediction:
         else:
             out["top"] = [{"genre": g, "probability": round(p, 4)} for g, p in self.top(k)]
             out["windows"] = self.windows
+        if self.features_computed_over:
+            out["features_computed_over"] = self.features_computed_over
+        if self.warning:
+            out["warning"] = self.warning
         if self.runtime:
             out["runtime"] = self.runtime
         if self.timing:
@@ -392,6 +502,12 @@ def predict_file(
     try:
         duration = check_audio_file(path, min_seconds)
         offsets = window_offsets(duration, predictor.window_s(), max_windows)
+        if hasattr(predictor, "input_description"):
+            windows = 1 if math.isinf(predictor.window_s()) else len(offsets)
+            result.features_computed_over = predictor.input_description(duration, windows)
+            result.warning = predictor.audio_warning(duration)
+            if result.warning:
+                logger.warning("%s: %s", path, result.warning)
         if hasattr(predictor, "window_inputs"):
             inputs = predictor.window_inputs(str(path), offsets)
             inputs_done = time.perf_counter()
@@ -431,12 +547,13 @@ def best_model_kind(results: Mapping[str, pd.DataFrame | None]) -> str:
     """The pipeline whose best model has the highest held-out accuracy (validation for the
     Keras models, cross-validation for transfer): test accuracy never chooses."""
     from music_genre.hooks import BEST_MODEL_RULES
+    from music_genre.training_audio import selectable
 
     held_out = {name.removesuffix("_results"): rule[0] for name, rule in BEST_MODEL_RULES.items()}
     scores = {
-        kind: float(table[column].max())
+        kind: float(selectable(table)[column].max())
         for kind, column in held_out.items()
-        if (table := results.get(kind)) is not None and not table.empty
+        if (table := results.get(kind)) is not None and not selectable(table).empty
     }
     if not scores:
         raise PredictionError("no trained model found: run `make run` (demo) or `kedro run` first")
@@ -470,6 +587,32 @@ def load_exported_backbone(load: Any) -> Any:
         return None
 
 
+def handcrafted_audio(
+    load: Any, handcrafted_params: Mapping[str, Any]
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The saved handcrafted model's record (``handcrafted_model_info``; None for a model saved
+    before it existed) and its feature audio record: the recorded one, or for an older model the
+    one its ``handcrafted.source`` implies (the first when it lists several)."""
+    from music_genre.training_audio import feature_audio_record, handcrafted_sources
+
+    try:
+        info = load("handcrafted_model_info")
+    except Exception as exc:  # noqa: BLE001 - an older project without the entry
+        logger.info("no handcrafted model record (%s): handcrafted.source decides", exc)
+        info = None
+    if info and info.get("features_over"):
+        return info, dict(info)
+    source = handcrafted_sources(handcrafted_params)[0]
+    audio = feature_audio_record(source, handcrafted_params.get("extraction"))
+    logger.info(
+        "the handcrafted model has no record of its training audio (saved before it was "
+        "recorded): treated as handcrafted.source=%s implies (%s)",
+        source,
+        audio["features_over"],
+    )
+    return info, audio
+
+
 def build_predictor(
     kind: str, load: Any, params: Mapping[str, Any], exported: bool = True
 ) -> Predictor:
@@ -495,17 +638,31 @@ def build_predictor(
             f"{bundle['classifier']}, {bundle['weights']} weights)",
         )
     if kind == "handcrafted":
-        tracks = load("tracks")
+        info, audio = handcrafted_audio(load, params["handcrafted"])
+        settings = {**params["handcrafted"]["extraction"], **audio.get("settings", {})}
+        names = (info or {}).get("class_names") or sorted(load("tracks")["genre"].unique())
         return HandcraftedPredictor(
             model=load_network(load, "handcrafted_mlp", exported),
             scaler=load("handcrafted_scaler"),
-            class_names=sorted(tracks["genre"].unique()),
-            feature_settings=params["handcrafted"]["extraction"],
+            class_names=list(names),
+            feature_settings=settings,
+            audio=audio,
         )
     if kind == FUSION:
         bundle = load("fusion_model")
         members = [build_predictor(member, load, params, exported) for member in bundle["members"]]
+        recorded = bundle.get("member_audio", {}).get("handcrafted")
         for member in members:
+            if (
+                isinstance(member, HandcraftedPredictor)
+                and recorded
+                and recorded.get("features_over") != member.features_over
+            ):
+                raise PredictionError(
+                    f"fusion: its handcrafted member was fit with features over "
+                    f"{recorded.get('features_over')}, the saved handcrafted model's are over "
+                    f"{member.features_over}: run the fusion pipeline again"
+                )
             if list(member.class_names) != list(bundle["class_names"]):
                 raise PredictionError(
                     f"fusion: {member.label} predicts {member.class_names}, the fusion model "

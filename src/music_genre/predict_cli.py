@@ -8,7 +8,9 @@ genre-predict --tags song.mp3                    # also musicnn's top MSD tags
 The CNN, the handcrafted MLP and the transfer model's backbone (musicnn; VGG16/ResNet50 still
 need TensorFlow to prepare their images) run from their ONNX exports (ONNX Runtime): the
 command then never imports TensorFlow or MLflow. ``--json`` carries each file's timing
-(milliseconds).
+(milliseconds) and, for a handcrafted model (or fusion with one), ``features_computed_over``:
+what the file's features were computed over next to what the model was trained on, with a
+``warning`` when that is another kind of audio (a clip given to a whole-track model).
 """
 
 from __future__ import annotations
@@ -234,6 +236,10 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             genres = ", ".join(f"{g} {v:.2f}" for g, v in p.top(args.top))
             print(f"{p.path}: {genres}  [{p.model}, {p.windows} window(s)]")  # noqa: T201
+            if p.features_computed_over:
+                print(f"    features computed over {p.features_computed_over}")  # noqa: T201
+            if p.warning:
+                print(f"{p.path}: WARNING {p.warning}", file=sys.stderr)  # noqa: T201
             if p.path in tags:
                 listed = ", ".join(f"{t} {v:.2f}" for t, v in tags[p.path])
                 print(f"    musicnn tags: {listed}")  # noqa: T201

@@ -65,6 +65,10 @@ def test_fusion_pipeline_fits_on_validation_and_reports_test_with_interval():
             **{f"{m}_validation_predictions": MemoryDataset(t) for m, t in validation.items()},
             **{f"{m}_test_predictions": MemoryDataset(t) for m, t in test.items()},
             "params:fusion": MemoryDataset(PARAMS),
+            # what the handcrafted member's features were computed over: kept in the bundle
+            "handcrafted_model_info": MemoryDataset(
+                {"source": "fma_csv", "features_over": "whole_track", "units": "(64)"}
+            ),
             "fusion_model": MemoryDataset(),
             "fusion_results": MemoryDataset(),
             "fusion_test_predictions": MemoryDataset(),
@@ -89,6 +93,14 @@ def test_fusion_pipeline_fits_on_validation_and_reports_test_with_interval():
     runs = catalog.load("fusion_mlflow_runs")
     assert [r["run_name"] for r in runs] == ["fusion: late_fusion", "fusion: stacking"]
     assert "test_acc_ci_low" in runs[0]["metrics"]
+    # the bundle keeps what the handcrafted member's features were computed over
+    assert "full-length tracks" in runs[0]["params"]["handcrafted_training_audio"]
+    from music_genre.pipelines.fusion.nodes import fit_fusion
+
+    info = {"source": "fma_csv", "features_over": "whole_track"}
+    bundle = fit_fusion(*validation.values(), PARAMS, info)
+    audio = bundle["member_audio"]["handcrafted"]
+    assert (audio["source"], audio["features_over"]) == ("fma_csv", "whole_track")
 
 
 def test_fusion_needs_two_members_with_predictions():
@@ -99,6 +111,7 @@ def test_fusion_needs_two_members_with_predictions():
             "cnn_validation_predictions": MemoryDataset(None),
             "transfer_validation_predictions": MemoryDataset(None),
             "params:fusion": MemoryDataset(PARAMS),
+            "handcrafted_model_info": MemoryDataset(None),
             **{
                 f"{m}_test_predictions": MemoryDataset(None)
                 for m in ("handcrafted", "cnn", "transfer")

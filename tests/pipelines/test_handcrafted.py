@@ -123,6 +123,7 @@ def _run(catalog_entries: dict, tracks: pd.DataFrame, params: dict) -> DataCatal
                     "handcrafted_confusion_matrix",
                     "handcrafted_validation_predictions",
                     "handcrafted_test_predictions",
+                    "handcrafted_model_info",
                 )
             },
             # run records hold Keras models: hand them over as they are, not deep-copied
@@ -435,6 +436,55 @@ def test_two_configuration_sweep_produces_the_report(tmp_path: Path):
     assert (test["predicted"] == test["label"]).mean() == pytest.approx(best_row["test_acc"])
     probabilities = test.filter(like="prob_").to_numpy()
     assert probabilities.shape == (2, 2) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+
+
+def test_a_source_list_gives_a_row_per_source_and_saves_the_first(tmp_path: Path):
+    """handcrafted.source=[extract, fma_csv]: the same sweep on both feature tables, each row
+    saying what its features were computed over; the saved model (and its record) is the first
+    source's, the other rows are marked as comparison."""
+    tracks = _tracks(tmp_path / "audio")
+    rng = np.random.default_rng(5)
+    csv = _fma_csv(
+        tmp_path / "fma" / "features.csv",
+        {int(t): rng.normal(size=518).tolist() for t in tracks["track_id"]},
+    )
+    entries = {**_store(tmp_path), "fma_features": FmaFeaturesDataset(str(csv))}
+    params = {**PARAMS, "mlp": {**PARAMS["mlp"], "hidden_units": [[8]], "max_epochs": 2}}
+    catalog = _run(entries, tracks, {**params, "source": ["extract", "fma_csv"]})
+
+    results = catalog.load("handcrafted_results")
+    assert list(results.columns) == RESULT_COLUMNS
+    assert results["source"].tolist() == ["extract", "fma_csv"]
+    assert results["comparison"].tolist() == [False, True]
+    assert results["audio"].tolist() == ["whole file (~1.5 s)", "whole track (features.csv)"]
+    assert "full-length tracks" in results.loc[1, "training_audio"]
+    runs = catalog.load("handcrafted_mlflow_runs")
+    assert [r["params"]["source"] for r in runs] == ["extract", "fma_csv"]
+    assert [r["tags"]["features_over"] for r in runs] == ["whole_file", "whole_track"]
+    assert runs[1]["tags"]["comparison"] == "true" and "comparison" not in runs[0]["tags"]
+    info = catalog.load("handcrafted_model_info")
+    assert (info["source"], info["features_over"]) == ("extract", "whole_file")
+    assert info["median_training_s"] == pytest.approx(1.5)
+    assert info["class_names"] == ["Folk", "Rock"]
+
+
+def test_source_list_is_validated():
+    from music_genre.parameters import ParameterError, validate_parameters
+    from music_genre.training_audio import handcrafted_sources
+
+    assert handcrafted_sources({"source": "fma_csv"}) == ["fma_csv"]
+    assert handcrafted_sources({"source": ["fma_csv", "extract"]}) == ["fma_csv", "extract"]
+    # --params splits on commas: the command line joins sources with "+"
+    assert handcrafted_sources({"source": "extract+fma_csv"}) == ["extract", "fma_csv"]
+    for bad in (["extract", "extract"], [], ["csv"], "extract+extract", "fma_csv+"):
+        with pytest.raises(ValueError, match="handcrafted.source"):
+            handcrafted_sources({"source": bad})
+    section = dict(PARAMS)
+    validate_parameters({"handcrafted": {**section, "source": ["fma_csv", "extract"]}})
+    validate_parameters({"handcrafted": {**section, "source": "fma_csv+extract"}})
+    for bad in (["extract", "extract"], "extract+extract", "extract+csv"):
+        with pytest.raises(ParameterError, match="source"):
+            validate_parameters({"handcrafted": {**section, "source": bad}})
 
 
 def test_resumed_run_reuses_every_stored_row(tmp_path: Path):

@@ -137,6 +137,15 @@ def test_reporting_pipeline_writes_summary_with_missing_sections(tmp_path: Path)
                 {"source": "fma", "fma_root": "data/01_raw/demo", "subset": "small"}
             ),
             "params:reporting": MemoryDataset({"dataset_kind": "demo"}),
+            "params:handcrafted": MemoryDataset(
+                {"source": "extract", "extraction": {"duration_s": None}}
+            ),
+            "params:spectrogram": MemoryDataset(
+                {"duration_s": 29.7, "sample_rate": 22050, "pad_mode": "repeat"}
+            ),
+            "params:transfer": MemoryDataset(
+                {"experiments": [{"backbone": "musicnn"}], "audio": {"duration_s": 29.7}}
+            ),
             # through a real CSV, as in the project catalog (empty cells come back as NaN)
             "results_comparison": CSVDataset(
                 filepath=str(tmp_path / "comparison.csv"), save_args={"index": False}
@@ -167,6 +176,14 @@ def test_reporting_pipeline_writes_summary_with_missing_sections(tmp_path: Path)
         "| handcrafted | cnn | 40 | 0.7500 | 0.5000 | 10 | 0 | 0.00195 | handcrafted better |"
         in summary
     )
+    # per pipeline, what audio its models saw (the results table of an older run has no
+    # audio column: the parameters say it), and the study's handcrafted rows saw whole tracks
+    audio = summary.split("## What audio each pipeline's models were trained on")[1]
+    audio = audio.split("##")[0]
+    assert "- **handcrafted**: extract: 518 features extracted from each whole file" in audio
+    assert "- **cnn**: log-mel spectrogram of the first 29.70 s of each file" in audio
+    assert "musicnn: its own front end on the first 29.70 s" in audio
+    assert "full-length tracks" in summary.split("## Handcrafted")[1].split("##")[0]
     cnn_section = summary.split("## CNN")[1].split("##")[0]
     assert "missing: this pipeline has produced no results yet" in cnn_section
     chart = catalog.load("summary_chart")
@@ -221,3 +238,58 @@ def test_summary_data_says_how_a_folder_collection_was_split(extra, expected):
     }
     data = describe_data(tracks, pd.DataFrame(), ingestion, {"dataset_kind": "x"})
     assert data["split_method"].startswith(expected)
+
+
+def test_summary_keeps_whole_track_and_clip_handcrafted_rows_apart():
+    """handcrafted.source=[fma_csv, extract]: one row per source, each saying what its
+    features were computed over; the best model is the saved (first) source's, even when a
+    comparison row has the higher validation accuracy."""
+    from music_genre.pipelines.reporting.nodes import best_model_table, render_summary
+
+    whole = HANDCRAFTED.iloc[:1].assign(
+        source="fma_csv",
+        audio="whole track (features.csv)",
+        training_audio="FMA's features.csv: ... full-length tracks",
+        comparison=False,
+    )
+    clips = HANDCRAFTED.iloc[:1].assign(
+        val_acc=0.9,
+        test_acc=0.3,
+        source="extract",
+        audio="whole file (~30.0 s)",
+        training_audio="518 features extracted from each whole file",
+        comparison=True,
+    )
+    results = pd.concat([whole, clips], ignore_index=True)
+    comparison = compare_with_study(results, None, None, PAPER)
+    rows = comparison[
+        (comparison["pipeline"] == "handcrafted")
+        & (comparison["variant"] == "(512, 256)")
+        & (comparison["split"] == "test")
+        & (comparison["metric"] == "accuracy")
+    ]
+    assert sorted(rows["audio"]) == [
+        "whole file (~30.0 s); comparison row (model not saved)",
+        "whole track (features.csv)",
+    ]
+    assert rows["this_run"].tolist() == [0.3, 0.52] or rows["this_run"].tolist() == [0.52, 0.3]
+    best = best_model_table(results, None, None, None, PAPER)
+    assert best.loc[0, "model"] == "(512, 256) fma_csv" and best.loc[0, "test_acc"] == 0.52
+    data = {
+        "kind": "FMA",
+        "location": "x",
+        "tracks": 3,
+        "genres": 2,
+        "splits": {"test": 1},
+        "bad_tracks": 0,
+        "training_audio": {"handcrafted": "fma_csv: whole tracks; extract: clips"},
+    }
+    summary = render_summary(comparison, data, best)
+    section = summary.split("## Handcrafted")[1].split("##")[0]
+    assert "| features computed over |" in section
+    assert "| mlp | (512, 256) | trained | whole track (features.csv) | 0.5200" in section
+    assert (
+        "| mlp | (512, 256) | trained | whole file (~30.0 s); comparison row (model not saved) "
+        "| 0.3000" in section
+    )
+    assert "- **handcrafted**: fma_csv: whole tracks; extract: clips" in summary

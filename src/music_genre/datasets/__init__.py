@@ -33,6 +33,7 @@ _MODULE_OF = {
     "MarkdownReportDataset": "markdown_report",
     "MlflowModelRunsDataset": "mlflow_runs",
     "OptionalCSVDataset": "optional",
+    "OptionalJSONDataset": "optional",
     "OptionalParquetDataset": "optional",
     "SpectrogramStoreDataset": "spectrogram_store",
     "SpectrogramStoreIndexDataset": "spectrogram_store",

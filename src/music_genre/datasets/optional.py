@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .atomic_files import AtomicCSVDataset, AtomicParquetDataset
+from .atomic_files import AtomicCSVDataset, AtomicJSONDataset, AtomicParquetDataset
 
 
 class OptionalCSVDataset(AtomicCSVDataset):
@@ -43,3 +43,17 @@ class OptionalParquetDataset(AtomicParquetDataset):
                 "%s cannot be read (%s): recomputing everything it held", self._filepath, exc
             )
             return None
+
+
+class OptionalJSONDataset(AtomicJSONDataset):
+    """An atomic ``json.JSONDataset`` whose ``load`` returns ``None`` when the file is absent:
+    a record that models saved before it existed do not have (e.g. ``handcrafted_model_info``),
+    or that a pipeline not run yet has not written."""
+
+    may_be_absent = True
+
+    def load(self) -> dict | None:  # type: ignore[override]
+        if not self._exists():
+            self._logger.info("%s does not exist (yet): none recorded", self._filepath)
+            return None
+        return super().load()

@@ -866,6 +866,11 @@ def _run_record(evaluation: Mapping[str, Any], model: keras.Model) -> dict[str, 
         "quantize": training["quantize"],
         "batch_norm_momentum": training["batch_norm_momentum"],
     }
+    settings = training.get("spectrogram_settings") or {}
+    if settings.get("duration_s") and settings.get("sample_rate"):
+        from music_genre.training_audio import spectrogram_audio
+
+        params["training_audio"] = spectrogram_audio(settings)  # what the model saw
     for key, value in training.get("hyperband", {}).items():
         params[f"hyperband.{key}"] = value
     confusion, curves = variant_figures(evaluation)

@@ -100,9 +100,14 @@ def fit_fusion(
     cnn_validation_predictions: pd.DataFrame | None,
     transfer_validation_predictions: pd.DataFrame | None,
     params: dict[str, Any],
+    handcrafted_model_info: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Fit both combiners on the validation predictions and choose one (``fusion.method``:
-    ``auto`` = the higher cross-validated accuracy on validation, ties to late fusion)."""
+    ``auto`` = the higher cross-validated accuracy on validation, ties to late fusion).
+
+    ``handcrafted_model_info``: what the handcrafted member's features were computed over; kept
+    in the bundle (``member_audio``) so that prediction computes them over the same kind of
+    audio and refuses a handcrafted model retrained on another kind since."""
     names, members, _, labels, classes = _aligned(
         dict(
             zip(
@@ -151,7 +156,17 @@ def fit_fusion(
         "validation_cv_accuracy": scores,
         "validation_in_sample_accuracy": in_sample,
         "n_validation": int(len(labels)),
+        "member_audio": _member_audio(names, handcrafted_model_info),
     }
+
+
+def _member_audio(
+    names: list[str], handcrafted_model_info: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    if "handcrafted" not in names or not handcrafted_model_info:
+        return {}
+    keys = ("source", "features_over", "offset_s", "duration_s", "median_training_s")
+    return {"handcrafted": {k: handcrafted_model_info.get(k) for k in keys}}
 
 
 def _combiner(bundle: Mapping[str, Any], method: str) -> str:
@@ -160,6 +175,17 @@ def _combiner(bundle: Mapping[str, Any], method: str) -> str:
             f"{n} {w:.1f}" for n, w in zip(bundle["members"], bundle["weights"], strict=True)
         )
     return f"logistic regression (C={bundle['stacker'].C:g}) on member probabilities"
+
+
+def _audio_params(fusion_model: Mapping[str, Any]) -> dict[str, str]:
+    """MLflow: what the handcrafted member's features were computed over (the others read the
+    first 29.7 s of each file)."""
+    audio = fusion_model.get("member_audio", {}).get("handcrafted")
+    if not audio:
+        return {}
+    from music_genre.training_audio import describe_record
+
+    return {"handcrafted_training_audio": describe_record(audio)}
 
 
 def evaluate_fusion(
@@ -215,6 +241,7 @@ def evaluate_fusion(
                     "n_validation": row["n_validation"],
                     "n_test": row["n_test"],
                     "selection": "cross-validated accuracy on validation tracks",
+                    **_audio_params(fusion_model),
                 },
                 "metrics": {
                     k: row[k]

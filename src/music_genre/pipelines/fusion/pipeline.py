@@ -13,7 +13,11 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 fit_fusion,
-                inputs=[*[f"{m}_validation_predictions" for m in MEMBERS], "params:fusion"],
+                inputs=[
+                    *[f"{m}_validation_predictions" for m in MEMBERS],
+                    "params:fusion",
+                    "handcrafted_model_info",
+                ],
                 outputs="fusion_model",
                 name="fit_fusion",
             ),

@@ -1,8 +1,11 @@
 """Handcrafted features: FMA's 518 features -> standardized matrix -> the study's MLP sweep.
 
 The study (Tables 1-2) trained a Keras MLP on FMA's precomputed features for nine hidden-layer
-configurations; ``handcrafted.source`` chooses FMA's ``features.csv`` (``fma_csv``) or the same
-features computed from the audio (``extract``, resumable per track).
+configurations; ``handcrafted.source`` chooses FMA's ``features.csv`` (``fma_csv``: FMA computed
+it over the full-length tracks) or features computed with FMA's recipe from the collection's own
+audio files (``extract``, resumable per track: on fma_small, the 30-s clips the other pipelines
+read), or lists both: the first is the saved model, the others comparison rows. Every row and
+model says what its features were computed over (:mod:`music_genre.training_audio`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,12 @@ from music_genre.features import (
 from music_genre.parallel import TaskFailure, run_tasks
 from music_genre.pipelines.ingestion.nodes import BAD_TRACK_COLUMNS, SPLITS
 from music_genre.plots import confusion_matrix_figure, learning_curves_figure
+from music_genre.training_audio import (
+    describe_record,
+    feature_audio_record,
+    handcrafted_sources,
+    short_label,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,20 +56,21 @@ RESULT_COLUMNS = [
     "test_acc_ci_low",
     "test_acc_ci_high",
     "n_test",
+    # what the features were computed over (music_genre.training_audio), and whether the row is
+    # a comparison source whose models are not saved (handcrafted.source lists several)
+    "source",
+    "audio",
+    "training_audio",
+    "comparison",
 ]
 MODEL_INPUT_INDEX = ["track_id", "split", "label", "genre"]
 _SPLIT_PREFIX = {"training": "train", "validation": "val", "test": "test"}
 
 
 def _check_source(params: Mapping[str, Any]) -> str:
-    source = params.get("source")
-    if source not in SOURCES:
-        raise ValueError(
-            f"handcrafted.source={source!r}: use 'fma_csv' (FMA's precomputed "
-            "fma_metadata/features.csv, as the study) or 'extract' (compute them from the audio), "
-            'e.g. --params "handcrafted.source=extract".'
-        )
-    return source
+    """The source of the saved model: ``handcrafted.source``, or its first entry when it lists
+    several (the others train comparison rows only)."""
+    return handcrafted_sources(params)[0]
 
 
 # --- features ------------------------------------------------------------------------------
@@ -97,7 +107,7 @@ def extract_handcrafted_features(
     once, so an interrupted run keeps its work; stored rows with the same provenance are reused,
     failed ones are retried. With ``source: fma_csv`` nothing is computed.
     """
-    if _check_source(params) != "extract":
+    if "extract" not in handcrafted_sources(params):
         logger.info("handcrafted.source=%s: no feature extraction from audio", params["source"])
         yield {}
         return
@@ -199,15 +209,15 @@ def build_feature_table(
     logger.info(
         "Handcrafted feature table (%s): %d tracks x %d features; %d tracks reported in "
         "bad_tracks_handcrafted",
-        params["source"],
+        _check_source(params),
         len(table),
         table.shape[1],
         len(bad),
     )
     if table.empty:
         raise ValueError(
-            f"No track has usable handcrafted features (source {params['source']}); the reasons "
-            "are in data/08_reporting/bad_tracks_handcrafted.csv."
+            f"No track has usable handcrafted features (source {_check_source(params)}); the "
+            "reasons are in data/08_reporting/bad_tracks_handcrafted.csv."
         )
     return table, bad
 
@@ -399,12 +409,18 @@ def _train_one(
 
 
 def train_mlp_sweep(
-    model_input: pd.DataFrame, params: dict[str, Any]
+    model_input: pd.DataFrame,
+    params: dict[str, Any],
+    audio: Mapping[str, Any] | None = None,
+    comparison: bool = False,
 ) -> tuple[list[dict[str, Any]], pd.DataFrame, Any]:
     """Train one MLP per ``hidden_units`` configuration (Tables 1-2 of the study).
 
     Returns the MLflow run records (one per configuration), the results table (the study's
-    columns) and the best model by validation accuracy (ties: lower validation loss).
+    columns, then what the features were computed over: ``audio``, a feature audio record of
+    :mod:`music_genre.training_audio`) and the best model by validation accuracy (ties: lower
+    validation loss). ``comparison``: the rows of a further ``handcrafted.source``, whose models
+    are not saved.
     """
     configurations = [list(map(int, units)) for units in params["hidden_units"]]
     if not configurations or any(not units for units in configurations):
@@ -415,11 +431,27 @@ def train_mlp_sweep(
     from music_genre.accelerator import log_compute_device
 
     log_compute_device()
+    audio = dict(audio or {})
+    audio_columns = {
+        "source": audio.get("source"),
+        "audio": short_label(audio) if audio else None,
+        "training_audio": describe_record(audio) if audio else None,
+        "comparison": bool(comparison),
+    }
     names = class_names(model_input)
     data = {split: _split(model_input, split) for split in SPLITS}
     records, rows, models = [], [], []
     for hidden_units in configurations:
         record, model = _train_one(data, names, hidden_units, params)
+        if audio:
+            # MLflow: what this model's features were computed over, as a param and tags
+            record["params"]["source"] = audio_columns["source"]
+            record["params"]["training_audio"] = audio_columns["training_audio"]
+            record["tags"]["features_over"] = str(audio.get("features_over"))
+            record["tags"]["source"] = str(audio_columns["source"])
+        if comparison:
+            record["tags"]["comparison"] = "true"
+            record["run_name"] += f" [{audio_columns['source']}, comparison]"
         records.append(record)
         models.append(model)
         rows.append(
@@ -427,6 +459,7 @@ def train_mlp_sweep(
                 "units": record["params"]["units"],
                 "parameters": record["params"]["parameters"],
                 **record["metrics"],
+                **audio_columns,
             }
         )
     results = pd.DataFrame(rows).reindex(columns=RESULT_COLUMNS)
@@ -436,8 +469,89 @@ def train_mlp_sweep(
         .index[0]
     )
     records[best]["tags"]["best_by_val_acc"] = "true"
-    logger.info("Best handcrafted MLP by validation accuracy: %s", results.loc[best, "units"])
+    logger.info(
+        "Best handcrafted MLP by validation accuracy%s: %s",
+        f" ({audio_columns['source']})" if audio else "",
+        results.loc[best, "units"],
+    )
     return records, results, models[best]
+
+
+def feature_audio(
+    source: str, params: Mapping[str, Any], tracks: pd.DataFrame, model_input: pd.DataFrame
+) -> dict[str, Any]:
+    """The feature audio record of a model trained on ``model_input`` from ``source``: the
+    extraction settings and the median length of the training files it read."""
+    training = model_input.index.get_level_values("split") == "training"
+    ids = model_input.index.get_level_values("track_id")[training]
+    durations = None
+    if "duration_s" in tracks:
+        durations = tracks.set_index("track_id").loc[ids, "duration_s"].dropna().to_numpy()
+    return feature_audio_record(source, params.get("extraction"), durations)
+
+
+def comparison_feature_tables(
+    tracks: pd.DataFrame,
+    feature_rows: dict[str, FeatureRow],
+    fma_features: FmaFeaturesFile,
+    params: dict[str, Any],
+) -> dict[str, pd.DataFrame]:
+    """The feature tables of the further sources of ``handcrafted.source`` (a list such as
+    ``[fma_csv, extract]``): source -> table; ``{}`` for a single source. Their tracks without
+    features are logged (the saved model's are in ``bad_tracks_handcrafted``)."""
+    tables = {}
+    for source in handcrafted_sources(params)[1:]:
+        table, bad = build_feature_table(
+            tracks, feature_rows, fma_features, {**params, "source": source}
+        )
+        if len(bad):
+            logger.warning(
+                "Comparison source %s: %d tracks without features left out (e.g. %s: %s)",
+                source,
+                len(bad),
+                bad["track_id"].iloc[0],
+                bad["reason"].iloc[0],
+            )
+        tables[source] = table
+    return tables
+
+
+def train_handcrafted_models(
+    model_input: pd.DataFrame,
+    comparison_tables: Mapping[str, pd.DataFrame],
+    tracks: pd.DataFrame,
+    params: dict[str, Any],
+) -> tuple[list[dict[str, Any]], pd.DataFrame, Any, dict[str, Any]]:
+    """The MLP sweep on the saved model's source, then on each comparison source (same tracks'
+    splits, same configurations), so that a reader can tell "more audio" from "a better model"
+    (FMA's features.csv saw whole tracks; extracted features the clips).
+
+    Returns every sweep's MLflow records and results rows (columns ``source``, ``audio``,
+    ``training_audio``, ``comparison``), the saved model (the best of the first source by
+    validation accuracy) and its record ``handcrafted_model_info``: what its features were
+    computed over, which the prediction command reproduces."""
+    primary = _check_source(params)
+    audio = feature_audio(primary, params, tracks, model_input)
+    records, results, model = train_mlp_sweep(model_input, params["mlp"], audio)
+    tables = [results]
+    for source, table in comparison_tables.items():
+        extra_input, _ = standardize_features(table, tracks)
+        extra_records, extra_results, _ = train_mlp_sweep(
+            extra_input,
+            params["mlp"],
+            feature_audio(source, params, tracks, extra_input),
+            comparison=True,
+        )
+        records += extra_records
+        tables.append(extra_results)
+    hidden = [layer.units for layer in model.layers[:-1]]
+    info = {
+        **audio,
+        "description": describe_record(audio),
+        "units": units_label(hidden),
+        "class_names": class_names(model_input),
+    }
+    return records, pd.concat(tables, ignore_index=True), model, info
 
 
 def plot_confusion_matrix(model: Any, model_input: pd.DataFrame) -> Figure:

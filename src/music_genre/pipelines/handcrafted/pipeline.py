@@ -4,11 +4,12 @@ from kedro.pipeline import Pipeline, node, pipeline
 
 from .nodes import (
     build_feature_table,
+    comparison_feature_tables,
     extract_handcrafted_features,
     plot_confusion_matrix,
     predict_held_out_tracks,
     standardize_features,
-    train_mlp_sweep,
+    train_handcrafted_models,
 )
 
 
@@ -36,9 +37,27 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="standardize_handcrafted_features",
             ),
             node(
-                train_mlp_sweep,
-                inputs=["handcrafted_model_input", "params:handcrafted.mlp"],
-                outputs=["handcrafted_mlflow_runs", "handcrafted_results", "handcrafted_mlp"],
+                # handcrafted.source may list several sources: the first is the saved model,
+                # each further one trains the same sweep for its own rows of the results
+                comparison_feature_tables,
+                inputs=["tracks", "handcrafted_feature_rows", "fma_features", "params:handcrafted"],
+                outputs="handcrafted_comparison_features",
+                name="build_handcrafted_comparison_tables",
+            ),
+            node(
+                train_handcrafted_models,
+                inputs=[
+                    "handcrafted_model_input",
+                    "handcrafted_comparison_features",
+                    "tracks",
+                    "params:handcrafted",
+                ],
+                outputs=[
+                    "handcrafted_mlflow_runs",
+                    "handcrafted_results",
+                    "handcrafted_mlp",
+                    "handcrafted_model_info",
+                ],
                 name="train_handcrafted_mlp_sweep",
             ),
             node(

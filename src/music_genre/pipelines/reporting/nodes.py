@@ -11,12 +11,14 @@ import plotly.graph_objects as go
 
 from music_genre.evaluation import CONFIDENCE, format_interval, mcnemar_exact
 from music_genre.hooks import BEST_MODEL_RULES
+from music_genre.training_audio import pipeline_audio, selectable
 
 COMPARISON_COLUMNS = [
     "pipeline",
     "model",
     "variant",
     "weights",
+    "audio",  # what the model's input was computed over (handcrafted: its source's audio)
     "metric",
     "split",
     "this_run",
@@ -65,6 +67,11 @@ def _interval(row: pd.Series, column: str) -> dict[str, float]:
 def _handcrafted_rows(results: pd.DataFrame) -> list[dict[str, Any]]:
     rows = []
     for _, row in results.iterrows():
+        # one row per (configuration, source): features.csv's whole tracks and the extracted
+        # clips stay apart (tables of older runs have no audio column: NaN)
+        audio = row.get("audio", np.nan)
+        if pd.notna(audio) and str(row.get("comparison", "")).strip().lower() == "true":
+            audio = f"{audio}; comparison row (model not saved)"
         for prefix, split in SPLIT_COLUMNS.items():
             for metric, column in (("accuracy", f"{prefix}_acc"), ("loss", f"{prefix}_loss")):
                 rows.append(
@@ -73,6 +80,7 @@ def _handcrafted_rows(results: pd.DataFrame) -> list[dict[str, Any]]:
                         "model": "mlp",
                         "variant": units_label(row["units"]),
                         "weights": "trained",
+                        "audio": audio,
                         "metric": metric,
                         "split": split,
                         "this_run": row[column],
@@ -201,7 +209,9 @@ def compare_with_study(
     merged = run.merge(_study_rows(paper_results), on=keys, how="outer")
     merged["weights"] = merged["weights"].fillna("")
     merged = merged.sort_values(
-        keys, key=lambda col: col.map(PIPELINE_ORDER) if col.name == "pipeline" else col
+        [*keys, "audio"],
+        key=lambda col: col.map(PIPELINE_ORDER) if col.name == "pipeline" else col,
+        na_position="first",
     )
     return merged[COMPARISON_COLUMNS].reset_index(drop=True)
 
@@ -211,8 +221,18 @@ def describe_data(
     bad_tracks: pd.DataFrame,
     ingestion: dict[str, Any],
     reporting: dict[str, Any],
+    handcrafted_results: pd.DataFrame | None = None,
+    handcrafted: dict[str, Any] | None = None,
+    spectrogram: dict[str, Any] | None = None,
+    transfer: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What produced the numbers: the dataset kind, where it lives and its track counts."""
+    """What produced the numbers: the dataset kind, where it lives, its track counts, and per
+    pipeline what audio its models were trained on (``training_audio``; handcrafted: from its
+    results table, which says what each source's features were computed over)."""
+    audio = pipeline_audio(
+        {"handcrafted": handcrafted, "spectrogram": spectrogram, "transfer": transfer},
+        handcrafted_results,
+    )
     if ingestion["source"] == "folder":
         kind, location = "folder collection", str(ingestion["folder"])
     else:
@@ -226,6 +246,7 @@ def describe_data(
         "splits": {k: int(v) for k, v in tracks["split"].value_counts().items()},
         "bad_tracks": int(len(bad_tracks)),
         "split_method": _split_method(ingestion),
+        "training_audio": audio,
     }
 
 
@@ -295,7 +316,8 @@ def best_model_table(
         if table is None or table.empty:
             continue
         pipeline = name.removesuffix("_results")
-        if table[select_by].isna().all():
+        table = selectable(table)  # comparison sources' models are not saved
+        if table.empty or table[select_by].isna().all():
             continue
         best = table.loc[table[select_by].idxmax()]
         low = best.get(f"{report}_ci_low", np.nan)
@@ -450,6 +472,25 @@ def _uncertainty_section(best: pd.DataFrame, paired: pd.DataFrame) -> list[str]:
     return [*lines, ""]
 
 
+HANDCRAFTED_STUDY_NOTE = (
+    "**Not like with like in the study:** its handcrafted rows (Tables 1–2) were trained on "
+    "FMA's `features.csv`, which FMA computed over the **full-length tracks**, while its CNN "
+    "and transfer rows saw the first 29.7 s of the 30-s clips. A `features.csv` row here has "
+    "seen whole tracks too; train on features extracted from the clips "
+    '(`--params "handcrafted.source=fma_csv+extract"`) for a row that saw the same audio as '
+    "the other pipelines."
+)
+
+
+def _training_audio_section(audio: dict[str, str]) -> list[str]:
+    """Per pipeline, what audio its models were trained on."""
+    if not audio:
+        return []
+    lines = ["## What audio each pipeline's models were trained on", ""]
+    lines += [f"- **{pipeline}**: {text}" for pipeline, text in audio.items() if text]
+    return [*lines, ""]
+
+
 def render_summary(
     comparison: pd.DataFrame,
     data: dict[str, Any],
@@ -488,6 +529,7 @@ def render_summary(
             "weights (shipped in its wheel; beyond the study, so no study value)."
         )
     lines += ["", "The study: Pietrasanta, Magazzù, Magazzù (2022), FMA-small, 8 genres.", ""]
+    lines += _training_audio_section(data.get("training_audio") or {})
     lines += _uncertainty_section(
         best if best is not None else pd.DataFrame(columns=BEST_MODEL_COLUMNS),
         paired if paired is not None else pd.DataFrame(columns=PAIRED_COLUMNS),
@@ -504,6 +546,9 @@ def render_summary(
     ):
         part = accuracy[accuracy["pipeline"] == pipeline]
         lines += [f"## {title}", ""]
+        if pipeline == "handcrafted":
+            lines += [HANDCRAFTED_STUDY_NOTE, ""]
+        with_audio = part["audio"].notna().any() if "audio" in part else False
         if part["this_run"].isna().all():
             lines += [
                 f"missing: this pipeline has produced no results yet "
@@ -512,18 +557,27 @@ def render_summary(
             ]
         if part.empty:
             continue
+        audio_head, audio_rule = ("| features computed over ", "|---") if with_audio else ("", "")
         lines += [
-            f"| model | variant | weights | test acc (run) [95 % CI] | test acc (study) "
-            f"| {eval_split} acc (run) | {eval_split} acc (study) |",
-            "|---|---|---|---|---|---|---|",
+            f"| model | variant | weights {audio_head}| test acc (run) [95 % CI] "
+            f"| test acc (study) | {eval_split} acc (run) | {eval_split} acc (study) |",
+            f"|---|---|---{audio_rule}|---|---|---|---|",
         ]
-        for (model, variant), group in part.groupby(["model", "variant"], sort=False):
+        keys = ["model", "variant", "audio"] if with_audio else ["model", "variant"]
+        for group_keys, group in part.groupby(keys, sort=False, dropna=False):
+            model, variant = group_keys[:2]
             by_split = group.set_index("split")
             test = by_split.loc["test"] if "test" in by_split.index else None
             held = by_split.loc[eval_split] if eval_split in by_split.index else None
             weight = next((w for w in group["weights"] if w), "")
+            audio_cell = ""
+            if with_audio:
+                audio = group_keys[2]
+                audio_cell = (
+                    f"| {'study: whole track (features.csv)' if pd.isna(audio) else audio} "
+                )
             lines.append(
-                f"| {model} | {variant} | {weight} "
+                f"| {model} | {variant} | {weight} {audio_cell}"
                 f"| {_fmt_run(test)} "
                 f"| {_fmt(test['study'], '—') if test is not None else '—'} "
                 f"| {_fmt_run(held)} "
@@ -536,7 +590,10 @@ def render_summary(
 def comparison_chart(comparison: pd.DataFrame) -> go.Figure:
     """Grouped bars of test accuracy per model: this run next to the study."""
     test = comparison[(comparison["metric"] == "accuracy") & (comparison["split"] == "test")]
-    labels = (test["pipeline"] + " · " + test["model"] + " · " + test["variant"]).tolist()
+    labels = test["pipeline"] + " · " + test["model"] + " · " + test["variant"]
+    if "audio" in test:  # features.csv's whole tracks and extracted clips are separate bars
+        labels = labels + test["audio"].map(lambda a: "" if pd.isna(a) else f" · {a}")
+    labels = labels.tolist()
     value = test["this_run"].astype(float)
     # 95 % Wilson interval as asymmetric error bars (absent bounds draw no bar)
     high = test["ci_high"].astype(float) if "ci_high" in test else value * np.nan

@@ -40,7 +40,16 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 describe_data,
-                inputs=["tracks", "bad_tracks", "params:ingestion", "params:reporting"],
+                inputs=[
+                    "tracks",
+                    "bad_tracks",
+                    "params:ingestion",
+                    "params:reporting",
+                    "handcrafted_results",
+                    "params:handcrafted",
+                    "params:spectrogram",
+                    "params:transfer",
+                ],
                 outputs="run_data_description",
                 name="describe_data",
             ),

@@ -6,7 +6,12 @@ from typing import Any
 
 import pandas as pd
 
-from music_genre.predict import best_model_kind, build_predictor, export_networks
+from music_genre.predict import (
+    best_model_kind,
+    build_predictor,
+    export_networks,
+    handcrafted_training_audio,
+)
 from music_genre.served_model import GenrePredictorModel
 
 
@@ -45,6 +50,9 @@ def package_genre_predictor(
         min_seconds=serving_params["min_seconds"],
         max_windows=serving_params["max_windows"],
     )
+    # what the handcrafted model (alone or as a fusion member) computed its features over
+    described = handcrafted_training_audio(predictor)
+    audio = {"handcrafted_training_audio": described} if described else {}
     return [
         {
             "run_name": f"genre predictor: {predictor.label}",
@@ -55,6 +63,7 @@ def package_genre_predictor(
                 "min_seconds": serving_params["min_seconds"],
                 "max_windows": serving_params["max_windows"],
                 "input": "table with a 'path' column of audio files",
+                **audio,
             },
             "tags": {"served_model": "genre_predictor"},
             "model": model,

@@ -8,6 +8,7 @@ ARTIFACTS = [
     "tracks",
     "handcrafted_mlp",
     "handcrafted_scaler",
+    "handcrafted_model_info",
     "cnn_best_model",
     "cnn_best_model_info",
     "transfer_best_model",

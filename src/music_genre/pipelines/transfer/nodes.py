@@ -346,6 +346,16 @@ def tabulate_transfer_results(search_results: list[dict[str, Any]]) -> pd.DataFr
     return table
 
 
+def _training_audio(result: Mapping[str, Any]) -> str:
+    """What the model's features were computed from (MLflow param ``training_audio``)."""
+    if result.get("input_kind") == "audio" and result.get("audio_duration_s"):
+        return (
+            f"{result['backbone']}'s own front end on the first "
+            f"{float(result['audio_duration_s']):.2f} s of each file"
+        )
+    return "the stored log-mel spectrogram (first spectrogram.duration_s of each file) as an image"
+
+
 def transfer_run_records(
     search_results: list[dict[str, Any]], tracks: pd.DataFrame
 ) -> list[dict[str, Any]]:
@@ -369,6 +379,7 @@ def transfer_run_records(
                     "input_kind": r.get("input_kind", "spectrogram"),
                     "image_interpolation": r["image_interpolation"],
                     "audio_duration_s": r.get("audio_duration_s"),
+                    "training_audio": _training_audio(r),
                     "pca_variance": r["pca_variance"],
                     "n_components": r["n_components"],
                     "classifier": r["classifier"],
