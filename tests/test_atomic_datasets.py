@@ -110,11 +110,11 @@ def test_the_markdown_report_is_previewed_as_rendered_html(tmp_path: Path):
 
 def test_a_saved_study_cnn_loads_in_a_process_that_never_imported_the_cnn_code(tmp_path):
     """`kedro run --pipelines=serving` loads cnn_best_model without the cnn pipeline."""
-    import subprocess
     import sys
 
     from music_genre.cnn_model import build_cnn
     from music_genre.datasets import KerasModelDataset
+    from tests.process_helpers import run_command
 
     path = tmp_path / "cnn.keras"
     KerasModelDataset(filepath=str(path)).save(
@@ -125,8 +125,6 @@ def test_a_saved_study_cnn_loads_in_a_process_that_never_imported_the_cnn_code(t
         f"m = KerasModelDataset(filepath={str(path)!r}).load(); "
         "assert 'music_genre.cnn_model' in sys.modules; print(m.count_params())"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
-    )
+    result = run_command([sys.executable, "-c", code], timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert int(result.stdout.strip()) > 0

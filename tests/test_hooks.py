@@ -75,9 +75,10 @@ def test_missing_inputs_name_their_producers_and_the_command(tmp_path):
 def test_kedro_run_without_inputs_says_what_to_run_without_a_traceback(tmp_path):
     """The command users start with, on a fresh clone: `kedro run --pipeline=transfer`."""
     import shutil
-    import subprocess
     import sys
     from pathlib import Path
+
+    from tests.process_helpers import run_command
 
     root = Path(__file__).resolve().parents[1]
     project = tmp_path / "clone"
@@ -87,11 +88,9 @@ def test_kedro_run_without_inputs_says_what_to_run_without_a_traceback(tmp_path)
     (project / "conf" / "local").mkdir()
     # no data/ at all, as in a fresh clone
     shutil.copytree(root / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    result = subprocess.run(
+    result = run_command(
         [sys.executable, "-m", "kedro", "run", "--pipelines=transfer"],
         cwd=project,
-        capture_output=True,
-        text=True,
         timeout=300,
         env={**__import__("os").environ, "KEDRO_DISABLE_TELEMETRY": "1"},
     )

@@ -195,13 +195,13 @@ def test_a_pickled_cnn_predictor_loads_in_a_fresh_process(tmp_path: Path):
     """The served model pickles the CNN predictor; unpickling must not depend on the caller
     having imported the module that registers the CNN's custom layer."""
     import pickle
-    import subprocess
     import sys
 
     import keras
 
     from music_genre.cnn_model import StudyImageScaling
     from music_genre.predict import CnnPredictor
+    from tests.process_helpers import run_command
 
     model = keras.Sequential(
         [
@@ -219,11 +219,8 @@ def test_a_pickled_cnn_predictor_loads_in_a_fresh_process(tmp_path: Path):
         "import pickle, sys; p = pickle.loads(open(sys.argv[1], 'rb').read()); "
         "print(p.model.output_shape)"
     )
-    done = subprocess.run(
+    done = run_command(
         [sys.executable, "-c", code, str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]
