@@ -215,7 +215,23 @@ def test_genre_predict_runs_without_tensorflow_and_reports_its_timing(tmp_path):
     assert imported == []
     (result,) = results
     assert result["runtime"] == "onnxruntime"
-    assert [t["genre"] for t in result["top"]] and result["windows"] == 1
+    assert result["model"] == "cnn (cnn)" and result["windows"] == 1
+    # the same saved CNN, run here from its Keras model: same genres in the same order, and
+    # the probabilities as the command rounds them (4 decimals) within the export's tolerance
+    models = project / "data" / "06_models"
+    info = json.loads((models / "cnn_best.json").read_text())
+    keras_cnn = KerasModelDataset(str(models / "cnn_best.keras")).load()
+    expected = predict_file(
+        CnnPredictor(
+            model=keras_cnn, class_names=info["class_names"], spectrogram_settings=SETTINGS
+        ),
+        clip,
+    )
+    assert [t["genre"] for t in result["top"]] == [g for g, _ in expected.top(3)]
+    for top in result["top"]:
+        assert (
+            abs(top["probability"] - expected.probabilities[top["genre"]]) <= 5e-5 + ONNX_TOLERANCE
+        )
     timing = result["timing"]
     for field in ("inputs_ms", "model_ms", "end_to_end_ms", "model_repeat_ms", "startup_ms"):
         assert timing[field] > 0, field
