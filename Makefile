@@ -39,6 +39,11 @@ run: demo-data
 test: install
 	$(BIN)/python -m pytest -m "not browser" $(PYTEST_ARGS)
 
+## The quick loop (about 2 minutes): the tests above without those marked slow in tests/.
+.PHONY: test-fast
+test-fast: install
+	$(BIN)/python -m pytest -m "not browser and not slow" $(PYTEST_ARGS)
+
 ## Lint (ruff: pyflakes, pycodestyle, isort, bugbear, pyupgrade) and check the formatting.
 lint: install
 	$(BIN)/ruff check .

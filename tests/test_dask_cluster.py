@@ -54,6 +54,9 @@ from tests.pipelines.test_transfer_musicnn import RATE, SECONDS, _clip, mlflow_s
 from tests.pipelines.transfer_catalog import transfer_catalog
 from tests.tiny_backbone import TINY
 
+# a scheduler and workers in processes of their own, and the pipelines on them
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 GENRES = ["Electronic", "Folk"]
 INGESTION = {

@@ -18,6 +18,8 @@ import soundfile as sf
 from music_genre import demo as dd
 from music_genre.demo import fma_layout
 
+pytestmark = pytest.mark.slow  # generates two demo datasets (MP3 encoding of every track)
+
 TPG, DUR, SEED = 3, 3.0, 0
 EIGHT = {
     "Electronic",

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from music_genre.hooks import best_models
 
@@ -32,6 +33,7 @@ def test_best_model_is_chosen_on_validation_and_reports_its_test_accuracy():
 
 
 # -- a run whose inputs do not exist yet says what to run first ---------------------------------
+@pytest.mark.slow
 def test_missing_inputs_name_their_producers_and_the_command(tmp_path):
     from kedro.io import DataCatalog, MemoryDataset
 
@@ -72,6 +74,7 @@ def test_missing_inputs_name_their_producers_and_the_command(tmp_path):
     assert missing_inputs_message(only_results, reporting_catalog, registered, None) is None
 
 
+@pytest.mark.slow
 def test_kedro_run_without_inputs_says_what_to_run_without_a_traceback(tmp_path):
     """The command users start with, on a fresh clone: `kedro run --pipeline=transfer`."""
     import shutil

@@ -75,6 +75,7 @@ def _mlp() -> keras.Model:
     ],
     ids=["cnn", "mlp"],
 )
+@pytest.mark.slow
 def test_onnx_export_equals_the_keras_model(make, inputs, tmp_path):
     """Saved with onnx_export: the export, loaded without TensorFlow's help, gives the Keras
     model's inference outputs (no dropout, moving batch-norm statistics) to float32
@@ -107,6 +108,7 @@ def test_export_beyond_the_tolerance_is_refused_and_leaves_no_file(tmp_path, mon
     assert not (tmp_path / "model.onnx").exists()  # the previous model's export is gone too
 
 
+@pytest.mark.slow
 def test_missing_or_stale_export_is_refused_with_its_reason(tmp_path):
     keras_file, onnx_file = tmp_path / "model.keras", tmp_path / "model.onnx"
     exported = OnnxModelDataset(str(onnx_file), str(keras_file))
@@ -197,6 +199,7 @@ def test_export_refuses_a_model_it_cannot_match(monkeypatch):
         export_onnx(_mlp())
 
 
+@pytest.mark.slow
 def test_genre_predict_runs_without_tensorflow_and_reports_its_timing(tmp_path):
     """The command end to end on a project whose CNN was saved with its export: JSON with the
     timing fields, and neither TensorFlow, Keras nor MLflow imported (seconds of start-up)."""

@@ -11,6 +11,7 @@ import pickle
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 from music_genre import backbones  # noqa: E402
 from music_genre.backbones import (  # noqa: E402
@@ -35,6 +36,7 @@ def _sent(extractor: CutLevelFeatureExtractor) -> CutLevelFeatureExtractor:
     return pickle.loads(pickle.dumps(extractor))
 
 
+@pytest.mark.slow
 def test_a_batch_task_builds_the_network_once_and_gives_the_local_features():
     local = CutLevelFeatureExtractor(TINY, WeightsChoice("random", seed=11), TINY.cut_levels)
     specs = _spectrograms(5)

@@ -22,6 +22,8 @@ from nbclient import NotebookClient
 from music_genre.demo import generate_demo_dataset
 from tests.process_helpers import run_command
 
+pytestmark = pytest.mark.slow  # the notebooks run on a kedro run of the demo (minutes)
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 ENV = "nbtest"

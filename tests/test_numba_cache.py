@@ -22,6 +22,9 @@ import pytest
 
 from tests.process_helpers import run_command
 
+# three rounds of four processes compiling librosa's numba code on a cold cache
+pytestmark = pytest.mark.slow
+
 PROCESSES = 4
 ROUNDS = 3
 

@@ -192,6 +192,7 @@ def test_split_fractions_must_sum_to_one(base):
         validate_parameters(_with(base, "ingestion.split_fractions.training", 0.9))
 
 
+@pytest.mark.slow
 def test_classifier_names_match_the_transfer_estimators():
     from music_genre.pipelines.transfer.nodes import ESTIMATORS
 
@@ -208,6 +209,7 @@ def test_hook_stops_the_run_with_a_clean_cli_error(base):
     ParameterValidationHook().after_context_created(ok)  # valid: no exception
 
 
+@pytest.mark.slow
 def test_kedro_run_fails_fast_naming_the_key():
     """The acceptance check, end to end: exit status 1, the key in the message, no traceback."""
     run = run_command(

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from tests.process_helpers import run_command
 
 
@@ -13,6 +15,7 @@ def _run(code: str) -> subprocess.CompletedProcess:
     return run_command([sys.executable, "-c", textwrap.dedent(code)], timeout=300)
 
 
+@pytest.mark.slow
 def test_tensorflow_imports_quietly_and_a_second_install_is_harmless():
     result = _run(
         """

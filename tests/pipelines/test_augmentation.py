@@ -245,6 +245,7 @@ def test_interrupted_augmentation_resumes_with_the_same_masks(spectrogram_store,
 
 
 # -- tf.data -------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_same_masking_inside_tf_data(spectrogram_store):
     tf = pytest.importorskip("tensorflow")
     from music_genre.augment import tf_spec_augment

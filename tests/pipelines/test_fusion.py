@@ -272,6 +272,7 @@ def test_build_predictor_makes_the_fusion_of_the_trained_members(clip: Path):
         build_predictor("fusion", artifacts.__getitem__, params, exported=False)
 
 
+@pytest.mark.slow
 def test_a_pickled_cnn_predictor_loads_in_a_fresh_process(tmp_path: Path):
     """The served model pickles the CNN predictor; unpickling must not depend on the caller
     having imported the module that registers the CNN's custom layer."""

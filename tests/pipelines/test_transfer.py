@@ -56,6 +56,7 @@ def _spectrograms(n: int, seed: int = 0) -> list[np.ndarray]:
         ("resnet50", {"conv5_block1_2_relu": 7 * 7 * 512, "avg_pool": 2048}),
     ],
 )
+@pytest.mark.slow
 def test_cut_level_feature_shapes_with_random_weights(name, expected):
     spec = get_backbone(name)
     assert spec.cut_levels == tuple(expected)
@@ -296,6 +297,7 @@ def mlflow_store(tmp_path, monkeypatch):
     mlflow.set_tracking_uri(previous)
 
 
+@pytest.mark.slow
 def test_transfer_pipeline_on_tiny_data(tmp_path, tiny_backbone, mlflow_store):
     mlflow = mlflow_store
     tracks, loaders = _tiny_data()
