@@ -305,6 +305,7 @@ def _tone(seconds: float, rate: int = 8000) -> np.ndarray:
     return 0.3 * np.sin(2 * np.pi * 330 * np.arange(int(seconds * rate)) / rate)
 
 
+@pytest.mark.slow
 def test_a_folder_per_genre_collection_under_an_s3_root_is_listed_and_ingested(s3, tmp_path):
     root = f"s3://{BUCKET}/genres"
     files = [f"{genre}/{genre}.{i}.wav" for genre in ("blues", "jazz", "rock") for i in range(2)]

@@ -439,6 +439,7 @@ def test_two_configuration_sweep_produces_the_report(tmp_path: Path):
     assert probabilities.shape == (2, 2) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_resumed_run_reuses_every_stored_row(tmp_path: Path):
     tracks = _tracks(tmp_path / "audio", per_split=(1, 1, 1))
     entries = _store(tmp_path)

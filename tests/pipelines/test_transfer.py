@@ -495,7 +495,7 @@ def _count_convergence_warnings(search, x, y) -> int:
     return sum(issubclass(w.category, ConvergenceWarning) for w in caught)
 
 
-@pytest.mark.parametrize("n_jobs", [1, 2])
+@pytest.mark.parametrize("n_jobs", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_iteration_limit_count_equals_sklearns_convergence_warnings(n_jobs):
     from sklearn.model_selection import GridSearchCV
     from sklearn.pipeline import Pipeline
