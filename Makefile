@@ -57,6 +57,11 @@ test-numeric: install
 	  ONEDNN_MAX_CPU_ISA=$$isa $(BIN)/python -m pytest -m "numeric and not browser and not after_run" $(PYTEST_ARGS); \
 	done
 
+## The quick loop (about 2 minutes): the tests above without those marked slow in tests/.
+.PHONY: test-fast
+test-fast: install
+	$(BIN)/python -m pytest -m "not browser and not slow and not after_run" $(PYTEST_ARGS)
+
 ## Lint (ruff: pyflakes, pycodestyle, isort, bugbear, pyupgrade) and check the formatting.
 lint: install
 	$(BIN)/ruff check .

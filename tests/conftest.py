@@ -42,3 +42,121 @@ def _isolated_mlflow_state():
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+# -- processes and ports left behind --------------------------------------------------------
+# Every process a test starts inherits this variable (tests pass {**os.environ, ...} on): a
+# process that was orphaned (its parent killed, it re-parented to init) is still found by it.
+SESSION_MARK = "MUSIC_GENRE_TEST_SESSION"
+
+
+def _shut_down_shared_pools() -> set[int]:
+    """Stop what the project keeps alive on purpose between stages, through its owners' own
+    shutdown calls: the Dask cluster of ``music_genre.parallel`` and loky's reusable process
+    pool (run_tasks and joblib.Parallel share it). Returns the pids of the resource trackers of
+    loky and of multiprocessing: one helper process each, started with the first pool or shared
+    object, which lives as long as pytest (stopping it early makes joblib's exit-time clean-up
+    start a new one). Whatever else is still alive after this was left behind by a test."""
+    import sys
+
+    if "music_genre.parallel" in sys.modules:
+        sys.modules["music_genre.parallel"].shutdown()
+    if "joblib.externals.loky.reusable_executor" in sys.modules:
+        executor = sys.modules["joblib.externals.loky.reusable_executor"]._executor
+        if executor is not None:
+            executor.shutdown(wait=True)
+    trackers = set()
+    for name in (
+        "joblib.externals.loky.backend.resource_tracker",
+        "multiprocessing.resource_tracker",
+    ):
+        if name in sys.modules:
+            pid = getattr(sys.modules[name]._resource_tracker, "_pid", None)
+            if pid is not None:
+                trackers.add(pid)
+    return trackers
+
+
+def _describe(process) -> str:
+    import psutil
+
+    try:
+        command = " ".join(process.cmdline()) or process.name()
+    except psutil.Error:
+        command = "?"
+    return f"pid {process.pid}: {command[:300]}"
+
+
+def _session_processes(token: str, excluded: set[int]) -> list:
+    """Live processes of this test session: descendants of pytest, and processes that carry
+    this session's mark, except those of ``excluded`` (there before the first test, and
+    the resource trackers)."""
+    import psutil
+
+    me = psutil.Process()
+    found = {p.pid: p for p in me.children(recursive=True)}
+    for process in psutil.process_iter():
+        if process.pid in found or process.pid == me.pid:
+            continue
+        try:
+            if process.environ().get(SESSION_MARK) == token:
+                found[process.pid] = process
+        except psutil.Error:  # gone meanwhile, or another user's
+            continue
+    alive = []
+    for pid, process in found.items():
+        try:
+            if pid not in excluded and process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(process)
+        except psutil.NoSuchProcess:
+            continue
+    return alive
+
+
+def _listening(processes) -> list[str]:
+    import psutil
+
+    ports = []
+    for process in processes:
+        try:
+            connections = process.net_connections(kind="inet")
+        except psutil.Error:
+            continue
+        ports += [
+            f"{c.laddr.ip}:{c.laddr.port} (pid {process.pid})"
+            for c in connections
+            if c.status == psutil.CONN_LISTEN
+        ]
+    return ports
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_process_or_port_left_behind():
+    """Fails the session (an error at the last test's teardown) when, after the shared pools
+    were shut down, a process that a test started is still running, or this process tree still
+    listens on a TCP port; the message names the leftover command lines."""
+    import uuid
+
+    import psutil
+
+    token = uuid.uuid4().hex
+    os.environ[SESSION_MARK] = token
+    me = psutil.Process()
+    started_before = {p.pid for p in me.children(recursive=True)}
+    yield
+    trackers = _shut_down_shared_pools()
+    leftovers = _session_processes(token, started_before | trackers)
+    _, leftovers = psutil.wait_procs(leftovers, timeout=10)  # those that are exiting anyway
+    ports = _listening([me, *leftovers])
+    if leftovers or ports:
+        lines = [_describe(p) for p in leftovers] + [f"listening on {p}" for p in ports]
+        for process in leftovers:  # reported; not left running on the machine either
+            try:
+                process.kill()
+            except psutil.NoSuchProcess:
+                pass
+        pytest.fail(
+            "the tests left processes or listening ports behind (stop them in the test, e.g. "
+            "tests.process_helpers.run_command / stop_process_group):\n  " + "\n  ".join(lines),
+            pytrace=False,
+        )

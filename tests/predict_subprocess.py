@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from tests.process_helpers import run_command
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,13 +26,10 @@ def run_predict_cli(args: list[str], watched: tuple[str, ...]) -> tuple[list[dic
         "sys.exit(code)\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), *sys.path])}
-    done = subprocess.run(
+    done = run_command(
         [sys.executable, "-c", code, *args],
-        capture_output=True,
-        text=True,
         env=env,
         timeout=300,
-        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     lines = [line for line in done.stderr.splitlines() if line.startswith("IMPORTED=")]

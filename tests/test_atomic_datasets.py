@@ -108,25 +108,32 @@ def test_the_markdown_report_is_previewed_as_rendered_html(tmp_path: Path):
     assert "<td>cnn</td>" in html and "<td>0.375</td>" in html
 
 
+@pytest.mark.slow
 def test_a_saved_study_cnn_loads_in_a_process_that_never_imported_the_cnn_code(tmp_path):
     """`kedro run --pipelines=serving` loads cnn_best_model without the cnn pipeline."""
-    import subprocess
+    import json
     import sys
+
+    import numpy as np
 
     from music_genre.cnn_model import build_cnn
     from music_genre.datasets import KerasModelDataset
+    from tests.process_helpers import run_command
 
     path = tmp_path / "cnn.keras"
-    KerasModelDataset(filepath=str(path)).save(
-        build_cnn(2, filters=[2, 2, 2, 2], input_shape=(32, 64, 1))
-    )
+    model = build_cnn(2, filters=[2, 2, 2, 2], input_shape=(32, 64, 1))
+    KerasModelDataset(filepath=str(path)).save(model)
     code = (
-        "import sys; from music_genre.datasets import KerasModelDataset; "
+        "import json, sys; from music_genre.datasets import KerasModelDataset; "
         f"m = KerasModelDataset(filepath={str(path)!r}).load(); "
-        "assert 'music_genre.cnn_model' in sys.modules; print(m.count_params())"
+        "assert 'music_genre.cnn_model' in sys.modules; "
+        "print(json.dumps([m.count_params(), [w.ravel().tolist() for w in m.get_weights()]]))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
-    )
+    result = run_command([sys.executable, "-c", code], timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert int(result.stdout.strip()) > 0
+    count, weights = json.loads(result.stdout.strip().splitlines()[-1])
+    assert count == model.count_params()
+    saved = model.get_weights()
+    assert len(weights) == len(saved)
+    for loaded, original in zip(weights, saved, strict=True):
+        np.testing.assert_array_equal(np.float32(loaded), original.ravel())

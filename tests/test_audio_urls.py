@@ -143,6 +143,7 @@ def ingested(demo, probe_files) -> dict[str, DataCatalog]:
     }
 
 
+@pytest.mark.slow
 def test_ingestion_from_s3_equals_the_local_run(demo, ingested, probe_files, monkeypatch):
     local, url = demo
     tracks = {root: ingested[root].load("tracks") for root in (local, url)}
@@ -187,6 +188,7 @@ def test_ingestion_from_s3_equals_the_local_run(demo, ingested, probe_files, mon
     assert sorted(decoded) == sorted(unreadable) and len(decoded) == 2
 
 
+@pytest.mark.slow
 def test_spectrograms_and_handcrafted_features_from_s3_equal_the_local_ones(demo, ingested):
     local, url = demo
     spectrograms, rows = {}, {}
@@ -219,6 +221,7 @@ def test_spectrograms_and_handcrafted_features_from_s3_equal_the_local_ones(demo
         assert remote_provenance == local_provenance and remote_provenance["bytes"] > 0
 
 
+@pytest.mark.slow
 def test_a_missing_or_unusable_s3_object_is_named_in_a_clear_error(s3, demo):
     _, url = demo
     missing = f"{url}/fma_small/900/999999.mp3"
@@ -239,6 +242,7 @@ def test_a_missing_or_unusable_s3_object_is_named_in_a_clear_error(s3, demo):
         AudioCollectionDataset(source="fma", fma_root=f"s3://{BUCKET}/absent").load()
 
 
+@pytest.mark.slow
 def test_s3_audio_decodes_bit_for_bit_like_the_local_file(demo):
     local, url = demo
     rel = "fma_small/900/900003.mp3"
@@ -250,6 +254,7 @@ def test_s3_audio_decodes_bit_for_bit_like_the_local_file(demo):
     assert probe_audio(f"{url}/{rel}") == probe_audio(str(Path(local) / rel))
 
 
+@pytest.mark.slow
 def test_the_audioread_fallback_reads_a_temporary_copy_of_an_s3_object_and_deletes_it(
     demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -300,6 +305,7 @@ def _tone(seconds: float, rate: int = 8000) -> np.ndarray:
     return 0.3 * np.sin(2 * np.pi * 330 * np.arange(int(seconds * rate)) / rate)
 
 
+@pytest.mark.slow
 def test_a_folder_per_genre_collection_under_an_s3_root_is_listed_and_ingested(s3, tmp_path):
     root = f"s3://{BUCKET}/genres"
     files = [f"{genre}/{genre}.{i}.wav" for genre in ("blues", "jazz", "rock") for i in range(2)]

@@ -46,6 +46,7 @@ def musicnn_extractor():
     return AudioEmbeddingExtractor(spec, resolve_weights("msd", "musicnn"), spec.cut_levels)
 
 
+@pytest.mark.slow
 def test_musicnn_tracks_batched_together_equal_each_track_alone(musicnn_extractor):
     # 2 patches, 1 patch, and a clip shorter than a patch (looped): 4 patches in one call
     signals = [_signal(0, 6.5), _signal(1, 3.5), _signal(2, 1.2)]
@@ -60,6 +61,7 @@ def test_musicnn_tracks_batched_together_equal_each_track_alone(musicnn_extracto
     assert not np.allclose(together[0]["penultimate"], together[1]["penultimate"])
 
 
+@pytest.mark.slow
 def test_musicnn_compiled_forward_equals_keras_and_traces_once(musicnn_extractor):
     from music_genre.musicnn import musicnn_forward, musicnn_patch_outputs
 
@@ -102,6 +104,7 @@ def test_in_task_order_restores_the_order_as_soon_as_it_can():
     assert out == [("a", 1, 2), ("b", 2, 4), ("c", 3, 4), ("d", 4, 4)]
 
 
+@pytest.mark.slow
 def test_musicnn_extraction_is_identical_for_any_worker_count(tmp_path, musicnn_extractor):
     paths = {}
     for i, seconds in enumerate((3.5, 6.5, 3.5, 1.5, 6.5)):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from tests.process_helpers import stop_process_group
 
 pytestmark = pytest.mark.browser
 
@@ -90,23 +91,7 @@ def _serve(command: list[str], url: str, cwd: Path, log: Path) -> Iterator[str]:
                 raise RuntimeError(f"{exc}; its log ends:\n{log.read_text()[-3000:]}") from exc
             yield url
         finally:
-            _stop_process_group(process)
-
-
-def _stop_process_group(process: subprocess.Popen) -> None:
-    for sig, wait_s in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            process.poll()
-            try:
-                os.killpg(process.pid, 0)  # anyone of the group still alive?
-            except ProcessLookupError:
-                return
-            time.sleep(0.2)
+            stop_process_group(process, grace_s=20.0)  # fails if the group survives
 
 
 @pytest.fixture(scope="module")

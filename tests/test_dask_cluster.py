@@ -54,6 +54,9 @@ from tests.pipelines.test_transfer_musicnn import RATE, SECONDS, _clip, mlflow_s
 from tests.pipelines.transfer_catalog import transfer_catalog
 from tests.tiny_backbone import TINY
 
+# a scheduler and workers in processes of their own, and the pipelines on them
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 GENRES = ["Electronic", "Folk"]
 INGESTION = {
@@ -460,18 +463,37 @@ class _Catalog(dict):
         return self[name].load()
 
 
-def test_the_run_hook_configures_the_runtime_and_stops_the_cluster():
-    hook = RuntimeHook()
-    catalog = {"params:runtime": MemoryDataset({"executor": "dask", "n_workers": 1})}
+@pytest.mark.parametrize("end", ["after_pipeline_run", "on_pipeline_error"])
+def test_the_run_hook_configures_the_runtime_and_stops_the_cluster(end):
+    import psutil
 
+    hook = RuntimeHook()
+    runtime = {"executor": "dask", "n_workers": 1, "dashboard": None}
+    catalog = {"params:runtime": MemoryDataset(runtime)}
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
     try:
         hook.before_pipeline_run(catalog=_Catalog(catalog))
-        assert parallel.current_runtime().executor == "dask"
+        assert parallel.current_runtime() == parallel.Runtime(**runtime)
         assert parallel._client is None  # nothing starts before a task needs it
+        assert dict(parallel.run_tasks(os.getpid, [("a", ())], None))["a"] != os.getpid()
+        client, cluster = parallel._client, parallel._cluster
+        assert len(cluster.workers) == 1
+        # the worker and its nanny; not multiprocessing's resource tracker, which stays
+        from multiprocessing.resource_tracker import _resource_tracker
+
+        before.add(_resource_tracker._pid)
+        started = [p for p in me.children(recursive=True) if p.pid not in before]
+        assert started
+
+        getattr(hook, end)()  # the run ends, or fails
+
+        assert (parallel._client, parallel._cluster) == (None, None)
+        assert client.status == "closed" and cluster.status.name == "closed"
+        _, alive = psutil.wait_procs(started, timeout=30)
+        assert alive == [], [p.cmdline() for p in alive]
     finally:
-        hook.after_pipeline_run()
         parallel.configure(None)
-    assert parallel.current_runtime().executor == "local"
 
 
 def test_an_unreachable_scheduler_stops_the_run_with_the_parameter_named(unused_port):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
+import random
 import re
 import socket
 import threading
@@ -432,19 +432,20 @@ def test_fetch_fma_offline_from_placed_archives_and_delete_archives(
     (dest / "archives").mkdir(parents=True)
     for name, data in archives.files.items():
         (dest / "archives" / name).write_bytes(data)
-    # A closed port as base URL: nothing may be fetched from the network.
+    # The server has the same archives: any request for them would show in its log.
     dl.fetch_fma(
         dest,
         "small",
-        "http://127.0.0.1:9/fma/",
+        server.base_url,
         keep_archives=False,
         checksums=archives.sha1,
         **_fast(),
     )
     assert (dest / "fma_small" / "000" / "000002.mp3").read_bytes() == archives.mp3
     assert list((dest / "archives").iterdir()) == []
+    assert server.gets() == []
     # Archives gone, but the markers say the folders are complete: still no network.
-    dl.fetch_fma(dest, "small", "http://127.0.0.1:9/fma/", checksums=archives.sha1, **_fast())
+    dl.fetch_fma(dest, "small", server.base_url, checksums=archives.sha1, **_fast())
     assert server.gets() == []
 
 
@@ -491,15 +492,40 @@ def test_main_unreachable_host_is_friendly(
 
 
 def test_main_dropped_connection_says_rerun_to_resume(
-    server: FakeFMAServer, archives: Archives, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    server: FakeFMAServer,
+    archives: Archives,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    server.cut_once["/fma/fma_metadata.zip"] = 100
-    rc = dl.main(["--dest", str(tmp_path), "--base-url", server.base_url, "--retries", "0"])
-    assert rc == 1
-    assert "kept dropping" in caplog.text and "resume" in caplog.text
-    # The .part stays for the next run (urllib3 may drop the last partial chunk it buffered).
-    assert (tmp_path / "archives" / "fma_metadata.zip.part").stat().st_size <= 100
+    # A metadata archive of 2.5 network chunks, cut after the first: the .part keeps exactly
+    # that chunk (a cut inside a chunk loses the chunk), and the re-run resumes after it.
+    big = _zip(
+        {"fma_metadata/tracks.csv": random.Random(5).randbytes(5 * dl.DEFAULT_CHUNK_SIZE // 2)}
+    )
+    server.files["fma_metadata.zip"] = big
+    server.cut_once["/fma/fma_metadata.zip"] = dl.DEFAULT_CHUNK_SIZE
+    sha1 = {"metadata": hashlib.sha1(big).hexdigest(), "small": archives.sha1["small"]}
+    for key in ("metadata", "small"):
+        info = dl.FMA_ARCHIVES[key]
+        monkeypatch.setitem(
+            dl.FMA_ARCHIVES, key, dl.FmaArchive(info.filename, sha1[key], info.approx_size)
+        )
+    args = ["--dest", str(tmp_path), "--base-url", server.base_url, "--retries", "0"]
+    assert dl.main(args) == 1
+    assert "kept dropping" in caplog.text and "Re-run the same command to resume" in caplog.text
+    part = tmp_path / "archives" / "fma_metadata.zip.part"
+    assert part.read_bytes() == big[: dl.DEFAULT_CHUNK_SIZE]
     assert not (tmp_path / "archives" / "fma_metadata.zip").exists()
+
+    assert dl.main(args) == 0  # the re-run
+    assert [s.range for s in server.gets("fma_metadata.zip")] == [
+        None,
+        f"bytes={dl.DEFAULT_CHUNK_SIZE}-",
+    ]
+    assert (tmp_path / "archives" / "fma_metadata.zip").read_bytes() == big
+    assert not part.exists()
+    assert (tmp_path / "fma_small" / "000" / "000002.mp3").read_bytes() == archives.mp3
 
 
 def test_main_checksum_error_exit_code(
@@ -516,7 +542,3 @@ def test_main_rejects_bad_subset() -> None:
     with pytest.raises(SystemExit) as info:
         dl.main(["--subset", "huge"])
     assert info.value.code != 0
-
-
-def test_no_env_proxy_in_tests() -> None:
-    assert "HTTP_PROXY" not in os.environ and "http_proxy" not in os.environ

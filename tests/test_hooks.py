@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from music_genre.hooks import best_models
 
@@ -32,6 +33,7 @@ def test_best_model_is_chosen_on_validation_and_reports_its_test_accuracy():
 
 
 # -- a run whose inputs do not exist yet says what to run first ---------------------------------
+@pytest.mark.slow
 def test_missing_inputs_name_their_producers_and_the_command(tmp_path):
     from kedro.io import DataCatalog, MemoryDataset
 
@@ -72,12 +74,14 @@ def test_missing_inputs_name_their_producers_and_the_command(tmp_path):
     assert missing_inputs_message(only_results, reporting_catalog, registered, None) is None
 
 
+@pytest.mark.slow
 def test_kedro_run_without_inputs_says_what_to_run_without_a_traceback(tmp_path):
     """The command users start with, on a fresh clone: `kedro run --pipeline=transfer`."""
     import shutil
-    import subprocess
     import sys
     from pathlib import Path
+
+    from tests.process_helpers import run_command
 
     root = Path(__file__).resolve().parents[1]
     project = tmp_path / "clone"
@@ -87,11 +91,9 @@ def test_kedro_run_without_inputs_says_what_to_run_without_a_traceback(tmp_path)
     (project / "conf" / "local").mkdir()
     # no data/ at all, as in a fresh clone
     shutil.copytree(root / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    result = subprocess.run(
+    result = run_command(
         [sys.executable, "-m", "kedro", "run", "--pipelines=transfer"],
         cwd=project,
-        capture_output=True,
-        text=True,
         timeout=300,
         env={**__import__("os").environ, "KEDRO_DISABLE_TELEMETRY": "1"},
     )

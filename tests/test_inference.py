@@ -77,6 +77,7 @@ def _mlp() -> keras.Model:
     ],
     ids=["cnn", "mlp"],
 )
+@pytest.mark.slow
 def test_onnx_export_equals_the_keras_model(make, inputs, tmp_path):
     """Saved with onnx_export: the export, loaded without TensorFlow's help, gives the Keras
     model's inference outputs (no dropout, moving batch-norm statistics) to float32
@@ -109,6 +110,7 @@ def test_export_beyond_the_tolerance_is_refused_and_leaves_no_file(tmp_path, mon
     assert not (tmp_path / "model.onnx").exists()  # the previous model's export is gone too
 
 
+@pytest.mark.slow
 def test_missing_or_stale_export_is_refused_with_its_reason(tmp_path):
     keras_file, onnx_file = tmp_path / "model.keras", tmp_path / "model.onnx"
     exported = OnnxModelDataset(str(onnx_file), str(keras_file))
@@ -199,6 +201,7 @@ def test_export_refuses_a_model_it_cannot_match(monkeypatch):
         export_onnx(_mlp())
 
 
+@pytest.mark.slow
 def test_genre_predict_runs_without_tensorflow_and_reports_its_timing(tmp_path):
     """The command end to end on a project whose CNN was saved with its export: JSON with the
     timing fields, and neither TensorFlow, Keras nor MLflow imported (seconds of start-up)."""
@@ -217,7 +220,23 @@ def test_genre_predict_runs_without_tensorflow_and_reports_its_timing(tmp_path):
     assert imported == []
     (result,) = results
     assert result["runtime"] == "onnxruntime"
-    assert [t["genre"] for t in result["top"]] and result["windows"] == 1
+    assert result["model"] == "cnn (cnn)" and result["windows"] == 1
+    # the same saved CNN, run here from its Keras model: same genres in the same order, and
+    # the probabilities as the command rounds them (4 decimals) within the export's tolerance
+    models = project / "data" / "06_models"
+    info = json.loads((models / "cnn_best.json").read_text())
+    keras_cnn = KerasModelDataset(str(models / "cnn_best.keras")).load()
+    expected = predict_file(
+        CnnPredictor(
+            model=keras_cnn, class_names=info["class_names"], spectrogram_settings=SETTINGS
+        ),
+        clip,
+    )
+    assert [t["genre"] for t in result["top"]] == [g for g, _ in expected.top(3)]
+    for top in result["top"]:
+        assert (
+            abs(top["probability"] - expected.probabilities[top["genre"]]) <= 5e-5 + ONNX_TOLERANCE
+        )
     timing = result["timing"]
     for field in ("inputs_ms", "model_ms", "end_to_end_ms", "model_repeat_ms", "startup_ms"):
         assert timing[field] > 0, field

@@ -127,6 +127,7 @@ def music_patches() -> np.ndarray:
 
 
 @pytest.mark.parametrize("model_name", ["MSD_musicnn", "MTT_musicnn"])
+@pytest.mark.slow
 def test_rebuild_matches_original_tf1_graph(model_name, msd_model, music_patches):
     model = msd_model if model_name == "MSD_musicnn" else load_musicnn(model_name)
     # real music-like patches plus one patch of a different clip and one of uniform noise
@@ -145,6 +146,7 @@ def test_rebuild_matches_original_tf1_graph(model_name, msd_model, music_patches
         assert_same_network_output(rebuilt[cut], reference[cut], model)
 
 
+@pytest.mark.slow
 def test_pooled_features_interleave_max_and_mean(msd_model, music_patches):
     pooled = musicnn_patch_outputs(music_patches, msd_model)["pooled"]
     maxima, means = pooled[:, 0::2], pooled[:, 1::2]
@@ -225,6 +227,7 @@ def test_tag_names():
         tag_names("MSD_vggish")
 
 
+@pytest.mark.slow
 def test_embeddings_from_path_and_signal_agree(tmp_path, msd_model):
     # a stereo 22.05 kHz file: decoded, mixed to mono and resampled to 16 kHz on the way in
     clip = _music_like_signal(8.0, seed=3)
@@ -269,6 +272,7 @@ def test_top_tags_orders_by_probability():
         top_tags(np.zeros(10), MSD_LABELS)
 
 
+@pytest.mark.slow
 def test_unknown_model_and_complete_weight_load(msd_model):
     with pytest.raises(ValueError, match="unknown musicnn model"):
         checkpoint_dir("MSD_vgg16")

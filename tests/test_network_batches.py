@@ -38,6 +38,7 @@ def _sent(extractor: CutLevelFeatureExtractor) -> CutLevelFeatureExtractor:
     return pickle.loads(pickle.dumps(extractor))
 
 
+@pytest.mark.slow
 def test_a_batch_task_builds_the_network_once_and_gives_the_local_features():
     local = CutLevelFeatureExtractor(TINY, WeightsChoice("random", seed=11), TINY.cut_levels)
     specs = _spectrograms(5)

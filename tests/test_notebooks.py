@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,6 +20,9 @@ import pytest
 from nbclient import NotebookClient
 
 from music_genre.demo import generate_demo_dataset
+from tests.process_helpers import run_command
+
+pytestmark = pytest.mark.slow  # the notebooks run on a kedro run of the demo (minutes)
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -75,12 +77,10 @@ def project(tmp_path_factory) -> Path:
         path = project / "conf" / ENV / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text.format(demo=demo))
-    run = subprocess.run(
+    run = run_command(
         [sys.executable, "-m", "kedro", "run", "--env", ENV, "--pipelines", PIPELINES],
         cwd=project,
         env=_environment(),
-        capture_output=True,
-        text=True,
         timeout=600,
     )
     (project / "kedro_run.log").write_text(run.stdout + run.stderr)

@@ -20,6 +20,11 @@ import textwrap
 
 import pytest
 
+from tests.process_helpers import run_command
+
+# three rounds of four processes compiling librosa's numba code on a cold cache
+pytestmark = pytest.mark.slow
+
 PROCESSES = 4
 ROUNDS = 3
 
@@ -62,10 +67,8 @@ def _fresh_process(cache: str, clip: str) -> subprocess.CompletedProcess:
         """
     )
     env = {**os.environ, "NUMBA_CACHE_DIR": cache}
-    return subprocess.run(
+    return run_command(
         [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
         env=env,
         timeout=600,
         cwd=os.path.dirname(os.path.dirname(__file__)),
@@ -90,18 +93,24 @@ def test_processes_compiling_at_once_leave_a_cache_that_loads(tmp_path):
             context.Process(target=_racer, args=(str(cache), clip, barrier, results))
             for _ in range(PROCESSES)
         ]
-        for racer in racers:
-            racer.start()
-        computed = []
-        while len(computed) < PROCESSES and (
-            any(r.is_alive() for r in racers) or not results.empty()
-        ):
-            try:  # read while they run: a process with unread queue data cannot exit
-                computed.append(results.get(timeout=5))
-            except queue.Empty:
-                pass
-        for racer in racers:
-            racer.join(timeout=60)
+        try:
+            for racer in racers:
+                racer.start()
+            computed = []
+            while len(computed) < PROCESSES and (
+                any(r.is_alive() for r in racers) or not results.empty()
+            ):
+                try:  # read while they run: a process with unread queue data cannot exit
+                    computed.append(results.get(timeout=5))
+                except queue.Empty:
+                    pass
+            for racer in racers:
+                racer.join(timeout=60)
+        finally:  # a racer still running (hung, or the test failed or timed out) is stopped
+            for racer in racers:
+                if racer.is_alive():
+                    racer.kill()
+                    racer.join(timeout=10)
         assert [r.exitcode for r in racers] == [0] * PROCESSES, f"round {round_number}"
         assert any(cache.rglob("*.nbc")), "the processes wrote no numba cache"
 

@@ -70,8 +70,22 @@ def test_tasks_run_with_single_threaded_blas_whatever_the_worker_count():
     assert dict(run_isolated_many(blas_threads, [("a", (0,))], 1)) == {"a": 1}
 
 
-def test_no_tasks_starts_nothing():
+def test_no_tasks_starts_nothing(monkeypatch):
+    import joblib.executor
+    import psutil
+
+    from music_genre import parallel
+
+    def started(*args, **kwargs):
+        raise AssertionError("no task, yet a worker pool or cluster was asked for")
+
+    monkeypatch.setattr(joblib.executor, "get_memmapping_executor", started)
+    monkeypatch.setattr(parallel, "dask_client", started)
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
     assert list(run_tasks(square, [], 2)) == []
+    assert list(run_tasks(square, iter(()), 2)) == []
+    after = {p.pid for p in psutil.Process().children(recursive=True)}
+    assert after - before == set()
 
 
 def test_single_threaded_mel_spectrogram_is_what_every_worker_count_computes():

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import os
-import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,6 +22,7 @@ from music_genre.parameters import (
     validate_parameters,
 )
 from music_genre.settings import CONFIG_LOADER_ARGS
+from tests.process_helpers import run_command
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -192,6 +192,7 @@ def test_split_fractions_must_sum_to_one(base):
         validate_parameters(_with(base, "ingestion.split_fractions.training", 0.9))
 
 
+@pytest.mark.slow
 def test_classifier_names_match_the_transfer_estimators():
     from music_genre.pipelines.transfer.nodes import ESTIMATORS
 
@@ -208,9 +209,10 @@ def test_hook_stops_the_run_with_a_clean_cli_error(base):
     ParameterValidationHook().after_context_created(ok)  # valid: no exception
 
 
+@pytest.mark.slow
 def test_kedro_run_fails_fast_naming_the_key():
     """The acceptance check, end to end: exit status 1, the key in the message, no traceback."""
-    run = subprocess.run(
+    run = run_command(
         [
             sys.executable,
             "-m",
@@ -222,8 +224,6 @@ def test_kedro_run_fails_fast_naming_the_key():
             "spectrogram.workers=-5",
         ],
         cwd=CONF.parent,
-        capture_output=True,
-        text=True,
         timeout=120,
         env=dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", DO_NOT_TRACK="1"),
     )

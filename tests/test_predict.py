@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +28,7 @@ from music_genre.predict import (
 )
 from music_genre.served_model import GenrePredictorModel
 from music_genre.spectrograms import STUDY_SETTINGS, spectrogram_settings
+from tests.process_helpers import free_port, run_command, stop_process_group
 
 GENRES = ["Folk", "Pop", "Rock"]
 SETTINGS = spectrogram_settings(
@@ -165,12 +164,6 @@ def test_cli_prints_json_and_fails_only_when_every_file_fails(cli_with, files, c
     assert "ERROR" in text.err and "file not found" in text.err
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _post(port: int, payload: dict) -> tuple[int, bytes]:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/invocations",
@@ -184,53 +177,62 @@ def _post(port: int, payload: dict) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
-def _group_alive(pgid: int) -> bool:
-    """Whether a process of group ``pgid`` still runs (zombies waiting to be reaped do not)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # the process ended meanwhile
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":  # fields: state, ppid, pgrp, ...
-            return True
-    return False
+def _package_with_the_serving_pipeline(predictor: CnnPredictor, tmp_path: Path) -> str:
+    """The serving pipeline run on a CNN (the fixture's network as ``cnn_best_model``): its
+    node packages the predictor (ONNX export included) and its catalog dataset logs the run
+    into ``tmp_path/mlflow.db``. Returns the store's URI."""
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro.runner import SequentialRunner
 
+    from music_genre.datasets import MlflowModelRunsDataset
+    from music_genre.pipelines.serving import create_pipeline
+    from music_genre.pipelines.serving.pipeline import ARTIFACTS
 
-def _stop_process_group(leader: subprocess.Popen, grace_s: float = 30.0) -> None:
-    """SIGTERM every process of the leader's group (make, mlflow, uvicorn and its workers), wait
-    until all have exited (uvicorn drains its connections after make is already gone), SIGKILL
-    what is left after ``grace_s``."""
-    pgid = leader.pid
-    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, grace_s)):
-        if _group_alive(pgid):
-            os.killpg(pgid, sig)
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            leader.poll()  # reap the leader so that it does not linger as a zombie
-            if not _group_alive(pgid):
-                return
-            time.sleep(0.2)
-    raise AssertionError(f"processes of group {pgid} survived SIGKILL")
-
-
-def test_make_serve_serves_the_logged_predictor(files, predictor, tmp_path):
-    """`make serve` end to end: the run id comes from the MLflow store (a run name holding a
-    comma broke the old shell pipeline), strict JSON out, a short 400 for a wrong request."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    artifacts = {name: MemoryDataset(None) for name in ARTIFACTS}
+    artifacts["cnn_best_model"] = MemoryDataset(predictor.model, copy_mode="assign")
+    # a run name holding a comma broke the old shell pipeline of `make serve`
+    artifacts["cnn_best_model_info"] = MemoryDataset(
+        {"class_names": GENRES, "variant": "study, 4 blocks"}
+    )
+    catalog = DataCatalog(
+        {
+            **artifacts,
+            "handcrafted_results": MemoryDataset(None),
+            "cnn_results": MemoryDataset(pd.DataFrame({"val_acc": [0.5], "test_acc": [0.4]})),
+            "transfer_results": MemoryDataset(None),
+            "params:spectrogram": MemoryDataset(dict(SETTINGS)),
+            "params:handcrafted": MemoryDataset({}),
+            "params:serving": MemoryDataset(
+                {"model": "best", "min_seconds": 3.0, "max_windows": 10}
+            ),
+            "genre_predictor_mlflow_runs": MlflowModelRunsDataset(
+                filepath=str(tmp_path / "runs.csv"), pipeline="serving"
+            ),
+        }
+    )
     mlflow.set_tracking_uri(uri)
+    previous = Path.cwd()
+    os.chdir(tmp_path)  # MLflow's default artifact folder (./mlruns) goes there too
     try:
-        with mlflow.start_run(
-            run_name="genre predictor: transfer (musicnn pooled, msd weights)",
-            tags={"served_model": "genre_predictor"},
-        ) as run:
-            mlflow.pyfunc.log_model(
-                name="model",
-                python_model=GenrePredictorModel(predictor),
-                pip_requirements=["mlflow"],
-            )
+        SequentialRunner().run(create_pipeline(), catalog)
     finally:
+        os.chdir(previous)
         mlflow.set_tracking_uri("")
-    port = _free_port()
+    return uri
+
+
+@pytest.mark.slow
+def test_make_serve_serves_the_model_the_serving_pipeline_packaged(files, predictor, tmp_path):
+    """`make serve` end to end on what the serving pipeline logged: the run id comes from the
+    MLflow store, the served CNN runs from its ONNX export and answers as the predictor does,
+    strict JSON out, a short 400 for a wrong request."""
+    uri = _package_with_the_serving_pipeline(predictor, tmp_path)
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert runs["run_name"].tolist() == ["genre predictor: cnn (study, 4 blocks)"]
+    run_id = runs["run_id"].iloc[0]
+    expected = predict_file(predictor, files["clip"])
+    port = free_port()
     root = Path(__file__).resolve().parents[1]
     server = subprocess.Popen(
         [
@@ -269,13 +271,15 @@ def test_make_serve_serves_the_logged_predictor(files, predictor, tmp_path):
             port, {"dataframe_split": {"columns": ["file"], "data": [[str(files["clip"])]]}}
         )
     finally:
-        _stop_process_group(server)
-    assert run.info.run_id in (tmp_path / "serve.log").read_text()
+        stop_process_group(server, grace_s=30.0)
+    assert run_id in (tmp_path / "serve.log").read_text()
     assert status == 200
     # strict JSON: Python's parser must not meet NaN or Infinity
     rows = json.loads(body, parse_constant=lambda c: pytest.fail(f"{c} in the response"))
     rows = rows["predictions"]
-    assert rows[0]["genre"] in GENRES and rows[0]["error"] == ""
+    assert rows[0]["genre"] == expected.top(1)[0][0] and rows[0]["error"] == ""
+    for genre in GENRES:  # ONNX export (checked against Keras at packaging) vs the Keras model
+        assert rows[0][genre] == pytest.approx(expected.probabilities[genre], abs=1e-4)
     assert sum(rows[0][g] for g in GENRES) == pytest.approx(1.0, abs=1e-5)
     assert "file not found" in rows[1]["error"]
     assert all(rows[1][g] is None for g in GENRES) and rows[1]["genre"] is None
@@ -300,22 +304,46 @@ def test_best_model_kind_uses_held_out_accuracy_only():
         best_model_kind({"handcrafted": None, "cnn": None, "transfer": None})
 
 
-def test_genre_predict_leaves_no_mlflow_store_in_the_working_folder(tmp_path, files):
-    root = Path(__file__).resolve().parents[1]
-    result = subprocess.run(
+@pytest.mark.slow
+def test_genre_predict_run_id_reads_the_projects_store_wherever_it_runs(tmp_path, files, predictor):
+    """`--run-id` is the only path that opens the MLflow store: the project's store, by an
+    absolute URI. A relative ``sqlite:///mlflow.db`` created an empty store in the folder the
+    command ran from, which then lacked the run."""
+    project = tmp_path / "project"
+    project.mkdir()
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    previous = Path.cwd()
+    os.chdir(project)  # MLflow's default artifact folder (./mlruns) goes there too
+    try:
+        with mlflow.start_run(tags={"served_model": "genre_predictor"}) as run:
+            mlflow.pyfunc.log_model(
+                name="model",
+                python_model=GenrePredictorModel(predictor),
+                pip_requirements=["mlflow"],
+            )
+    finally:
+        os.chdir(previous)
+        mlflow.set_tracking_uri("")
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    result = run_command(
         [
             str(Path(sys.executable).parent / "genre-predict"),
             "--project",
-            str(root),
-            "--model",
-            "cnn",
+            str(project),
+            "--run-id",
+            run.info.run_id,
+            "--json",
             str(files["clip"]),
         ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
+        cwd=work,
+        env=env,
         timeout=300,
     )
-    assert list(tmp_path.iterdir()) == [], result.stderr[-2000:]
-    assert result.returncode in (0, 1, 2), result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert list(work.iterdir()) == []
+    (item,) = json.loads(result.stdout)
+    assert item["model"] == f"mlflow run {run.info.run_id}"
+    expected = predict_file(predictor, files["clip"])
+    assert [t["genre"] for t in item["top"]] == [genre for genre, _ in expected.top(3)]

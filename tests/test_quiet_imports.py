@@ -6,13 +6,16 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
+from tests.process_helpers import run_command
+
 
 def _run(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300
-    )
+    return run_command([sys.executable, "-c", textwrap.dedent(code)], timeout=300)
 
 
+@pytest.mark.slow
 def test_tensorflow_imports_quietly_and_a_second_install_is_harmless():
     result = _run(
         """

@@ -39,6 +39,7 @@ def memory_url() -> Iterator[str]:
         fs.rm(url, recursive=True)
 
 
+@pytest.mark.slow
 def test_spectrogram_store_on_a_url_equals_the_local_store(audio, tmp_path, memory_url):  # noqa: F811
     tracks = _tracks(audio, ["mp3_44k_stereo", "wav_22k_mono", "broken"])
     local = _catalog(tracks, tmp_path / "spectrograms", PARAMS)
@@ -59,6 +60,7 @@ def test_spectrogram_store_on_a_url_equals_the_local_store(audio, tmp_path, memo
     assert sorted(e.name for e in folder.child(there.fingerprint).entries()) == names_before
 
 
+@pytest.mark.slow
 def test_a_damaged_spectrogram_on_a_url_is_named_and_recomputed(audio, memory_url, caplog):  # noqa: F811
     tracks = _tracks(audio, ["mp3_44k_stereo", "wav_22k_mono"])
     catalog = _catalog(tracks, f"{memory_url}/spectrograms", PARAMS)

@@ -131,6 +131,7 @@ def musicnn_export(musicnn_bundle) -> OnnxModel:
     return export_transfer_backbone(musicnn_bundle)
 
 
+@pytest.mark.slow
 def test_musicnn_export_equals_the_keras_network(musicnn_export):
     """On the patches of a music-like clip (not the probe batch), the export's pooled features
     equal the Keras network's to ONNX_TOLERANCE of their scale (float32 rounding of different
@@ -224,6 +225,7 @@ def test_missing_export_falls_back_to_keras_with_its_reason(tmp_path, musicnn_bu
     assert "no exported model" in caplog.text and "using the Keras backbone" in caplog.text
 
 
+@pytest.mark.slow
 def test_genre_predict_transfer_runs_without_tensorflow(tmp_path, musicnn_bundle, musicnn_export):
     """The command end to end on a project whose transfer model (musicnn) was saved with its
     backbone's export: JSON from ONNX Runtime, and neither TensorFlow, Keras, librosa nor

@@ -246,6 +246,7 @@ class _Kept(MemoryDataset):
         pass
 
 
+@pytest.mark.slow
 def test_pipeline_trains_and_reports_four_variants(data: dict, tmp_path: Path):
     catalog = DataCatalog(
         {
@@ -322,6 +323,7 @@ def test_pipeline_trains_and_reports_four_variants(data: dict, tmp_path: Path):
     )
 
 
+@pytest.mark.slow
 def test_hyperband_resumes_after_an_interruption(data: dict, tmp_path: Path, monkeypatch):
     params = _params(tmp_path, max_epochs=2, factor=3)  # one bracket: 2 trials of 2 epochs
     items, _ = nodes.select_cnn_items(data["tracks"], data["log_mel"], data["augmented"], params)

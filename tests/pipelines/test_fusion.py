@@ -193,28 +193,110 @@ def test_cli_accepts_model_fusion(monkeypatch, clip: Path, capsys):
 
 
 def test_selection_score_exists_with_one_validation_track_per_genre():
+    """A member that is always right (one-hot) among two noisy ones: late fusion puts its
+    weight on it in every fold (1.0). Stacking learns it from one track per genre (1.0 with
+    two per genre), but with a single track per genre each fold holds out a genre its
+    stacker never saw, and misses it (0.0): a score, not NaN or an error."""
     from music_genre.fusion import cross_validated_accuracy
 
     validation = _predictions("val", 6, 3)  # 2 tracks per genre, then 1 per genre
-    members = [t.filter(like="prob_").to_numpy() for t in validation.values()]
     labels = validation["cnn"]["label"].to_numpy()
-    for n in (6, 3):
-        for method in ("late_fusion", "stacking"):
-            score = cross_validated_accuracy(method, [m[:n] for m in members], labels[:n], PARAMS)
-            assert 0.0 <= score <= 1.0
+    noisy = [validation[m].filter(like="prob_").to_numpy() for m in ("handcrafted", "transfer")]
+    members = [np.eye(len(CLASSES))[labels], *noisy]
+    scores = {
+        (n, method): cross_validated_accuracy(method, [m[:n] for m in members], labels[:n], PARAMS)
+        for n in (6, 3)
+        for method in ("late_fusion", "stacking")
+    }
+    assert scores == {
+        (6, "late_fusion"): 1.0,
+        (6, "stacking"): 1.0,
+        (3, "late_fusion"): 1.0,
+        (3, "stacking"): 0.0,
+    }
 
 
+def _trained_members(clip: Path) -> tuple[dict, dict]:
+    """What build_predictor loads for a CNN and a handcrafted MLP (untrained networks of the
+    right shapes, a scaler fitted on the named feature table), and the parameters."""
+    import keras
+    from sklearn.preprocessing import StandardScaler
+
+    from music_genre.features import extract_features
+    from music_genre.spectrograms import STUDY_SETTINGS, spectrogram_settings
+    from tests.pipelines.test_handcrafted import EXTRACTION
+
+    keras.utils.set_random_seed(11)
+    cnn = keras.Sequential(
+        [
+            keras.Input((128, 1280, 1)),
+            keras.layers.Rescaling(1 / 80.0),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(len(CLASSES), activation="softmax"),
+        ]
+    )
+    names = extract_features(str(clip), EXTRACTION).index
+    mlp = keras.Sequential(
+        [keras.Input((len(names),)), keras.layers.Dense(len(CLASSES), activation="softmax")]
+    )
+    rows = np.random.default_rng(0).normal(size=(8, len(names)))
+    artifacts = {
+        "cnn_best_model": cnn,
+        "cnn_best_model_info": {"class_names": CLASSES, "variant": "small"},
+        "handcrafted_mlp": mlp,
+        "handcrafted_scaler": StandardScaler().fit(pd.DataFrame(rows, columns=names)),
+        "tracks": pd.DataFrame({"genre": ["Rock", "Folk", "Pop", "Folk"]}),
+        "fusion_model": {
+            "members": ["cnn", "handcrafted"],
+            "class_names": CLASSES,
+            "method": "late_fusion",
+            "weights": [0.25, 0.75],
+        },
+    }
+    params = {
+        "spectrogram": spectrogram_settings({**STUDY_SETTINGS, "pad_mode": "repeat"}),
+        "handcrafted": {"extraction": EXTRACTION},
+    }
+    return artifacts, params
+
+
+@pytest.mark.slow
+def test_build_predictor_makes_the_fusion_of_the_trained_members(clip: Path):
+    """`--model fusion` as the command builds it: the members from their own artifacts, the
+    fused probabilities the bundle's weighted sum of theirs, and members whose genres are not
+    the fusion model's are refused."""
+    from music_genre.predict import HandcraftedPredictor, PredictionError, build_predictor
+
+    artifacts, params = _trained_members(clip)
+    fused = build_predictor("fusion", artifacts.__getitem__, params, exported=False)
+    assert isinstance(fused, FusionPredictor)
+    assert fused.label == "fusion (late_fusion of cnn+handcrafted)"
+    assert [m.label for m in fused.members] == ["cnn (small)", "handcrafted"]
+    assert isinstance(fused.members[1], HandcraftedPredictor)
+    result = predict_file(fused, clip)
+    assert result.error is None and result.windows == 1
+    cnn, handcrafted = (predict_file(m, clip).probabilities for m in fused.members)
+    assert result.probabilities == pytest.approx(
+        {c: 0.25 * cnn[c] + 0.75 * handcrafted[c] for c in CLASSES}
+    )
+
+    artifacts["tracks"] = pd.DataFrame({"genre": ["Rock", "Folk", "Jazz"]})
+    with pytest.raises(PredictionError, match=r"fusion: handcrafted predicts \['Folk', 'Jazz'"):
+        build_predictor("fusion", artifacts.__getitem__, params, exported=False)
+
+
+@pytest.mark.slow
 def test_a_pickled_cnn_predictor_loads_in_a_fresh_process(tmp_path: Path):
     """The served model pickles the CNN predictor; unpickling must not depend on the caller
     having imported the module that registers the CNN's custom layer."""
     import pickle
-    import subprocess
     import sys
 
     import keras
 
     from music_genre.cnn_model import StudyImageScaling
     from music_genre.predict import CnnPredictor
+    from tests.process_helpers import run_command
 
     model = keras.Sequential(
         [
@@ -232,11 +314,8 @@ def test_a_pickled_cnn_predictor_loads_in_a_fresh_process(tmp_path: Path):
         "import pickle, sys; p = pickle.loads(open(sys.argv[1], 'rb').read()); "
         "print(p.model.output_shape)"
     )
-    done = subprocess.run(
+    done = run_command(
         [sys.executable, "-c", code, str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]

@@ -286,6 +286,7 @@ def test_a_pure_a440_tone_gives_the_expected_features_and_fma_quirks():
     assert fma[("rmse", "median", "01")] > 20 * true_rate[("rmse", "median", "01")]
 
 
+@pytest.mark.slow
 def test_extraction_is_incremental_and_reports_failures(tmp_path: Path):
     tracks = _tracks(tmp_path / "audio", per_split=(2, 0, 0))
     broken = tmp_path / "audio" / "broken.mp3"
@@ -316,6 +317,7 @@ def test_extraction_is_incremental_and_reports_failures(tmp_path: Path):
     assert bad["reason"].iloc[0].startswith("feature extraction failed")
 
 
+@pytest.mark.slow
 def test_a_track_that_crashes_its_worker_is_reported_and_the_others_are_extracted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -336,6 +338,7 @@ def test_a_track_that_crashes_its_worker_is_reported_and_the_others_are_extracte
     ]
 
 
+@pytest.mark.slow
 def test_a_damaged_feature_row_is_named_and_extracted_again(tmp_path: Path, caplog):
     tracks = _tracks(tmp_path / "audio", per_split=(2, 0, 0))
     store = FeatureRowsDataset(str(tmp_path / "rows"))
@@ -387,11 +390,13 @@ def test_scaler_is_fitted_on_training_rows_only():
     assert list(model_input.index.names) == ["track_id", "split", "label", "genre"]
 
 
+@pytest.mark.slow
 def test_mlp_parameter_counts_equal_table_1():
     for units, parameters in TABLE_1_PARAMETERS.items():
         assert build_mlp(518, 8, units, 1e-4, 0.02).count_params() == parameters, units
 
 
+@pytest.mark.slow
 def test_two_configuration_sweep_produces_the_report(tmp_path: Path):
     tracks = _tracks(tmp_path / "audio")
     catalog = _run(_store(tmp_path), tracks, PARAMS)
@@ -438,6 +443,7 @@ def test_two_configuration_sweep_produces_the_report(tmp_path: Path):
     assert probabilities.shape == (2, 2) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_source_list_gives_a_row_per_source_and_saves_the_first(tmp_path: Path):
     """handcrafted.source=[extract, fma_csv]: the same sweep on both feature tables, each row
     saying what its features were computed over; the saved model (and its record) is the first
@@ -487,6 +493,7 @@ def test_source_list_is_validated():
             validate_parameters({"handcrafted": {**section, "source": bad}})
 
 
+@pytest.mark.slow
 def test_resumed_run_reuses_every_stored_row(tmp_path: Path):
     tracks = _tracks(tmp_path / "audio", per_split=(1, 1, 1))
     entries = _store(tmp_path)

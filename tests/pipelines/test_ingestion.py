@@ -80,6 +80,7 @@ def test_fma_track_path_follows_fma_layout():
     assert fma_track_path(108925) == "108/108925.mp3"
 
 
+@pytest.mark.slow
 def test_folder_source_builds_table_and_reports_every_bad_file(genre_folder: Path):
     catalog = _run(AudioCollectionDataset(source="folder", folder=str(genre_folder)), PARAMS)
     tracks = catalog.load("tracks")
@@ -313,6 +314,7 @@ def test_two_files_with_the_same_track_id_in_a_folder_are_kept_once_and_reported
 
 
 # -- a crashing worker costs one file --------------------------------------------------------
+@pytest.mark.slow
 def test_a_file_that_crashes_its_worker_is_reported_and_the_rest_is_probed(
     genre_folder: Path, monkeypatch: pytest.MonkeyPatch
 ):

@@ -74,11 +74,30 @@ def test_split_file_with_an_unknown_split_or_columns_is_refused(tmp_path: Path):
         ).load()
 
 
+def _artists(rels: list[str]) -> dict[str, str]:
+    """15 artists of two tracks each, every one of them in two genres: artist k plays track k
+    and track k + 15 of the genre-ordered list (blues with jazz or rock, or jazz with rock),
+    so that a genre-stratified split that ignored the artists would separate them."""
+    artists = {rel: f"artist{i % 15:02d}" for i, rel in enumerate(rels)}
+    genres: dict[str, set[str]] = {}
+    for rel, artist in artists.items():
+        genres.setdefault(artist, set()).add(rel.split("/")[0])
+    assert len(genres) == 15 and all(len(g) == 2 for g in genres.values())
+    return artists
+
+
+def _assert_grouped(tracks: pd.DataFrame, root: Path, artists: dict[str, str]) -> None:
+    rel = tracks["path"].map(lambda p: Path(p).relative_to(root.resolve()).as_posix())
+    assert sorted(rel) == sorted(artists)
+    per_artist = tracks.assign(artist=rel.map(artists)).groupby("artist")["split"].nunique()
+    assert (per_artist == 1).all(), per_artist[per_artist > 1]
+    assert set(tracks["split"]) == {"training", "validation", "test"}
+    assert (tracks["split"] == "training").sum() >= 18
+
+
 def test_group_by_artist_keeps_every_artist_on_one_side_of_the_split(tmp_path: Path):
     root = tmp_path / "music"
-    rels = _collection(root, 10)
-    # 15 artists of two tracks each; artist 14 plays jazz and rock
-    artists = {rel: f"artist{i // 2}" for i, rel in enumerate(rels)}
+    artists = _artists(_collection(root, 10))
     metadata = tmp_path / "artists.csv"
     pd.DataFrame({"path": list(artists), "artist": list(artists.values())}).to_csv(
         metadata, index=False
@@ -88,24 +107,27 @@ def test_group_by_artist_keeps_every_artist_on_one_side_of_the_split(tmp_path: P
         source="folder", folder=str(root), metadata_file=str(metadata)
     )
     tracks = _run(collection, params).load("tracks")
-    assert len(tracks) == 30
-    rel = tracks["path"].map(lambda p: Path(p).relative_to(root.resolve()).as_posix())
-    per_artist = tracks.assign(artist=rel.map(artists)).groupby("artist")["split"].nunique()
-    assert (per_artist == 1).all()
-    assert set(tracks["split"]) == {"training", "validation", "test"}
-    assert (tracks["split"] == "training").sum() >= 18
+    _assert_grouped(tracks, root, artists)
     again = _run(collection, params).load("tracks")
     assert again["split"].tolist() == tracks["split"].tolist()  # seeded
 
 
-def test_group_by_a_tag_reads_it_from_the_file(tmp_path: Path):
-    path = tmp_path / "tagged.wav"
-    with sf.SoundFile(path, "w", samplerate=8000, channels=1) as handle:
-        handle.artist = "Ella"
-        handle.write([0.0] * 800)
-    assert read_tag(str(path), "artist") == "Ella"
-    assert read_tag(str(path), "album") == ""
+def test_group_by_a_tag_reads_it_from_the_files_through_the_pipeline(tmp_path: Path):
+    root = tmp_path / "music"
+    artists = _artists(_collection(root, 10))
+    for rel, artist in artists.items():  # the same tones, now with an artist tag
+        data, rate = sf.read(root / rel)
+        with sf.SoundFile(root / rel, "w", samplerate=rate, channels=1) as handle:
+            handle.artist = artist
+            handle.write(data)
+    assert read_tag(str(root / "rock/rock.09.wav"), "artist") == "artist14"
+    assert read_tag(str(root / "rock/rock.09.wav"), "album") == ""
     assert read_tag(str(tmp_path / "absent.wav"), "artist") == ""
+    tracks = _run(
+        AudioCollectionDataset(source="folder", folder=str(root)),
+        {**PARAMS, "group_by": "artist"},
+    ).load("tracks")
+    _assert_grouped(tracks, root, artists)
 
 
 def test_too_few_groups_for_the_split_is_a_clear_error(tmp_path: Path):

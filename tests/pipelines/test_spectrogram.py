@@ -131,6 +131,7 @@ def _files(store: Path) -> dict[str, int]:
 # -- the computation -----------------------------------------------------------------------
 @pytest.mark.numeric
 @pytest.mark.parametrize("name", ["mp3_44k_stereo", "wav_48k_stereo", "wav_22k_mono"])
+@pytest.mark.slow
 def test_spectrogram_equals_librosa(audio, name):
     reference = _study_reference(audio[name])
     ours = spectrogram_from_file(audio[name], spectrogram_settings(PARAMS))
@@ -214,6 +215,7 @@ def test_settings_fingerprint_ignores_workers_but_not_settings():
 
 
 # -- the pipeline --------------------------------------------------------------------------
+@pytest.mark.slow
 def test_pipeline_stores_every_good_track_and_reports_bad_ones(audio, tmp_path, count_computed):
     names = ["mp3_44k_stereo", "wav_48k_stereo", "broken", "wav_22k_mono", "missing"]
     tracks = _tracks(audio, names)

@@ -58,6 +58,7 @@ def _spectrograms(n: int, seed: int = 0) -> list[np.ndarray]:
         ("resnet50", {"conv5_block1_2_relu": 7 * 7 * 512, "avg_pool": 2048}),
     ],
 )
+@pytest.mark.slow
 def test_cut_level_feature_shapes_with_random_weights(name, expected):
     spec = get_backbone(name)
     assert spec.cut_levels == tuple(expected)
@@ -301,6 +302,7 @@ def mlflow_store(tmp_path, monkeypatch):
     mlflow.set_tracking_uri(previous)
 
 
+@pytest.mark.slow
 def test_transfer_pipeline_on_tiny_data(tmp_path, tiny_backbone, mlflow_store):
     mlflow = mlflow_store
     tracks, loaders = _tiny_data()
@@ -498,7 +500,7 @@ def _count_convergence_warnings(search, x, y) -> int:
     return sum(issubclass(w.category, ConvergenceWarning) for w in caught)
 
 
-@pytest.mark.parametrize("n_jobs", [1, 2])
+@pytest.mark.parametrize("n_jobs", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_iteration_limit_count_equals_sklearns_convergence_warnings(n_jobs):
     from sklearn.model_selection import GridSearchCV
     from sklearn.pipeline import Pipeline

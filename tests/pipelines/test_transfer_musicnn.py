@@ -143,6 +143,7 @@ def test_musicnn_weights_are_explicit():
 
 
 @pytest.mark.numeric
+@pytest.mark.slow
 def test_musicnn_through_the_transfer_pipeline(tmp_path, tiny_tracks, mlflow_store):
     # no spectrograms at all: musicnn reads the audio files
     catalog = transfer_catalog(tmp_path, tiny_tracks, {}, _params())
@@ -212,6 +213,7 @@ def test_musicnn_through_the_transfer_pipeline(tmp_path, tiny_tracks, mlflow_sto
     assert not jobs[0].extractor.built
 
 
+@pytest.mark.slow
 def test_a_track_that_crashes_its_decoding_worker_is_reported(tmp_path, tiny_tracks, monkeypatch):
     from music_genre.parallel import CRASH_KEYS_ENV
 
