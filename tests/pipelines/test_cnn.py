@@ -6,7 +6,9 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import re
+import sys
 from pathlib import Path
 
 import keras
@@ -22,6 +24,9 @@ from music_genre.datasets import KerasModelDataset
 from music_genre.pipelines.cnn import create_pipeline, nodes
 from music_genre.spectrograms import to_study_image
 from tests.helpers.numeric import assert_same_network_output
+from tests.process_helpers import run_command
+
+ROOT = Path(__file__).resolve().parents[2]
 
 GENRES = ["Folk", "Hip-Hop", "Rock"]
 SHAPE = (128, 64)  # the model resizes any (n_mels, frames) to 128 x 128; small = fast tests
@@ -422,34 +427,25 @@ def test_hyperband_prints_one_line_per_trial(
         assert max(trial["history"]["val_accuracy"]) == pytest.approx(trial["score"])
 
 
-def test_conf_logging_sends_hyperband_detail_to_the_log_file_only(
-    tmp_path: Path, monkeypatch, capfd
-):
-    import logging.config
-
-    import yaml
-
-    config = yaml.safe_load((Path(__file__).parents[2] / "conf" / "logging.yml").read_text())
-    monkeypatch.chdir(tmp_path)  # info.log is relative to the working directory
-    touched = [logging.getLogger(), *(logging.getLogger(name) for name in config["loggers"])]
-    touched.append(nodes.trial_logger)
-    saved = [(log, log.handlers[:], log.level, log.propagate) for log in touched]
-    try:
-        logging.config.dictConfig(config)
-        nodes.trial_logger.info("DETAIL trial 0000 epoch 1/2")
-        nodes.logger.info("SUMMARY trial 0000 COMPLETED")
-        handlers = {h for log in touched for h in log.handlers}
-        for handler in handlers:
-            handler.flush()
-        terminal = "".join(capfd.readouterr())
-        log_file = (tmp_path / "info.log").read_text()
-    finally:
-        for handler in {h for log in touched for h in log.handlers} - {
-            h for _, hs, _, _ in saved for h in hs
-        }:
-            handler.close()
-        for log, handlers, level, propagate in saved:
-            log.handlers[:], log.level, log.propagate = handlers, level, propagate
+def test_conf_logging_sends_hyperband_detail_to_the_log_file_only(tmp_path: Path):
+    # In a fresh interpreter: dictConfig closes every handler of this process (pytest's own
+    # capture among them), which later broke the session with "I/O operation on closed file".
+    code = (
+        "import logging.config, sys, yaml\n"
+        "from music_genre.pipelines.cnn import nodes\n"
+        "logging.config.dictConfig(yaml.safe_load(open(sys.argv[1])))\n"
+        "nodes.trial_logger.info('DETAIL trial 0000 epoch 1/2')\n"
+        "nodes.logger.info('SUMMARY trial 0000 COMPLETED')\n"
+    )
+    config = Path(__file__).parents[2] / "conf" / "logging.yml"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), *sys.path])}
+    # cwd: info.log is relative to the working directory
+    done = run_command(
+        [sys.executable, "-c", code, str(config)], timeout=120, cwd=tmp_path, env=env
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    terminal = done.stdout + done.stderr
+    log_file = (tmp_path / "info.log").read_text()
     assert "SUMMARY trial 0000 COMPLETED" in terminal and "DETAIL" not in terminal
     assert "DETAIL trial 0000 epoch 1/2" in log_file and "SUMMARY trial 0000" in log_file
 
