@@ -63,3 +63,79 @@ def test_cnn_uses_val_loss_then_params_and_transfer_the_cv_spread():
 def test_positions_not_labels():
     table = _handcrafted([0.7, 0.8], [0.1, 0.2], [1, 1]).set_index(pd.Index([5, 5]))
     assert select_best(table, "handcrafted") == 1
+
+
+# -- the saved model, best_models.csv and the terminal summary name the same configuration ------
+# issue #23's demo: every MLP at val 0.8125, test 0.625; (512) has the lowest validation loss
+DEMO = {
+    (512, 512): {"val_acc": 0.8125, "val_loss": 1.09, "parameters": 400_000},
+    (512,): {"val_acc": 0.8125, "val_loss": 0.94, "parameters": 150_000},
+    (64,): {"val_acc": 0.8125, "val_loss": 0.99, "parameters": 20_000},
+    (32, 32): {"val_acc": 0.75, "val_loss": 0.50, "parameters": 10_000},
+}
+
+
+def _fake_train_one(data, names, hidden_units, params):
+    """A trained configuration without training: its metrics come from DEMO."""
+    demo = DEMO[tuple(hidden_units)]
+    label = "(" + ", ".join(map(str, hidden_units)) + ")"
+    metrics = {
+        "train_loss": 0.1,
+        "val_loss": demo["val_loss"],
+        "test_loss": 1.2,
+        "train_acc": 1.0,
+        "val_acc": demo["val_acc"],
+        "test_acc": 0.625,
+        "test_acc_ci_low": 0.39,
+        "test_acc_ci_high": 0.82,
+        "n_test": 16,
+    }
+    record = {
+        "run_name": f"MLP {label}",
+        "params": {"units": label, "parameters": demo["parameters"]},
+        "metrics": metrics,
+        "tags": {},
+    }
+    return record, f"model {label}"
+
+
+def _model_input():
+    index = pd.MultiIndex.from_tuples(
+        [
+            (f"{split}{i}", split, i % 2, ["blues", "rock"][i % 2])
+            for split in ("training", "validation", "test")
+            for i in range(2)
+        ],
+        names=["track_id", "split", "label", "genre"],
+    )
+    return pd.DataFrame({"f0": np.arange(6.0), "f1": np.ones(6)}, index=index)
+
+
+def test_saved_model_best_models_csv_and_terminal_summary_agree_on_a_tie(monkeypatch):
+    import music_genre.accelerator
+    from music_genre.hooks import best_models
+    from music_genre.pipelines.handcrafted import nodes as handcrafted
+    from music_genre.pipelines.reporting.nodes import best_model_table
+
+    monkeypatch.setattr(handcrafted, "_train_one", _fake_train_one)
+    monkeypatch.setattr(music_genre.accelerator, "log_compute_device", lambda: "")
+    params = {"hidden_units": [list(units) for units in DEMO]}
+    records, results, saved = handcrafted.train_mlp_sweep(_model_input(), params)
+
+    assert saved == "model (512)"  # tied with (512, 512) on accuracy, lower loss
+    assert [r["tags"].get("best_by_val_acc") for r in records] == [None, "true", None, None]
+    paper = pd.DataFrame(
+        [("handcrafted", "mlp", "(512, 256)", "accuracy", "test", 0.495)],
+        columns=["pipeline", "model", "variant", "metric", "split", "value"],
+    )
+    report = best_model_table(results, None, None, None, paper)
+    summary = best_models({"handcrafted_results": results})
+    assert report.loc[0, "model"].startswith("(512) ")
+    assert summary.loc[0, "best model"].startswith("(512) ")
+
+    # tied on loss as well: fewer parameters, everywhere
+    monkeypatch.setitem(DEMO[(64,)], "val_loss", 0.94)
+    _, results, saved = handcrafted.train_mlp_sweep(_model_input(), params)
+    assert saved == "model (64)"
+    assert best_model_table(results, None, None, None, paper).loc[0, "model"].startswith("(64) ")
+    assert best_models({"handcrafted_results": results}).loc[0, "best model"].startswith("(64) ")
