@@ -32,6 +32,26 @@ def test_best_model_is_chosen_on_validation_and_reports_its_test_accuracy():
     assert table.iloc[1]["best model"] == "vgg16 fc2 0.9 svm_rbf random"
 
 
+def test_a_validation_tie_goes_to_the_lower_validation_loss_not_the_first_row():
+    """#23: on the demo every MLP reached val 0.8125; (512) has the lowest validation loss and
+    is the saved model, so the summary names it, not (512, 512) which merely comes first."""
+    handcrafted = pd.DataFrame(
+        {
+            "units": ["(512, 512)", "(512)", "(64)"],
+            "parameters": [400_000, 150_000, 20_000],
+            "val_loss": [1.09, 0.94, 0.99],
+            "val_acc": [0.8125, 0.8125, 0.8125],
+            "test_acc": [0.625, 0.625, 0.625],
+        }
+    )
+    table = best_models({"handcrafted_results": handcrafted})
+    assert table.loc[0, "best model"] == "(512)"
+    assert table.loc[0, "selected on"] == "val_acc 0.8125"
+    # tied on the loss as well: fewer parameters
+    table = best_models({"handcrafted_results": handcrafted.assign(val_loss=0.94)})
+    assert table.loc[0, "best model"] == "(64)"
+
+
 # -- a run whose inputs do not exist yet says what to run first ---------------------------------
 @pytest.mark.slow
 def test_missing_inputs_name_their_producers_and_the_command(tmp_path):

@@ -304,6 +304,32 @@ def test_best_model_kind_uses_held_out_accuracy_only():
         best_model_kind({"handcrafted": None, "cnn": None, "transfer": None})
 
 
+def test_best_model_kind_compares_each_pipelines_best_model_by_the_one_rule(monkeypatch):
+    """#23: best_model_kind reads each pipeline's best row from music_genre.selection, the row
+    that best_models.csv and the training nodes name."""
+    from music_genre import selection
+    from music_genre.predict import best_model_kind
+
+    chosen = []
+    real = selection.best_row
+
+    def spy(table, rule):
+        row = real(table, rule)
+        chosen.append(None if row is None else row.get("units", row.get("backbone")))
+        return row
+
+    monkeypatch.setattr(selection, "best_row", spy)
+    results = {
+        "handcrafted": pd.DataFrame(
+            {"units": ["(512, 512)", "(512)"], "val_acc": [0.8, 0.8], "val_loss": [1.1, 0.9]}
+        ),
+        "cnn": None,
+        "transfer": pd.DataFrame({"backbone": ["vgg16"], "cv_accuracy": [0.8]}),
+    }
+    assert best_model_kind(results) == "handcrafted"  # a tie across pipelines: MODEL_KINDS order
+    assert chosen == ["(512)", "vgg16"]
+
+
 @pytest.mark.slow
 def test_genre_predict_run_id_reads_the_projects_store_wherever_it_runs(tmp_path, files, predictor):
     """`--run-id` is the only path that opens the MLflow store: the project's store, by an

@@ -13,39 +13,27 @@ from kedro.pipeline import Pipeline
 
 from music_genre.errors import SetupError
 from music_genre.evaluation import format_interval
+from music_genre.selection import BEST_MODEL_RULES, best_row
 
 logger = logging.getLogger(__name__)
-
-# results dataset -> (column that selected the model, column reported, how a row is named)
-BEST_MODEL_RULES: dict[str, tuple[str, str, list[str]]] = {
-    "handcrafted_results": ("val_acc", "test_acc", ["units", "source"]),
-    "cnn_results": ("val_acc", "test_acc", ["variant"]),
-    "transfer_results": (
-        "cv_accuracy",
-        "test_accuracy",
-        ["backbone", "cut_level", "pca_variance", "classifier", "weights"],
-    ),
-    # fusion weights/stacker are fitted on validation: its val_acc is optimistic (see docs/pipelines/fusion.md)
-    "fusion_results": ("val_acc", "test_acc", ["method", "members"]),
-}
 
 
 def best_models(
     results: dict[str, pd.DataFrame | None], params: dict[str, Any] | None = None
 ) -> pd.DataFrame:
     """The best model of each pipeline, chosen on validation (or CV) accuracy, never on test,
-    with what audio it was trained on (``params``: the run's parameters)."""
+    by the rule of :mod:`music_genre.selection`, with what audio it was trained on
+    (``params``: the run's parameters)."""
     from music_genre.training_audio import selectable, short_pipeline_audio
 
     rows = []
-    for name, (select_by, report, naming) in BEST_MODEL_RULES.items():
+    for name, (select_by, report, naming, _) in BEST_MODEL_RULES.items():
         table = results.get(name)
         if table is None or table.empty:
             continue
-        table = selectable(table)
-        if table.empty or table[select_by].isna().all():
+        best = best_row(selectable(table), name)
+        if best is None:
             continue
-        best = table.loc[table[select_by].idxmax()]
         pipeline = name.removesuffix("_results")
         rows.append(
             {

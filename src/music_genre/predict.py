@@ -544,17 +544,19 @@ def predict_file(
 
 
 def best_model_kind(results: Mapping[str, pd.DataFrame | None]) -> str:
-    """The pipeline whose best model has the highest held-out accuracy (validation for the
-    Keras models, cross-validation for transfer): test accuracy never chooses."""
-    from music_genre.hooks import BEST_MODEL_RULES
+    """The pipeline whose best model (:mod:`music_genre.selection`) has the highest held-out
+    accuracy (validation for the Keras models, cross-validation for transfer; a tie goes to the
+    first in MODEL_KINDS): test accuracy never chooses."""
+    from music_genre.selection import BEST_MODEL_RULES, best_row
     from music_genre.training_audio import selectable
 
-    held_out = {name.removesuffix("_results"): rule[0] for name, rule in BEST_MODEL_RULES.items()}
-    scores = {
-        kind: float(selectable(table)[column].max())
-        for kind, column in held_out.items()
-        if (table := results.get(kind)) is not None and not selectable(table).empty
-    }
+    scores = {}
+    for name, rule in BEST_MODEL_RULES.items():
+        kind = name.removesuffix("_results")
+        table = results.get(kind) if kind in MODEL_KINDS else None
+        best = None if table is None else best_row(selectable(table), rule)
+        if best is not None:  # each pipeline's best model, as the summary and the nodes
+            scores[kind] = float(best[rule.select_by])
     if not scores:
         raise PredictionError("no trained model found: run `make run` (demo) or `kedro run` first")
     return max(scores, key=lambda kind: (scores[kind], -MODEL_KINDS.index(kind)))

@@ -474,3 +474,33 @@ def test_run_records_log_their_json_artifacts_to_mlflow(tmp_path: Path, monkeypa
     finally:
         mlflow.set_tracking_uri(previous)
     assert logged == trials
+
+
+def test_best_variant_on_a_validation_tie_is_the_lower_validation_loss(monkeypatch):
+    """#23: cnn_best is chosen by music_genre.selection's rule, as best_models.csv names it
+    (accuracy, then validation loss, then fewer parameters, then table order); no training."""
+    monkeypatch.setattr(nodes, "_run_record", lambda evaluation, model: {})
+
+    def evaluation(variant, val_loss, params):
+        return {
+            "variant": variant,
+            "params": params,
+            "metrics": {"val_acc": 0.75, "val_loss": val_loss, "test_acc": 0.5},
+            "class_names": ["blues", "rock"],
+            "training": {"input_shape": [128, 128, 1], "architecture": {}},
+        }
+
+    evaluations = [
+        evaluation("cnn", 1.2, 100),
+        evaluation("cnn_augmented", 0.9, 100),
+        evaluation("tuned_cnn", 0.9, 80),
+        evaluation("tuned_cnn_augmented", 1.5, 10),
+    ]
+    results, _, model, info = nodes.report_cnn_results(
+        *evaluations, *(e["variant"] for e in evaluations)
+    )
+    assert model == "tuned_cnn" and info["variant"] == "tuned_cnn"
+    from music_genre.pipelines.reporting.nodes import best_model_table
+
+    paper = pd.DataFrame(columns=["pipeline", "model", "variant", "metric", "split", "value"])
+    assert best_model_table(None, results, None, None, paper).loc[0, "model"] == "tuned_cnn"

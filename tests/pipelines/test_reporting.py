@@ -293,3 +293,16 @@ def test_summary_keeps_whole_track_and_clip_handcrafted_rows_apart():
         "| 0.3000" in section
     )
     assert "- **handcrafted**: fma_csv: whole tracks; extract: clips" in summary
+
+
+def test_best_model_table_breaks_a_validation_tie_by_loss_then_parameters_then_order():
+    """#23: best_models.csv names the configuration the handcrafted node saves (the rule of
+    music_genre.selection), not the first row of a tie."""
+    from music_genre.pipelines.reporting.nodes import best_model_table
+
+    tied = HANDCRAFTED.assign(val_acc=0.8125, val_loss=[1.09, 0.94, 0.99])
+    assert best_model_table(tied, None, None, None, PAPER).loc[0, "model"] == "(64)"
+    tied = tied.assign(val_loss=0.94)  # and on the loss: fewer parameters
+    assert best_model_table(tied, None, None, None, PAPER).loc[0, "model"] == "(32)"
+    tied = tied.assign(parameters=1)  # and on everything: table order
+    assert best_model_table(tied, None, None, None, PAPER).loc[0, "model"] == "(512, 256)"

@@ -562,3 +562,50 @@ def test_a_one_ulp_change_in_a_rounding_only_feature_does_not_move_the_predictio
     nudged = x_test.copy()
     nudged[:, 5] = np.nextafter(tiny, np.float32(1))
     np.testing.assert_array_equal(model.decision_function(x_test), model.decision_function(nudged))
+
+
+def test_best_model_on_a_cv_tie_is_the_steadier_one_as_best_models_csv_names_it():
+    """#23: transfer_best_model is chosen by music_genre.selection's rule on the values that
+    transfer_results holds (rounded to 4 places): CV accuracy, then lower cv_accuracy_std, then
+    list order; best_model_table names the same configuration. No fitting."""
+    from music_genre.pipelines.reporting.nodes import best_model_table
+    from music_genre.pipelines.transfer.nodes import (
+        select_best_transfer_model,
+        tabulate_transfer_results,
+    )
+
+    def result(classifier, cv, std):
+        return {
+            "model": classifier,
+            "backbone": "vgg16",
+            "cut_level": "fc2",
+            "feature_size": 4096,
+            "pca_variance": 0.9,
+            "n_components": 12,
+            "classifier": classifier,
+            "best_params": "{}",
+            "cv_accuracy": cv,
+            "cv_accuracy_std": std,
+            "test_accuracy": 0.5,
+            "test_accuracy_ci_low": 0.3,
+            "test_accuracy_ci_high": 0.7,
+            "n_test": 16,
+            "weights": "random",
+            "weights_fingerprint": "x",
+            "random_seed": 0,
+            "image_interpolation": "bilinear",
+            "extract_ms_per_image": 1.0,
+            "classify_ms_per_image": 1.0,
+            "y_test": [0, 1],
+            "y_pred": [0, 1],
+        }
+
+    # 0.81251 and 0.81249 are both 0.8125 in transfer_results: the lower spread wins
+    search = [result("svm_linear", 0.81251, 0.05), result("svm_rbf", 0.81249, 0.01)]
+    search.append(result("mlp", 0.8125, 0.01))
+    tracks = pd.DataFrame({"label": [0, 1], "genre": ["blues", "rock"]})
+    bundle, _ = select_best_transfer_model(search, tracks)
+    assert bundle["model"] == "svm_rbf"
+    paper = pd.DataFrame(columns=["pipeline", "model", "variant", "metric", "split", "value"])
+    row = best_model_table(None, None, tabulate_transfer_results(search), None, paper).loc[0]
+    assert row["model"] == "vgg16 fc2 0.9 svm_rbf random"

@@ -44,6 +44,7 @@ from music_genre.cnn_model import (
 )
 from music_genre.evaluation import interval_columns, prediction_table
 from music_genre.plots import confusion_matrix_figure, learning_curves_figure
+from music_genre.selection import select_best
 from music_genre.spectrograms import spectrogram_tf_dataset
 
 logger = logging.getLogger(__name__)
@@ -813,7 +814,8 @@ def report_cnn_results(
 ) -> tuple[pd.DataFrame, list[dict[str, Any]], keras.Model, dict[str, Any]]:
     """``cnn_results`` (one row per variant), one MLflow run record per variant (parameters,
     metrics, per-epoch history, plots, the model), and the variant with the best validation
-    accuracy (first in table order on a tie) as ``cnn_best_model`` with its description."""
+    accuracy (ties: lower validation loss, then fewer parameters, then table order;
+    :mod:`music_genre.selection`) as ``cnn_best_model`` with its description."""
     evaluations = [
         cnn_evaluation,
         cnn_augmented_evaluation,
@@ -826,7 +828,7 @@ def report_cnn_results(
         columns=RESULT_COLUMNS,
     )
     runs = [_run_record(e, m) for e, m in zip(evaluations, models, strict=True)]
-    best = int(results["val_acc"].to_numpy().argmax())
+    best = select_best(results, "cnn_results") or 0  # music_genre.selection's rule
     chosen = evaluations[best]
     info = {
         "variant": chosen["variant"],

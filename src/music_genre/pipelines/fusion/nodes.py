@@ -30,6 +30,7 @@ from music_genre.fusion import (
     fused_probabilities,
     weighted_probabilities,
 )
+from music_genre.selection import select_best
 
 logger = logging.getLogger(__name__)
 
@@ -130,9 +131,10 @@ def fit_fusion(
     }
     method = params.get("method", "auto")
     if method == "auto":
-        method = max(
-            METHODS, key=lambda m: (np.nan_to_num(scores[m], nan=-1.0), m == "late_fusion")
-        )
+        # the rule of music_genre.selection on fusion_results' val_acc: METHODS lists late
+        # fusion (fewer parameters) first, so a tie goes to it
+        table = pd.DataFrame({"method": METHODS, "val_acc": [scores[m] for m in METHODS]})
+        method = METHODS[select_best(table, "fusion_results") or 0]
     elif method not in METHODS:
         raise ValueError(f"fusion.method={method!r}: use auto, {' or '.join(METHODS)}.")
     in_sample = float((weighted_probabilities(members, weights).argmax(1) == labels).mean())

@@ -34,6 +34,7 @@ from music_genre.features import (
 from music_genre.parallel import TaskFailure, run_tasks
 from music_genre.pipelines.ingestion.nodes import BAD_TRACK_COLUMNS, SPLITS
 from music_genre.plots import confusion_matrix_figure, learning_curves_figure
+from music_genre.selection import select_best
 from music_genre.training_audio import (
     describe_record,
     feature_audio_record,
@@ -419,7 +420,7 @@ def train_mlp_sweep(
     Returns the MLflow run records (one per configuration), the results table (the study's
     columns, then what the features were computed over: ``audio``, a feature audio record of
     :mod:`music_genre.training_audio`) and the best model by validation accuracy (ties: lower
-    validation loss). ``comparison``: the rows of a further ``handcrafted.source``, whose models
+    validation loss, then fewer parameters, then list order; :mod:`music_genre.selection`). ``comparison``: the rows of a further ``handcrafted.source``, whose models
     are not saved.
     """
     configurations = [list(map(int, units)) for units in params["hidden_units"]]
@@ -463,11 +464,7 @@ def train_mlp_sweep(
             }
         )
     results = pd.DataFrame(rows).reindex(columns=RESULT_COLUMNS)
-    best = int(
-        results.assign(order=range(len(results)))
-        .sort_values(["val_acc", "val_loss", "order"], ascending=[False, True, True])
-        .index[0]
-    )
+    best = select_best(results, "handcrafted_results") or 0  # music_genre.selection's rule
     records[best]["tags"]["best_by_val_acc"] = "true"
     logger.info(
         "Best handcrafted MLP by validation accuracy%s: %s",

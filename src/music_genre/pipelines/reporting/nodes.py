@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from music_genre.evaluation import CONFIDENCE, format_interval, mcnemar_exact
-from music_genre.hooks import BEST_MODEL_RULES
+from music_genre.selection import BEST_MODEL_RULES, best_row
 from music_genre.training_audio import pipeline_audio, selectable
 
 COMPARISON_COLUMNS = [
@@ -299,7 +299,8 @@ def best_model_table(
     fusion_results: pd.DataFrame | None,
     paper_results: pd.DataFrame,
 ) -> pd.DataFrame:
-    """Each pipeline's best model (chosen on validation / CV, as the terminal summary), its test
+    """Each pipeline's best model (chosen on validation / CV by the rule of
+    :mod:`music_genre.selection`, as the terminal summary and the training nodes), its test
     accuracy with the 95 % Wilson interval, and whether the study's best test accuracy for that
     pipeline lies outside this interval (a difference beyond the run's own uncertainty)."""
     tables = {
@@ -311,15 +312,15 @@ def best_model_table(
     study = _study_rows(paper_results)
     study = study[(study["metric"] == "accuracy") & (study["split"] == "test")]
     rows = []
-    for name, (select_by, report, naming) in BEST_MODEL_RULES.items():
+    for name, (select_by, report, naming, _) in BEST_MODEL_RULES.items():
         table = tables.get(name)
         if table is None or table.empty:
             continue
         pipeline = name.removesuffix("_results")
-        table = selectable(table)  # comparison sources' models are not saved
-        if table.empty or table[select_by].isna().all():
+        # comparison sources' models are not saved; the rule of music_genre.selection
+        best = best_row(selectable(table), name)
+        if best is None:
             continue
-        best = table.loc[table[select_by].idxmax()]
         low = best.get(f"{report}_ci_low", np.nan)
         high = best.get(f"{report}_ci_high", np.nan)
         in_study = study[study["pipeline"] == pipeline]

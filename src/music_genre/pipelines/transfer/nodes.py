@@ -53,6 +53,7 @@ from music_genre.evaluation import (
 from music_genre.parallel import current_runtime, grid_search_backend
 from music_genre.plots import confusion_matrix_figure
 from music_genre.preprocessing import DropRoundingOnlyFeatures
+from music_genre.selection import select_best
 
 from .extraction import AudioEmbeddingJob, CutLevelFeatureJob, run_job, store_digests
 
@@ -413,14 +414,27 @@ def transfer_run_records(
     return records
 
 
+def _best_result(search_results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The configuration that ``transfer_results`` names best: the rule of
+    :mod:`music_genre.selection` (CV accuracy; ties: lower ``cv_accuracy_std``, then list order)
+    applied to the values rounded as that table holds them, so the saved model and the report
+    agree."""
+    table = pd.DataFrame(
+        {c: [r.get(c) for r in search_results] for c in ("cv_accuracy", "cv_accuracy_std")},
+        dtype=float,
+    ).round(4)  # as tabulate_transfer_results
+    return search_results[select_best(table, "transfer_results") or 0]
+
+
 def select_best_transfer_model(
     search_results: list[dict[str, Any]], tracks: pd.DataFrame
 ) -> tuple[dict[str, Any], Figure]:
-    """The configuration with the best cross-validation accuracy (test stays held out), as a
-    bundle the prediction command can use, and its test confusion matrix."""
+    """The configuration with the best cross-validation accuracy (test stays held out; ties:
+    lower ``cv_accuracy_std``, then list order), as a bundle the prediction command can use,
+    and its test confusion matrix."""
     if not search_results:
         raise ValueError("No transfer result to choose from: transfer.experiments is empty.")
-    best = max(search_results, key=lambda r: r["cv_accuracy"])
+    best = _best_result(search_results)
     class_names = _class_names(tracks)
     bundle = {
         "model": best["model"],
@@ -493,7 +507,7 @@ def predict_held_out_tracks(
 
     if not search_results:
         raise ValueError("No transfer result to choose from: transfer.experiments is empty.")
-    best = max(search_results, key=lambda r: r["cv_accuracy"])
+    best = _best_result(search_results)
     backbone, cut = best["backbone"], best["cut_level"]
     is_audio = get_backbone(backbone).input_kind == "audio"
     key = feature_key(
