@@ -164,6 +164,31 @@ def test_cli_prints_json_and_fails_only_when_every_file_fails(cli_with, files, c
     assert "ERROR" in text.err and "file not found" in text.err
 
 
+@pytest.mark.numeric
+def test_cli_passes_urls_through(cli_with, files, predictor, capsys):
+    """`genre-predict s3://bucket/x.mp3` was made "<cwd>/s3:/bucket/x.mp3: file not found":
+    a URL now reaches the decoder as it is (fsspec's memory:// filesystem stands for S3)."""
+    import fsspec
+
+    memory = fsspec.filesystem("memory")
+    memory.pipe("/bucket/clip.wav", files["clip"].read_bytes())
+    try:
+        code = cli_with.main(
+            ["--model", "cnn", "--json", "memory://bucket/clip.wav", "memory://bucket/gone.wav"]
+        )
+    finally:
+        memory.rm("/bucket", recursive=True)
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert [item["path"] for item in out] == [
+        "memory://bucket/clip.wav",
+        "memory://bucket/gone.wav",
+    ]
+    expected = predict_file(predictor, files["clip"])
+    assert [t["genre"] for t in out[0]["top"]] == [g for g, _ in expected.top(3)]
+    assert out[1]["error"] == "memory://bucket/gone.wav: file not found"
+
+
 def _post(port: int, payload: dict) -> tuple[int, bytes]:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/invocations",
