@@ -245,6 +245,12 @@ class GenrePredictorModel(mlflow.pyfunc.PythonModel):
         self.max_files = int(max_files)
         self.max_seconds = float(max_seconds)
 
+    def load_context(self, context: Any) -> None:
+        # The decoders' fallback (librosa -> audioread) imports for seconds on first use: done
+        # when the server loads the model, so that no request (a file libsndfile cannot read
+        # is answered through it) waits for it.
+        import librosa.core.audio  # noqa: F401
+
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
