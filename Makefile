@@ -113,7 +113,7 @@ mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_URI) --host 127.0.0.1 --port $(MLFLOW_PORT)
 
 ## Serve the best model (logged by the serving pipeline) as a REST API on 127.0.0.1:$(SERVE_PORT)
-## POST {"dataframe_split": {"columns": ["path"], "data": [["/abs/song.mp3"]]}} to /invocations
+## POST {"dataframe_split": {"columns": ["audio", "name"], "data": [["<base64 of song.mp3>", "song.mp3"]]}} to /invocations
 serve: install
 	$(BIN)/genre-serve --host 127.0.0.1 --port $(SERVE_PORT) --tracking-uri $(MLFLOW_URI)
 

@@ -112,9 +112,13 @@ def served_predictors(args: argparse.Namespace) -> dict[str, object]:
 
 
 def time_requests(model: object, path: str, n: int) -> list[float]:
+    import base64
+
     import pandas as pd
 
-    request = pd.DataFrame({"path": [path]})
+    # what a client sends: the file's bytes (the served model reads no paths, issue #24)
+    audio = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    request = pd.DataFrame({"audio": [audio], "name": [Path(path).name]})
     model.predict(None, request)  # warm-up (first request of a server)
     seconds = []
     for _ in range(n):

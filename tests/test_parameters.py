@@ -111,6 +111,8 @@ def _with(params: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         ("spectrogram.fmax", 20000, "spectrogram: fmax=20000 is above the Nyquist frequency"),
         ("augmentation.time_mask_max_width", -1, "augmentation.time_mask_max_width=-1"),
         ("serving.max_windows", 0, "serving.max_windows=0"),
+        ("serving.max_files", 0, "serving.max_files=0"),
+        ("serving.allowed_roots", ["music"], "serving.allowed_roots[0]='music'"),
         # allowed values
         (
             "cnn.augmentation_mode",

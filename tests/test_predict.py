@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import pickle
 import subprocess
 import sys
 import time
@@ -23,10 +25,11 @@ from music_genre.datasets import SpectrogramStoreDataset
 from music_genre.pipelines.spectrogram.nodes import compute_log_mel_spectrograms
 from music_genre.predict import (
     CnnPredictor,
+    export_networks,
     predict_file,
     window_offsets,
 )
-from music_genre.served_model import GenrePredictorModel
+from music_genre.served_model import PATH_REFUSED, GenrePredictorModel
 from music_genre.spectrograms import STUDY_SETTINGS, spectrogram_settings
 from tests.process_helpers import free_port, run_command, stop_process_group
 
@@ -40,6 +43,13 @@ def _write(path: Path, seconds: float, rate: int = 44100, channels: int = 2) -> 
     t = np.arange(int(seconds * rate)) / rate
     wave = 0.2 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 0.3 * t))
     sf.write(path, np.stack([wave] * channels, axis=1) if channels > 1 else wave, rate)
+    return path
+
+
+def _write_mp3(path: Path, seconds: float, rate: int = 22050) -> Path:
+    t = np.arange(int(seconds * rate)) / rate
+    wave = 0.3 * np.sin(2 * np.pi * 330 * t) * (1 + np.sin(2 * np.pi * 0.5 * t))
+    sf.write(path, np.stack([wave, wave], axis=1), rate, format="MP3")
     return path
 
 
@@ -58,6 +68,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
         "not_audio": root / "notes.mp3",
         "missing": root / "missing.wav",
         "folder": root / "folder",
+        "song": _write_mp3(root / "song.mp3", 31.0),
     }
 
 
@@ -164,6 +175,31 @@ def test_cli_prints_json_and_fails_only_when_every_file_fails(cli_with, files, c
     assert "ERROR" in text.err and "file not found" in text.err
 
 
+@pytest.mark.numeric
+def test_cli_passes_urls_through(cli_with, files, predictor, capsys):
+    """`genre-predict s3://bucket/x.mp3` was made "<cwd>/s3:/bucket/x.mp3: file not found":
+    a URL now reaches the decoder as it is (fsspec's memory:// filesystem stands for S3)."""
+    import fsspec
+
+    memory = fsspec.filesystem("memory")
+    memory.pipe("/bucket/clip.wav", files["clip"].read_bytes())
+    try:
+        code = cli_with.main(
+            ["--model", "cnn", "--json", "memory://bucket/clip.wav", "memory://bucket/gone.wav"]
+        )
+    finally:
+        memory.rm("/bucket", recursive=True)
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert [item["path"] for item in out] == [
+        "memory://bucket/clip.wav",
+        "memory://bucket/gone.wav",
+    ]
+    expected = predict_file(predictor, files["clip"])
+    assert [t["genre"] for t in out[0]["top"]] == [g for g, _ in expected.top(3)]
+    assert out[1]["error"] == "memory://bucket/gone.wav: file not found"
+
+
 def _post(port: int, payload: dict) -> tuple[int, bytes]:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/invocations",
@@ -175,6 +211,50 @@ def _post(port: int, payload: dict) -> tuple[int, bytes]:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
+
+
+SERVE_MAX_BYTES = 2_000_000  # the packaged model's serving.max_bytes (the song has ~100 kB)
+
+
+def _timed_post(port: int, payload: dict) -> tuple[int, dict, float]:
+    started = time.monotonic()
+    status, body = _post(port, payload)
+    elapsed = time.monotonic() - started
+    # strict JSON: Python's parser must not meet NaN or Infinity
+    parsed = json.loads(body, parse_constant=lambda c: pytest.fail(f"{c} in the response"))
+    return status, parsed, elapsed
+
+
+def _b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _hostile_requests(tmp_path: Path) -> dict[str, dict]:
+    """Each hostile input of issue #24 as one request body."""
+    secret = tmp_path / "shadow"  # stands for /etc/shadow: unreadable, not audio
+    secret.write_text("root:$6$salt$hash:19000:0:99999:7:::\n")
+    secret.chmod(0)
+    os.mkfifo(tmp_path / "fifo.mp3")
+    (tmp_path / "zero.mp3").symlink_to("/dev/zero")
+
+    def path(p: str | Path) -> dict:
+        return {"dataframe_split": {"columns": ["path"], "data": [[str(p)]]}}
+
+    def audio(data: str) -> dict:
+        return {"dataframe_records": [{"audio": data, "name": "x.mp3"}]}
+
+    return {
+        "/etc/shadow": path("/etc/shadow"),
+        "unreadable file (mode 000)": path(secret),
+        "nonexistent path": path("/root/nonexistent.mp3"),
+        "directory": path("/root"),
+        "FIFO": path(tmp_path / "fifo.mp3"),
+        "symlink to /dev/zero": path(tmp_path / "zero.mp3"),
+        "non-audio bytes": audio(base64.b64encode(b"not audio at all" * 256).decode()),
+        "oversized bytes": audio(base64.b64encode(os.urandom(SERVE_MAX_BYTES + 1)).decode()),
+        "invalid base64": audio("this is not base64!"),
+        "too many rows": {"dataframe_split": {"columns": ["audio"], "data": [["AAAA"]] * 17}},
+    }
 
 
 def _package_with_the_serving_pipeline(predictor: CnnPredictor, tmp_path: Path) -> str:
@@ -204,7 +284,12 @@ def _package_with_the_serving_pipeline(predictor: CnnPredictor, tmp_path: Path) 
             "params:spectrogram": MemoryDataset(dict(SETTINGS)),
             "params:handcrafted": MemoryDataset({}),
             "params:serving": MemoryDataset(
-                {"model": "best", "min_seconds": 3.0, "max_windows": 10}
+                {
+                    "model": "best",
+                    "min_seconds": 3.0,
+                    "max_windows": 10,
+                    "max_bytes": SERVE_MAX_BYTES,
+                }
             ),
             "genre_predictor_mlflow_runs": MlflowModelRunsDataset(
                 filepath=str(tmp_path / "runs.csv"), pipeline="serving"
@@ -225,13 +310,20 @@ def _package_with_the_serving_pipeline(predictor: CnnPredictor, tmp_path: Path) 
 @pytest.mark.slow
 def test_make_serve_serves_the_model_the_serving_pipeline_packaged(files, predictor, tmp_path):
     """`make serve` end to end on what the serving pipeline logged: the run id comes from the
-    MLflow store, the served CNN runs from its ONNX export and answers as the predictor does,
-    strict JSON out, a short 400 for a wrong request."""
+    MLflow store, the served CNN runs from its ONNX export; a client sends its file's bytes and
+    gets what genre-predict gives for that file; paths are refused; every hostile input of
+    issue #24 is answered with a clear error within 5 s and the server keeps answering; strict
+    JSON out, a short 400 for a wrong request."""
     uri = _package_with_the_serving_pipeline(predictor, tmp_path)
     runs = pd.read_csv(tmp_path / "runs.csv")
     assert runs["run_name"].tolist() == ["genre predictor: cnn (study, 4 blocks)"]
     run_id = runs["run_id"].iloc[0]
-    expected = predict_file(predictor, files["clip"])
+    # what genre-predict computes with the exported network the server runs (the ONNX export
+    # was checked against Keras when the pipeline packaged it)
+    exported = export_networks(pickle.loads(pickle.dumps(predictor)))
+    assert exported.runtime == "onnxruntime"
+    expected_onnx = predict_file(exported, files["song"])
+    hostile = _hostile_requests(tmp_path)
     port = free_port()
     root = Path(__file__).resolve().parents[1]
     server = subprocess.Popen(
@@ -248,6 +340,7 @@ def test_make_serve_serves_the_model_the_serving_pipeline_packaged(files, predic
         stderr=subprocess.STDOUT,
         start_new_session=True,  # make -> genre-serve -> mlflow -> uvicorn: one group to stop
     )
+    answers = {}
     try:
         deadline = time.monotonic() + 240
         while True:
@@ -258,35 +351,58 @@ def test_make_serve_serves_the_model_the_serving_pipeline_packaged(files, predic
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError((tmp_path / "serve.log").read_text()[-3000:]) from None
                 time.sleep(1)
-        status, body = _post(
-            port,
-            {
-                "dataframe_split": {
-                    "columns": ["path"],
-                    "data": [[str(files["clip"])], [str(files["missing"])]],
-                }
-            },
-        )
-        bad_status, bad_body = _post(
+        song = _b64(files["song"])
+        split = {"dataframe_split": {"columns": ["audio", "name"], "data": [[song, "song.mp3"]]}}
+        records = {"dataframe_records": [{"audio": song}, {"path": str(files["clip"])}]}
+        answers["split"] = _timed_post(port, split)
+        answers["records"] = _timed_post(port, records)
+        for name, payload in hostile.items():
+            answers[name] = _timed_post(port, payload)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=5) as ping:
+                assert ping.status == 200, name  # still answering
+        answers["after"] = _timed_post(port, split)
+        answers["wrong column"] = _timed_post(
             port, {"dataframe_split": {"columns": ["file"], "data": [[str(files["clip"])]]}}
         )
     finally:
         stop_process_group(server, grace_s=30.0)
     assert run_id in (tmp_path / "serve.log").read_text()
-    assert status == 200
-    # strict JSON: Python's parser must not meet NaN or Infinity
-    rows = json.loads(body, parse_constant=lambda c: pytest.fail(f"{c} in the response"))
-    rows = rows["predictions"]
-    assert rows[0]["genre"] == expected.top(1)[0][0] and rows[0]["error"] == ""
-    for genre in GENRES:  # ONNX export (checked against Keras at packaging) vs the Keras model
-        assert rows[0][genre] == pytest.approx(expected.probabilities[genre], abs=1e-4)
-    assert sum(rows[0][g] for g in GENRES) == pytest.approx(1.0, abs=1e-5)
-    assert "file not found" in rows[1]["error"]
-    assert all(rows[1][g] is None for g in GENRES) and rows[1]["genre"] is None
-    assert bad_status == 400
-    message = json.loads(bad_body)
-    assert "'path' column" in message["message"] and "stack_trace" not in message
-    assert "Traceback" not in bad_body.decode()
+    for name in ("split", "records", "after"):
+        status, body, _ = answers[name]
+        assert status == 200, body
+        row = body["predictions"][0]
+        assert row["error"] == "" and row["genre"] == expected_onnx.top(1)[0][0]
+        for genre in GENRES:  # the bytes sent give what the file gives genre-predict
+            assert row[genre] == pytest.approx(expected_onnx.probabilities[genre], abs=1e-5)
+        assert sum(row[g] for g in GENRES) == pytest.approx(1.0, abs=1e-5)
+    assert answers["split"][1]["predictions"][0]["path"] == "song.mp3"
+    refused = answers["records"][1]["predictions"][1]
+    assert refused["error"] == f"{files['clip']}: {PATH_REFUSED}"
+    assert all(refused[g] is None for g in GENRES) and refused["genre"] is None
+    messages = {
+        "non-audio bytes": "cannot decode as audio",
+        "oversized bytes": f"x.mp3: too large: {SERVE_MAX_BYTES + 1} bytes > serving.max_bytes",
+        "invalid base64": "invalid base64",
+    }
+    for name in hostile:
+        status, body, elapsed = answers[name]
+        print(f"{name}: {status} {json.dumps(body)[-160:]} in {elapsed:.2f} s")  # noqa: T201
+        assert elapsed < 5.0, (name, elapsed)
+        if name == "too many rows":
+            assert status == 400
+            assert "too many files: 17 rows > serving.max_files=16" in body["message"]
+            continue
+        assert status == 200, (name, body)
+        error = body["predictions"][0]["error"]
+        if name in messages:
+            assert messages[name] in error, (name, error)
+        else:  # a path: the same answer whatever is (or is not) there
+            path = hostile[name]["dataframe_split"]["data"][0][0]
+            assert error == f"{path}: {PATH_REFUSED}", (name, error)
+    status, message, _ = answers["wrong column"]
+    assert status == 400
+    assert "'audio' column" in message["message"] and "stack_trace" not in message
+    assert "Traceback" not in json.dumps(message)
     with pytest.raises(urllib.error.URLError):  # the whole server is gone
         urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
 

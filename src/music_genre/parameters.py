@@ -10,6 +10,7 @@ its full key path, the value given and what is allowed.
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -509,6 +510,12 @@ class ReportingParams(_Schema):
     """Printed in the summary header so demo numbers are never mistaken for FMA results."""
 
 
+def _absolute_path(value: str) -> str:
+    if not os.path.isabs(value):
+        raise ValueError("must be an absolute path (the server's working folder is no root)")
+    return value
+
+
 class ServingParams(_Schema):
     """``serving``: the model logged for serving and the prediction command's limits."""
 
@@ -519,6 +526,15 @@ class ServingParams(_Schema):
     """Shorter files get a per-file error; shorter than the window is padded as in training."""
     max_windows: PositiveInt
     """At most this many 29.7-s windows are averaged for a long file."""
+    allowed_roots: list[Annotated[str, AfterValidator(_absolute_path)]] = []
+    """Absolute folders whose regular files a served-model request may name in a ``path``
+    column (symlinks resolved, and required to stay under one); empty: paths refused."""
+    max_bytes: PositiveInt = 50 * 1024 * 1024
+    """Largest file a served-model request may send (bytes); larger ones get a per-row error."""
+    max_files: PositiveInt = 16
+    """Most rows (files) in one served-model request; more: the request is refused (HTTP 400)."""
+    max_seconds: PositiveFloat = 600.0
+    """Longest decoded audio per file of a served-model request (s); longer: a per-row error."""
 
 
 # --- fusion ---------------------------------------------------------------------------------

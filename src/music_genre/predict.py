@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from music_genre.audio import AudioDecodeError, probe_audio
+from music_genre.audio_location import is_url, local_path
 from music_genre.inference import OnnxModel, as_network
 
 logger = logging.getLogger(__name__)
@@ -48,12 +49,15 @@ def window_offsets(duration_s: float, window_s: float, max_windows: int) -> list
 
 
 def check_audio_file(path: str | Path, min_seconds: float) -> float:
-    """The file's real duration, or a PredictionError saying what is wrong with it."""
-    path = Path(path)
-    if not path.exists():
-        raise PredictionError(f"{path}: file not found")
-    if path.is_dir():
-        raise PredictionError(f"{path}: is a directory; pass audio files")
+    """The file's real duration, or a PredictionError saying what is wrong with it.
+    ``path``: a local path or an fsspec URL (``s3://bucket/x.mp3``, kept as it is; decoding
+    names a missing object)."""
+    if not is_url(path):
+        path = Path(local_path(path))
+        if not path.exists():
+            raise PredictionError(f"{path}: file not found")
+        if path.is_dir():
+            raise PredictionError(f"{path}: is a directory; pass audio files")
     try:
         duration = probe_audio(path).duration_s
     except (AudioDecodeError, OSError) as exc:

@@ -34,6 +34,7 @@ import click  # noqa: E402
 # stdout, and stdout must hold only the predictions.
 os.environ.setdefault("KEDRO_LOGGING_CONFIG", str(Path(__file__).with_name("cli_logging.yml")))
 
+from music_genre.audio_location import is_url, local_path, url_to_fs  # noqa: E402
 from music_genre.predict import (  # noqa: E402
     FUSION,
     MODEL_KINDS,
@@ -160,24 +161,60 @@ def _predict_with_catalog(args: argparse.Namespace) -> tuple[list[GenrePredictio
     ], ready
 
 
+def read_audio_bytes(location: str) -> bytes:
+    """A file's bytes, as a client sends them to the served model (a local path or an fsspec
+    URL); a PredictionError naming it when it cannot be read."""
+    try:
+        if is_url(location):
+            fs, key = url_to_fs(location)
+            with fs.open(key, "rb") as handle:
+                return handle.read()
+        path = Path(local_path(location))
+        if path.is_dir():
+            raise PredictionError(f"{path}: is a directory; pass audio files")
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise PredictionError(f"{location}: file not found") from None
+    except OSError as exc:
+        raise PredictionError(f"{location}: cannot read it ({exc})") from exc
+
+
 def _predict_with_mlflow(args: argparse.Namespace) -> tuple[list[GenrePrediction], float]:
+    import base64
+
     import mlflow
     import pandas as pd
 
     mlflow.set_tracking_uri(tracking_uri(Path(args.project)))
     model = mlflow.pyfunc.load_model(f"runs:/{args.run_id}/model")
     ready = time.perf_counter()
-    frame = model.predict(pd.DataFrame({"path": [str(f) for f in args.files]}))
-    genres = [c for c in frame.columns if c not in ("path", "genre", "error")]
-    predictions = []
-    for _, row in frame.iterrows():
-        prediction = GenrePrediction(path=row["path"], model=f"mlflow run {args.run_id}")
-        if row["error"]:
-            prediction.error = row["error"]
-        else:
-            prediction.probabilities = {g: float(row[g]) for g in genres}
-            prediction.windows = 1
-        predictions.append(prediction)
+    label = f"mlflow run {args.run_id}"
+    # The logged model takes the files' bytes, as the served one does (it reads no paths).
+    predictions: list[GenrePrediction] = []
+    rows = {}
+    for index, location in enumerate(args.files):
+        predictions.append(GenrePrediction(path=location, model=label))
+        try:
+            rows[index] = base64.b64encode(read_audio_bytes(location)).decode("ascii")
+        except PredictionError as exc:
+            predictions[index].error = str(exc)
+    # as many files per call as the model takes (serving.max_files)
+    per_call = int(getattr(model.unwrap_python_model(), "max_files", 16))
+    indices = list(rows)
+    for start in range(0, len(indices), per_call):
+        chunk = indices[start : start + per_call]
+        frame = model.predict(
+            pd.DataFrame(
+                {"audio": [rows[i] for i in chunk], "name": [args.files[i] for i in chunk]}
+            )
+        )
+        genres = [c for c in frame.columns if c not in ("path", "genre", "error")]
+        for index, (_, row) in zip(chunk, frame.iterrows(), strict=True):
+            if row["error"]:
+                predictions[index].error = row["error"]
+            else:
+                predictions[index].probabilities = {g: float(row[g]) for g in genres}
+                predictions[index].windows = 1
     # the served model answers for all files at once: one end-to-end time for the batch
     batch_ms = 1000.0 * (time.perf_counter() - ready)
     for prediction in predictions:
@@ -202,7 +239,8 @@ def _musicnn_tags(files: list[str], min_seconds: float, k: int = 5) -> dict[str,
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    args.files = [os.path.abspath(f) for f in args.files]
+    # local files made absolute (the command moves to the project folder); URLs as they are
+    args.files = [f if is_url(f) else os.path.abspath(local_path(f)) for f in args.files]
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -12,7 +12,7 @@ from music_genre.predict import (
     export_networks,
     handcrafted_training_audio,
 )
-from music_genre.served_model import GenrePredictorModel
+from music_genre.served_model import MAX_BYTES, MAX_FILES, MAX_SECONDS, GenrePredictorModel
 
 
 def package_genre_predictor(
@@ -25,7 +25,8 @@ def package_genre_predictor(
     **artifacts: Any,
 ) -> list[dict[str, Any]]:
     """One run record whose model is the prediction command as a pyfunc: input a table of
-    audio file paths, output genre probabilities. ``mlflow models serve`` serves it.
+    audio files' bytes (base64; server-side paths only under ``serving.allowed_roots``),
+    output genre probabilities. ``mlflow models serve`` serves it.
 
     ``artifacts`` are the trained models under their catalog names (what build_predictor
     loads); only the chosen kind's are used. ``serving.model``: ``best`` (held-out accuracy),
@@ -45,10 +46,18 @@ def package_genre_predictor(
             exported=False,
         )
     )
+    limits = {
+        "max_bytes": serving_params.get("max_bytes", MAX_BYTES),
+        "max_files": serving_params.get("max_files", MAX_FILES),
+        "max_seconds": serving_params.get("max_seconds", MAX_SECONDS),
+    }
+    allowed_roots = list(serving_params.get("allowed_roots") or [])
     model = GenrePredictorModel(
         predictor,
         min_seconds=serving_params["min_seconds"],
         max_windows=serving_params["max_windows"],
+        allowed_roots=allowed_roots,
+        **limits,
     )
     # what the handcrafted model (alone or as a fusion member) computed its features over
     described = handcrafted_training_audio(predictor)
@@ -62,7 +71,9 @@ def package_genre_predictor(
                 "genres": ", ".join(predictor.class_names),
                 "min_seconds": serving_params["min_seconds"],
                 "max_windows": serving_params["max_windows"],
-                "input": "table with a 'path' column of audio files",
+                "input": "table with an 'audio' column (base64 file bytes) and optional 'name'"
+                + (f"; 'path' under {', '.join(allowed_roots)}" if allowed_roots else ""),
+                **limits,
                 **audio,
             },
             "tags": {"served_model": "genre_predictor"},
