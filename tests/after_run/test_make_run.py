@@ -11,6 +11,7 @@ none of them trains anything.
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import time
@@ -186,8 +187,9 @@ def test_the_served_model_answers_over_http(tmp_path):
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(log.read_text()[-3000:]) from None
                 time.sleep(1)
+        audio = base64.b64encode(path.read_bytes()).decode()
         status, body = _post(
-            port, {"dataframe_split": {"columns": ["path"], "data": [[str(path)]]}}
+            port, {"dataframe_split": {"columns": ["audio", "name"], "data": [[audio, path.name]]}}
         )
     finally:
         stop_process_group(server)
