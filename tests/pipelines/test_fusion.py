@@ -255,7 +255,8 @@ def _trained_members(clip: Path) -> tuple[dict, dict]:
     }
     params = {
         "spectrogram": spectrogram_settings({**STUDY_SETTINGS, "pad_mode": "repeat"}),
-        "handcrafted": {"extraction": EXTRACTION},
+        # a handcrafted model without its training-audio record: the source decides (#26)
+        "handcrafted": {"source": "extract", "extraction": EXTRACTION},
     }
     return artifacts, params
 
