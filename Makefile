@@ -22,7 +22,7 @@ export DO_NOT_TRACK := 1
 # kedro-mlflow's pipeline model class makes MLflow warn about type hints at every start-up.
 export PYTHONWARNINGS := ignore::UserWarning:mlflow.pyfunc.utils.data_validation
 
-.PHONY: install run test test-numeric check-run lint format docs docs-serve notebook test-browser browser-deps demo-data fma-small viz mlflow-ui serve clean-data
+.PHONY: install run test test-numeric check-run mutation lint format docs docs-serve notebook test-browser browser-deps demo-data fma-small viz mlflow-ui serve clean-data
 
 install: $(STAMP)
 
@@ -56,6 +56,13 @@ test-numeric: install
 	  echo "== numeric tests with oneDNN capped at $$isa"; \
 	  ONEDNN_MAX_CPU_ISA=$$isa $(BIN)/python -m pytest -m "numeric and not browser and not after_run" $(PYTEST_ARGS); \
 	done
+
+## Mutation testing (mutmut, one worker) of evaluation, fusion, the split logic, the augmentation,
+## the log-mel front end and the stores' damage checks; prints the score per module and every
+## surviving mutant (`mutmut show NAME` shows one). Not in CI: it takes tens of minutes.
+mutation: install
+	$(BIN)/python -m pip install --quiet -e ".[mutation]"
+	$(BIN)/python tools/mutation.py
 
 ## Lint (ruff: pyflakes, pycodestyle, isort, bugbear, pyupgrade) and check the formatting.
 lint: install
