@@ -67,6 +67,9 @@ def test_mcnemar_exact():
     # 3 of 4 discordant pairs for a: P(X<=1 or X>=3 | n=4) = 10/16
     assert ev.mcnemar_exact([1, 1, 1, 0], [0, 0, 0, 1])["p_value"] == pytest.approx(0.625)
     assert ev.mcnemar_exact([True, False], [True, False])["p_value"] == 1.0
+    # truthy integers count as correct, not as bit patterns
+    assert ev.mcnemar_exact([2, 1], [1, 0])["only_a"] == 1
+    assert ev.mcnemar_exact([1, 0], [2, 1])["only_a"] == 0
     with pytest.raises(ValueError, match=r"same items: \(2,\) vs \(3,\)"):
         ev.mcnemar_exact([True, False], [True, False, True])
 
@@ -79,6 +82,16 @@ def test_prediction_table_and_its_readers():
     assert table["label"].tolist() == [1, 0, 1] and table["label"].dtype == np.int64
     assert table["predicted"].tolist() == [1, 0, 0] and table["predicted"].dtype == np.int64
     assert table["prob_Rock"].tolist() == [0.8, 0.4, 0.5]
+    narrow = ev.prediction_table(
+        [1, 2],
+        np.array([1, 0], np.int32),
+        np.array(probabilities[:2], np.float32),
+        ["Pop", "Rock"],
+        np.array([1, 1], np.int32),
+    )
+    assert narrow.dtypes.astype(str).tolist()[1:] == ["int64", "int64", "float64", "float64"]
+    float32_table = pd.DataFrame({"prob_a": np.array([0.25], np.float32)})
+    assert ev.probability_matrix(float32_table).dtype == np.float64
     own = ev.prediction_table([1, 2, 3], [1, 0, 1], probabilities, ["Pop", "Rock"], [0, 0, 1])
     assert own["predicted"].tolist() == [0, 0, 1]
     with pytest.raises(ValueError, match=r"shape \(3, 2\) for 2 tracks and 2 classes"):

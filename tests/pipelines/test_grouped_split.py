@@ -37,6 +37,10 @@ def test_sides_take_whole_folds(n, validation, test, counts):
     assert _counts(_split(n, validation, test)) == counts
 
 
+def test_exactly_as_many_groups_as_folds_is_enough():
+    assert _counts(_split(6, 0.4, 0.4, per_group=2)) == {"training": 2, "validation": 2, "test": 2}
+
+
 def test_seeded_and_groups_stay_together():
     first = _split(12, 0.2, 0.2, seed=0, per_group=2)
     assert first == ["training"] * 4 + ["validation"] * 2 + ["training"] * 2 + ["test"] * 4
