@@ -52,6 +52,13 @@ def test_mel_power_spectrogram_input_and_padding():
     )
     np.testing.assert_allclose(reflect, expected, rtol=1e-4, atol=1e-6)
     assert not np.allclose(reflect[:, 0], power[:, 0])
+    nyquist = sp.mel_power_spectrogram(signal, 16000, 512, 128, 32)  # fmax None: sr / 2
+    np.testing.assert_array_equal(
+        nyquist, sp.mel_power_spectrogram(signal, 16000, 512, 128, 32, 8000.0)
+    )
+    assert not np.array_equal(
+        nyquist, sp.mel_power_spectrogram(signal, 16000, 512, 128, 32, 5000.0)
+    )
     with pytest.raises(ValueError, match=r"1-D mono signal, got shape \(2, 10\)"):
         sp.mel_power_spectrogram(np.zeros((2, 10)), *args)
 
