@@ -68,7 +68,7 @@ def test_mcnemar_exact():
     assert ev.mcnemar_exact([1, 1, 1, 0], [0, 0, 0, 1])["p_value"] == pytest.approx(0.625)
     assert ev.mcnemar_exact([True, False], [True, False])["p_value"] == 1.0
     # truthy integers count as correct, not as bit patterns
-    assert ev.mcnemar_exact([2, 1], [1, 0])["only_a"] == 1
+    assert ev.mcnemar_exact([2, 1], [1, 0]) == {"n": 2, "only_a": 1, "only_b": 0, "p_value": 1.0}
     assert ev.mcnemar_exact([1, 0], [2, 1])["only_a"] == 0
     with pytest.raises(ValueError, match=r"same items: \(2,\) vs \(3,\)"):
         ev.mcnemar_exact([True, False], [True, False, True])

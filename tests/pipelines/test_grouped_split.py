@@ -29,6 +29,7 @@ def _counts(split: list) -> dict[str, int]:
         (20, 0.1, 0.2, {"training": 14, "validation": 2, "test": 4}),  # 10 folds: 1 val, 2 test
         (20, 0.1, 0.5, {"training": 8, "validation": 2, "test": 10}),  # 10 folds: 1 val, 5 test
         (10, 0.2, 0.2, {"training": 6, "validation": 2, "test": 2}),  # 5 folds
+        (10, 0.4, 0.2, {"training": 4, "validation": 4, "test": 2}),  # 5 folds: 2 val, 1 test
         (6, 0.4, 0.4, {"training": 2, "validation": 2, "test": 2}),  # at least 3 folds
         (14, 0.15, 0.5, {"training": 4, "validation": 2, "test": 8}),  # 7 folds: 1 val, 4 test
     ],
