@@ -49,6 +49,13 @@ test: install
 check-run: install
 	$(BIN)/python -m pytest -m after_run tests/after_run $(PYTEST_ARGS)
 
+## Mutation testing (mutmut, one worker) of evaluation, fusion, the split logic, the augmentation,
+## the log-mel front end and the stores' damage checks; prints the score per module and every
+## surviving mutant (`mutmut show NAME` shows one). Not in CI: it takes tens of minutes.
+mutation: install
+	$(BIN)/python -m pip install --quiet -e ".[mutation]"
+	$(BIN)/python tools/mutation.py
+
 ## The float-comparing tests (marker `numeric`) once per capped instruction set, each pass in
 ## its own processes: float32 results differ in the last bits between processors.
 test-numeric: install
@@ -56,13 +63,6 @@ test-numeric: install
 	  echo "== numeric tests with oneDNN capped at $$isa"; \
 	  ONEDNN_MAX_CPU_ISA=$$isa $(BIN)/python -m pytest -m "numeric and not browser and not after_run" $(PYTEST_ARGS); \
 	done
-
-## Mutation testing (mutmut, one worker) of evaluation, fusion, the split logic, the augmentation,
-## the log-mel front end and the stores' damage checks; prints the score per module and every
-## surviving mutant (`mutmut show NAME` shows one). Not in CI: it takes tens of minutes.
-mutation: install
-	$(BIN)/python -m pip install --quiet -e ".[mutation]"
-	$(BIN)/python tools/mutation.py
 
 ## Lint (ruff: pyflakes, pycodestyle, isort, bugbear, pyupgrade) and check the formatting.
 lint: install
