@@ -51,7 +51,7 @@ check-run: install
 
 ## Mutation testing (mutmut, one worker) of evaluation, fusion, the split logic, the augmentation,
 ## the log-mel front end and the stores' damage checks; prints the score per module and every
-## surviving mutant (`mutmut show NAME` shows one). Not in CI: it takes tens of minutes.
+## surviving mutant (`mutmut show NAME` shows one). Not in CI: about ten minutes on two cores.
 mutation: install
 	$(BIN)/python -m pip install --quiet -e ".[mutation]"
 	$(BIN)/python tools/mutation.py
