@@ -22,7 +22,7 @@ export DO_NOT_TRACK := 1
 # kedro-mlflow's pipeline model class makes MLflow warn about type hints at every start-up.
 export PYTHONWARNINGS := ignore::UserWarning:mlflow.pyfunc.utils.data_validation
 
-.PHONY: install run test test-numeric check-run lint format docs docs-serve notebook test-browser browser-deps demo-data fma-small viz mlflow-ui serve clean-data
+.PHONY: install run test test-numeric check-run mutation lint format docs docs-serve notebook test-browser browser-deps demo-data fma-small viz mlflow-ui serve clean-data
 
 install: $(STAMP)
 
@@ -48,6 +48,13 @@ test: install
 ## summary.md, the MLflow runs, the served model over HTTP, both notebooks on the full run.
 check-run: install
 	$(BIN)/python -m pytest -m after_run tests/after_run $(PYTEST_ARGS)
+
+## Mutation testing (mutmut, one worker) of evaluation, fusion, the split logic, the augmentation,
+## the log-mel front end and the stores' damage checks; prints the score per module and every
+## surviving mutant (`mutmut show NAME` shows one). Not in CI: about ten minutes on two cores.
+mutation: install
+	$(BIN)/python -m pip install --quiet -e ".[mutation]"
+	$(BIN)/python tools/mutation.py
 
 ## The float-comparing tests (marker `numeric`) once per capped instruction set, each pass in
 ## its own processes: float32 results differ in the last bits between processors.

@@ -321,3 +321,101 @@ def test_a_pickled_cnn_predictor_loads_in_a_fresh_process(tmp_path: Path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("(None, 3)")
+
+
+# Exact checks of the fusion arithmetic (issue #25, mutation testing): each pins a value or an
+# argument a surviving mutant of music_genre.fusion changed.
+
+
+def test_simplex_weights_edges():
+    from music_genre import fusion
+
+    assert fusion.simplex_weights(1, 1.0).tolist() == [[1.0]]
+    assert fusion.simplex_weights(2, 0.5).tolist() == [[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]]
+    for members, step in ((0, 0.5), (2, 2.0), (2, 0.3)):
+        with pytest.raises(ValueError, match="divides 1"):
+            fusion.simplex_weights(members, step)
+
+
+def test_best_weights_ties_go_to_likelihood_then_evenness():
+    same = np.array([[0.7, 0.3], [0.2, 0.8]])
+    labels = np.array([0, 1])
+    # identical members: every weight vector ties on accuracy and likelihood: the even one wins
+    assert best_weights([same, same], labels, 0.5).tolist() == [0.5, 0.5]
+    assert best_weights([same, same, same], labels, 0.5).tolist() == [0.5, 0.5, 0.0]
+    # every candidate misses track 0 with probability 0 (log 0 is clipped, not -inf for all):
+    # the member with the higher true-class probability on track 1 wins
+    a = np.array([[0.0, 1.0], [0.9, 0.1]])
+    b = np.array([[0.0, 1.0], [0.6, 0.4]])
+    with np.errstate(divide="ignore"):
+        assert best_weights([a, b], np.array([0, 0]), 0.5).tolist() == [1.0, 0.0]
+
+
+def test_stacker_arguments_and_single_member():
+    from music_genre import fusion
+
+    members = [np.array([[0.9, 0.1], [0.2, 0.8], [0.8, 0.2], [0.3, 0.7]])]
+    labels = np.array([0, 1, 0, 1])
+    default = fusion.fit_stacker(members, labels, seed=7)
+    assert (default.C, default.max_iter, default.random_state) == (1.0, 2000, 7)
+    assert fusion.fit_stacker(members, labels, seed=7, regularization=0.25).C == 0.25
+    probabilities = fusion.stacker_probabilities(default, members, 3)
+    assert probabilities.shape == (4, 3) and probabilities[:, 2].tolist() == [0.0] * 4
+    assert probabilities.argmax(axis=1).tolist() == [0, 1, 0, 1]
+    with pytest.raises(ValueError, match="unknown fusion method 'vote'"):
+        fusion.fused_probabilities({"method": "vote"}, members)
+
+
+def _spy(monkeypatch, name):
+    from music_genre import fusion
+
+    calls = []
+    real = getattr(fusion, name)
+
+    def spy(*args, **kwargs):
+        calls.append((args, kwargs))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fusion, name, spy)
+    return calls
+
+
+def test_cross_validated_accuracy_counts_every_fold_exactly():
+    from music_genre.fusion import cross_validated_accuracy
+
+    # identical members whose argmax is right on 6 of 8 tracks, whatever the weights or folds
+    labels = np.array([0, 1] * 4)
+    p = np.where(np.arange(8)[:, None] < 6, np.eye(2)[labels] * 0.6 + 0.2, np.eye(2)[1 - labels])
+    params = {"seed": 0, "weight_step": 0.5}
+    assert cross_validated_accuracy("late_fusion", [p, p], labels, params) == 0.75
+    right = np.eye(2)[np.array([0, 1])] * 0.8 + 0.1
+    assert cross_validated_accuracy("late_fusion", [right, right], np.array([0, 1]), params) == 1.0
+    assert np.isnan(cross_validated_accuracy("late_fusion", [right[:1]], np.array([0]), params))
+    # one member: stacking sizes its output from that member
+    assert cross_validated_accuracy("stacking", [p], labels, params) == 0.75
+
+
+def test_cross_validated_accuracy_folds_seed_and_combiner(monkeypatch):
+    from music_genre import fusion
+
+    stratified = _spy(monkeypatch, "StratifiedKFold")
+    plain = _spy(monkeypatch, "KFold")
+    stackers = _spy(monkeypatch, "fit_stacker")
+    labels = np.array([0, 2] * 6)  # genre 1 has no validation track
+    member = np.eye(3)[labels] * 0.7 + 0.1
+    params = {"seed": 3, "weight_step": 0.5}
+    fusion.cross_validated_accuracy("late_fusion", [member, member], labels, params)
+    assert stratified[-1][1] == {"n_splits": 5, "shuffle": True, "random_state": 3}
+    assert not stackers  # late fusion fits no stacker
+    fusion.cross_validated_accuracy("late_fusion", [member], labels, {**params, "cv_folds": 2})
+    assert stratified[-1][1]["n_splits"] == 2
+    fusion.cross_validated_accuracy("late_fusion", [member[:4]], labels[:4], params)  # 2 a genre
+    assert stratified[-1][1]["n_splits"] == 2 and not plain
+    fusion.cross_validated_accuracy("late_fusion", [member[:2]], np.array([0, 2]), params)
+    assert plain[-1][1] == {"n_splits": 2, "shuffle": True, "random_state": 3}
+
+    monkeypatch.setattr(fusion, "best_weights", None)  # stacking never calls it
+    fusion.cross_validated_accuracy("stacking", [member], labels, params)
+    assert stackers[-1][0][2:] == (3, 1.0)
+    fusion.cross_validated_accuracy("stacking", [member], labels, {**params, "stacking_c": 0.5})
+    assert stackers[-1][0][2:] == (3, 0.5)
