@@ -21,15 +21,45 @@ def pytest_report_header(config):
     return f"processor: {', '.join(present) or 'unknown'}; oneDNN ISA cap: {cap}"
 
 
-_MLFLOW_ENV = ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_TRACKING_URI")
+# Variables that a test's imports or calls write into this process's environment, and that the
+# commands later tests start would inherit: restored after every test. KEDRO_LOGGING_CONFIG is
+# set by importing music_genre.predict_cli (its quiet logging); a packaged `python -m
+# music_genre` run started later then logged no INFO line at all.
+_PROCESS_ENV = (
+    "MLFLOW_EXPERIMENT_ID",
+    "MLFLOW_EXPERIMENT_NAME",
+    "MLFLOW_TRACKING_URI",
+    "KEDRO_LOGGING_CONFIG",
+)
+
+
+_ENV_AT_START: dict[str, str | None] = {}
+
+
+def _restore_process_env(values: dict[str, str | None]) -> None:
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def pytest_configure(config):
+    # before collection: importing the test modules (predict_cli) already sets some of them
+    _ENV_AT_START.update({name: os.environ.get(name) for name in _PROCESS_ENV})
+
+
+def pytest_collection_finish(session):
+    _restore_process_env(_ENV_AT_START)
 
 
 @pytest.fixture(autouse=True)
 def _isolated_mlflow_state():
     """Tests that log to their own MLflow store must not leak its experiment into the next
     test: ``mlflow.set_experiment`` writes MLFLOW_EXPERIMENT_ID into the process environment
-    and keeps an active experiment, which then points at a store that no longer exists."""
-    saved = {name: os.environ.get(name) for name in _MLFLOW_ENV}
+    and keeps an active experiment, which then points at a store that no longer exists; the
+    other variables of ``_PROCESS_ENV`` are restored too."""
+    saved = {name: os.environ.get(name) for name in _PROCESS_ENV}
     yield
     import mlflow
     import mlflow.tracking.fluent as fluent
@@ -37,11 +67,7 @@ def _isolated_mlflow_state():
     while mlflow.active_run():
         mlflow.end_run()
     fluent._active_experiment_id = None
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    _restore_process_env(saved)
 
 
 # -- processes and ports left behind --------------------------------------------------------

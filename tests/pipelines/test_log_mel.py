@@ -21,6 +21,7 @@ def test_slaney_mel_scale_equals_librosa():
     np.testing.assert_allclose(sp._mel_to_hz(mel), librosa.mel_to_hz(mel), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.numeric
 @pytest.mark.parametrize(
     "sr, n_fft, n_mels, fmax", [(22050, 512, 32, 8000.0), (16000, 256, 20, 6000.0)]
 )
@@ -32,6 +33,7 @@ def test_mel_filterbank_equals_librosa(sr, n_fft, n_mels, fmax):
     np.testing.assert_allclose(filters, expected, rtol=1e-5, atol=1e-9)
 
 
+@pytest.mark.numeric
 def test_mel_power_spectrogram_input_and_padding():
     sp.mel_filterbank.cache_clear()
     signal = np.random.default_rng(0).standard_normal(4000)  # float64
