@@ -9,12 +9,14 @@ of the group.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+import urllib.request
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +90,32 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def make_serve(project: Path, log: Path, **make_vars: str) -> Iterator[int]:
+    """``make serve`` of ``project`` on a free port of 127.0.0.1 (more ``make`` variables as
+    keywords): yields the port once ``/ping`` answers; the whole process group (make ->
+    genre-serve -> mlflow -> uvicorn) is stopped afterwards, also when the test fails."""
+    port = free_port()
+    variables = [f"{name}={value}" for name, value in {"SERVE_PORT": port, **make_vars}.items()]
+    with open(log, "w") as out:
+        server = subprocess.Popen(
+            ["make", "--no-print-directory", "-C", str(project), "serve", *variables],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(log.read_text()[-3000:]) from None
+                time.sleep(1)
+        yield port
+    finally:
+        stop_process_group(server, grace_s=30.0)

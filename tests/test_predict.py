@@ -6,7 +6,6 @@ import base64
 import json
 import os
 import pickle
-import subprocess
 import sys
 import time
 import urllib.error
@@ -31,7 +30,7 @@ from music_genre.predict import (
 )
 from music_genre.served_model import PATH_REFUSED, GenrePredictorModel
 from music_genre.spectrograms import STUDY_SETTINGS, spectrogram_settings
-from tests.process_helpers import free_port, run_command, stop_process_group
+from tests.process_helpers import make_serve, run_command
 
 GENRES = ["Folk", "Pop", "Rock"]
 SETTINGS = spectrogram_settings(
@@ -324,33 +323,9 @@ def test_make_serve_serves_the_model_the_serving_pipeline_packaged(files, predic
     assert exported.runtime == "onnxruntime"
     expected_onnx = predict_file(exported, files["song"])
     hostile = _hostile_requests(tmp_path)
-    port = free_port()
-    root = Path(__file__).resolve().parents[1]
-    server = subprocess.Popen(
-        [
-            "make",
-            "--no-print-directory",
-            "-C",
-            str(root),
-            "serve",
-            f"SERVE_PORT={port}",
-            f"MLFLOW_URI={uri}",
-        ],
-        stdout=open(tmp_path / "serve.log", "w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # make -> genre-serve -> mlflow -> uvicorn: one group to stop
-    )
     answers = {}
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError((tmp_path / "serve.log").read_text()[-3000:]) from None
-                time.sleep(1)
+    root = Path(__file__).resolve().parents[1]
+    with make_serve(root, tmp_path / "serve.log", MLFLOW_URI=uri) as port:
         song = _b64(files["song"])
         split = {"dataframe_split": {"columns": ["audio", "name"], "data": [[song, "song.mp3"]]}}
         records = {"dataframe_records": [{"audio": song}, {"path": str(files["clip"])}]}
@@ -364,8 +339,6 @@ def test_make_serve_serves_the_model_the_serving_pipeline_packaged(files, predic
         answers["wrong column"] = _timed_post(
             port, {"dataframe_split": {"columns": ["file"], "data": [[str(files["clip"])]]}}
         )
-    finally:
-        stop_process_group(server, grace_s=30.0)
     assert run_id in (tmp_path / "serve.log").read_text()
     for name in ("split", "records", "after"):
         status, body, _ = answers[name]

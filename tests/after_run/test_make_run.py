@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -23,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.process_helpers import free_port, stop_process_group
+from tests.process_helpers import make_serve
 
 pytestmark = pytest.mark.after_run
 
@@ -168,31 +166,11 @@ def test_the_served_model_answers_over_http(tmp_path):
     path = Path(test_track["path"])
     path = path if path.is_absolute() else ROOT / path
     genres = sorted(tracks["genre"].unique())
-    port = free_port()
-    log = tmp_path / "serve.log"
-    with open(log, "w") as out:
-        server = subprocess.Popen(
-            ["make", "--no-print-directory", "-C", str(ROOT), "serve", f"SERVE_PORT={port}"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # make -> genre-serve -> mlflow -> uvicorn: one group
-        )
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(log.read_text()[-3000:]) from None
-                time.sleep(1)
+    with make_serve(ROOT, tmp_path / "serve.log") as port:
         audio = base64.b64encode(path.read_bytes()).decode()
         status, body = _post(
             port, {"dataframe_split": {"columns": ["audio", "name"], "data": [[audio, path.name]]}}
         )
-    finally:
-        stop_process_group(server)
     assert status == 200
     row = body["predictions"][0]
     assert row["error"] == "" and row["genre"] in genres, row
