@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import click
@@ -370,8 +371,45 @@ class TimingParams(_Schema):
     """Batch size of that throughput measure."""
 
 
+class TrainingOverrides(_Schema):
+    """``cnn.variants.<name>.training``: the ``cnn.training`` keys one variant changes."""
+
+    learning_rate: PositiveFloat | None = None
+    """Adam's learning rate (null: ``cnn.training.learning_rate``)."""
+    batch_size: PositiveInt | None = None
+    """Training batch size (null: ``cnn.training.batch_size``)."""
+    epochs: PositiveInt | None = None
+    """At most this many epochs (null: ``cnn.training.epochs``)."""
+
+
+VariantName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+
+
+class CnnVariantParams(_Schema):
+    """One entry of ``cnn.variants``: a CNN the pipeline trains, evaluates and reports (its
+    name is the namespace of its nodes and datasets, e.g. ``<name>.cnn_model``)."""
+
+    augmented: bool = False
+    """Train on the training tracks and their two masked copies (``augmentation_mode``)."""
+    tuned: bool = False
+    """Search the architecture and learning rate with Hyperband (``cnn.tuning``) first."""
+    report_model: Annotated[str, Field(min_length=1)] | None = None
+    """The ``model`` column of the comparison with the study (the study's rows: ``kostrzewa``,
+    ``tuned``); null: the variant's name. Its ``variant`` column is ``augmented`` or ``plain``."""
+    architecture: ArchitectureParams | None = None
+    """This variant's network instead of ``cnn.architecture`` (untuned variants only)."""
+    training: TrainingOverrides | None = None
+    """This variant's changes to ``cnn.training`` (e.g. fewer ``epochs``)."""
+
+    @model_validator(mode="after")
+    def _architecture_untuned(self) -> CnnVariantParams:
+        if self.tuned and self.architecture is not None:
+            raise ValueError("a tuned variant takes its architecture from Hyperband: drop one")
+        return self
+
+
 class CnnParams(_Schema):
-    """``cnn``: the four CNN variants of the study's Tables 3-6."""
+    """``cnn``: the CNN variants (the study's four of Tables 3-6 in ``variants``)."""
 
     seed: Seed
     """Seed of weights, shuffling and Hyperband's draws (both searches get the same one)."""
@@ -394,6 +432,24 @@ class CnnParams(_Schema):
     """Evaluation."""
     timing: TimingParams
     """Inference timing."""
+    variants: Annotated[dict[VariantName, CnnVariantParams], Field(min_length=1)]
+    """The variants trained, in the order of ``cnn_results``: name -> settings. One entry adds
+    a variant: its nodes, catalog entries (dataset factories), results row and MLflow run."""
+
+    def for_variant(self, name: str) -> CnnParams:
+        """These settings with variant ``name``'s own ``architecture`` and ``training``."""
+        if name not in self.variants:
+            raise ValueError(
+                f"Unknown CNN variant {name!r}: cnn.variants has {list(self.variants)}"
+            )
+        variant = self.variants[name]
+        update: dict[str, Any] = {}
+        if variant.architecture is not None:
+            update["architecture"] = variant.architecture
+        if variant.training is not None:
+            changes = variant.training.model_dump(exclude_none=True)
+            update["training"] = self.training.model_copy(update=changes)
+        return self.model_copy(update=update) if update else self
 
 
 # --- transfer -------------------------------------------------------------------------------
@@ -681,17 +737,49 @@ class InvalidParametersError(click.ClickException):
     traceback: the cause is the user's configuration, not the code."""
 
 
+# The parameters of the Kedro context of this process (ParameterValidationHook records them):
+# what the pipelines are built from (the CNN's variants, see project_parameters).
+_CONTEXT_PARAMETERS: dict[str, Any] = {}
+
+
+def project_parameters() -> dict[str, Any]:
+    """The parameters the pipelines are built from (``cnn.variants`` decides the CNN's nodes).
+
+    Kedro builds the pipelines after the context: ``kedro run``, ``kedro viz``, ``genre-predict``
+    and ``%load_ext kedro.ipython`` get that context's parameters (its env, conf source and
+    ``--params``), recorded by :class:`ParameterValidationHook`. Without a context (``kedro
+    registry list``, a test calling ``create_pipeline()``): the project's ``conf/`` under the
+    working folder, loaded as ``kedro run`` would (env ``KEDRO_ENV``, else the default)."""
+    if _CONTEXT_PARAMETERS:
+        return dict(_CONTEXT_PARAMETERS)
+    from kedro.utils import find_kedro_project
+
+    from music_genre import settings  # the project's loader settings, configured or not
+
+    root = find_kedro_project(Path.cwd()) or Path.cwd()
+    loader = settings.CONFIG_LOADER_CLASS(
+        conf_source=str(Path(root) / getattr(settings, "CONF_SOURCE", "conf")),
+        env=os.environ.get("KEDRO_ENV"),
+        **settings.CONFIG_LOADER_ARGS,
+    )
+    return dict(loader["parameters"])
+
+
 class ParameterValidationHook:
     """Validates the parameters (conf files merged with ``--params``) as soon as the Kedro
     context exists: before any node of ``kedro run`` and before the pipelines, TensorFlow or
     MLflow are even loaded, so a bad value fails within seconds. Also guards everything else
-    that builds a context (``genre-predict``, ``%load_ext kedro.ipython``).
+    that builds a context (``genre-predict``, ``%load_ext kedro.ipython``), and records the
+    parameters for the pipelines built next (:func:`project_parameters`).
 
     ``tryfirst``: before the plugins' hooks (kedro-mlflow connects to its store here)."""
 
     @hook_impl(tryfirst=True)
     def after_context_created(self, context: Any) -> None:
+        parameters = context.config_loader["parameters"]
         try:
-            validate_parameters(context.config_loader["parameters"])
+            validate_parameters(parameters)
         except ParameterError as exc:
             raise InvalidParametersError(str(exc)) from None
+        _CONTEXT_PARAMETERS.clear()
+        _CONTEXT_PARAMETERS.update(parameters)

@@ -38,6 +38,15 @@ AUGMENTATION = {
 }
 
 
+# conf/base/parameters/cnn.yml's cnn.variants: the study's four (Tables 4-6)
+STUDY_VARIANTS = {
+    "cnn": {"augmented": False, "tuned": False, "report_model": "kostrzewa"},
+    "cnn_augmented": {"augmented": True, "tuned": False, "report_model": "kostrzewa"},
+    "tuned_cnn": {"augmented": False, "tuned": True, "report_model": "tuned"},
+    "tuned_cnn_augmented": {"augmented": True, "tuned": True, "report_model": "tuned"},
+}
+
+
 def _params(tmp_path: Path, **tuning) -> dict:
     return {
         "seed": 1,
@@ -69,6 +78,7 @@ def _params(tmp_path: Path, **tuning) -> dict:
         },
         "evaluation": {"batch_size": 8},
         "timing": {"seed": 0, "warmup": 1, "repeats": 2, "throughput_clips": 4, "batch_size": 4},
+        "variants": {name: dict(spec) for name, spec in STUDY_VARIANTS.items()},
     }
 
 
@@ -210,7 +220,12 @@ def test_augmented_variants_never_fall_back_to_originals_only(data: dict, tmp_pa
     ).sum() == 24
     with pytest.raises(ValueError, match="run the augmentation pipeline first"):
         nodes._training_stream(
-            items, data["log_mel"], {}, _params(tmp_path), AUGMENTATION, augmented=True
+            items,
+            data["log_mel"],
+            {},
+            nodes.cnn_settings(_params(tmp_path)),
+            AUGMENTATION,
+            augmented=True,
         )
 
 
@@ -224,7 +239,7 @@ def test_on_the_fly_masks_are_drawn_anew_every_epoch(data: dict, tmp_path: Path)
     params = {**_params(tmp_path), "augmentation_mode": "on_the_fly"}
     items, _ = nodes.select_cnn_items(data["tracks"], data["log_mel"], {}, params)
     stream, n = nodes._training_stream(
-        items, data["log_mel"], {}, params, AUGMENTATION, augmented=True
+        items, data["log_mel"], {}, nodes.cnn_settings(params), AUGMENTATION, augmented=True
     )
     assert n == 3 * 12  # the study's "training set x 3"
     training = items.loc[items["split"] == "training", "track_id"]
@@ -253,6 +268,7 @@ class _Kept(MemoryDataset):
 
 @pytest.mark.slow
 def test_pipeline_trains_and_reports_four_variants(data: dict, tmp_path: Path):
+    pipeline = create_pipeline(STUDY_VARIANTS)
     catalog = DataCatalog(
         {
             "tracks": MemoryDataset(data["tracks"]),
@@ -260,28 +276,28 @@ def test_pipeline_trains_and_reports_four_variants(data: dict, tmp_path: Path):
             "augmented_spectrograms": MemoryDataset(data["augmented"], copy_mode="assign"),
             "params:cnn": MemoryDataset(_params(tmp_path)),
             "params:augmentation": MemoryDataset(AUGMENTATION),
-            **{name: _Kept(copy_mode="assign") for name in create_pipeline().all_outputs()},
+            **{name: _Kept(copy_mode="assign") for name in pipeline.all_outputs()},
         }
     )
-    SequentialRunner().run(create_pipeline(), catalog)
+    SequentialRunner().run(pipeline, catalog)
 
     results = catalog.load("cnn_results")
     assert results.columns.tolist() == nodes.RESULT_COLUMNS
-    assert results["variant"].tolist() == list(nodes.VARIANTS)
+    assert results["variant"].tolist() == list(STUDY_VARIANTS)
     for column in ("train_acc", "val_acc", "test_acc"):
         assert results[column].between(0, 1).all()
     assert (results[["train_loss", "val_loss", "test_loss"]] > 0).all().all()
     assert (results["inference_seconds"] > 0).all() and (results["clips_per_second"] > 0).all()
     assert (results["predict_call_seconds"] > 0).all()
-    assert results.loc[0, "params"] == trainable_parameters(catalog.load("cnn_model"))
+    assert results.loc[0, "params"] == trainable_parameters(catalog.load("cnn.cnn_model"))
 
-    plain = catalog.load("cnn_training_log")
-    augmented = catalog.load("cnn_augmented_training_log")
+    plain = catalog.load("cnn.cnn_training_log")
+    augmented = catalog.load("cnn_augmented.cnn_training_log")
     assert plain["epochs_trained"] == 1 and plain["training_items"] == 12
     assert augmented["training_items"] == 36 and augmented["augmentation_mode"] == "materialized"
     assert set(plain["history"]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
 
-    best = catalog.load("tuned_cnn_best_hyperparameters")
+    best = catalog.load("tuned_cnn.cnn_best_hyperparameters")
     assert [t["status"] for t in best["trials"]] == ["COMPLETED"]  # max_epochs 1: one trial
     assert best["best_score"] == best["trials"][0]["score"] is not None
     assert set(best["values"]) == {
@@ -293,14 +309,14 @@ def test_pipeline_trains_and_reports_four_variants(data: dict, tmp_path: Path):
         "dropout",
         "learning_rate",
     }
-    tuned = catalog.load("tuned_cnn_training_log")["architecture"]
+    tuned = catalog.load("tuned_cnn.cnn_training_log")["architecture"]
     assert tuned["kernel_size"] == best["values"]["kernel_size"]
     assert tuned["learning_rate"] == best["values"]["learning_rate"]
     assert tuned["filters"] == [best["values"][f"filters_{i}"] for i in range(1, 5)]
     assert Path(best["search"]["project_dir"]).is_dir()
 
     runs = catalog.load("cnn_mlflow_runs")
-    assert [r["run_name"] for r in runs] == [f"cnn: {v}" for v in nodes.VARIANTS]
+    assert [r["run_name"] for r in runs] == [f"cnn: {v}" for v in STUDY_VARIANTS]
     for run in runs:
         assert isinstance(run["model"], keras.Model)
         assert set(run["figures"]) == {"confusion_matrix.png", "learning_curves.png"}
@@ -341,7 +357,7 @@ def test_hyperband_resumes_after_an_interruption(data: dict, tmp_path: Path, mon
             if type(self).trials_started == 2:
                 raise KeyboardInterrupt("simulated interruption during the second trial")
 
-    monkeypatch.setattr(nodes, "_early_stopping", lambda params: Interrupt())
+    monkeypatch.setattr(nodes, "_early_stopping", lambda settings: Interrupt())
     with pytest.raises(KeyboardInterrupt):
         nodes.tune_cnn_hyperparameters(
             items, data["log_mel"], data["augmented"], params, AUGMENTATION, variant="tuned_cnn"

@@ -1,5 +1,8 @@
 """CNN pipeline nodes: the study's CNN, with and without augmentation, with and without
-keras-tuner Hyperband (Tables 3-6).
+keras-tuner Hyperband (Tables 3-6); which variants, and their settings, is ``cnn.variants``.
+
+Kedro passes ``params:cnn`` as a dict: each node validates it once into ``CnnParams``
+(:func:`cnn_settings`, the variant's own settings applied) and reads typed fields from there.
 
 Spectrograms stream from the catalog's lazy stores (key -> zero-arg loader) through tf.data,
 one batch in memory at a time. The nodes compute; models, histories and reports go back to the
@@ -43,6 +46,7 @@ from music_genre.cnn_model import (
     trainable_parameters,
 )
 from music_genre.evaluation import interval_columns, prediction_table
+from music_genre.parameters import CnnParams, TimingParams, validate_section
 from music_genre.plots import confusion_matrix_figure, learning_curves_figure
 from music_genre.selection import select_best
 from music_genre.spectrograms import spectrogram_tf_dataset
@@ -54,13 +58,6 @@ trial_logger = logging.getLogger(f"{__name__}.trials")
 
 Store = Mapping[str, Callable[[], np.ndarray]]
 
-# The study's four trained configurations (Tables 4-6).
-VARIANTS: dict[str, dict[str, bool]] = {
-    "cnn": {"augmented": False, "tuned": False},
-    "cnn_augmented": {"augmented": True, "tuned": False},
-    "tuned_cnn": {"augmented": False, "tuned": True},
-    "tuned_cnn_augmented": {"augmented": True, "tuned": True},
-}
 SPLITS = {"training": "train", "validation": "val", "test": "test"}
 ITEM_COLUMNS = ["key", "track_id", "genre", "label", "split", "copy"]
 SKIPPED_COLUMNS = ["key", "track_id", "genre", "split", "copy", "reason"]
@@ -89,7 +86,7 @@ def select_cnn_items(
     tracks: pd.DataFrame,
     log_mel_spectrograms: Store,
     augmented_spectrograms: Store,
-    params: dict[str, Any],
+    params: Mapping[str, Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every spectrogram the CNN variants read (originals of all splits; the training tracks'
     masked copies when ``augmentation_mode`` is ``materialized``), each loaded once to check it.
@@ -99,7 +96,7 @@ def select_cnn_items(
     per track or copy left out (no stored spectrogram, unreadable, other shape, not finite,
     an augmented copy of a track that is not a training track).
     """
-    mode = _augmentation_mode(params)
+    mode = cnn_settings(params).augmentation_mode
     if mode == "materialized" and not getattr(augmented_spectrograms, "fingerprint", "x"):
         raise ValueError(
             "cnn.augmentation_mode=materialized trains on the stored augmented copies, and "
@@ -240,17 +237,26 @@ def _validate_items(items: pd.DataFrame, tracks: pd.DataFrame) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
+# Settings
+# ------------------------------------------------------------------------------------------------
+def cnn_settings(params: Mapping[str, Any] | CnnParams, variant: str | None = None) -> CnnParams:
+    """The node boundary: ``params:cnn`` as Kedro passes it (a dict) validated once into
+    :class:`~music_genre.parameters.CnnParams` (a model passes through), with ``variant``'s own
+    ``architecture`` and ``training`` applied when one is named."""
+    settings = params if isinstance(params, CnnParams) else validate_section("cnn", params)
+    assert isinstance(settings, CnnParams)
+    return settings if variant is None else settings.for_variant(variant)
+
+
+def _given(model: Any) -> dict[str, Any]:
+    """The keys the configuration gave (defaults left out): what the training logs and the
+    Hyperband fingerprint recorded before the settings were a model."""
+    return model.model_dump(exclude_unset=True)
+
+
+# ------------------------------------------------------------------------------------------------
 # Streams
 # ------------------------------------------------------------------------------------------------
-def _augmentation_mode(params: Mapping[str, Any]) -> str:
-    # materialized | on_the_fly (validated with the other cnn.* parameters: CnnParams)
-    return params.get("augmentation_mode", "materialized")
-
-
-def _variant(variant: str) -> dict[str, bool]:
-    if variant not in VARIANTS:
-        raise ValueError(f"Unknown CNN variant {variant!r}: use one of {tuple(VARIANTS)}")
-    return VARIANTS[variant]
 
 
 def _add_channel(spec: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -277,7 +283,7 @@ def _training_stream(
     items: pd.DataFrame,
     log_mel_spectrograms: Store,
     augmented_spectrograms: Store,
-    params: Mapping[str, Any],
+    settings: CnnParams,
     augmentation_params: Mapping[str, Any],
     augmented: bool,
 ) -> tuple[Any, int]:
@@ -291,8 +297,7 @@ def _training_stream(
     }
     rows = originals
     if augmented:
-        mode = _augmentation_mode(params)
-        if mode == "materialized":
+        if settings.augmentation_mode == "materialized":
             copies = training[training["copy"] != "original"]
             if copies.empty:
                 raise ValueError(
@@ -302,22 +307,22 @@ def _training_stream(
             loaders.update({k: augmented_spectrograms[k] for k in copies["key"]})
             rows = pd.concat([originals, copies])
         else:
-            settings = augmentation_settings(augmentation_params)
+            masking = augmentation_settings(augmentation_params)
             copies = []
             for row in originals.itertuples(index=False):
                 for kind in MASK_KINDS:
                     key = augmented_key(row.track_id, kind)
-                    loaders[key] = _FreshMask(log_mel_spectrograms[row.key], kind, key, settings)
+                    loaders[key] = _FreshMask(log_mel_spectrograms[row.key], kind, key, masking)
                     copies.append({**row._asdict(), "key": key, "copy": kind})
             rows = pd.concat([originals, pd.DataFrame(copies, columns=ITEM_COLUMNS)])
-    batch_size = int(params["training"]["batch_size"])
+    batch_size = settings.training.batch_size
     stream = spectrogram_tf_dataset(
         loaders,
         rows["key"].tolist(),
         rows["label"].to_numpy(),
         batch_size=batch_size,
         shuffle=True,
-        seed=int(params["seed"]),
+        seed=settings.seed,
         transform=_add_channel,
     )
     return _with_length(stream, len(rows), batch_size), len(rows)
@@ -354,8 +359,8 @@ def _n_classes(items: pd.DataFrame) -> int:
     return int(items["label"].max()) + 1
 
 
-def _early_stopping(params: Mapping[str, Any]) -> keras.callbacks.EarlyStopping:
-    return keras.callbacks.EarlyStopping(**params["training"]["early_stopping"])
+def _early_stopping(settings: CnnParams) -> keras.callbacks.EarlyStopping:
+    return keras.callbacks.EarlyStopping(**_given(settings.training.early_stopping))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -365,7 +370,7 @@ def tune_cnn_hyperparameters(
     items: pd.DataFrame,
     log_mel_spectrograms: Store,
     augmented_spectrograms: Store,
-    params: dict[str, Any],
+    params: Mapping[str, Any],
     augmentation_params: dict[str, Any],
     variant: str,
 ) -> dict[str, Any]:
@@ -377,38 +382,39 @@ def tune_cnn_hyperparameters(
     while changed inputs start a fresh search in a new folder instead of reusing stale trials.
     """
     log_compute_device()
-    spec = _variant(variant)
-    tuning = params["tuning"]
+    settings = cnn_settings(params, variant)
+    tuning = settings.tuning
+    search_space = _given(tuning.search_space)
     shape = _input_shape(items, log_mel_spectrograms)
     train_stream, n_train = _training_stream(
         items,
         log_mel_spectrograms,
         augmented_spectrograms,
-        params,
+        settings,
         augmentation_params,
-        spec["augmented"],
+        settings.variants[variant].augmented,
     )
     val_stream, _ = _split_stream(
-        items, log_mel_spectrograms, "validation", int(params["training"]["batch_size"])
+        items, log_mel_spectrograms, "validation", settings.training.batch_size
     )
-    fingerprint = search_fingerprint(items, params, augmentation_params, variant)
+    fingerprint = search_fingerprint(items, settings, augmentation_params, variant)
     project = f"{variant}_{fingerprint}"
-    keras.utils.set_random_seed(int(params["seed"]))
+    keras.utils.set_random_seed(settings.seed)
     tuner = _LoggingHyperband(
         variant,
         StudyCnnHyperModel(
             _n_classes(items),
-            tuning["search_space"],
+            search_space,
             input_shape=shape,
-            quantize=bool(params["quantize"]),
-            batch_norm_momentum=float(params["batch_norm_momentum"]),
+            quantize=settings.quantize,
+            batch_norm_momentum=settings.batch_norm_momentum,
         ),
-        objective=tuning["objective"],
-        max_epochs=int(tuning["max_epochs"]),
-        factor=int(tuning["factor"]),
-        hyperband_iterations=int(tuning["hyperband_iterations"]),
-        seed=int(params["seed"]),
-        directory=str(tuning["directory"]),
+        objective=tuning.objective,
+        max_epochs=tuning.max_epochs,
+        factor=tuning.factor,
+        hyperband_iterations=tuning.hyperband_iterations,
+        seed=settings.seed,
+        directory=tuning.directory,
         project_name=project,
         overwrite=False,
     )
@@ -416,12 +422,12 @@ def tune_cnn_hyperparameters(
     logger.info(
         "Hyperband %s: %s/%s on %d training items (%d trials already done)",
         variant,
-        tuning["directory"],
+        tuning.directory,
         project,
         n_train,
         done,
     )
-    callbacks = [_early_stopping(params)] if tuning.get("early_stopping", True) else []
+    callbacks = [_early_stopping(settings)] if tuning.early_stopping else []
     tuner.search(
         train_stream,
         validation_data=val_stream,
@@ -446,11 +452,11 @@ def tune_cnn_hyperparameters(
     if not best:
         raise RuntimeError(
             f"Hyperband for {variant} completed no trial (see the warnings above "
-            f"and {tuning['directory']}/{project}/trial_*/trial.json)"
+            f"and {tuning.directory}/{project}/trial_*/trial.json)"
         )
     return {
         "variant": variant,
-        "objective": tuning["objective"],
+        "objective": tuning.objective,
         "values": _search_values(best[0].hyperparameters.values),
         "best_score": _float_or_none(best[0].score),
         "best_trial_id": best[0].trial_id,
@@ -466,13 +472,13 @@ def tune_cnn_hyperparameters(
             for t in trials
         ],
         "search": {
-            "max_epochs": int(tuning["max_epochs"]),
-            "factor": int(tuning["factor"]),
-            "hyperband_iterations": int(tuning["hyperband_iterations"]),
-            "seed": int(params["seed"]),
-            "project_dir": f"{tuning['directory']}/{project}",
+            "max_epochs": tuning.max_epochs,
+            "factor": tuning.factor,
+            "hyperband_iterations": tuning.hyperband_iterations,
+            "seed": settings.seed,
+            "project_dir": f"{tuning.directory}/{project}",
             "training_items": n_train,
-            "search_space": tuning["search_space"],
+            "search_space": search_space,
         },
     }
 
@@ -561,20 +567,21 @@ def search_fingerprint(
     augmentation_params: Mapping[str, Any],
     variant: str,
 ) -> str:
-    """12 hex digits naming one search: its settings and the items it reads."""
-    augmented = _variant(variant)["augmented"]
+    """12 hex digits naming one search: its settings and the items it reads (the settings as
+    configured, defaults left out, so the searches of earlier runs keep their folders)."""
+    settings = cnn_settings(params, variant)
+    augmented = settings.variants[variant].augmented
     used = items[items["split"].isin(["training", "validation"])]
+    training = _given(settings.training)
     payload = {
         "variant": variant,
-        "tuning": {k: v for k, v in params["tuning"].items() if k != "directory"},
+        "tuning": {k: v for k, v in _given(settings.tuning).items() if k != "directory"},
         # what a trial's training depends on (not the final training's epochs or learning rate)
-        "training": {
-            k: v for k, v in params["training"].items() if k in ("batch_size", "early_stopping")
-        },
-        "seed": params["seed"],
-        "quantize": params["quantize"],
-        "batch_norm_momentum": params["batch_norm_momentum"],
-        "augmentation_mode": _augmentation_mode(params) if augmented else None,
+        "training": {k: v for k, v in training.items() if k in ("batch_size", "early_stopping")},
+        "seed": settings.seed,
+        "quantize": settings.quantize,
+        "batch_norm_momentum": settings.batch_norm_momentum,
+        "augmentation_mode": settings.augmentation_mode if augmented else None,
         "augmentation": augmentation_settings(augmentation_params) if augmented else None,
         "items": used[["key", "label", "split", "copy"]].to_numpy().tolist(),
     }
@@ -598,7 +605,7 @@ def train_cnn(
     items: pd.DataFrame,
     log_mel_spectrograms: Store,
     augmented_spectrograms: Store,
-    params: dict[str, Any],
+    params: Mapping[str, Any],
     augmentation_params: dict[str, Any],
     best_hyperparameters: dict[str, Any] | None = None,
     variant: str = "cnn",
@@ -611,71 +618,70 @@ def train_cnn(
     Returns the model and its training log (history, epochs, architecture, timing).
     """
     log_compute_device()
-    spec = _variant(variant)
-    training = params["training"]
-    if spec["tuned"]:
+    settings = cnn_settings(params, variant)
+    spec = settings.variants[variant]
+    training = settings.training
+    if spec.tuned:
         if not best_hyperparameters:
             raise ValueError(f"{variant} needs the Hyperband result (best_hyperparameters)")
         architecture = architecture_from_hyperparameters(best_hyperparameters["values"])
     else:
-        architecture = {**params["architecture"], "learning_rate": training["learning_rate"]}
+        architecture = {**_given(settings.architecture), "learning_rate": training.learning_rate}
     shape = _input_shape(items, log_mel_spectrograms)
     train_stream, n_train = _training_stream(
         items,
         log_mel_spectrograms,
         augmented_spectrograms,
-        params,
+        settings,
         augmentation_params,
-        spec["augmented"],
+        spec.augmented,
     )
-    val_stream, _ = _split_stream(
-        items, log_mel_spectrograms, "validation", int(training["batch_size"])
-    )
-    keras.utils.set_random_seed(int(params["seed"]))
+    val_stream, _ = _split_stream(items, log_mel_spectrograms, "validation", training.batch_size)
+    keras.utils.set_random_seed(settings.seed)
     model = build_cnn(
         _n_classes(items),
         input_shape=shape,
-        quantize=bool(params["quantize"]),
-        batch_norm_momentum=float(params["batch_norm_momentum"]),
+        quantize=settings.quantize,
+        batch_norm_momentum=settings.batch_norm_momentum,
         **architecture,
     )
-    stopper = _early_stopping(params)
+    stopper = _early_stopping(settings)
     logger.info(
         "Training %s (%d trainable parameters) on %d items for up to %d epochs",
         variant,
         trainable_parameters(model),
         n_train,
-        training["epochs"],
+        training.epochs,
     )
     start = time.perf_counter()
     history = model.fit(
         train_stream,
         validation_data=val_stream,
-        epochs=int(training["epochs"]),
+        epochs=training.epochs,
         callbacks=[stopper],
         shuffle=False,  # the stream shuffles itself
-        verbose=int(params["verbose"]),
+        verbose=settings.verbose,
     )
     log = {
         "variant": variant,
         "architecture": {**architecture, "filters": [int(f) for f in architecture["filters"]]},
-        "batch_size": int(training["batch_size"]),
-        "max_epochs": int(training["epochs"]),
-        "early_stopping": dict(training["early_stopping"]),
+        "batch_size": training.batch_size,
+        "max_epochs": training.epochs,
+        "early_stopping": _given(training.early_stopping),
         "epochs_trained": len(history.epoch),
         "best_epoch": int(stopper.best_epoch) + 1,
         "training_items": n_train,
-        "augmentation_mode": _augmentation_mode(params) if spec["augmented"] else "none",
-        "mask_value": augmentation_params.get("mask_value") if spec["augmented"] else None,
+        "augmentation_mode": settings.augmentation_mode if spec.augmented else "none",
+        "mask_value": augmentation_params.get("mask_value") if spec.augmented else None,
         "input_shape": list(shape),
-        "quantize": bool(params["quantize"]),
-        "batch_norm_momentum": float(params["batch_norm_momentum"]),
+        "quantize": settings.quantize,
+        "batch_norm_momentum": settings.batch_norm_momentum,
         # What produced the input (a spectrogram store records it): prediction must match it.
         "spectrogram_settings": dict(getattr(log_mel_spectrograms, "settings", None) or {}),
         "training_seconds": round(time.perf_counter() - start, 2),
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
     }
-    if spec["tuned"]:
+    if spec.tuned:
         log["hyperband"] = {
             "best_score": best_hyperparameters.get("best_score"),
             "trials": len(best_hyperparameters.get("trials", [])),
@@ -694,13 +700,14 @@ def evaluate_cnn(
     training_log: dict[str, Any],
     items: pd.DataFrame,
     log_mel_spectrograms: Store,
-    params: dict[str, Any],
+    params: Mapping[str, Any],
     variant: str = "cnn",
 ) -> tuple[dict[str, Any], Figure, Figure]:
     """Loss and accuracy on each split's original spectrograms (training too, for every
     variant), the study's single-clip inference time and batched throughput, the test
     confusion matrix and the learning curves."""
-    batch_size = int(params["evaluation"]["batch_size"])
+    settings = cnn_settings(params, variant)
+    batch_size = settings.evaluation.batch_size
     metrics: dict[str, float] = {}
     test: dict[str, list] = {}
     held_out: dict[str, dict[str, list]] = {}
@@ -724,7 +731,7 @@ def evaluate_cnn(
                 "label": y_true.tolist(),
                 "probabilities": probabilities.tolist(),
             }
-    metrics.update(inference_timing(model, params["timing"]))
+    metrics.update(inference_timing(model, settings.timing))
     class_names = _class_names(items)
     evaluation = {
         "variant": variant,
@@ -740,23 +747,23 @@ def evaluate_cnn(
     return evaluation, *variant_figures(evaluation)
 
 
-def inference_timing(model: keras.Model, timing: Mapping[str, Any]) -> dict[str, float]:
+def inference_timing(model: keras.Model, timing: TimingParams) -> dict[str, float]:
     """``inference_seconds``: mean of ``repeats`` single-clip predictions of the same random
     input (the study's measure; the network alone, on a spectrogram already computed), after
     ``warmup`` untimed calls, through the compiled call that prediction uses
     (:func:`music_genre.cnn_model.compiled_predictor`). ``predict_call_seconds``: the same with
     ``model.predict``, what the study timed (its per-call overhead included).
     ``clips_per_second``: ``throughput_clips`` random clips in batches of ``batch_size``."""
-    rng = np.random.default_rng(int(timing["seed"]))
+    rng = np.random.default_rng(timing.seed)
     shape = tuple(int(d) for d in model.input_shape[1:])
     one = rng.uniform(-80.0, 0.0, size=(1, *shape)).astype(np.float32)
     predictor = compiled_predictor(model)
 
     def mean_seconds(call: Any) -> float:
-        for _ in range(int(timing["warmup"])):
+        for _ in range(timing.warmup):
             call()
         times = []
-        for _ in range(int(timing["repeats"])):
+        for _ in range(timing.repeats):
             start = time.perf_counter()
             call()
             times.append(time.perf_counter() - start)
@@ -764,10 +771,8 @@ def inference_timing(model: keras.Model, timing: Mapping[str, Any]) -> dict[str,
 
     compiled = mean_seconds(lambda: predictor(one).numpy())
     with_predict = mean_seconds(lambda: model.predict(one, verbose=0))
-    batch_size = int(timing["batch_size"])
-    clips = rng.uniform(-80.0, 0.0, size=(int(timing["throughput_clips"]), *shape)).astype(
-        np.float32
-    )
+    batch_size = timing.batch_size
+    clips = rng.uniform(-80.0, 0.0, size=(timing.throughput_clips, *shape)).astype(np.float32)
     predict_probabilities(predictor, clips[:batch_size], batch_size)
     start = time.perf_counter()
     predict_probabilities(predictor, clips, batch_size)
@@ -803,26 +808,19 @@ def variant_figures(evaluation: Mapping[str, Any]) -> tuple[Figure, Figure]:
 # Report, MLflow runs, best model
 # ------------------------------------------------------------------------------------------------
 def report_cnn_results(
-    cnn_evaluation: dict[str, Any],
-    cnn_augmented_evaluation: dict[str, Any],
-    tuned_cnn_evaluation: dict[str, Any],
-    tuned_cnn_augmented_evaluation: dict[str, Any],
-    cnn_model: keras.Model,
-    cnn_augmented_model: keras.Model,
-    tuned_cnn_model: keras.Model,
-    tuned_cnn_augmented_model: keras.Model,
+    *evaluations_then_models: Any,
 ) -> tuple[pd.DataFrame, list[dict[str, Any]], keras.Model, dict[str, Any]]:
-    """``cnn_results`` (one row per variant), one MLflow run record per variant (parameters,
-    metrics, per-epoch history, plots, the model), and the variant with the best validation
-    accuracy (ties: lower validation loss, then fewer parameters, then table order;
-    :mod:`music_genre.selection`) as ``cnn_best_model`` with its description."""
-    evaluations = [
-        cnn_evaluation,
-        cnn_augmented_evaluation,
-        tuned_cnn_evaluation,
-        tuned_cnn_augmented_evaluation,
-    ]
-    models = [cnn_model, cnn_augmented_model, tuned_cnn_model, tuned_cnn_augmented_model]
+    """Every variant's evaluation, then every variant's model in the same order (the order of
+    ``cnn.variants``; the pipeline wires them so) -> ``cnn_results`` (one row per variant), one
+    MLflow run record per variant (parameters, metrics, per-epoch history, plots, the model),
+    and the variant with the best validation accuracy (ties: lower validation loss, then fewer
+    parameters, then table order; :mod:`music_genre.selection`) as ``cnn_best_model`` with its
+    description."""
+    n_variants, odd = divmod(len(evaluations_then_models), 2)
+    if odd or not n_variants:
+        raise ValueError("report_cnn_results takes each variant's evaluation, then its model")
+    evaluations = list(evaluations_then_models[:n_variants])
+    models = list(evaluations_then_models[n_variants:])
     results = pd.DataFrame(
         [{"variant": e["variant"], "params": e["params"], **e["metrics"]} for e in evaluations],
         columns=RESULT_COLUMNS,

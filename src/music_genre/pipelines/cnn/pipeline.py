@@ -1,12 +1,16 @@
-"""CNN pipeline: spectrogram stores -> four trained variants -> results, plots, MLflow runs."""
+"""CNN pipeline: spectrogram stores -> one trained variant per ``cnn.variants`` entry ->
+results, plots, MLflow runs."""
 
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Mapping
 from functools import partial, update_wrapper
+from typing import Any
 
 from kedro.pipeline import Pipeline, node, pipeline
 
+from music_genre.parameters import CnnVariantParams, project_parameters, validate_section
+
 from .nodes import (
-    VARIANTS,
     best_cnn_predictions,
     evaluate_cnn,
     report_cnn_results,
@@ -24,7 +28,10 @@ def _for_variant(func: Callable, variant: str) -> Callable:
     return update_wrapper(partial(func, variant=variant), func)
 
 
-def _variant_nodes(variant: str, tuned: bool) -> list:
+def variant_pipeline(variant: str, tuned: bool) -> Pipeline:
+    """One variant: [Hyperband ->] training -> evaluation, in the namespace ``variant``: its
+    outputs are ``<variant>.cnn_model``, ``<variant>.cnn_evaluation``, ... (dataset factories
+    in the catalog); the items, stores and parameters are shared."""
     nodes = []
     training_inputs = ["cnn_items", *STORES, *PARAMS]
     if tuned:
@@ -32,63 +39,67 @@ def _variant_nodes(variant: str, tuned: bool) -> list:
             node(
                 _for_variant(tune_cnn_hyperparameters, variant),
                 inputs=["cnn_items", *STORES, *PARAMS],
-                outputs=f"{variant}_best_hyperparameters",
-                name=f"tune_{variant}",
+                outputs="cnn_best_hyperparameters",
+                name="tune",
             )
         )
-        training_inputs.append(f"{variant}_best_hyperparameters")
+        training_inputs.append("cnn_best_hyperparameters")
     nodes += [
         node(
             _for_variant(train_cnn, variant),
             inputs=training_inputs,
-            outputs=[f"{variant}_model", f"{variant}_training_log"],
-            name=f"train_{variant}",
+            outputs=["cnn_model", "cnn_training_log"],
+            name="train",
         ),
         node(
             _for_variant(evaluate_cnn, variant),
             inputs=[
-                f"{variant}_model",
-                f"{variant}_training_log",
+                "cnn_model",
+                "cnn_training_log",
                 "cnn_items",
                 "log_mel_spectrograms",
                 "params:cnn",
             ],
-            outputs=[
-                f"{variant}_evaluation",
-                f"{variant}_confusion_matrix",
-                f"{variant}_learning_curves",
-            ],
-            name=f"evaluate_{variant}",
+            outputs=["cnn_evaluation", "cnn_confusion_matrix", "cnn_learning_curves"],
+            name="evaluate",
         ),
     ]
-    return nodes
+    return pipeline(nodes, namespace=variant, inputs={"cnn_items", *STORES}, parameters=set(PARAMS))
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    nodes = [
-        node(
-            select_cnn_items,
-            inputs=["tracks", *STORES, "params:cnn"],
-            outputs=["cnn_items", "cnn_skipped_items"],
-            name="select_cnn_items",
-        )
-    ]
-    for variant, spec in VARIANTS.items():
-        nodes += _variant_nodes(variant, spec["tuned"])
-    nodes.append(
-        node(
+def create_pipeline(variants: Mapping[str, Any] | None = None, **kwargs) -> Pipeline:
+    """``variants``: name -> settings, as ``cnn.variants``; by default the project's
+    (:func:`music_genre.parameters.project_parameters`)."""
+    if variants is None:
+        variants = validate_section("cnn", project_parameters()["cnn"]).variants
+    tuned = {
+        name: CnnVariantParams.model_validate(spec).tuned
+        if isinstance(spec, Mapping)
+        else spec.tuned
+        for name, spec in variants.items()
+    }
+    select = node(
+        select_cnn_items,
+        inputs=["tracks", *STORES, "params:cnn"],
+        outputs=["cnn_items", "cnn_skipped_items"],
+        name="select_cnn_items",
+    )
+    evaluations = [f"{v}.cnn_evaluation" for v in variants]
+    # These two read every variant's namespaced outputs (`<variant>.cnn_evaluation`): the dots
+    # are the namespaces, which Kedro's warning about dotted names (once per process) is not for.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="One or more dataset names contain '.'")
+        report = node(
             report_cnn_results,
-            inputs=[f"{v}_evaluation" for v in VARIANTS] + [f"{v}_model" for v in VARIANTS],
+            inputs=[*evaluations, *(f"{v}.cnn_model" for v in variants)],
             outputs=["cnn_results", "cnn_mlflow_runs", "cnn_best_model", "cnn_best_model_info"],
             name="report_cnn_results",
         )
-    )
-    nodes.append(
-        node(
+        predictions = node(
             best_cnn_predictions,
-            inputs=["cnn_best_model_info", *[f"{v}_evaluation" for v in VARIANTS]],
+            inputs=["cnn_best_model_info", *evaluations],
             outputs=["cnn_validation_predictions", "cnn_test_predictions"],
             name="predict_cnn_held_out_tracks",
         )
-    )
-    return pipeline(nodes)
+    variant_pipelines = [variant_pipeline(name, tuned[name]) for name in variants]
+    return pipeline([select, *variant_pipelines, report, predictions])
