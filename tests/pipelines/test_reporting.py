@@ -107,6 +107,33 @@ def test_comparison_aligns_run_and_study_and_keeps_missing_pipelines():
     assert resnet["weights"] == "imagenet"
 
 
+def test_cnn_rows_are_named_from_the_cnn_variants_parameters():
+    """cnn.variants names each CNN row (report_model; augmented or plain): a variant added
+    there is reported without a table in the reporting code."""
+    metrics = {f"{p}_{m}": 0.5 for p in ("train", "val", "test") for m in ("acc", "loss")} | {
+        "inference_seconds": 0.01
+    }
+    results = pd.DataFrame(
+        [{"variant": v, **metrics} for v in ("cnn", "augmented_small", "dropped_since")]
+    )
+    cnn = {
+        "variants": {
+            "cnn": {"augmented": False, "tuned": False, "report_model": "kostrzewa"},
+            "augmented_small": {"augmented": True},
+        }
+    }
+    table = compare_with_study(None, results, None, PAPER, None, cnn)
+    rows = table[(table["pipeline"] == "cnn") & (table["metric"] == "accuracy")]
+    named = set(zip(rows["model"], rows["variant"], strict=True))
+    assert named == {
+        ("kostrzewa", "plain"),
+        ("augmented_small", "augmented"),
+        ("dropped_since", "plain"),  # no longer in cnn.variants: its own name
+    }
+    study = rows[(rows["model"] == "kostrzewa") & (rows["split"] == "test")].iloc[0]
+    assert study["study"] == 0.3975 and study["this_run"] == 0.5
+
+
 def test_reporting_pipeline_writes_summary_with_missing_sections(tmp_path: Path):
     HANDCRAFTED.to_csv(tmp_path / "handcrafted.csv", index=False)
     tracks = pd.DataFrame(
@@ -137,6 +164,7 @@ def test_reporting_pipeline_writes_summary_with_missing_sections(tmp_path: Path)
                 {"source": "fma", "fma_root": "data/01_raw/demo", "subset": "small"}
             ),
             "params:reporting": MemoryDataset({"dataset_kind": "demo"}),
+            "params:cnn": MemoryDataset({"variants": {"cnn": {"report_model": "kostrzewa"}}}),
             "params:handcrafted": MemoryDataset(
                 {"source": "extract", "extraction": {"duration_s": None}}
             ),

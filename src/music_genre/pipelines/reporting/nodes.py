@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from music_genre.evaluation import CONFIDENCE, format_interval, mcnemar_exact
+from music_genre.parameters import CnnVariantParams
 from music_genre.selection import BEST_MODEL_RULES, best_row
 from music_genre.training_audio import pipeline_audio, selectable
 
@@ -28,13 +30,6 @@ COMPARISON_COLUMNS = [
     "study",
 ]
 PIPELINE_ORDER = {"handcrafted": 0, "cnn": 1, "transfer": 2, "fusion": 3}
-# The study's CNN rows are named (model, variant) = (kostrzewa|tuned, plain|augmented).
-CNN_VARIANTS = {
-    "cnn": ("kostrzewa", "plain"),
-    "cnn_augmented": ("kostrzewa", "augmented"),
-    "tuned_cnn": ("tuned", "plain"),
-    "tuned_cnn_augmented": ("tuned", "augmented"),
-}
 SPLIT_COLUMNS = {"train": "train", "val": "validation", "test": "test"}
 
 
@@ -90,10 +85,22 @@ def _handcrafted_rows(results: pd.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
-def _cnn_rows(results: pd.DataFrame) -> list[dict[str, Any]]:
+def cnn_report_names(cnn_params: Mapping[str, Any] | None) -> dict[str, tuple[str, str]]:
+    """CNN variant -> its (model, variant) in the comparison with the study, from
+    ``cnn.variants``: ``report_model`` (default: the variant's name), and ``augmented`` or
+    ``plain`` (the study's rows: kostrzewa|tuned x plain|augmented)."""
+    names = {}
+    for name, entry in (cnn_params or {}).get("variants", {}).items():
+        spec = CnnVariantParams.model_validate(entry)
+        names[name] = (spec.report_model or name, "augmented" if spec.augmented else "plain")
+    return names
+
+
+def _cnn_rows(results: pd.DataFrame, names: Mapping[str, tuple[str, str]]) -> list[dict[str, Any]]:
     rows = []
     for _, row in results.iterrows():
-        model, variant = CNN_VARIANTS.get(row["variant"], (row["variant"], "plain"))
+        # a variant no longer in cnn.variants (an older table): its own name, plain
+        model, variant = names.get(row["variant"], (row["variant"], "plain"))
         for prefix, split in SPLIT_COLUMNS.items():
             for metric, column in (("accuracy", f"{prefix}_acc"), ("loss", f"{prefix}_loss")):
                 rows.append(
@@ -187,10 +194,12 @@ def compare_with_study(
     transfer_results: pd.DataFrame | None,
     paper_results: pd.DataFrame,
     fusion_results: pd.DataFrame | None = None,
+    cnn_params: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """One row per (model, metric, split): this run's value next to the study's, with the
     95 % Wilson interval of test accuracies (``ci_low``, ``ci_high``) and the fold standard
-    deviation of cross-validation accuracies (``spread``).
+    deviation of cross-validation accuracies (``spread``). The CNN variants' names come from
+    ``cnn_params`` (``params:cnn``, :func:`cnn_report_names`).
 
     A pipeline that has not run yet contributes no values: its study rows stay with an empty
     ``this_run`` (shown as "missing"); models the study did not have get an empty ``study``.
@@ -199,7 +208,7 @@ def compare_with_study(
     if handcrafted_results is not None:
         rows += _handcrafted_rows(handcrafted_results)
     if cnn_results is not None:
-        rows += _cnn_rows(cnn_results)
+        rows += _cnn_rows(cnn_results, cnn_report_names(cnn_params))
     if transfer_results is not None:
         rows += _transfer_rows(transfer_results)
     if fusion_results is not None:

@@ -22,7 +22,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 compare_with_study,
-                inputs=[*RESULTS, "paper_results", "fusion_results"],
+                inputs=[*RESULTS, "paper_results", "fusion_results", "params:cnn"],
                 outputs="results_comparison",
                 name="compare_with_study",
             ),
