@@ -72,12 +72,7 @@ def create_pipeline(variants: Mapping[str, Any] | None = None, **kwargs) -> Pipe
     (:func:`music_genre.parameters.project_parameters`)."""
     if variants is None:
         variants = validate_section("cnn", project_parameters()["cnn"]).variants
-    tuned = {
-        name: CnnVariantParams.model_validate(spec).tuned
-        if isinstance(spec, Mapping)
-        else spec.tuned
-        for name, spec in variants.items()
-    }
+    specs = {name: CnnVariantParams.model_validate(spec) for name, spec in variants.items()}
     select = node(
         select_cnn_items,
         inputs=["tracks", *STORES, "params:cnn"],
@@ -101,5 +96,5 @@ def create_pipeline(variants: Mapping[str, Any] | None = None, **kwargs) -> Pipe
             outputs=["cnn_validation_predictions", "cnn_test_predictions"],
             name="predict_cnn_held_out_tracks",
         )
-    variant_pipelines = [variant_pipeline(name, tuned[name]) for name in variants]
+    variant_pipelines = [variant_pipeline(name, spec.tuned) for name, spec in specs.items()]
     return pipeline([select, *variant_pipelines, report, predictions])
