@@ -447,8 +447,13 @@ def tune_cnn_hyperparameters(
                 trial.status,
                 (trial.message or "").strip().splitlines()[-1:],
             )
-    # get_best_trials pads with unfinished trials: only a completed one may win.
-    best = [t for t in tuner.oracle.get_best_trials(len(trials)) if t.status == "COMPLETED"]
+    # Only a completed trial may win (get_best_trials pads with unfinished ones), and a tie goes
+    # to the earlier trial: get_best_trials breaks ties by the order a resumed search globbed
+    # the trial folders in, which differs between processes (a resume once chose another).
+    completed = [t for t in trials if t.status == "COMPLETED"]  # trials: in trial_id order
+    best = sorted(  # stable: equal scores keep trial_id order
+        completed, key=lambda t: t.score, reverse=tuner.oracle.objective.direction == "max"
+    )
     if not best:
         raise RuntimeError(
             f"Hyperband for {variant} completed no trial (see the warnings above "
