@@ -115,20 +115,22 @@ def list_library(folder: str | None, setting: str = "inference.folder") -> list[
     """Every audio file below ``folder`` (recursive, sorted by path), with its stamp.
     ``setting`` names the folder's parameter or argument in the message of a
     :class:`LibraryError` (no folder given, or none there)."""
+    parameter = "." in setting  # a parameter (inference.folder), else a command's argument
     fix = (
-        f'set {setting} to the folder (or fsspec URL) of your music, e.g. kedro run '
+        f"set {setting} to the folder (or fsspec URL) of your music, e.g. kedro run "
         f'--pipeline=inference --params "{setting}=/path/to/music"'
-        if "." in setting
+        if parameter
         else f"pass the folder (or fsspec URL) of your music as {setting}"
     )
+    named = f"{setting}={folder!r}" if parameter else str(folder)
     if not folder:
         raise LibraryError(f"{setting} is not set: {fix}")
     try:
         found = is_dir(folder)
     except OSError as exc:
-        raise LibraryError(f"{setting}={folder!r}: cannot list it ({exc}); {fix}") from None
+        raise LibraryError(f"{named}: cannot list it ({exc}); {fix}") from None
     if not found:
-        raise LibraryError(f"{setting}={folder!r}: no such folder; {fix}")
+        raise LibraryError(f"{named}: no such folder; {fix}")
     root = absolute(folder)
     names = [name for name in list_files(root) if is_audio_name(name)]
     files = []
