@@ -49,7 +49,6 @@ from music_genre.audio_location import (
 )
 from music_genre.errors import SetupError
 from music_genre.predict import (
-    FUSION,
     MODEL_KINDS,
     CnnPredictor,
     FusionPredictor,
