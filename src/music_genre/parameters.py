@@ -593,6 +593,45 @@ class ServingParams(_Schema):
     """Longest decoded audio per file of a served-model request (s); longer: a per-row error."""
 
 
+def _existing_folder(value: str | None) -> str | None:
+    """A local folder must exist (a URL is checked when the run lists it)."""
+    from music_genre.audio_location import is_url, local_path
+
+    if value is not None and not is_url(value) and not os.path.isdir(local_path(value)):
+        raise ValueError(
+            "no such folder: set inference.folder to the folder (or fsspec URL) of your music, "
+            'e.g. --params "inference.folder=/path/to/music"'
+        )
+    return value
+
+
+class InferenceParams(_Schema):
+    """``inference``: batch prediction over a music library (``kedro run --pipeline=inference``;
+    ``genre-predict DIR --output FILE`` takes the same settings as options)."""
+
+    folder: Annotated[str | None, AfterValidator(_existing_folder)] = None
+    """The library: a folder (searched recursively for mp3, wav, flac, ogg, au) or an fsspec URL;
+    required by the inference pipeline."""
+    model: Literal["best", "handcrafted", "cnn", "transfer", "fusion"] = "best"
+    """``best`` (best held-out accuracy, genre-predict's default), ``handcrafted``, ``cnn``,
+    ``transfer`` or ``fusion``."""
+    runtime: Literal["auto", "keras"] = "auto"
+    """``auto``: the ONNX exports where valid; ``keras``: the Keras models (TensorFlow)."""
+    run_id: Annotated[str, Field(min_length=1)] | None = None
+    """An MLflow run id: use the genre predictor the serving pipeline logged in it."""
+    min_seconds: PositiveFloat = 3.0
+    """Shorter files get a per-file error."""
+    max_windows: PositiveInt = 10
+    """At most this many 29.7-s windows are averaged for a long file."""
+    workers: Workers = None
+    """Decoding and front-end processes: null or -1 = all cores."""
+    chunk_size: PositiveInt = 32
+    """Files per network call and per atomic rewrite of the table (an interruption loses at most
+    one chunk)."""
+    progress: bool = True
+    """A progress bar (files) on stderr."""
+
+
 # --- fusion ---------------------------------------------------------------------------------
 class FusionParams(_Schema):
     """``fusion``: combining the best handcrafted, CNN and transfer models."""
@@ -649,6 +688,7 @@ SCHEMAS: dict[str, type[_Schema]] = {
     "transfer": TransferParams,
     "reporting": ReportingParams,
     "serving": ServingParams,
+    "inference": InferenceParams,
     "fusion": FusionParams,
     "runtime": RuntimeParams,
 }

@@ -57,7 +57,10 @@ def check_audio_file(path: str | Path, min_seconds: float) -> float:
         if not path.exists():
             raise PredictionError(f"{path}: file not found")
         if path.is_dir():
-            raise PredictionError(f"{path}: is a directory; pass audio files")
+            raise PredictionError(
+                f"{path}: is a directory; pass audio files (genre-predict FOLDER --output "
+                "FILE.csv predicts every audio file below it)"
+            )
     try:
         duration = probe_audio(path).duration_s
     except (AudioDecodeError, OSError) as exc:

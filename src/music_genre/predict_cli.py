@@ -4,6 +4,7 @@ genre-predict song.mp3 other.wav                 # best model, top-3 genres per 
 genre-predict --model cnn --json song.mp3
 genre-predict --run-id <mlflow run id> song.mp3  # a served/logged genre predictor
 genre-predict --tags song.mp3                    # also musicnn's top MSD tags
+genre-predict /music --output predictions.csv    # every audio file below a folder (resumable)
 
 The CNN, the handcrafted MLP and the transfer model's backbone (musicnn; VGG16/ResNet50 still
 need TensorFlow to prepare their images) run from their ONNX exports (ONNX Runtime): the
@@ -50,7 +51,9 @@ from music_genre.predict import (  # noqa: E402
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genre-predict", description=__doc__.split("\n")[0])
-    parser.add_argument("files", nargs="+", help="audio files (mp3, wav, flac, ogg, au)")
+    parser.add_argument(
+        "files", nargs="+", help="audio files (mp3, wav, flac, ogg, au), or with --output a folder"
+    )
     parser.add_argument(
         "--model",
         default="best",
@@ -85,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
         help="Kedro configuration environment (default: base + local)",
     )
     parser.add_argument("--project", default=".", help="project root (default: .)")
+    from music_genre.pipelines.inference.cli import add_arguments
+
+    add_arguments(parser)
     return parser
 
 
@@ -244,6 +250,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.output:  # a library: the inference pipeline's functions
+        from music_genre.pipelines.inference.cli import run
+
+        try:
+            return run(args, _kedro_context)
+        except click.ClickException as exc:
+            print(f"genre-predict: {exc.format_message()}", file=sys.stderr)  # noqa: T201
+            return 2
     try:
         predictions, ready = (
             _predict_with_mlflow(args) if args.run_id else _predict_with_catalog(args)

@@ -12,6 +12,7 @@ from music_genre.hooks import (
     SetupErrorHook,
 )
 from music_genre.parameters import ParameterValidationHook
+from music_genre.pipelines.inference.hooks import ModelArtifactsHook
 
 # Kedro 1.7's own config loader still calls OmegaConf's renamed resolver API on every run: a
 # deprecation notice for Kedro's maintainers, nothing a user of this project can act on.
@@ -32,6 +33,7 @@ HOOKS = (
     RuntimeHook(),
     RunnerAdviceHook(),
     SetupErrorHook(),
+    ModelArtifactsHook(),  # the inference pipeline's lazy model loader
 )
 
 # The project must make no network calls at run time: never load the telemetry plugin's hooks

@@ -30,6 +30,7 @@ _MODULE_OF = {
     "FmaFeaturesFile": "fma_features",
     "KerasModelDataset": "keras_model",
     "OnnxModelDataset": "keras_model",
+    "LibraryPredictionsDataset": "library_predictions",
     "MarkdownReportDataset": "markdown_report",
     "MlflowModelRunsDataset": "mlflow_runs",
     "OptionalCSVDataset": "optional",
