@@ -84,8 +84,10 @@ def test_best_test_accuracy_is_what_its_test_predictions_score(results, pipeline
     assert len(predictions) > 0
     accuracy = float((predictions["predicted"] == predictions["label"]).mean())
     _, report = RULES[pipeline]
-    # one division of two counts on both sides: equal to float64 rounding
-    assert _best(results[pipeline], pipeline)[report] == pytest.approx(accuracy, abs=1e-12)
+    # transfer's table holds accuracies rounded to 4 decimals (tabulate_transfer_results): half a
+    # unit of the 4th decimal; the others divide the same two counts (float64 rounding only)
+    tolerance = 5e-5 + 1e-12 if pipeline == "transfer" else 1e-12
+    assert _best(results[pipeline], pipeline)[report] == pytest.approx(accuracy, abs=tolerance)
 
 
 def test_best_models_table_follows_the_selection_rule(results):
