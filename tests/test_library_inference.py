@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -24,6 +23,7 @@ from music_genre.pipelines.inference.library import (
 from music_genre.pipelines.inference.nodes import predict_music_library
 from music_genre.predict import CnnPredictor, predict_file
 from music_genre.spectrograms import STUDY_SETTINGS, spectrogram_settings
+from tests.helpers.predictors import tiny_cnn_predictor
 
 GENRES = ["Folk", "Pop", "Rock"]
 SETTINGS = spectrogram_settings(
@@ -58,16 +58,7 @@ def library(tmp_path) -> Path:
 
 @pytest.fixture(scope="module")
 def predictor() -> CnnPredictor:
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [
-            keras.Input((128, 1280, 1)),
-            keras.layers.Rescaling(1 / 80.0),
-            keras.layers.GlobalAveragePooling2D(),
-            keras.layers.Dense(len(GENRES), activation="softmax"),
-        ]
-    )
-    return CnnPredictor(model=model, class_names=GENRES, spectrogram_settings=SETTINGS)
+    return tiny_cnn_predictor(GENRES, SETTINGS, seed=0)
 
 
 def _run(predictor, folder, output, **options):

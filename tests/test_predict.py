@@ -12,7 +12,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import keras
 import mlflow
 import numpy as np
 import pandas as pd
@@ -30,6 +29,7 @@ from music_genre.predict import (
 )
 from music_genre.served_model import PATH_REFUSED, GenrePredictorModel
 from music_genre.spectrograms import STUDY_SETTINGS, spectrogram_settings
+from tests.helpers.predictors import tiny_cnn_predictor
 from tests.process_helpers import make_serve, run_command
 
 GENRES = ["Folk", "Pop", "Rock"]
@@ -73,16 +73,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def predictor() -> CnnPredictor:
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [
-            keras.Input((128, 1280, 1)),
-            keras.layers.Rescaling(1 / 80.0),
-            keras.layers.GlobalAveragePooling2D(),
-            keras.layers.Dense(len(GENRES), activation="softmax"),
-        ]
-    )
-    return CnnPredictor(model=model, class_names=GENRES, spectrogram_settings=SETTINGS)
+    return tiny_cnn_predictor(GENRES, SETTINGS, seed=0)
 
 
 def test_window_offsets():

@@ -9,7 +9,6 @@ import os
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,6 +17,7 @@ from mlflow.exceptions import MlflowException
 
 from music_genre.predict import CnnPredictor, predict_file
 from music_genre.served_model import PATH_REFUSED, GenrePredictorModel
+from tests.helpers.predictors import tiny_cnn_predictor
 from tests.test_predict import GENRES, SETTINGS, _write
 
 FAST_S = 5.0  # every hostile row is answered within this
@@ -25,16 +25,7 @@ FAST_S = 5.0  # every hostile row is answered within this
 
 @pytest.fixture(scope="module")
 def predictor() -> CnnPredictor:
-    keras.utils.set_random_seed(1)
-    model = keras.Sequential(
-        [
-            keras.Input((128, 1280, 1)),
-            keras.layers.Rescaling(1 / 80.0),
-            keras.layers.GlobalAveragePooling2D(),
-            keras.layers.Dense(len(GENRES), activation="softmax"),
-        ]
-    )
-    return CnnPredictor(model=model, class_names=GENRES, spectrogram_settings=SETTINGS)
+    return tiny_cnn_predictor(GENRES, SETTINGS, seed=1)
 
 
 @pytest.fixture(scope="module")
