@@ -28,6 +28,7 @@ from music_genre.predict import (
     predict_file,
 )
 from music_genre.spectrograms import STUDY_SETTINGS, spectrogram_settings
+from tests.helpers.numeric import assert_same_decision
 from tests.predict_subprocess import run_predict_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,7 +94,8 @@ def test_onnx_export_equals_the_keras_model(make, inputs, tmp_path):
     got = exported(x)
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=0, atol=ONNX_TOLERANCE)
-    assert (got.argmax(axis=1) == expected.argmax(axis=1)).all()
+    # same top class wherever it leads by more than twice the tolerance (a closer race may flip)
+    assert_same_decision(got, expected, margin=2 * ONNX_TOLERANCE)
     # the recorded check is the one made at export time, on the probe batch
     assert float(exported.metadata["max_abs_difference"]) <= ONNX_TOLERANCE
     # the served model pickles it; the copy computes the same
