@@ -186,3 +186,22 @@ def _no_process_or_port_left_behind():
             "tests.process_helpers.run_command / stop_process_group):\n  " + "\n  ".join(lines),
             pytrace=False,
         )
+
+
+@pytest.fixture
+def mlflow_store(tmp_path, monkeypatch):
+    """A throwaway MLflow store (its artifacts, too, under tmp_path) with an active experiment;
+    yields the mlflow module."""
+    import mlflow
+    from mlflow.tracking import fluent
+
+    previous = mlflow.get_tracking_uri()
+    monkeypatch.setattr(fluent, "_active_experiment_id", None)  # restored afterwards
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = mlflow.create_experiment(
+        "test", artifact_location=(tmp_path / "artifacts").as_uri()
+    )
+    mlflow.set_experiment(experiment_id=experiment)
+    yield mlflow
+    mlflow.set_tracking_uri(previous)

@@ -118,12 +118,14 @@ def test_a_variant_changes_only_its_own_settings(tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_a_fifth_variant_is_one_parameters_entry(data: dict, tmp_path: Path, monkeypatch):  # noqa: F811
+def test_a_fifth_variant_is_one_parameters_entry(
+    data: dict,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch,
+    mlflow_store,
+):
     """The pipeline built from parameters with a fifth entry trains it, writes its files
     through the catalog's dataset factories, reports its row and logs its MLflow run."""
-    import mlflow
-    from mlflow.tracking import fluent
-
     from music_genre.pipelines.reporting.nodes import compare_with_study
 
     params = _params(tmp_path)
@@ -137,19 +139,8 @@ def test_a_fifth_variant_is_one_parameters_entry(data: dict, tmp_path: Path, mon
     catalog["params:cnn"] = MemoryDataset(params)
     catalog["params:augmentation"] = MemoryDataset(AUGMENTATION)
 
-    previous = mlflow.get_tracking_uri()
-    monkeypatch.setattr(fluent, "_active_experiment_id", None)
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    try:
-        experiment = mlflow.create_experiment(
-            "cnn-variants", artifact_location=(tmp_path / "artifacts").as_uri()
-        )
-        mlflow.set_experiment(experiment_id=experiment)
-        SequentialRunner().run(pipeline, catalog)
-        runs = mlflow.search_runs([experiment], filter_string="tags.variant = 'augmented_small'")
-    finally:
-        mlflow.set_tracking_uri(previous)
+    SequentialRunner().run(pipeline, catalog)
+    runs = mlflow_store.search_runs(filter_string="tags.variant = 'augmented_small'")
 
     # its model and logs, at the factories' paths
     assert (tmp_path / "data/06_models/cnn/augmented_small.keras").is_file()

@@ -284,24 +284,6 @@ def _params(**overrides):
     return params
 
 
-@pytest.fixture
-def mlflow_store(tmp_path, monkeypatch):
-    """A throwaway MLflow store whose artifacts, too, stay under tmp_path."""
-    import mlflow
-    from mlflow.tracking import fluent
-
-    previous = mlflow.get_tracking_uri()
-    monkeypatch.setattr(fluent, "_active_experiment_id", None)  # restored afterwards
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    experiment = mlflow.create_experiment(
-        "transfer-test", artifact_location=(tmp_path / "artifacts").as_uri()
-    )
-    mlflow.set_experiment(experiment_id=experiment)
-    yield mlflow
-    mlflow.set_tracking_uri(previous)
-
-
 @pytest.mark.slow
 def test_transfer_pipeline_on_tiny_data(tmp_path, tiny_backbone, mlflow_store):
     mlflow = mlflow_store

@@ -114,23 +114,6 @@ def _params(**overrides):
     return params
 
 
-@pytest.fixture
-def mlflow_store(tmp_path, monkeypatch):
-    import mlflow
-    from mlflow.tracking import fluent
-
-    previous = mlflow.get_tracking_uri()
-    monkeypatch.setattr(fluent, "_active_experiment_id", None)
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    experiment = mlflow.create_experiment(
-        "musicnn-test", artifact_location=(tmp_path / "artifacts").as_uri()
-    )
-    mlflow.set_experiment(experiment_id=experiment)
-    yield mlflow
-    mlflow.set_tracking_uri(previous)
-
-
 def test_musicnn_weights_are_explicit():
     assert resolve_weights("msd", "musicnn").label == "msd"
     assert resolve_weights({"vgg16": None, "musicnn": "mtt"}, "musicnn").fingerprint() == "mtt"
