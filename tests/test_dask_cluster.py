@@ -50,7 +50,7 @@ from tests.dask_tasks import slow_echo, tensorflow_threads
 from tests.pipelines.test_handcrafted import EXTRACTION
 from tests.pipelines.test_ingestion import _run as run_ingestion
 from tests.pipelines.test_spectrogram import _catalog as spectrogram_catalog
-from tests.pipelines.test_transfer_musicnn import RATE, SECONDS, _clip, mlflow_store  # noqa: F401
+from tests.pipelines.test_transfer_musicnn import RATE, SECONDS, _clip
 from tests.pipelines.transfer_catalog import transfer_catalog
 from tests.tiny_backbone import TINY
 
@@ -263,7 +263,7 @@ def test_a_cluster_run_equals_the_local_run(
     cluster,
     collection,
     tmp_path,
-    mlflow_store,  # noqa: F811 - the imported fixture
+    mlflow_store,
 ):
     local = _stages(collection, tmp_path / "local")
     with parallel.using(_dask(cluster)):
