@@ -1,4 +1,5 @@
-"""Project pipelines: every folder under ``pipelines/`` is one, plus ``__default__``."""
+"""Project pipelines: every folder under ``pipelines/`` is one, plus ``__default__``; the
+pipelines that make a registered model also register it (:mod:`music_genre.model_registry`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,11 @@ from kedro.pipeline import Pipeline
 
 
 def register_pipelines() -> dict[str, Pipeline]:
+    from music_genre.model_registry import REGISTERED_NAMES, registration_pipeline
+
     pipelines = find_pipelines(raise_errors=True)
+    for name in REGISTERED_NAMES:
+        if name in pipelines:
+            pipelines[name] = pipelines[name] + registration_pipeline(name)
     pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
     return pipelines

@@ -32,6 +32,7 @@ _MODULE_OF = {
     "OnnxModelDataset": "keras_model",
     "MarkdownReportDataset": "markdown_report",
     "MlflowModelRunsDataset": "mlflow_runs",
+    "MlflowRegisteredModelDataset": "mlflow_registry",
     "OptionalCSVDataset": "optional",
     "OptionalJSONDataset": "optional",
     "OptionalParquetDataset": "optional",
