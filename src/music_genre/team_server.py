@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -123,30 +124,49 @@ def _start(command: list[str], log: Path, env: dict[str, str] | None = None) -> 
         )
 
 
-def _start_postgres(root: Path, port: int, started: list) -> str:
+def _postgres_home(root: Path, cleanup: list[Path]) -> Path:
+    """Where PostgreSQL keeps its data: ``root`` itself, or as root, when the ``postgres``
+    user cannot reach ``root`` (a 0700 parent such as pytest's), a temporary folder of its
+    own, removed on exit."""
+    if os.geteuid() != 0:
+        return root
+    reachable = subprocess.run(
+        ["runuser", "-u", "postgres", "--", "test", "-x", str(root)], check=False
+    )
+    if reachable.returncode == 0:
+        return root
+    home = Path(tempfile.mkdtemp(prefix="mlflow-server-pg-"))
+    home.chmod(0o755)
+    cleanup.append(home)
+    return home
+
+
+def _start_postgres(root: Path, port: int, started: list, cleanup: list[Path]) -> str:
     bin_dir = postgres_bin()
     if bin_dir is None:
         raise TeamServerError(
             "PostgreSQL is not installed (no initdb): `apt-get install -y postgresql` as root"
         )
-    data, sockets = root / "pg", root / "pg-socket"
-    for folder in (root, sockets):
+    home = _postgres_home(root, cleanup)
+    data, sockets = home / "pg", home / "pg-socket"
+    for folder in (data, sockets):
         folder.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:  # the postgres user must reach and own its folders
-        root.chmod(0o755)
-        for folder in (data, sockets):
-            folder.mkdir(exist_ok=True)
+        if os.geteuid() == 0:  # PostgreSQL runs as postgres, which must own its folders
             shutil.chown(folder, "postgres", "postgres")
+            folder.chmod(0o700)
     log = root / "postgres.log"
     if not (data / "PG_VERSION").exists():
-        subprocess.run(
+        init = subprocess.run(
             _as_postgres(
                 [str(bin_dir / "initdb"), "-D", str(data), "-U", "mlflow", "--auth=trust"]
             ),
-            check=True,
+            check=False,
             capture_output=True,
+            text=True,
             timeout=120,
         )
+        if init.returncode != 0:
+            raise TeamServerError(f"initdb failed:\n{init.stderr[-2000:]}")
     process = _start(
         _as_postgres(
             [
@@ -217,8 +237,9 @@ def team_server(root: Path, port: int | None = None) -> Iterator[TeamServer]:
     root.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     started: list[tuple[subprocess.Popen, int]] = []
+    cleanup: list[Path] = []
     try:
-        backend = _start_postgres(root, free_port(), started)
+        backend = _start_postgres(root, free_port(), started, cleanup)
         endpoint = _start_s3(root, free_port(), started)
         bin_dir = Path(sys.executable).parent
         env = {
@@ -255,6 +276,8 @@ def team_server(root: Path, port: int | None = None) -> Iterator[TeamServer]:
     finally:
         for process, sig in reversed(started):
             _stop(process, sig)
+        for folder in cleanup:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,7 +56,15 @@ def tracking_uri(project: Path | str = ".", env: str | None = None) -> str:
     """The MLflow store of the project: ``MLFLOW_TRACKING_URI`` if set, else the configured
     one for ``env`` (default: ``KEDRO_ENV``), as an absolute URI."""
     project = Path(project).resolve()
-    uri = os.environ.get(ENV_VAR) or configured_uri(project, env or os.environ.get("KEDRO_ENV"))
+    uri = os.environ.get(ENV_VAR)
+    if not uri:
+        # a folder that is no Kedro project (a copied store): its ./mlflow.db
+        is_project = (project / "pyproject.toml").is_file() and (project / "conf").is_dir()
+        uri = (
+            configured_uri(project, env or os.environ.get("KEDRO_ENV"))
+            if is_project
+            else DEFAULT_URI
+        )
     return absolute_uri(uri, project)
 
 
