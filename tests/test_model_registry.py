@@ -239,3 +239,23 @@ def test_tracking_uri_has_one_definition(monkeypatch, tmp_path):
     assert absolute_uri("sqlite:///a.db", tmp_path) == f"sqlite:///{tmp_path / 'a.db'}"
     assert absolute_uri("sqlite:////abs/a.db", tmp_path) == "sqlite:////abs/a.db"
     assert os.environ["MLFLOW_TRACKING_URI"] == "http://mlflow.example:5000"
+
+
+def test_genre_serve_defaults_to_the_champion_and_takes_any_uri(store, tmp_path, capsys):
+    """genre-serve: the registry's champion by default, --model-uri / --run-id as given; a
+    store without a champion gets a message naming the command that makes one."""
+    import argparse
+
+    from music_genre import serve_cli
+
+    def args(**given) -> argparse.Namespace:
+        return argparse.Namespace(**{"model_uri": None, "run_id": None, "latest": False, **given})
+
+    assert serve_cli.model_uri_of(args(), store) == "models:/genre_predictor@champion"
+    assert serve_cli.model_uri_of(args(run_id="abc"), store) == "runs:/abc/model"
+    assert serve_cli.model_uri_of(args(model_uri="models:/x/2"), store) == "models:/x/2"
+    assert serve_cli.missing_model("runs:/abc/model", store) is None
+    with mlflow.start_run():
+        pass  # the store exists
+    assert serve_cli.main(["--tracking-uri", store]) == 1
+    assert "no models:/genre_predictor@champion in" in capsys.readouterr().err
