@@ -20,9 +20,9 @@ from music_genre.model_registry import (
     CHALLENGER,
     CHAMPION,
     champion_decision,
+    data_fingerprint,
     data_source,
     registration_request,
-    data_fingerprint,
 )
 from music_genre.tracking import absolute_uri, resolve_tracking_uri, tracking_uri
 

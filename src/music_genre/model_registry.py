@@ -164,8 +164,7 @@ def champion_decision(
     accuracy, best = float(new["test_accuracy"]), float(champion["test_accuracy"])
     if accuracy >= best:
         return CHAMPION, (
-            f"not worse than {who} on the same test data ({mine}): "
-            f"{accuracy:.4f} >= {best:.4f}"
+            f"not worse than {who} on the same test data ({mine}): {accuracy:.4f} >= {best:.4f}"
         )
     return CHALLENGER, (
         f"worse than {who} on the same test data ({mine}): {accuracy:.4f} < {best:.4f}"

@@ -37,7 +37,6 @@ import click  # noqa: E402
 os.environ.setdefault("KEDRO_LOGGING_CONFIG", str(Path(__file__).with_name("cli_logging.yml")))
 
 from music_genre.audio_location import is_url, local_path, url_to_fs  # noqa: E402
-from music_genre.tracking import CHAMPION_URI  # noqa: E402
 from music_genre.predict import (  # noqa: E402
     FUSION,
     MODEL_KINDS,
@@ -49,6 +48,7 @@ from music_genre.predict import (  # noqa: E402
     check_audio_file,
     predict_file,
 )
+from music_genre.tracking import CHAMPION_URI  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -193,8 +193,8 @@ def _predict_with_mlflow(args: argparse.Namespace) -> tuple[list[GenrePrediction
     import base64
 
     import mlflow
-    from mlflow.exceptions import MlflowException
     import pandas as pd
+    from mlflow.exceptions import MlflowException
 
     mlflow.set_tracking_uri(tracking_uri(Path(args.project), args.env))
     uri = args.model_uri or f"runs:/{args.run_id}/model"

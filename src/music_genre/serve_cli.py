@@ -84,9 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         "--env", default=os.environ.get("KEDRO_ENV"), help="Kedro environment of mlflow.yml"
     )
     which = parser.add_mutually_exclusive_group()
-    which.add_argument(
-        "--model-uri", help=f"any models:/ or runs:/ URI (default: {CHAMPION_URI})"
-    )
+    which.add_argument("--model-uri", help=f"any models:/ or runs:/ URI (default: {CHAMPION_URI})")
     which.add_argument("--run-id", help="serve this run's logged genre predictor")
     which.add_argument(
         "--latest", action="store_true", help="the newest run's predictor, registered or not"
