@@ -46,7 +46,7 @@ run: demo-data
 ## Run the test suite (the browser tests and the checks of make run's outputs have their own
 ## targets below).
 test: install
-	$(BIN)/python -m pytest -m "not browser and not after_run" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not browser and not after_run and not team" $(PYTEST_ARGS)
 
 ## Check what `make run` produced in this checkout: results tables against their predictions,
 ## summary.md, the MLflow runs, the served model over HTTP, both notebooks on the full run.
@@ -71,7 +71,7 @@ test-numeric: install
 ## The quick loop (about 2 minutes): the tests above without those marked slow in tests/.
 .PHONY: test-fast
 test-fast: install
-	$(BIN)/python -m pytest -m "not browser and not slow and not after_run" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not browser and not slow and not after_run and not team" $(PYTEST_ARGS)
 
 ## Lint (ruff: pyflakes, pycodestyle, isort, bugbear, pyupgrade) and check the formatting.
 lint: install
@@ -143,7 +143,7 @@ test-team: install
 	$(BIN)/python -m pip install --quiet -e ".[team]"
 	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 	  [ "$$(id -u)" != 0 ] || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql)
-	$(BIN)/python -m pytest -m slow tests/test_team_server.py $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m team tests/test_team_server.py $(PYTEST_ARGS)
 
 ## Remove every generated dataset and model (keeps the raw data and the MLflow store).
 clean-data:

@@ -427,3 +427,32 @@ def test_genre_predict_run_id_reads_the_projects_store_wherever_it_runs(tmp_path
     assert item["model"] == f"mlflow run {run.info.run_id}"
     expected = predict_file(predictor, files["clip"])
     assert [t["genre"] for t in item["top"]] == [genre for genre, _ in expected.top(3)]
+
+
+@pytest.mark.slow
+def test_genre_predict_model_uri_defaults_to_the_registered_champion(tmp_path, files, predictor):
+    """`genre-predict --model-uri` alone predicts with models:/genre_predictor@champion of the
+    project's store (what the serving pipeline registered); an unknown URI is a clear error."""
+    project = tmp_path / "project"
+    project.mkdir()
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    serving = {"model": "best", "min_seconds": 3.0, "max_windows": 10}
+    package_and_register(predictor.model, GENRES, dict(SETTINGS), project, uri, serving)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    command = [str(Path(sys.executable).parent / "genre-predict"), "--project", str(project)]
+    result = run_command(
+        [*command, "--model-uri", "--json", str(files["clip"])], env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (item,) = json.loads(result.stdout)
+    assert item["model"] == "models:/genre_predictor@champion"
+    expected = predict_file(export_networks(pickle.loads(pickle.dumps(predictor))), files["clip"])
+    assert [t["genre"] for t in item["top"]] == [genre for genre, _ in expected.top(3)]
+    missing = run_command(
+        [*command, "--model-uri", "models:/genre_nothing@champion", str(files["clip"])],
+        env=env,
+        timeout=300,
+    )
+    assert (
+        missing.returncode == 2 and "cannot load models:/genre_nothing@champion" in missing.stderr
+    )

@@ -24,7 +24,7 @@ from music_genre.team_server import _boto_credentials, postgres_bin, team_server
 from tests.helpers.serving import INGESTION, package_and_register, tiny_test_predictions
 from tests.process_helpers import run_command
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.team]
 
 GENRES = ["Folk", "Pop", "Rock"]
 ROOT = Path(__file__).resolve().parents[1]

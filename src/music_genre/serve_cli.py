@@ -50,8 +50,8 @@ def model_uri_of(args: argparse.Namespace, tracking: str) -> str | None:
 def missing_model(model_uri: str, tracking: str) -> str | None:
     """Why ``model_uri`` cannot be served from ``tracking`` (``None``: it can): a registered
     model or alias that does not exist says which command makes it."""
-    if not model_uri.startswith("models:/"):
-        return None
+    if not model_uri.startswith("models:/") or model_uri.startswith("models:/m-"):
+        return None  # runs:/..., or a logged model's id: mlflow models serve says what is wrong
     import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
