@@ -8,7 +8,11 @@ ENV ?= demo
 VIZ_PORT ?= 4141
 MLFLOW_PORT ?= 5000
 SERVE_PORT ?= 5001
-MLFLOW_URI ?= sqlite:///$(CURDIR)/mlflow.db
+# The MLflow store: empty = the one definition of music_genre.tracking (MLFLOW_TRACKING_URI, else
+# the environment's mlflow.yml: ./mlflow.db for base/demo, the shared server for ENV=team).
+MLFLOW_URI ?=
+MLFLOW_SERVER_PORT ?= 5002
+TRACKING_URI = $(or $(MLFLOW_URI),$(shell KEDRO_ENV=$(ENV) $(BIN)/python -m music_genre.tracking))
 JUPYTER_PORT ?= 8888
 DOCS_PORT ?= 8000
 PYTEST_ARGS ?=
@@ -22,7 +26,7 @@ export DO_NOT_TRACK := 1
 # kedro-mlflow's pipeline model class makes MLflow warn about type hints at every start-up.
 export PYTHONWARNINGS := ignore::UserWarning:mlflow.pyfunc.utils.data_validation
 
-.PHONY: install run test test-numeric check-run mutation lint format docs docs-serve notebook test-browser browser-deps demo-data fma-small viz mlflow-ui serve clean-data
+.PHONY: install run test test-numeric check-run mutation lint format docs docs-serve notebook test-browser browser-deps demo-data fma-small viz mlflow-ui serve clean-data mlflow-server test-team
 
 install: $(STAMP)
 
@@ -42,7 +46,7 @@ run: demo-data
 ## Run the test suite (the browser tests and the checks of make run's outputs have their own
 ## targets below).
 test: install
-	$(BIN)/python -m pytest -m "not browser and not after_run" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not browser and not after_run and not team" $(PYTEST_ARGS)
 
 ## Check what `make run` produced in this checkout: results tables against their predictions,
 ## summary.md, the MLflow runs, the served model over HTTP, both notebooks on the full run.
@@ -67,7 +71,7 @@ test-numeric: install
 ## The quick loop (about 2 minutes): the tests above without those marked slow in tests/.
 .PHONY: test-fast
 test-fast: install
-	$(BIN)/python -m pytest -m "not browser and not slow and not after_run" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not browser and not slow and not after_run and not team" $(PYTEST_ARGS)
 
 ## Lint (ruff: pyflakes, pycodestyle, isort, bugbear, pyupgrade) and check the formatting.
 lint: install
@@ -115,14 +119,31 @@ fma-small: install
 viz: install
 	$(BIN)/kedro viz run --host 127.0.0.1 --port $(VIZ_PORT) --env $(ENV) --no-browser
 
-## MLflow UI over the project's local store on http://127.0.0.1:$(MLFLOW_PORT)
+## MLflow UI over the project's store on http://127.0.0.1:$(MLFLOW_PORT)
 mlflow-ui: install
-	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_URI) --host 127.0.0.1 --port $(MLFLOW_PORT)
+	$(BIN)/mlflow ui --backend-store-uri "$(TRACKING_URI)" --host 127.0.0.1 --port $(MLFLOW_PORT)
 
-## Serve the best model (logged by the serving pipeline) as a REST API on 127.0.0.1:$(SERVE_PORT)
+## Serve the champion genre predictor (models:/genre_predictor@champion of the Model Registry)
+## as a REST API on 127.0.0.1:$(SERVE_PORT); MODEL_URI=models:/...|runs:/... serves another.
 ## POST {"dataframe_split": {"columns": ["audio", "name"], "data": [["<base64 of song.mp3>", "song.mp3"]]}} to /invocations
 serve: install
-	$(BIN)/genre-serve --host 127.0.0.1 --port $(SERVE_PORT) --tracking-uri $(MLFLOW_URI)
+	$(BIN)/genre-serve --host 127.0.0.1 --port $(SERVE_PORT) --tracking-uri "$(TRACKING_URI)" \
+	  $(if $(MODEL_URI),--model-uri "$(MODEL_URI)")
+
+## A team's MLflow tracking server, locally on http://127.0.0.1:$(MLFLOW_SERVER_PORT): PostgreSQL
+## backend store, S3-compatible artefact store (moto), under .mlflow-server/ (Ctrl-C stops all).
+## Use it with `kedro run --env team`, `ENV=team make serve` (docs/working-as-a-team.md).
+mlflow-server: install
+	$(BIN)/python -m pip install --quiet -e ".[team]"
+	$(BIN)/python -m music_genre.team_server --port $(MLFLOW_SERVER_PORT) --root .mlflow-server
+
+## The team server end to end: PostgreSQL + moto S3 + mlflow server, a tiny kedro run against
+## it, its registered champion served (installs Debian's PostgreSQL when root and missing).
+test-team: install
+	$(BIN)/python -m pip install --quiet -e ".[team]"
+	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  [ "$$(id -u)" != 0 ] || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql)
+	$(BIN)/python -m pytest -m team tests/test_team_server.py $(PYTEST_ARGS)
 
 ## Remove every generated dataset and model (keeps the raw data and the MLflow store).
 clean-data:

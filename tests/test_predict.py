@@ -30,6 +30,7 @@ from music_genre.predict import (
 from music_genre.served_model import PATH_REFUSED, GenrePredictorModel
 from music_genre.spectrograms import STUDY_SETTINGS, spectrogram_settings
 from tests.helpers.predictors import tiny_cnn_predictor
+from tests.helpers.serving import package_and_register
 from tests.process_helpers import make_serve, run_command
 
 GENRES = ["Folk", "Pop", "Rock"]
@@ -249,51 +250,12 @@ def _hostile_requests(tmp_path: Path) -> dict[str, dict]:
 
 def _package_with_the_serving_pipeline(predictor: CnnPredictor, tmp_path: Path) -> str:
     """The serving pipeline run on a CNN (the fixture's network as ``cnn_best_model``): its
-    node packages the predictor (ONNX export included) and its catalog dataset logs the run
-    into ``tmp_path/mlflow.db``. Returns the store's URI."""
-    from kedro.io import DataCatalog, MemoryDataset
-    from kedro.runner import SequentialRunner
-
-    from music_genre.datasets import MlflowModelRunsDataset
-    from music_genre.pipelines.serving import create_pipeline
-    from music_genre.pipelines.serving.pipeline import ARTIFACTS
-
+    node packages the predictor (ONNX export included), its catalog dataset logs the run into
+    ``tmp_path/mlflow.db`` and its registration node registers it as the champion
+    ``genre_predictor``. Returns the store's URI."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    artifacts = {name: MemoryDataset(None) for name in ARTIFACTS}
-    artifacts["cnn_best_model"] = MemoryDataset(predictor.model, copy_mode="assign")
-    # a run name holding a comma broke the old shell pipeline of `make serve`
-    artifacts["cnn_best_model_info"] = MemoryDataset(
-        {"class_names": GENRES, "variant": "study, 4 blocks"}
-    )
-    catalog = DataCatalog(
-        {
-            **artifacts,
-            "handcrafted_results": MemoryDataset(None),
-            "cnn_results": MemoryDataset(pd.DataFrame({"val_acc": [0.5], "test_acc": [0.4]})),
-            "transfer_results": MemoryDataset(None),
-            "params:spectrogram": MemoryDataset(dict(SETTINGS)),
-            "params:handcrafted": MemoryDataset({}),
-            "params:serving": MemoryDataset(
-                {
-                    "model": "best",
-                    "min_seconds": 3.0,
-                    "max_windows": 10,
-                    "max_bytes": SERVE_MAX_BYTES,
-                }
-            ),
-            "genre_predictor_mlflow_runs": MlflowModelRunsDataset(
-                filepath=str(tmp_path / "runs.csv"), pipeline="serving"
-            ),
-        }
-    )
-    mlflow.set_tracking_uri(uri)
-    previous = Path.cwd()
-    os.chdir(tmp_path)  # MLflow's default artifact folder (./mlruns) goes there too
-    try:
-        SequentialRunner().run(create_pipeline(), catalog)
-    finally:
-        os.chdir(previous)
-        mlflow.set_tracking_uri("")
+    serving = {"model": "best", "min_seconds": 3.0, "max_windows": 10, "max_bytes": SERVE_MAX_BYTES}
+    package_and_register(predictor.model, GENRES, dict(SETTINGS), tmp_path, uri, serving)
     return uri
 
 
@@ -330,7 +292,10 @@ def test_make_serve_serves_the_model_the_serving_pipeline_packaged(files, predic
         answers["wrong column"] = _timed_post(
             port, {"dataframe_split": {"columns": ["file"], "data": [[str(files["clip"])]]}}
         )
-    assert run_id in (tmp_path / "serve.log").read_text()
+    # make serve serves the registry's champion, which is this run's predictor
+    assert "models:/genre_predictor@champion" in (tmp_path / "serve.log").read_text()
+    registered = json.loads((tmp_path / "registered.json").read_text())
+    assert registered["alias"] == "champion" and registered["tags"]["run_id"] == run_id
     for name in ("split", "records", "after"):
         status, body, _ = answers[name]
         assert status == 200, body
@@ -453,3 +418,32 @@ def test_genre_predict_run_id_reads_the_projects_store_wherever_it_runs(tmp_path
     assert item["model"] == f"mlflow run {run.info.run_id}"
     expected = predict_file(predictor, files["clip"])
     assert [t["genre"] for t in item["top"]] == [genre for genre, _ in expected.top(3)]
+
+
+@pytest.mark.slow
+def test_genre_predict_model_uri_defaults_to_the_registered_champion(tmp_path, files, predictor):
+    """`genre-predict --model-uri` alone predicts with models:/genre_predictor@champion of the
+    project's store (what the serving pipeline registered); an unknown URI is a clear error."""
+    project = tmp_path / "project"
+    project.mkdir()
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    serving = {"model": "best", "min_seconds": 3.0, "max_windows": 10}
+    package_and_register(predictor.model, GENRES, dict(SETTINGS), project, uri, serving)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    command = [str(Path(sys.executable).parent / "genre-predict"), "--project", str(project)]
+    result = run_command(
+        [*command, "--model-uri", "--json", str(files["clip"])], env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (item,) = json.loads(result.stdout)
+    assert item["model"] == "models:/genre_predictor@champion"
+    expected = predict_file(export_networks(pickle.loads(pickle.dumps(predictor))), files["clip"])
+    assert [t["genre"] for t in item["top"]] == [genre for genre, _ in expected.top(3)]
+    missing = run_command(
+        [*command, "--model-uri", "models:/genre_nothing@champion", str(files["clip"])],
+        env=env,
+        timeout=300,
+    )
+    assert (
+        missing.returncode == 2 and "cannot load models:/genre_nothing@champion" in missing.stderr
+    )

@@ -54,6 +54,8 @@ Seed = Annotated[int, Field(ge=0)]
 Workers = Annotated[int | None, AfterValidator(_workers)]
 Fraction = Annotated[float, Field(gt=0, le=1)]
 PadMode = Literal[PAD_MODES]  # type: ignore[valid-type]
+# whose model artefacts a pipeline logs in MLflow (music_genre.datasets.mlflow_runs)
+LogModels = Literal["selected", "all", "none"]
 
 
 # --- ingestion ------------------------------------------------------------------------------
@@ -249,6 +251,9 @@ class HandcraftedParams(_Schema):
     """Feature extraction from the audio."""
     mlp: MlpSweepParams
     """The MLP sweep."""
+    log_models: LogModels = "selected"
+    """Model artefacts logged in MLflow: ``selected`` (only the chosen configuration's run, the
+    one registered; the others keep params, metrics, curves, plots), ``all`` or ``none``."""
 
 
 # --- cnn ------------------------------------------------------------------------------------
@@ -413,6 +418,9 @@ class CnnParams(_Schema):
 
     seed: Seed
     """Seed of weights, shuffling and Hyperband's draws (both searches get the same one)."""
+    log_models: LogModels = "selected"
+    """Model artefacts logged in MLflow: ``selected`` (only the chosen configuration's run, the
+    one registered; the others keep params, metrics, curves, plots), ``all`` or ``none``."""
     augmentation_mode: Literal["materialized", "on_the_fly"] = "materialized"
     """``materialized``: train on the augmentation pipeline's stored copies (the study);
     ``on_the_fly``: draw new masks every epoch."""
@@ -532,6 +540,9 @@ class TransferParams(_Schema):
     weights: Weights
     """``imagenet``, a backbone's own weights (musicnn: ``msd`` or ``mtt``), a local ``.h5`` path,
     null (random, seeded), or a mapping backbone -> one of those."""
+    log_models: LogModels = "selected"
+    """Model artefacts logged in MLflow: ``selected`` (only the chosen configuration's run, the
+    one registered; the others keep params, metrics, curves, plots), ``all`` or ``none``."""
     random_seed: Seed | None = None
     """Seed of random weights, PCA, LinearSVC and the MLP."""
     image: ImageParams = ImageParams()
@@ -647,6 +658,9 @@ class FusionParams(_Schema):
     """Folds over the validation tracks for the selection score."""
     seed: Seed = 42
     """Seed of those folds."""
+    log_models: LogModels = "selected"
+    """Model artefacts logged in MLflow: ``selected`` (only the chosen configuration's run, the
+    one registered; the others keep params, metrics, curves, plots), ``all`` or ``none``."""
 
 
 # --- runtime: where the parallel work runs (music_genre.parallel) ---------------------------

@@ -1,5 +1,6 @@
 """Project pipelines: every folder under ``pipelines/`` is one, plus ``__default__``: all of
-them but ``inference``, which needs a music folder (``inference.folder``) and trained models."""
+them but ``inference``, which needs a music folder (``inference.folder``) and trained models.
+The pipelines that make a registered model also register it (:mod:`music_genre.model_registry`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ from kedro.pipeline import Pipeline
 
 
 def register_pipelines() -> dict[str, Pipeline]:
+    from music_genre.model_registry import REGISTERED_NAMES, registration_pipeline
+
     pipelines = find_pipelines(raise_errors=True)
+    for name in REGISTERED_NAMES:
+        if name in pipelines:
+            pipelines[name] = pipelines[name] + registration_pipeline(name)
     pipelines["__default__"] = sum(
         (p for name, p in pipelines.items() if name != "inference"), Pipeline([])
     )

@@ -2,6 +2,8 @@
 
 genre-predict song.mp3 other.wav                 # best model, top-3 genres per file
 genre-predict --model cnn --json song.mp3
+genre-predict --model-uri song.mp3              # the registry's champion genre predictor
+genre-predict --model-uri models:/genre_predictor/3 song.mp3  # any models:/ or runs:/ URI
 genre-predict --run-id <mlflow run id> song.mp3  # a served/logged genre predictor
 genre-predict --tags song.mp3                    # also musicnn's top MSD tags
 genre-predict /music --output predictions.csv    # every audio file below a folder (resumable)
@@ -47,6 +49,7 @@ from music_genre.predict import (  # noqa: E402
     check_audio_file,
     predict_file,
 )
+from music_genre.tracking import CHAMPION_URI  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
         "the Keras model (logged); keras: always the Keras model (TensorFlow start-up)",
     )
     parser.add_argument("--run-id", help="use the genre predictor logged in this MLflow run")
+    parser.add_argument(
+        "--model-uri",
+        nargs="?",
+        const=CHAMPION_URI,
+        help=f"use this logged genre predictor: a models:/ or runs:/ URI (alone: {CHAMPION_URI}"
+        "); the store: MLFLOW_TRACKING_URI, else the project's mlflow.yml",
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--top", type=int, default=3, help="genres to show per file")
     parser.add_argument(
@@ -94,13 +104,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def tracking_uri(project: Path) -> str:
-    """The project's MLflow store (``MLFLOW_TRACKING_URI`` wins), as an absolute URI: a
-    relative ``sqlite:///mlflow.db`` would create an empty store in whatever folder the
-    command runs from."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or (
-        f"sqlite:///{(project.resolve() / 'mlflow.db').as_posix()}"
-    )
+def tracking_uri(project: Path, env: str | None = None) -> str:
+    """The project's MLflow store (:func:`music_genre.tracking.tracking_uri`:
+    ``MLFLOW_TRACKING_URI`` wins), as an absolute URI: a relative ``sqlite:///mlflow.db`` would
+    create an empty store in whatever folder the command runs from."""
+    from music_genre.tracking import tracking_uri as project_tracking_uri
+
+    return project_tracking_uri(project, env)
 
 
 @dataclass
@@ -190,11 +200,18 @@ def _predict_with_mlflow(args: argparse.Namespace) -> tuple[list[GenrePrediction
 
     import mlflow
     import pandas as pd
+    from mlflow.exceptions import MlflowException
 
-    mlflow.set_tracking_uri(tracking_uri(Path(args.project)))
-    model = mlflow.pyfunc.load_model(f"runs:/{args.run_id}/model")
+    mlflow.set_tracking_uri(tracking_uri(Path(args.project), args.env))
+    uri = args.model_uri or f"runs:/{args.run_id}/model"
+    try:
+        model = mlflow.pyfunc.load_model(uri)
+    except MlflowException as exc:
+        raise PredictionError(
+            f"cannot load {uri} ({exc}); run `make run` (or `kedro run`) first"
+        ) from exc
     ready = time.perf_counter()
-    label = f"mlflow run {args.run_id}"
+    label = uri if args.model_uri else f"mlflow run {args.run_id}"
     # The logged model takes the files' bytes, as the served one does (it reads no paths).
     predictions: list[GenrePrediction] = []
     rows = {}
@@ -260,7 +277,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     try:
         predictions, ready = (
-            _predict_with_mlflow(args) if args.run_id else _predict_with_catalog(args)
+            _predict_with_mlflow(args)
+            if args.run_id or args.model_uri
+            else _predict_with_catalog(args)
         )
     except PredictionError as exc:
         print(f"genre-predict: {exc}", file=sys.stderr)  # noqa: T201

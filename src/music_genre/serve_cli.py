@@ -1,8 +1,10 @@
-"""``genre-serve``: serve the genre predictor that the last ``kedro run`` logged (``make serve``).
+"""``genre-serve``: serve the champion genre predictor of the Model Registry (``make serve``).
 
-Finds the newest MLflow run tagged ``served_model=genre_predictor`` in the project's store
-through the MLflow API, then replaces itself with ``mlflow models serve`` on that run's model,
-bound to 127.0.0.1 by default.
+Serves ``models:/genre_predictor@champion`` by default, or any ``--model-uri`` (``models:/``
+or ``runs:/``), or ``--run-id``'s logged predictor (``--latest``: the newest finished run tagged
+``served_model=genre_predictor``), from the project's MLflow store (:mod:`music_genre.tracking`:
+``MLFLOW_TRACKING_URI``, else the environment's ``mlflow.yml``). It checks that the model
+exists, then replaces itself with ``mlflow models serve``, bound to 127.0.0.1 by default.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import argparse
 import os
 import sys
 from pathlib import Path
+
+from music_genre.tracking import CHAMPION_URI, tracking_uri
 
 SERVED_TAG = "served_model"
 SERVED_VALUE = "genre_predictor"  # set by the serving pipeline (pipelines/serving/nodes.py)
@@ -30,6 +34,43 @@ def latest_predictor_run_id(tracking_uri: str) -> str | None:
     return None if runs.empty else str(runs["run_id"].iloc[0])
 
 
+def model_uri_of(args: argparse.Namespace, tracking: str) -> str | None:
+    """The model URI the arguments name: ``--model-uri``, ``--run-id``'s, ``--latest``'s, or
+    the registry's champion genre predictor."""
+    if args.model_uri:
+        return args.model_uri
+    if args.run_id:
+        return f"runs:/{args.run_id}/model"
+    if args.latest:
+        run_id = latest_predictor_run_id(tracking)
+        return f"runs:/{run_id}/model" if run_id else None
+    return CHAMPION_URI
+
+
+def missing_model(model_uri: str, tracking: str) -> str | None:
+    """Why ``model_uri`` cannot be served from ``tracking`` (``None``: it can): a registered
+    model or alias that does not exist says which command makes it."""
+    if not model_uri.startswith("models:/") or model_uri.startswith("models:/m-"):
+        return None  # runs:/..., or a logged model's id: mlflow models serve says what is wrong
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(tracking)
+    name, _, alias = model_uri.removeprefix("models:/").partition("@")
+    try:
+        if alias:
+            MlflowClient().get_model_version_by_alias(name, alias)
+        else:
+            MlflowClient().get_registered_model(name.split("/")[0])
+    except MlflowException:
+        return (
+            f"no {model_uri} in {tracking} yet: run `make run` (or `kedro run`, which "
+            "includes the serving pipeline and registers its predictor) first"
+        )
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="genre-serve", description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=5001)
@@ -37,31 +78,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--tracking-uri",
         default=None,
-        help="MLflow store (default: MLFLOW_TRACKING_URI or ./mlflow.db)",
+        help="MLflow store (default: MLFLOW_TRACKING_URI, else the project's mlflow.yml)",
     )
-    parser.add_argument("--run-id", help="serve this run's model instead of the newest")
+    parser.add_argument(
+        "--env", default=os.environ.get("KEDRO_ENV"), help="Kedro environment of mlflow.yml"
+    )
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--model-uri", help=f"any models:/ or runs:/ URI (default: {CHAMPION_URI})")
+    which.add_argument("--run-id", help="serve this run's logged genre predictor")
+    which.add_argument(
+        "--latest", action="store_true", help="the newest run's predictor, registered or not"
+    )
     args = parser.parse_args(argv)
-    uri = (
-        args.tracking_uri
-        or os.environ.get("MLFLOW_TRACKING_URI")
-        or (f"sqlite:///{Path('mlflow.db').resolve().as_posix()}")
-    )
+    uri = args.tracking_uri or tracking_uri(".", args.env)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         print(
             f"genre-serve: no MLflow store at {uri}: run `make run` (or `kedro run`) first",
             file=sys.stderr,
         )  # noqa: T201
         return 1
-    run_id = args.run_id or latest_predictor_run_id(uri)
-    if not run_id:
-        print(
-            f"genre-serve: no genre predictor logged in {uri} yet: run `make run` (or "
-            "`kedro run`, which includes the serving pipeline) first",
-            file=sys.stderr,
-        )  # noqa: T201
+    model_uri = model_uri_of(args, uri)
+    problem = (
+        "no genre predictor logged yet: run `make run` (or `kedro run`) first"
+        if model_uri is None
+        else missing_model(model_uri, uri)
+    )
+    if problem:
+        print(f"genre-serve: {problem}", file=sys.stderr)  # noqa: T201
         return 1
     print(
-        f"genre-serve: serving run {run_id} on http://{args.host}:{args.port}/invocations",
+        f"genre-serve: serving {model_uri} on http://{args.host}:{args.port}/invocations",
         file=sys.stderr,
     )  # noqa: T201
     bin_dir = str(Path(sys.executable).parent)
@@ -76,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         "models",
         "serve",
         "-m",
-        f"runs:/{run_id}/model",
+        model_uri,
         "--env-manager",
         "local",
         "-h",

@@ -6,6 +6,7 @@ from kedro.config import OmegaConfigLoader
 
 from music_genre.hooks import (
     MissingInputsHook,
+    MlflowRunsHook,
     RunnerAdviceHook,
     RunSummaryHook,
     RuntimeHook,
@@ -13,6 +14,7 @@ from music_genre.hooks import (
 )
 from music_genre.parameters import ParameterValidationHook
 from music_genre.pipelines.inference.hooks import ModelArtifactsHook
+from music_genre.tracking import resolve_tracking_uri
 
 # Kedro 1.7's own config loader still calls OmegaConf's renamed resolver API on every run: a
 # deprecation notice for Kedro's maintainers, nothing a user of this project can act on.
@@ -31,6 +33,7 @@ HOOKS = (
     MissingInputsHook(),
     RunSummaryHook(),
     RuntimeHook(),
+    MlflowRunsHook(),
     RunnerAdviceHook(),
     SetupErrorHook(),
     ModelArtifactsHook(),  # the inference pipeline's lazy model loader
@@ -47,4 +50,6 @@ CONFIG_LOADER_ARGS = {
     # `conf/demo` overrides single keys (a path, an epoch budget) without restating whole
     # parameter blocks, so parameters merge key by key.
     "merge_strategy": {"parameters": "soft", "globals": "soft"},
+    # mlflow.yml: `${tracking_uri:<default>}`, MLFLOW_TRACKING_URI overriding (music_genre.tracking)
+    "custom_resolvers": {"tracking_uri": resolve_tracking_uri},
 }

@@ -152,6 +152,54 @@ def test_mlflow_holds_the_run_and_a_child_run_per_configuration(results):
     assert len(pd.read_csv(REPORTING / "transfer_mlflow_runs.csv")) == len(results["transfer"])
 
 
+@pytest.mark.parametrize("pipeline", ["handcrafted", "cnn", "transfer", "fusion"])
+def test_only_the_selected_configuration_logs_its_model_and_it_loads(pipeline):
+    """Every child run carries its pipeline and selected tags; with log_models=selected (the
+    default) exactly one run per pipeline is selected and only it may hold a model, which
+    loads; the selected model is registered (or the reason why not is written)."""
+    import json
+
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{ROOT / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    listed = pd.read_csv(REPORTING / f"{pipeline}_mlflow_runs.csv")
+    assert listed["selected"].sum() == 1, listed[["run_name", "selected"]]
+    for row in listed.itertuples():
+        tags = client.get_run(row.run_id).data.tags
+        assert tags["pipeline"] == pipeline and tags["selected"] == str(row.selected).lower()
+        assert "kedro_parent_run_id" not in tags
+    assert listed.loc[~listed["selected"], "model_uri"].isna().all()
+    chosen = listed[listed["selected"]].iloc[0]
+    registered = json.loads((REPORTING / "registry" / f"{pipeline}.json").read_text())
+    if pd.isna(chosen["model_uri"]):  # late fusion: no model of its own
+        assert "logged no model" in registered["skipped"]
+        return
+    import music_genre.cnn_model  # noqa: F401 - registers the CNN's custom Keras layers
+
+    mlflow.set_tracking_uri(uri)
+    try:
+        assert mlflow.pyfunc.load_model(chosen["model_uri"]) is not None
+    finally:
+        mlflow.set_tracking_uri("")
+    assert registered["tags"]["run_id"] == chosen["run_id"]
+    version = client.get_model_version(registered["name"], registered["version"])
+    assert version.tags["test_data"] and version.tags["test_accuracy_95ci"]
+
+
+def test_the_served_predictor_is_the_registered_champion():
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{ROOT / 'mlflow.db'}")
+    champion = client.get_model_version_by_alias("genre_predictor", "champion")
+    registered = json.loads((REPORTING / "registry" / "genre_predictor.json").read_text())
+    if registered["alias"] == "champion":  # this run's predictor won (or was the first)
+        assert str(champion.version) == registered["version"]
+
+
 def _post(port: int, payload: dict) -> tuple[int, dict]:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/invocations",

@@ -341,9 +341,14 @@ def test_transfer_pipeline_on_tiny_data(tmp_path, tiny_backbone, mlflow_store):
     assert np.allclose(validation.filter(like="prob_").sum(axis=1), 1.0)
 
     runs = pd.read_csv(tmp_path / "runs.csv")
-    assert len(runs) == 9 and (runs["model_flavour"] == "sklearn").all()
+    # log_models=selected (default): only the chosen configuration's run holds its model
+    assert len(runs) == 9 and runs["selected"].sum() == 1
+    assert (runs.loc[runs["selected"], "model_flavour"] == "sklearn").all()
+    assert runs.loc[~runs["selected"], "model_uri"].isna().all()
+    chosen = runs[runs["selected"]].iloc[0]
+    assert chosen["metric.cv_accuracy"] == pytest.approx(results["cv_accuracy"].max(), abs=1e-4)
     assert set(runs["param.weights"]) == {"random"}
-    logged = mlflow.sklearn.load_model(runs["model_uri"].iloc[0], dst_path=str(tmp_path))
+    logged = mlflow.sklearn.load_model(chosen["model_uri"], dst_path=str(tmp_path))
     assert logged.predict(np.zeros((1, 16), dtype=np.float32)).shape == (1,)
 
     # Re-run: every feature is stored, so the backbone is never even built.

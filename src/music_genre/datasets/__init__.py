@@ -33,6 +33,7 @@ _MODULE_OF = {
     "LibraryPredictionsDataset": "library_predictions",
     "MarkdownReportDataset": "markdown_report",
     "MlflowModelRunsDataset": "mlflow_runs",
+    "MlflowRegisteredModelDataset": "mlflow_registry",
     "OptionalCSVDataset": "optional",
     "OptionalJSONDataset": "optional",
     "OptionalParquetDataset": "optional",

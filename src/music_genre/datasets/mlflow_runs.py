@@ -16,7 +16,17 @@ A run record::
         "dicts": {"hyperband_trials.json": [...]},  # JSON artifacts (optional)
         "model": <keras.Model | sklearn estimator | mlflow.pyfunc.PythonModel | None>,
         "tags": {...},                            # optional
+        "selected": True,                         # optional: the configuration the node chose
     }
+
+Every child run carries the tags ``pipeline`` and ``selected`` (``true`` on the configuration
+the pipeline chose, by :mod:`music_genre.selection`'s rule: taken from the records' own
+``selected`` flags when the node sets them, else applied here to the records' metrics and
+params); MLflow itself links it to the ``kedro run``'s run (tag ``mlflow.parentRunId``).
+``log_models`` (the pipeline's parameter of that name, set by
+:class:`music_genre.hooks.LogModelsHook`) says whose model artefacts are logged: ``selected``
+(default: only the chosen configuration's; the others keep their params, metrics, curves and
+plots), ``all`` or ``none``.
 """
 
 from __future__ import annotations
@@ -33,6 +43,10 @@ from kedro_datasets._typing import TablePreview
 from music_genre.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
+
+LOG_MODELS = ("selected", "all", "none")
+# a record's param that holds a selection rule's column under another name
+_COLUMN_ALIASES = {"params": "trainable_params"}
 
 
 def _pinned(*dists: str) -> list[str]:
@@ -95,24 +109,49 @@ class MlflowModelRunsDataset(AbstractDataset[list[dict[str, Any]], pd.DataFrame]
         self,
         filepath: str,
         pipeline: str,
-        log_models: bool = True,
+        log_models: str | bool = "selected",
         metadata: dict[str, Any] | None = None,
     ) -> None:
         self._filepath = Path(filepath)
         self._pipeline = pipeline
-        self._log_models = log_models
+        self.log_models = log_models
         self.metadata = metadata
+
+    @property
+    def pipeline(self) -> str:
+        return self._pipeline
+
+    @property
+    def log_models(self) -> str:
+        """``selected``, ``all`` or ``none``: whose model artefacts :meth:`save` logs."""
+        return self._log_models
+
+    @log_models.setter
+    def log_models(self, value: str | bool) -> None:
+        if isinstance(value, bool):  # the former switch
+            value = "all" if value else "none"
+        if value not in LOG_MODELS:
+            raise DatasetError(f"log_models: {value!r} is not one of {', '.join(LOG_MODELS)}")
+        self._log_models = value
+
+    def _logs_model(self, selected: bool) -> bool:
+        return self._log_models == "all" or (self._log_models == "selected" and selected)
 
     def save(self, data: list[dict[str, Any]]) -> None:
         import mlflow
 
         rows = []
         parent = mlflow.active_run()
-        for record in data:
+        chosen = selected_record(data, self._pipeline)
+        for position, record in enumerate(data):
+            selected = position == chosen
+            # nested: MLflow tags the child with mlflow.parentRunId itself
             with mlflow.start_run(run_name=record["run_name"], nested=parent is not None) as run:
-                tags = {"pipeline": self._pipeline, **record.get("tags", {})}
-                if parent is not None:
-                    tags["kedro_parent_run_id"] = parent.info.run_id
+                tags = {
+                    **record.get("tags", {}),
+                    "pipeline": self._pipeline,
+                    "selected": str(selected).lower(),
+                }
                 mlflow.set_tags(tags)
                 params = {k: _param_value(v) for k, v in record.get("params", {}).items()}
                 if params:
@@ -125,11 +164,12 @@ class MlflowModelRunsDataset(AbstractDataset[list[dict[str, Any]], pd.DataFrame]
                     mlflow.log_figure(figure, filename)
                 for filename, content in record.get("dicts", {}).items():
                     mlflow.log_dict(content, filename)
-                flavour = log_model(record.get("model")) if self._log_models else None
+                flavour = log_model(record.get("model")) if self._logs_model(selected) else None
                 rows.append(
                     {
                         "run_name": record["run_name"],
                         "run_id": run.info.run_id,
+                        "selected": selected,
                         "model_flavour": flavour,
                         "model_uri": f"runs:/{run.info.run_id}/model" if flavour else None,
                         **{f"param.{k}": v for k, v in params.items()},
@@ -149,11 +189,47 @@ class MlflowModelRunsDataset(AbstractDataset[list[dict[str, Any]], pd.DataFrame]
         return self._filepath.is_file()
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath), "pipeline": self._pipeline}
+        return {
+            "filepath": str(self._filepath),
+            "pipeline": self._pipeline,
+            "log_models": self._log_models,
+        }
 
     def preview(self, nrows: int = 20) -> TablePreview:
         """kedro-viz table preview of the runs index."""
         return TablePreview(self.load().head(nrows).to_dict(orient="split"))
+
+
+def selected_record(records: list[dict[str, Any]], pipeline: str) -> int | None:
+    """The position of the record of the configuration ``pipeline`` chose: the one whose
+    ``selected`` flag the node set; else :mod:`music_genre.selection`'s rule for the pipeline
+    applied to the records' metrics and params (comparison records excluded); a lone record is
+    its own choice. ``None`` when nothing can be chosen."""
+    from music_genre.selection import BEST_MODEL_RULES, select_best
+
+    flagged = [i for i, r in enumerate(records) if r.get("selected")]
+    if flagged or any("selected" in r for r in records):
+        return flagged[0] if flagged else None
+    if len(records) == 1:
+        return 0
+    rule = BEST_MODEL_RULES.get(f"{pipeline}_results")
+    if rule is None or not records:
+        return None
+    rows = []
+    for record in records:
+        params, metrics = record.get("params", {}), record.get("metrics", {})
+        row = {**params, **metrics}
+        for column, alias in _COLUMN_ALIASES.items():
+            if column not in row and alias in params:
+                row[column] = params[alias]
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if rule.select_by not in table:
+        return None
+    comparison = [str(r.get("tags", {}).get("comparison", "")).lower() == "true" for r in records]
+    candidates = table[[not c for c in comparison]]
+    best = select_best(candidates, rule)
+    return None if best is None else int(candidates.index[best])
 
 
 def _param_value(value: Any) -> Any:

@@ -251,7 +251,8 @@ def evaluate_fusion(
                     if pd.notna(row[k])
                 },
                 "model": fusion_model["stacker"] if method == "stacking" else None,
-                "tags": {"model_family": "fusion", "selected": str(selected).lower()},
+                "tags": {"model_family": "fusion"},
+                "selected": selected,
             }
         )
         logger.info(

@@ -466,6 +466,8 @@ def train_mlp_sweep(
     results = pd.DataFrame(rows).reindex(columns=RESULT_COLUMNS)
     best = select_best(results, "handcrafted_results") or 0  # music_genre.selection's rule
     records[best]["tags"]["best_by_val_acc"] = "true"
+    for position, record in enumerate(records):  # the pipeline's choice (tag `selected`)
+        record["selected"] = position == best and not comparison
     logger.info(
         "Best handcrafted MLP by validation accuracy%s: %s",
         f" ({audio_columns['source']})" if audio else "",

@@ -363,6 +363,7 @@ def transfer_run_records(
     """One MLflow run per (backbone, cut, variance, classifier), with its fitted pipeline."""
     class_names = _class_names(tracks)
     records = []
+    chosen = _best_result(search_results) if search_results else None  # tag `selected`
     for r in search_results:
         title = _title(r)
         figure = confusion_matrix_figure(r["y_test"], r["y_pred"], class_names, title)
@@ -402,6 +403,7 @@ def transfer_run_records(
                 },
                 "figures": {"confusion_matrix.png": figure},
                 "model": r["model"],
+                "selected": r is chosen,
                 "tags": {
                     "model_family": "transfer",
                     "weights": r["weights"],
