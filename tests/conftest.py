@@ -18,7 +18,21 @@ def pytest_report_header(config):
         pass
     present = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f" {f}" in flags]
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "none")
-    return f"processor: {', '.join(present) or 'unknown'}; oneDNN ISA cap: {cap}"
+    header = f"processor: {', '.join(present) or 'unknown'}; oneDNN ISA cap: {cap}"
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+        from threadpoolctl import threadpool_info
+
+        numpy_simd = [f for f in __cpu_dispatch__ if __cpu_features__.get(f)]
+        blas = sorted(
+            {i.get("architecture", "?") for i in threadpool_info() if i["user_api"] == "blas"}
+        )
+        header += (
+            f"; numpy SIMD: {' '.join(numpy_simd) or 'baseline'}; BLAS core: {', '.join(blas)}"
+        )
+    except ImportError:
+        pass
+    return header
 
 
 # Variables that a test's imports or calls write into this process's environment, and that the

@@ -204,6 +204,7 @@ def test_audio_files_layout_and_decoding(demo, tracks):
     assert summary["n_mp3_files"] == len(small) - 1  # all but the missing one
 
 
+@pytest.mark.numeric  # bitwise in one process, so at any instruction set: checked capped too
 def test_the_pipelines_loader_reads_the_demo_mp3s_as_librosa_does(demo, tracks):
     """The spectrogram and feature stages read audio with music_genre.audio.load_audio (the
     documented equivalent of librosa.load): on a stereo demo MP3 at 44.1 kHz, mixed to mono and
