@@ -155,8 +155,8 @@ def test_a_setup_error_ends_the_run_with_its_message_after_the_other_hooks():
     import pytest
     from kedro.framework.hooks import _create_hook_manager, hook_impl
 
-    from music_genre.backbones import BackboneWeightsError
     from music_genre.hooks import SetupErrorHook
+    from music_genre.models.backbones import BackboneWeightsError
 
     seen: list[str] = []
 

@@ -19,7 +19,7 @@ import pytest
 import soundfile as sf
 from mlflow.tracking import MlflowClient
 
-from music_genre.spectrograms import STUDY_SETTINGS, spectrogram_settings
+from music_genre.audio.spectrograms import STUDY_SETTINGS, spectrogram_settings
 from music_genre.team_server import _boto_credentials, postgres_bin, team_server
 from tests.helpers.serving import INGESTION, package_and_register, tiny_test_predictions
 from tests.process_helpers import run_command

@@ -2,7 +2,7 @@
 as versions of one registered model, with the alias ``champion`` on the version to use.
 
 Registered models: ``genre_handcrafted``, ``genre_cnn``, ``genre_transfer``, ``genre_fusion``
-(each pipeline's chosen configuration, :mod:`music_genre.selection`) and ``genre_predictor``
+(each pipeline's chosen configuration, :mod:`music_genre.models.selection`) and ``genre_predictor``
 (the serving pipeline's pyfunc, what ``genre-serve`` serves). Every version carries the tags
 ``run_id``, ``pipeline``, ``test_data`` (a fingerprint of the test track ids and the data
 source), ``test_data_source``, ``test_tracks``, ``test_accuracy`` with its 95 % Wilson
@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from music_genre.evaluation import format_interval, wilson_interval
+from music_genre.models.evaluation import format_interval, wilson_interval
 
 # pipeline -> registered model name
 REGISTERED_NAMES = {

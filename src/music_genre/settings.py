@@ -4,6 +4,7 @@ import warnings
 
 from kedro.config import OmegaConfigLoader
 
+from music_genre.config import ParameterValidationHook
 from music_genre.hooks import (
     MissingInputsHook,
     MlflowRunsHook,
@@ -12,7 +13,6 @@ from music_genre.hooks import (
     RuntimeHook,
     SetupErrorHook,
 )
-from music_genre.parameters import ParameterValidationHook
 from music_genre.pipelines.inference.hooks import ModelArtifactsHook
 from music_genre.tracking import resolve_tracking_uri
 

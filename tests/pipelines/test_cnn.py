@@ -18,11 +18,11 @@ import pytest
 from kedro.io import DataCatalog, DatasetError, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from music_genre.augment import augmented_key, spec_augment
-from music_genre.cnn_model import StudyImageScaling, build_cnn, trainable_parameters
+from music_genre.audio.augment import augmented_key, spec_augment
+from music_genre.audio.spectrograms import to_study_image
 from music_genre.datasets import KerasModelDataset
+from music_genre.models.cnn import StudyImageScaling, build_cnn, trainable_parameters
 from music_genre.pipelines.cnn import create_pipeline, nodes
-from music_genre.spectrograms import to_study_image
 from tests.helpers.numeric import assert_same_network_output
 from tests.process_helpers import run_command
 
@@ -117,7 +117,7 @@ def test_study_cnn_has_exactly_735944_trainable_parameters():
 
 @pytest.mark.numeric
 def test_the_compiled_call_predicts_what_model_predict_does():
-    from music_genre.cnn_model import compiled_predictor, predict_probabilities
+    from music_genre.models.cnn import compiled_predictor, predict_probabilities
 
     model = build_cnn(3, filters=[4, 4, 8, 8], input_shape=(*SHAPE, 1))
     specs = np.stack([_spectrogram(s, s % 3) for s in range(5)])[..., None]
@@ -493,7 +493,7 @@ def test_run_records_log_their_json_artifacts_to_mlflow(tmp_path: Path, monkeypa
 
 
 def test_best_variant_on_a_validation_tie_is_the_lower_validation_loss(monkeypatch):
-    """#23: cnn_best is chosen by music_genre.selection's rule, as best_models.csv names it
+    """#23: cnn_best is chosen by music_genre.models.selection's rule, as best_models.csv names it
     (accuracy, then validation loss, then fewer parameters, then table order); no training."""
     monkeypatch.setattr(nodes, "_run_record", lambda evaluation, model: {})
 

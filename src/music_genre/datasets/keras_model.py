@@ -39,7 +39,7 @@ class KerasModelDataset(AbstractDataset[Any, Any]):
 
         # registers the project's custom layers (StudyImageScaling), so a pipeline that only
         # loads a trained CNN (serving, fusion) works without having imported the cnn pipeline
-        import music_genre.cnn_model  # noqa: F401
+        import music_genre.models.cnn  # noqa: F401
 
         if not self._filepath.is_file():
             raise DatasetError(
@@ -65,7 +65,12 @@ class KerasModelDataset(AbstractDataset[Any, Any]):
             self._save_onnx(data)
 
     def _save_onnx(self, model: Any) -> None:
-        from music_genre.inference import KERAS_SHA256_KEY, export_onnx, file_sha256, save_onnx
+        from music_genre.models.inference import (
+            KERAS_SHA256_KEY,
+            export_onnx,
+            file_sha256,
+            save_onnx,
+        )
 
         onnx_path = self._filepath.with_suffix(".onnx")
         # an export of the previous model must not outlive it, even if this export fails
@@ -88,7 +93,7 @@ class KerasModelDataset(AbstractDataset[Any, Any]):
 
 
 class OnnxModelDataset(AbstractDataset[Any, Any]):
-    """An ONNX export (:class:`music_genre.inference.OnnxModel`, loaded without TensorFlow).
+    """An ONNX export (:class:`music_genre.models.inference.OnnxModel`, loaded without TensorFlow).
 
     With ``keras_filepath``: the export that ``KerasModelDataset(onnx_export=True)`` wrote
     beside that ``.keras`` file; read only, and a missing export, or one made from another
@@ -106,7 +111,7 @@ class OnnxModelDataset(AbstractDataset[Any, Any]):
         self.metadata = metadata
 
     def load(self) -> Any:
-        from music_genre.inference import ExportedModelError, OnnxModel, load_exported
+        from music_genre.models.inference import ExportedModelError, OnnxModel, load_exported
 
         if self._keras_filepath is None:
             if not self._filepath.is_file():
@@ -127,7 +132,7 @@ class OnnxModelDataset(AbstractDataset[Any, Any]):
                 f"{self._filepath} is written by the KerasModelDataset of "
                 f"{self._keras_filepath} (onnx_export: true), not saved on its own"
             )
-        from music_genre.inference import save_onnx
+        from music_genre.models.inference import save_onnx
 
         self._filepath.parent.mkdir(parents=True, exist_ok=True)
         save_onnx(data, self._filepath)

@@ -18,7 +18,7 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
-from music_genre.atomic import atomic_path
+from music_genre.infra.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from music_genre.atomic import atomic_path
 from music_genre.demo.mixing import synthesize_track
+from music_genre.infra.atomic import atomic_path
 
 FIRST_TRACK_ID = 900_000  # far above the real FMA ids (max ~155k), so they never collide
 FIRST_ARTIST_ID = 90_000

@@ -29,15 +29,17 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from music_genre.accelerator import log_compute_device
-from music_genre.augment import (
+from music_genre.audio.augment import (
     MASK_KINDS,
     augmentation_settings,
     augmented_key,
     item_seed,
     spec_augment,
 )
-from music_genre.cnn_model import (
+from music_genre.audio.spectrograms import spectrogram_tf_dataset
+from music_genre.config import CnnParams, TimingParams, validate_section
+from music_genre.infra.accelerator import log_compute_device
+from music_genre.models.cnn import (
     StudyCnnHyperModel,
     architecture_from_hyperparameters,
     build_cnn,
@@ -45,11 +47,9 @@ from music_genre.cnn_model import (
     predict_probabilities,
     trainable_parameters,
 )
-from music_genre.evaluation import interval_columns, prediction_table
-from music_genre.parameters import CnnParams, TimingParams, validate_section
-from music_genre.plots import confusion_matrix_figure, learning_curves_figure
-from music_genre.selection import select_best
-from music_genre.spectrograms import spectrogram_tf_dataset
+from music_genre.models.evaluation import interval_columns, prediction_table
+from music_genre.models.plots import confusion_matrix_figure, learning_curves_figure
+from music_genre.models.selection import select_best
 
 logger = logging.getLogger(__name__)
 # Hyperband's detail (every trial's hyperparameters, every epoch's metrics): conf/logging.yml
@@ -241,7 +241,7 @@ def _validate_items(items: pd.DataFrame, tracks: pd.DataFrame) -> None:
 # ------------------------------------------------------------------------------------------------
 def cnn_settings(params: Mapping[str, Any] | CnnParams, variant: str | None = None) -> CnnParams:
     """The node boundary: ``params:cnn`` as Kedro passes it (a dict) validated once into
-    :class:`~music_genre.parameters.CnnParams` (a model passes through), with ``variant``'s own
+    :class:`~music_genre.config.CnnParams` (a model passes through), with ``variant``'s own
     ``architecture`` and ``training`` applied when one is named."""
     settings = params if isinstance(params, CnnParams) else validate_section("cnn", params)
     assert isinstance(settings, CnnParams)
@@ -265,7 +265,7 @@ def _add_channel(spec: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 class _FreshMask:
     """Zero-arg loader of a masked copy drawn anew at every call (on-the-fly augmentation):
-    the original through :func:`music_genre.augment.spec_augment`, the same implementation as
+    the original through :func:`music_genre.audio.augment.spec_augment`, the same implementation as
     the materialized copies, with a generator seeded by the copy's key (reproducible runs)."""
 
     def __init__(
@@ -756,7 +756,7 @@ def inference_timing(model: keras.Model, timing: TimingParams) -> dict[str, floa
     """``inference_seconds``: mean of ``repeats`` single-clip predictions of the same random
     input (the study's measure; the network alone, on a spectrogram already computed), after
     ``warmup`` untimed calls, through the compiled call that prediction uses
-    (:func:`music_genre.cnn_model.compiled_predictor`). ``predict_call_seconds``: the same with
+    (:func:`music_genre.models.cnn.compiled_predictor`). ``predict_call_seconds``: the same with
     ``model.predict``, what the study timed (its per-call overhead included).
     ``clips_per_second``: ``throughput_clips`` random clips in batches of ``batch_size``."""
     rng = np.random.default_rng(timing.seed)
@@ -819,7 +819,7 @@ def report_cnn_results(
     ``cnn.variants``; the pipeline wires them so) -> ``cnn_results`` (one row per variant), one
     MLflow run record per variant (parameters, metrics, per-epoch history, plots, the model),
     and the variant with the best validation accuracy (ties: lower validation loss, then fewer
-    parameters, then table order; :mod:`music_genre.selection`) as ``cnn_best_model`` with its
+    parameters, then table order; :mod:`music_genre.models.selection`) as ``cnn_best_model`` with its
     description."""
     n_variants, odd = divmod(len(evaluations_then_models), 2)
     if odd or not n_variants:
@@ -831,7 +831,7 @@ def report_cnn_results(
         columns=RESULT_COLUMNS,
     )
     runs = [_run_record(e, m) for e, m in zip(evaluations, models, strict=True)]
-    best = select_best(results, "cnn_results") or 0  # music_genre.selection's rule
+    best = select_best(results, "cnn_results") or 0  # music_genre.models.selection's rule
     chosen = evaluations[best]
     info = {
         "variant": chosen["variant"],
@@ -873,7 +873,7 @@ def _run_record(evaluation: Mapping[str, Any], model: keras.Model) -> dict[str, 
     }
     settings = training.get("spectrogram_settings") or {}
     if settings.get("duration_s") and settings.get("sample_rate"):
-        from music_genre.training_audio import spectrogram_audio
+        from music_genre.audio.training_audio import spectrogram_audio
 
         params["training_audio"] = spectrogram_audio(settings)  # what the model saw
     for key, value in training.get("hyperband", {}).items():

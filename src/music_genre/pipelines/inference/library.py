@@ -2,15 +2,15 @@
 one table row per file, resumable, with decoding and the front end in worker processes.
 
 The ``inference`` pipeline and ``genre-predict DIR --output FILE`` both call these functions,
-with the predictors of :mod:`music_genre.predict` (what ``genre-predict f`` runs):
+with the predictors of :mod:`music_genre.serving` (what ``genre-predict f`` runs):
 
 - :func:`list_library`: the audio files (mp3, wav, flac, ogg, au; any case) below the folder,
   each with its size and version (local: ``st_mtime_ns``; URL: ETag or the first version key of
-  :func:`music_genre.audio_location.version_of`). Anything that is not a regular file becomes a
+  :func:`music_genre.infra.location.version_of`). Anything that is not a regular file becomes a
   row with its reason; nothing is decoded yet.
 - :func:`plan`: the stored rows that stay valid (same path, size, version and model, see
   :func:`model_id`) and the files that must be predicted.
-- :func:`predict_chunks`: the files to predict, through :func:`music_genre.parallel.run_tasks`
+- :func:`predict_chunks`: the files to predict, through :func:`music_genre.infra.parallel.run_tasks`
   (decode + spectrogram / features / musicnn front end per file in a worker, which also checks
   the file as ``genre-predict`` does), the network run here on the driver once per chunk of
   ``chunk_size`` files in path order. Chunks are made from the file order, never from which
@@ -37,8 +37,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from music_genre.audio import AUDIO_EXTENSIONS
-from music_genre.audio_location import (
+from music_genre.audio.decode import AUDIO_EXTENSIONS
+from music_genre.contracts import MODEL_KINDS
+from music_genre.errors import SetupError
+from music_genre.infra.location import (
     absolute,
     file_stamp,
     is_dir,
@@ -47,9 +49,8 @@ from music_genre.audio_location import (
     list_files,
     local_path,
 )
-from music_genre.errors import SetupError
-from music_genre.predict import (
-    MODEL_KINDS,
+from music_genre.models.probabilities import classifier_probabilities
+from music_genre.serving import (
     CnnPredictor,
     FusionPredictor,
     HandcraftedPredictor,
@@ -59,7 +60,6 @@ from music_genre.predict import (
     best_model_kind,
     build_predictor,
     check_audio_file,
-    classifier_probabilities,
     window_offsets,
 )
 
@@ -188,7 +188,7 @@ def load_predictor(
 
 
 def _feed(digest: Any, value: Any) -> None:
-    from music_genre.inference import OnnxModel
+    from music_genre.models.inference import OnnxModel
 
     if isinstance(value, OnnxModel):
         digest.update(value.serialized)
@@ -275,7 +275,7 @@ class _SpectrogramFront:
     settings: Mapping[str, Any]
 
     def inputs(self, path: str, offsets: Sequence[float]) -> list[np.ndarray]:
-        from music_genre.spectrograms import spectrogram_from_file
+        from music_genre.audio.spectrograms import spectrogram_from_file
 
         return [spectrogram_from_file(path, {**self.settings, "offset_s": o}) for o in offsets]
 
@@ -341,7 +341,7 @@ def window_probabilities(
     if not inputs:
         return []
     if isinstance(predictor, FusionPredictor):
-        from music_genre.fusion import fused_probabilities
+        from music_genre.models.fusion import fused_probabilities
 
         per_member = [
             window_probabilities(member, [item[i] for item in inputs], windows)
@@ -475,12 +475,12 @@ def write_table(location: str, frame: pd.DataFrame) -> None:
     one upload): a reader never sees half a table."""
     data = table_bytes(frame, location)
     if is_url(location):
-        from music_genre.audio_location import url_to_fs
+        from music_genre.infra.location import url_to_fs
 
         fs, key = url_to_fs(location)
         fs.pipe_file(key, data)
         return
-    from music_genre.atomic import atomic_path
+    from music_genre.infra.atomic import atomic_path
 
     with atomic_path(local_path(location)) as tmp:
         tmp.write_bytes(data)
@@ -539,11 +539,11 @@ def predict_chunks(
     progress: bool = True,
 ) -> Iterator[pd.DataFrame]:
     """Rows for ``files``, one frame per chunk of ``chunk_size`` files (in the given order):
-    decoding and front end through :func:`music_genre.parallel.run_tasks`, the network here
+    decoding and front end through :func:`music_genre.infra.parallel.run_tasks`, the network here
     once per chunk. A progress bar (files) goes to stderr."""
     from tqdm import tqdm
 
-    from music_genre.parallel import TaskFailure, run_tasks
+    from music_genre.infra.parallel import TaskFailure, run_tasks
 
     if not files:
         return

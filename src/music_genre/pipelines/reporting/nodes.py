@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from music_genre.evaluation import CONFIDENCE, format_interval, mcnemar_exact
-from music_genre.parameters import CnnVariantParams
-from music_genre.selection import BEST_MODEL_RULES, best_row
-from music_genre.training_audio import pipeline_audio, selectable
+from music_genre.audio.training_audio import pipeline_audio, selectable
+from music_genre.config import CnnVariantParams
+from music_genre.contracts import BEST_MODEL_RULES
+from music_genre.models.evaluation import CONFIDENCE, format_interval, mcnemar_exact
+from music_genre.models.selection import best_row
 
 COMPARISON_COLUMNS = [
     "pipeline",
@@ -309,7 +310,7 @@ def best_model_table(
     paper_results: pd.DataFrame,
 ) -> pd.DataFrame:
     """Each pipeline's best model (chosen on validation / CV by the rule of
-    :mod:`music_genre.selection`, as the terminal summary and the training nodes), its test
+    :mod:`music_genre.models.selection`, as the terminal summary and the training nodes), its test
     accuracy with the 95 % Wilson interval, and whether the study's best test accuracy for that
     pipeline lies outside this interval (a difference beyond the run's own uncertainty)."""
     tables = {
@@ -326,7 +327,7 @@ def best_model_table(
         if table is None or table.empty:
             continue
         pipeline = name.removesuffix("_results")
-        # comparison sources' models are not saved; the rule of music_genre.selection
+        # comparison sources' models are not saved; the rule of music_genre.models.selection
         best = best_row(selectable(table), name)
         if best is None:
             continue

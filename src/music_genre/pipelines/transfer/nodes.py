@@ -30,7 +30,15 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC
 from threadpoolctl import threadpool_limits
 
-from music_genre.backbones import (
+from music_genre import contracts
+from music_genre.datasets.feature_store import (
+    FeatureBatch,
+    FeatureManifest,
+    FeatureStore,
+    stored_with,
+)
+from music_genre.infra.parallel import current_runtime, grid_search_backend
+from music_genre.models.backbones import (
     AudioEmbeddingExtractor,
     AudioWindow,
     CutLevelFeatureExtractor,
@@ -39,21 +47,14 @@ from music_genre.backbones import (
     get_backbone,
     resolve_weights,
 )
-from music_genre.datasets.feature_store import (
-    FeatureBatch,
-    FeatureManifest,
-    FeatureStore,
-    stored_with,
-)
-from music_genre.evaluation import (
+from music_genre.models.evaluation import (
     interval_columns,
     prediction_table,
     stopped_at_iteration_limit,
 )
-from music_genre.parallel import current_runtime, grid_search_backend
-from music_genre.plots import confusion_matrix_figure
-from music_genre.preprocessing import DropRoundingOnlyFeatures
-from music_genre.selection import select_best
+from music_genre.models.plots import confusion_matrix_figure
+from music_genre.models.preprocessing import DropRoundingOnlyFeatures
+from music_genre.models.selection import select_best
 
 from .extraction import AudioEmbeddingJob, CutLevelFeatureJob, run_job, store_digests
 
@@ -95,7 +96,7 @@ TEST_SPLIT = "test"
 
 def experiments(params: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The (backbone, cut level, PCA variances) combinations to evaluate (validated when the
-    run starts: music_genre.parameters.TransferParams)."""
+    run starts: music_genre.config.TransferParams)."""
     default_variances = params.get("pca_variances", [0.99, 0.95, 0.90])
     return [
         {
@@ -361,7 +362,7 @@ def transfer_run_records(
     search_results: list[dict[str, Any]], tracks: pd.DataFrame
 ) -> list[dict[str, Any]]:
     """One MLflow run per (backbone, cut, variance, classifier), with its fitted pipeline."""
-    class_names = _class_names(tracks)
+    class_names = contracts.class_names(tracks)
     records = []
     chosen = _best_result(search_results) if search_results else None  # tag `selected`
     for r in search_results:
@@ -418,7 +419,7 @@ def transfer_run_records(
 
 def _best_result(search_results: list[dict[str, Any]]) -> dict[str, Any]:
     """The configuration that ``transfer_results`` names best: the rule of
-    :mod:`music_genre.selection` (CV accuracy; ties: lower ``cv_accuracy_std``, then list order)
+    :mod:`music_genre.models.selection` (CV accuracy; ties: lower ``cv_accuracy_std``, then list order)
     applied to the values rounded as that table holds them, so the saved model and the report
     agree."""
     table = pd.DataFrame(
@@ -437,7 +438,7 @@ def select_best_transfer_model(
     if not search_results:
         raise ValueError("No transfer result to choose from: transfer.experiments is empty.")
     best = _best_result(search_results)
-    class_names = _class_names(tracks)
+    class_names = contracts.class_names(tracks)
     bundle = {
         "model": best["model"],
         "backbone": best["backbone"],
@@ -478,7 +479,7 @@ def select_best_transfer_model(
 def export_best_transfer_backbone(best_model: dict[str, Any]) -> Any:
     """The best model's backbone up to its cut level as ONNX, checked against the Keras
     network: prediction computes the same features without TensorFlow."""
-    from music_genre.predict import export_transfer_backbone
+    from music_genre.models.backbones import export_transfer_backbone
 
     exported = export_transfer_backbone(best_model)
     logger.info(
@@ -505,7 +506,7 @@ def predict_held_out_tracks(
     pipeline and best parameters refit on each of the grid search's CV folds (same stratified
     folds) and applied to the held-out fold. SVMs without Platt scaling give a softmax over
     their decision scores, as in prediction."""
-    from music_genre.predict import classifier_probabilities
+    from music_genre.models.probabilities import classifier_probabilities
 
     if not search_results:
         raise ValueError("No transfer result to choose from: transfer.experiments is empty.")
@@ -522,7 +523,7 @@ def predict_held_out_tracks(
     test = usable[usable["split"] == TEST_SPLIT]
     x_train = transfer_features.matrix(key, cut, train["track_id"].tolist())
     y_train = train["label"].to_numpy()
-    names = _class_names(tracks)
+    names = contracts.class_names(tracks)
     out_of_fold = np.zeros((len(train), len(names)))
     # predict() is what test_accuracy counts (an RBF SVC votes one-vs-one, which can differ from
     # the argmax of its softmax scores on ties)
@@ -561,7 +562,7 @@ def _classifier_grids(
     params: Mapping[str, Any],
 ) -> dict[str, tuple[Callable[..., Any], dict[str, Any], dict[str, list[Any]]]]:
     out = {}
-    # names and shapes validated when the run starts (music_genre.parameters.TransferParams)
+    # names and shapes validated when the run starts (music_genre.config.TransferParams)
     for name, conf in params["classifiers"].items():
         conf = conf or {}
         fixed = dict(conf.get("fixed") or {})
@@ -723,12 +724,6 @@ def _classify_ms(model: Pipeline, one: np.ndarray, runs: int) -> float:
 def _format_params(best_params: Mapping[str, Any]) -> str:
     """``{'C': 10, 'gamma': 0.0001}`` as in the study's tables (without the step prefix)."""
     return str({k.removeprefix("clf__"): v for k, v in sorted(best_params.items())})
-
-
-def _class_names(tracks: pd.DataFrame) -> list[str]:
-    """Genre name of each label 0..max (labels are the sorted genre names from ingestion)."""
-    names = dict(zip(tracks["label"].astype(int), tracks["genre"].astype(str), strict=True))
-    return [names.get(label, f"label {label}") for label in range(max(names) + 1)]
 
 
 def _title(r: Mapping[str, Any]) -> str:

@@ -84,13 +84,13 @@ def musicnn_log_mel(signal: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
 
     ``librosa.feature.melspectrogram`` with musicnn's settings (Hann window, power 2, Slaney
     mel filters: librosa's defaults), computed in numpy by
-    :func:`music_genre.spectrograms.mel_power_spectrogram` (equal to librosa's: importing
+    :func:`music_genre.audio.spectrograms.mel_power_spectrogram` (equal to librosa's: importing
     librosa costs prediction seconds), and ``log10(10000·x + 1)``. Two deliberate choices:
     ``pad_mode="reflect"`` is what ``center=True`` padded with in the librosa (0.6/0.7) musicnn
     was trained with (librosa 0.10 changed the default to zeros), and the compression runs in
     float32: musicnn cast to float16 first, which under NumPy 2 overflows in ``10000·x``.
     """
-    from music_genre.spectrograms import mel_power_spectrogram
+    from music_genre.audio.spectrograms import mel_power_spectrogram
 
     if sample_rate != MUSICNN_SETTINGS["sample_rate"]:
         raise ValueError(
@@ -331,7 +331,7 @@ def musicnn_patch_outputs(
     patches: np.ndarray, model: keras.Model, batch_size: int = MAX_PATCHES_PER_CALL
 ) -> dict[str, np.ndarray]:
     """Run the network on (n, frames, 96) patches -> {cut: (n, dim)} float32 arrays (the one
-    cut level of an exported network: ``music_genre.backbones.export_cut_network``).
+    cut level of an exported network: ``music_genre.models.backbones.export_cut_network``).
 
     Patches of the standard 187 frames go through :func:`musicnn_forward` (a graph traced once);
     other lengths through ``predict_on_batch``. A patch's outputs do not depend on the other
@@ -342,7 +342,7 @@ def musicnn_patch_outputs(
         raise ValueError(f"expected (patches, frames, 96) log-mel patches, got {patches.shape}")
     standard = patches.shape[1:] == (MUSICNN_SETTINGS["patch_frames"], MUSICNN_SETTINGS["n_mels"])
     exported_cut = _exported_cut_level(model)
-    if exported_cut is not None:  # one cut level's ONNX export (music_genre.backbones)
+    if exported_cut is not None:  # one cut level's ONNX export (music_genre.models.backbones)
         if not standard:
             raise ValueError(
                 f"the exported musicnn reads patches of {MUSICNN_SETTINGS['patch_frames']} "
@@ -406,14 +406,14 @@ def musicnn_embeddings(
 ) -> dict[str, np.ndarray]:
     """Per-track musicnn embeddings: {cut: patch outputs averaged over patches}.
 
-    ``audio`` is a path (decoded to 16 kHz mono by ``music_genre.audio.load_audio``, cut to
+    ``audio`` is a path (decoded to 16 kHz mono by ``music_genre.audio.decode.load_audio``, cut to
     ``duration_s`` when given) or a mono signal at ``sample_rate`` (resampled to 16 kHz when
     different, with the same soxr resampler). Returns ``penultimate`` (200,), ``pooled``
     (1506,) and ``tags`` (50,), float32.
     """
     target_rate = MUSICNN_SETTINGS["sample_rate"]
     if isinstance(audio, (str, Path)):
-        from music_genre.audio import load_audio
+        from music_genre.audio.decode import load_audio
 
         signal, _ = load_audio(audio, sample_rate=target_rate, mono=True, duration_s=duration_s)
     else:

@@ -26,9 +26,9 @@ from pydantic import (
     model_validator,
 )
 
-from music_genre.augment import MASK_VALUES
-from music_genre.backbones import BACKBONES, INTERPOLATIONS
-from music_genre.spectrograms import PAD_MODES, STORAGE_DTYPES
+from music_genre.audio.augment import MASK_VALUES
+from music_genre.audio.spectrograms import PAD_MODES, STORAGE_DTYPES
+from music_genre.models.backbones import BACKBONES, INTERPOLATIONS
 
 
 class _Schema(BaseModel):
@@ -462,7 +462,7 @@ class CnnParams(_Schema):
 
 # --- transfer -------------------------------------------------------------------------------
 def _known_backbone(name: str) -> str:
-    """one of music_genre.backbones.BACKBONES."""
+    """one of music_genre.models.backbones.BACKBONES."""
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone, use one of {sorted(BACKBONES)}")
     return name
@@ -514,7 +514,7 @@ class ExperimentParams(_Schema):
     """One entry of ``transfer.experiments``: a backbone, a cut level and PCA variances."""
 
     backbone: Backbone
-    """``vgg16``, ``resnet50`` or ``musicnn`` (``music_genre.backbones.BACKBONES``)."""
+    """``vgg16``, ``resnet50`` or ``musicnn`` (``music_genre.models.backbones.BACKBONES``)."""
     cut_level: Annotated[str, Field(min_length=1)]  # a layer name; checked when the model loads
     """A layer name of the backbone; checked when the model loads."""
     pca_variances: PcaVariances | None = None
@@ -606,7 +606,7 @@ class ServingParams(_Schema):
 
 def _existing_folder(value: str | None) -> str | None:
     """A local folder must exist (a URL is checked when the run lists it)."""
-    from music_genre.audio_location import is_url, local_path
+    from music_genre.infra.location import is_url, local_path
 
     if value is not None and not is_url(value) and not os.path.isdir(local_path(value)):
         raise ValueError(
@@ -663,9 +663,9 @@ class FusionParams(_Schema):
     one registered; the others keep params, metrics, curves, plots), ``all`` or ``none``."""
 
 
-# --- runtime: where the parallel work runs (music_genre.parallel) ---------------------------
+# --- runtime: where the parallel work runs (music_genre.infra.parallel) ---------------------------
 class RuntimeParams(_Schema):
-    """``runtime``: where the parallel work runs (``music_genre.parallel``), and GPU precision."""
+    """``runtime``: where the parallel work runs (``music_genre.infra.parallel``), and GPU precision."""
 
     executor: Literal["local", "dask"] = "local"
     """``local``: process pools on this machine; ``dask``: a Dask cluster."""

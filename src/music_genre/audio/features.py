@@ -15,7 +15,7 @@ from the same full-length audio: features extracted from a clip describe the cli
 from another distribution (measured on FMA's track 2 against its fma_small clip: 90 of 350
 values within 0.01 + 2 %; spectral_centroid min 0.00 over the track, 510 over the clip; mfcc
 std 01 97.8 vs 53.6). A model trained on ``features.csv`` has seen whole tracks and must be fed
-features of whole tracks; :mod:`music_genre.training_audio` records which kind each model saw.
+features of whole tracks; :mod:`music_genre.audio.training_audio` records which kind each model saw.
 
 The computation follows FMA's ``features.py`` (mdeff/fma, 2017, librosa 0.5), reimplemented for
 librosa 0.11 (on the same clip, a direct port of FMA's ``features.py`` agrees with it to a
@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from music_genre.audio import load_audio
+from music_genre.audio.decode import load_audio
 
 # Rows per feature in FMA's layout (sorted by name, as FMA sorts its columns).
 FEATURE_SIZES: dict[str, int] = {
@@ -197,7 +197,7 @@ def compute_features(
     """
     import librosa
 
-    from music_genre import numba_cache
+    from music_genre.infra import numba_cache
 
     numba_cache.prepare()
 

@@ -9,13 +9,13 @@ from [0, 100] frames. Everything here is plain numpy and is used both
   does not depend on which other items exist, on their order, or on what a re-run skips; and
 - inside ``tf.data`` for on-the-fly augmentation without materializing anything:
   :func:`masking_transform` as the ``transform`` of
-  :func:`music_genre.spectrograms.spectrogram_tf_dataset`, or :func:`tf_spec_augment` in a
+  :func:`music_genre.audio.spectrograms.spectrogram_tf_dataset`, or :func:`tf_spec_augment` in a
   ``Dataset.map`` (a ``tf.numpy_function`` around the same :func:`spec_augment`).
 
 Masked value (``augmentation.mask_value``):
 
 - ``image_zero`` (the study's wording): the study masked "a range of pixels" to zero on its
-  inverted 0..255 images (:func:`music_genre.spectrograms.to_study_image`), where 0 is the
+  inverted 0..255 images (:func:`music_genre.audio.spectrograms.to_study_image`), where 0 is the
   spectrogram's **maximum**. Filling the dB spectrogram with its own maximum gives exactly that
   image (min and max are unchanged, so the per-image scaling is too).
 - ``min``: the spectrogram's minimum, i.e. silence (255 on the study's image).
@@ -42,7 +42,7 @@ KEY_SEPARATOR = "__"
 
 def augmentation_settings(params: Mapping[str, Any]) -> dict[str, Any]:
     """The settings that decide the masked copies, from ``params:augmentation`` (validated
-    when the run starts: music_genre.parameters.AugmentationParams)."""
+    when the run starts: music_genre.config.AugmentationParams)."""
     return {
         key: params[key]
         for key in ("seed", "freq_mask_max_width", "time_mask_max_width", "mask_value")
@@ -128,7 +128,7 @@ def augment_item(
 def masking_transform(
     settings: Mapping[str, Any], kinds: Sequence[str] = ("none", "freq_mask", "time_mask")
 ) -> Callable[[np.ndarray, np.random.Generator], np.ndarray]:
-    """A ``transform(spec, rng)`` for :func:`music_genre.spectrograms.spectrogram_tf_dataset`:
+    """A ``transform(spec, rng)`` for :func:`music_genre.audio.spectrograms.spectrogram_tf_dataset`:
     each item gets one kind drawn uniformly from ``kinds`` (``none`` = unchanged). The default
     mirrors the study's "training set x 3" (a third original, a third of each mask), drawn anew
     every epoch instead of fixed once."""

@@ -95,7 +95,7 @@ class KerasNetwork:
         self._compiled: Any = None
 
     def __call__(self, inputs: np.ndarray) -> np.ndarray:
-        from music_genre.cnn_model import compiled_predictor, predict_probabilities
+        from music_genre.models.cnn import compiled_predictor, predict_probabilities
 
         if self._compiled is None:  # traced once
             self._compiled = compiled_predictor(self.model)
@@ -111,7 +111,7 @@ class KerasNetwork:
     def __setstate__(self, state: dict[str, Any]) -> None:
         import pickle
 
-        import music_genre.cnn_model  # noqa: F401 - registers StudyImageScaling
+        import music_genre.models.cnn  # noqa: F401 - registers StudyImageScaling
 
         self.__init__(pickle.loads(state["model"]))  # type: ignore[misc]  # noqa: S301
 
@@ -157,8 +157,8 @@ def export_onnx(
 
 
 def save_onnx(exported: OnnxModel, path: str | Path) -> None:
-    """Write atomically (:func:`music_genre.atomic.atomic_path`)."""
-    from music_genre.atomic import atomic_path
+    """Write atomically (:func:`music_genre.infra.atomic.atomic_path`)."""
+    from music_genre.infra.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         tmp.write_bytes(exported.serialized)

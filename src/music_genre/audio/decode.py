@@ -2,7 +2,7 @@
 
 One implementation of "file -> waveform" so that ingestion, spectrograms, handcrafted features
 and the prediction command all see the same samples. A file is a local path or an fsspec URL
-(``s3://bucket/fma_small/000/000002.mp3``, see :mod:`music_genre.audio_location`): libsndfile
+(``s3://bucket/fma_small/000/000002.mp3``, see :mod:`music_genre.infra.location`): libsndfile
 reads a local file by name and a remote one through its fsspec file object.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from music_genre.audio_location import is_url, local_path, url_info, url_to_fs
+from music_genre.infra.location import is_url, local_path, url_info, url_to_fs
 
 AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg", ".au")
 

@@ -67,7 +67,7 @@ def feature_audio_record(
 
     ``durations_s``: the lengths of the files the features were extracted from (training
     split), for ``whole_file``; absent (an old model) the window falls back to 30 s."""
-    from music_genre.features import FMA_SETTINGS
+    from music_genre.audio.features import FMA_SETTINGS
 
     settings = {**FMA_SETTINGS, **dict(extraction or {})}
     settings = {k: settings[k] for k in FMA_SETTINGS}

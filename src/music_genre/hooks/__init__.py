@@ -11,9 +11,10 @@ import pandas as pd
 from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Pipeline
 
+from music_genre.contracts import BEST_MODEL_RULES
 from music_genre.errors import SetupError
-from music_genre.evaluation import format_interval
-from music_genre.selection import BEST_MODEL_RULES, best_row
+from music_genre.models.evaluation import format_interval
+from music_genre.models.selection import best_row
 
 logger = logging.getLogger(__name__)
 
@@ -22,9 +23,9 @@ def best_models(
     results: dict[str, pd.DataFrame | None], params: dict[str, Any] | None = None
 ) -> pd.DataFrame:
     """The best model of each pipeline, chosen on validation (or CV) accuracy, never on test,
-    by the rule of :mod:`music_genre.selection`, with what audio it was trained on
+    by the rule of :mod:`music_genre.models.selection`, with what audio it was trained on
     (``params``: the run's parameters)."""
-    from music_genre.training_audio import selectable, short_pipeline_audio
+    from music_genre.audio.training_audio import selectable, short_pipeline_audio
 
     rows = []
     for name, (select_by, report, naming, _) in BEST_MODEL_RULES.items():
@@ -353,7 +354,7 @@ class RunnerAdviceHook:
 
 class RuntimeHook:
     """Chooses where the run's parallel work goes (``params:runtime``, see
-    ``music_genre.parallel``) before the first node, and disconnects from the cluster - stopping
+    ``music_genre.infra.parallel``) before the first node, and disconnects from the cluster - stopping
     it when the run started it (``runtime.address: null``) - when the run ends or fails.
 
     A hook rather than a ``params:runtime`` input on every per-track node: the executor is a
@@ -362,17 +363,17 @@ class RuntimeHook:
 
     @hook_impl
     def before_pipeline_run(self, catalog: Any) -> None:
-        from music_genre.parallel import configure
+        from music_genre.infra.parallel import configure
 
         runtime = configure(catalog.load("params:runtime") if "params:runtime" in catalog else None)
         if runtime.mixed_precision:  # else TensorFlow is not even imported here
-            from music_genre.accelerator import configure_precision
+            from music_genre.infra.accelerator import configure_precision
 
             configure_precision(True)
         if runtime.executor == "dask" and runtime.address:
             # connect now: an unreachable scheduler stops the run before any work, without a
             # traceback (the cause is the configuration)
-            from music_genre.parallel import SchedulerUnreachableError, dask_client
+            from music_genre.infra.parallel import SchedulerUnreachableError, dask_client
 
             try:
                 dask_client()
@@ -381,12 +382,12 @@ class RuntimeHook:
 
     @hook_impl
     def after_pipeline_run(self) -> None:
-        from music_genre.parallel import shutdown
+        from music_genre.infra.parallel import shutdown
 
         shutdown()
 
     @hook_impl
     def on_pipeline_error(self) -> None:
-        from music_genre.parallel import shutdown
+        from music_genre.infra.parallel import shutdown
 
         shutdown()

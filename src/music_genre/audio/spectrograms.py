@@ -188,10 +188,10 @@ def source_tag(path: str) -> str:
     regenerated or replaced file is recomputed instead of silently reusing its old spectrogram.
     Copies that keep the modification time (``cp -p``, ``rsync -a``) keep their spectrograms.
     For a URL the object's version replaces the modification time (e.g. the S3 ETag, see
-    :func:`music_genre.audio_location.file_stamp`). ``OSError`` when the file is unavailable."""
+    :func:`music_genre.infra.location.file_stamp`). ``OSError`` when the file is unavailable."""
     import hashlib
 
-    from music_genre.audio_location import file_stamp
+    from music_genre.infra.location import file_stamp
 
     size, version = file_stamp(path)
     return hashlib.sha256(f"{size}:{version}".encode()).hexdigest()[:10]
@@ -199,8 +199,8 @@ def source_tag(path: str) -> str:
 
 def decode_window(path: str, settings: Mapping[str, Any]) -> np.ndarray:
     """``librosa.load(path, sr=sample_rate, mono=True, duration=duration_s)[0]``, sample for
-    sample (:func:`music_genre.audio.load_audio`)."""
-    from music_genre.audio import load_audio
+    sample (:func:`music_genre.audio.decode.load_audio`)."""
+    from music_genre.audio.decode import load_audio
 
     signal, _ = load_audio(
         path,
@@ -219,7 +219,7 @@ def spectrogram_from_file(path: str, settings: Mapping[str, Any]) -> np.ndarray:
     For a clip at least ``duration_s`` long this equals
     ``power_to_db(melspectrogram(librosa.load(path, sr, mono=True, duration=duration_s)))``.
     """
-    from music_genre.audio import fit_to_length
+    from music_genre.audio.decode import fit_to_length
 
     signal = decode_window(path, settings)
     signal = fit_to_length(signal, n_samples(settings), settings.get("pad_mode", "repeat"))
@@ -248,7 +248,7 @@ def load_spectrogram_file(location: str, options: Mapping[str, Any] | None = Non
     ``location`` is a local path or an fsspec URL (``options``: its storage options)."""
     if "://" not in location:
         return np.load(location, allow_pickle=False).astype(np.float32, copy=False)
-    from music_genre.storage import open_location
+    from music_genre.infra.storage import open_location
 
     with open_location(location, options) as handle:
         return np.load(handle, allow_pickle=False).astype(np.float32, copy=False)
@@ -348,7 +348,7 @@ def spectrogram_tf_dataset(
     ``seed`` and the epoch number, so two runs with the same seed read the same order.
     ``transform(spec, rng) -> array``: applied to each float32 ``(n_mels, frames)`` array
     before batching, with a ``numpy.random.Generator`` seeded from ``(seed, epoch)``; e.g.
-    :func:`music_genre.augment.masking_transform` for on-the-fly SpecAugment masks, or
+    :func:`music_genre.audio.augment.masking_transform` for on-the-fly SpecAugment masks, or
     ``lambda spec, rng: spec[..., None]`` to add a channel axis. Elements are float32, labels
     int32; the element shape is read from the first (transformed) item.
     """

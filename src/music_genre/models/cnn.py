@@ -44,7 +44,7 @@ class StudyImageScaling(layers.Layer):
 
     Per example: ``255 - flip_frequency((x - min) / (max - min) * 255)``, rounded to integers
     when ``quantize`` (the study's CNN read 8-bit PNGs); a constant spectrogram maps to 255.
-    Equals :func:`music_genre.spectrograms.to_study_image` with the same ``quantize``.
+    Equals :func:`music_genre.audio.spectrograms.to_study_image` with the same ``quantize``.
     """
 
     def __init__(self, quantize: bool = True, **kwargs: Any) -> None:

@@ -273,14 +273,14 @@ class SchedulerUnreachableError(SetupError, ConnectionError):
 
 @dataclass(frozen=True)
 class Runtime:
-    """``runtime`` parameters (schema: ``music_genre.parameters.RuntimeParams``)."""
+    """``runtime`` parameters (schema: ``music_genre.config.RuntimeParams``)."""
 
     executor: str = "local"  # local | dask
     address: str | None = None  # dask: tcp://host:8786, or None for a LocalCluster of this run
     n_workers: int | None = None  # LocalCluster worker processes (None: one per core)
     threads_per_worker: int = 1
     dashboard: str | None = ":8787"  # LocalCluster dashboard address; None: no dashboard
-    mixed_precision: bool = False  # Keras mixed_float16 on a GPU (music_genre.accelerator)
+    mixed_precision: bool = False  # Keras mixed_float16 on a GPU (music_genre.infra.accelerator)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None) -> Runtime:

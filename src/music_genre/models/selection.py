@@ -1,4 +1,5 @@
-"""How every pipeline chooses its best configuration: one rule, defined here.
+"""How every pipeline chooses its best configuration: one rule (its table per results dataset,
+``BEST_MODEL_RULES``, is in :mod:`music_genre.contracts`).
 
 The best row of a results table is the one with the **highest held-out accuracy** (validation
 accuracy, or cross-validation accuracy for transfer); test accuracy never chooses. Ties are
@@ -8,43 +9,15 @@ over the folds** (transfer); a missing value loses a tie. Rows still tied go to 
 table order**, so the choice is deterministic.
 
 The training nodes (which model is saved), ``best_models.csv`` (reporting), the terminal
-summary (:mod:`music_genre.hooks`) and :func:`music_genre.predict.best_model_kind` all call
+summary (:mod:`music_genre.hooks`) and :func:`music_genre.serving.best_model_kind` all call
 :func:`select_best`, so they name the same configuration.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import pandas as pd
 
-
-class SelectionRule(NamedTuple):
-    """How one pipeline's results table chooses its best row."""
-
-    select_by: str  # held-out accuracy column: higher wins
-    report: str  # the test accuracy column reported for the chosen row (never chooses)
-    naming: tuple[str, ...]  # the columns that name a row ("(512) fma_csv")
-    tie_breakers: tuple[str, ...] = ()  # lower wins, in this order, where the table has them
-
-
-# results dataset -> its rule
-BEST_MODEL_RULES: dict[str, SelectionRule] = {
-    "handcrafted_results": SelectionRule(
-        "val_acc", "test_acc", ("units", "source"), ("val_loss", "parameters")
-    ),
-    "cnn_results": SelectionRule("val_acc", "test_acc", ("variant",), ("val_loss", "params")),
-    # no loss nor parameter count: the steadier configuration over the CV folds wins a tie
-    "transfer_results": SelectionRule(
-        "cv_accuracy",
-        "test_accuracy",
-        ("backbone", "cut_level", "pca_variance", "classifier", "weights"),
-        ("cv_accuracy_std",),
-    ),
-    # fusion weights/stacker are fitted on validation: its val_acc is optimistic (see
-    # docs/pipelines/fusion.md); its methods are listed late fusion (fewer parameters) first
-    "fusion_results": SelectionRule("val_acc", "test_acc", ("method", "members")),
-}
+from music_genre.contracts import BEST_MODEL_RULES, SelectionRule
 
 
 def _rule(rule: SelectionRule | str) -> SelectionRule:

@@ -6,7 +6,7 @@ write through :class:`StoreFolder`, so a store can sit on storage every Dask wor
 can reach. What "atomic" means per kind of storage:
 
 - **local disk**: a temporary file beside the target, renamed over it (``os.replace``), so an
-  interrupted run leaves no half-written file under a final name (:func:`music_genre.atomic.atomic_path`);
+  interrupted run leaves no half-written file under a final name (:func:`music_genre.infra.atomic.atomic_path`);
 - **object stores** (S3, GCS, Azure, memory): the file is assembled in memory and sent in one
   ``pipe_file`` request; an object store publishes an object only once it is complete, and an
   exception before the request sends nothing. Store files are small (one track, one batch).
@@ -27,8 +27,8 @@ from typing import IO, Any
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from music_genre.atomic import atomic_path
-from music_genre.audio_location import is_url, local_path, url_to_fs
+from music_genre.infra.atomic import atomic_path
+from music_genre.infra.location import is_url, local_path, url_to_fs
 
 
 def storage_options(

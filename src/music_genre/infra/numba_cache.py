@@ -48,8 +48,8 @@ def _warm_up() -> None:
     takes other branches in tuning estimation)."""
     import numpy as np
 
-    from music_genre.features import compute_features
-    from music_genre.spectrograms import STUDY_SETTINGS, log_mel_spectrogram
+    from music_genre.audio.features import compute_features
+    from music_genre.audio.spectrograms import STUDY_SETTINGS, log_mel_spectrogram
 
     rate = 22050
     time = np.arange(rate, dtype=np.float32) / rate

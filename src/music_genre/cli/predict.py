@@ -37,10 +37,9 @@ import click  # noqa: E402
 # stdout, and stdout must hold only the predictions.
 os.environ.setdefault("KEDRO_LOGGING_CONFIG", str(Path(__file__).with_name("cli_logging.yml")))
 
-from music_genre.audio_location import is_url, local_path, url_to_fs  # noqa: E402
-from music_genre.predict import (  # noqa: E402
-    FUSION,
-    MODEL_KINDS,
+from music_genre.contracts import FUSION, MODEL_KINDS  # noqa: E402
+from music_genre.infra.location import is_url, local_path, url_to_fs  # noqa: E402
+from music_genre.serving import (  # noqa: E402
     MODEL_REPEATS,
     GenrePrediction,
     PredictionError,
@@ -129,7 +128,7 @@ def _kedro_context(project: Path, env: str | None) -> ProjectContext:
     from kedro.framework.startup import bootstrap_project
     from kedro.io import DataCatalog
 
-    from music_genre.parameters import (
+    from music_genre.config import (
         InvalidParametersError,
         ParameterError,
         validate_parameters,
@@ -246,7 +245,7 @@ def _predict_with_mlflow(args: argparse.Namespace) -> tuple[list[GenrePrediction
 
 
 def _musicnn_tags(files: list[str], min_seconds: float, k: int = 5) -> dict[str, list]:
-    from music_genre.musicnn import load_musicnn, musicnn_embeddings, tag_names, top_tags
+    from music_genre.models.musicnn import load_musicnn, musicnn_embeddings, tag_names, top_tags
 
     model = load_musicnn("MSD_musicnn")
     tags = {}

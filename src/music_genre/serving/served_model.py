@@ -26,9 +26,9 @@ from typing import Any
 import mlflow.pyfunc
 import pandas as pd
 
-from music_genre.audio import AUDIO_EXTENSIONS
-from music_genre.audio_location import is_url
-from music_genre.predict import GenrePrediction, Predictor, predict_file, predictions_frame
+from music_genre.audio.decode import AUDIO_EXTENSIONS
+from music_genre.infra.location import is_url
+from music_genre.serving import GenrePrediction, Predictor, predict_file, predictions_frame
 
 # MLflow asks for type hints it could validate requests with; this model checks its input
 # itself (an 'audio' or 'path' column) and answers a wrong request with a 400 and a short
