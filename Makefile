@@ -73,10 +73,12 @@ test-numeric: install
 test-fast: install
 	$(BIN)/python -m pytest -m "not browser and not slow and not after_run and not team" $(PYTEST_ARGS)
 
-## Lint (ruff: pyflakes, pycodestyle, isort, bugbear, pyupgrade) and check the formatting.
+## Lint (ruff: pyflakes, pycodestyle, isort, bugbear, pyupgrade), check the formatting, and
+## check the package's layers (lint-imports: the contracts in pyproject's [tool.importlinter]).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 ## Format the tree in place (ruff format, 100 columns).
 format: install

@@ -18,4 +18,9 @@ from music_genre.infra import quiet_imports  # noqa: E402
 
 quiet_imports.install()
 
+# Artefacts pickled before the layered layout (issue #22) name old module paths.
+from music_genre import _legacy_paths  # noqa: E402
+
+_legacy_paths.install()
+
 __version__ = "0.1.0"

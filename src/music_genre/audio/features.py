@@ -47,6 +47,8 @@ import numpy as np
 import pandas as pd
 
 from music_genre.audio.decode import load_audio
+from music_genre.audio.spectrograms import STUDY_SETTINGS, log_mel_spectrogram
+from music_genre.infra import numba_cache
 
 # Rows per feature in FMA's layout (sorted by name, as FMA sorts its columns).
 FEATURE_SIZES: dict[str, int] = {
@@ -188,6 +190,18 @@ def _frame_features(signal: np.ndarray, sr: int, settings: Mapping[str, Any]) ->
     return out
 
 
+def warm_up_librosa() -> None:
+    """Run the project's librosa code paths once on a short clip, tone and silence (silence
+    takes other branches in tuning estimation): what :func:`music_genre.infra.numba_cache.prepare`
+    compiles under its lock."""
+    rate = 22050
+    time = np.arange(rate, dtype=np.float32) / rate
+    tone = (0.3 * np.sin(2 * np.pi * 440.0 * time)).astype(np.float32)
+    for signal in (tone, np.zeros_like(tone)):
+        compute_features(signal, rate)
+        log_mel_spectrogram(signal, STUDY_SETTINGS)
+
+
 def compute_features(
     signal: np.ndarray, sample_rate: int, settings: Mapping[str, Any] | None = None
 ) -> pd.Series:
@@ -197,9 +211,7 @@ def compute_features(
     """
     import librosa
 
-    from music_genre.infra import numba_cache
-
-    numba_cache.prepare()
+    numba_cache.prepare(warm_up_librosa)
 
     settings = {**FMA_SETTINGS, **(settings or {})}
     signal = np.asarray(signal, dtype=np.float32)
