@@ -27,6 +27,7 @@ from music_genre.models.backbones import (
     WeightsChoice,
     check_exported_cut_network,
     cut_network,
+    export_transfer_backbone,
     get_backbone,
     register_backbone,
 )
@@ -41,7 +42,6 @@ from music_genre.serving import (
     TransferPredictor,
     build_predictor,
     export_networks,
-    export_transfer_backbone,
     predict_file,
 )
 from tests.predict_subprocess import run_predict_cli

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from music_genre.audio.decode import augment
+from music_genre.audio import augment
 
 SETTINGS = {"freq_mask_max_width": 2, "time_mask_max_width": 3, "mask_value": "min", "seed": 0}
 

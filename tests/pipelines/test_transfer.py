@@ -122,7 +122,7 @@ def test_incompatible_weights_file_names_the_file(tmp_path, tiny_backbone):
 
 def test_imagenet_download_failure_says_how_to_supply_the_file(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    monkeypatch.setattr(backbones, "keras_cache_dir", lambda: tmp_path / "keras")
+    monkeypatch.setattr(backbones.weights, "keras_cache_dir", lambda: tmp_path / "keras")
 
     def offline(weights):
         assert weights == "imagenet"

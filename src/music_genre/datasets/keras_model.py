@@ -8,12 +8,12 @@ renames in one step.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
+
+from music_genre.infra.atomic import atomic_path
 
 
 class KerasModelDataset(AbstractDataset[Any, Any]):
@@ -48,19 +48,9 @@ class KerasModelDataset(AbstractDataset[Any, Any]):
         return keras.models.load_model(self._filepath, **self._load_args)
 
     def save(self, data: Any) -> None:
-        self._filepath.parent.mkdir(parents=True, exist_ok=True)
         # Keras insists on the .keras suffix, so the temporary file gets one too.
-        fd, tmp = tempfile.mkstemp(
-            dir=self._filepath.parent, prefix=f".{self._filepath.stem}.", suffix=".tmp.keras"
-        )
-        os.close(fd)
-        try:
-            data.save(tmp)
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it private; give a normal file's mode
-            os.replace(tmp, self._filepath)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_path(self._filepath, suffix=".tmp.keras") as tmp:
+            data.save(str(tmp))
         if self._onnx_export:
             self._save_onnx(data)
 
@@ -142,9 +132,3 @@ class OnnxModelDataset(AbstractDataset[Any, Any]):
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath), "keras_filepath": str(self._keras_filepath)}
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

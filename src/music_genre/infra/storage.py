@@ -27,7 +27,7 @@ from typing import IO, Any
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from music_genre.infra.atomic import atomic_path
+from music_genre.infra.atomic import atomic_file
 from music_genre.infra.location import is_url, local_path, url_to_fs
 
 
@@ -128,7 +128,7 @@ class StoreFolder:
     def writing(self, *parts: str) -> Iterator[IO[bytes]]:
         """A binary file to fill; it appears under its name only complete (see the module)."""
         if self.is_local:
-            with atomic_path(self.path(*parts)) as tmp, open(tmp, "wb") as handle:
+            with atomic_file(self.path(*parts)) as handle:
                 yield handle
             return
         buffer = io.BytesIO()
