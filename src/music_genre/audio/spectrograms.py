@@ -1,3 +1,4 @@
+# Over 400 lines: the log-mel front end, its image view and their settings change together.
 """Log-mel spectrograms as the study computed them, and the study's 8-bit image view of them."""
 
 from __future__ import annotations

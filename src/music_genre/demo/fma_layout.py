@@ -1,3 +1,4 @@
+# Over 400 lines: every file of FMA's layout (audio, tracks.csv, genres.csv, README) together.
 """FMA's layout on disk: the mp3 files (and the deliberately broken ones), tracks.csv,
 genres.csv, README.txt and demo_manifest.json; ``generate_demo_dataset`` writes them all."""
 

@@ -1,3 +1,4 @@
+# Over 400 lines: the worker pools and the Dask runtime share one task and failure model.
 """Per-track work in worker processes: one crashing worker costs one track, never the run, and
 the result of a track does not depend on how many workers computed it.
 

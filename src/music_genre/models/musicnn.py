@@ -1,3 +1,4 @@
+# Over 400 lines: one network rebuilt from its checkpoint, front end to embeddings.
 """musicnn (Pons & Serra, 2019) rebuilt in Keras 3, fed the pretrained weights its wheel ships.
 
 The ``musicnn`` 0.1.0 wheel holds TF1 checkpoints of networks trained to tag music: MSD_musicnn

@@ -1,3 +1,4 @@
+# Over 400 lines: the two extraction jobs share one store-index protocol.
 """The feature-extraction jobs of the transfer pipeline, one per store key.
 
 The extraction node runs each job against the store's index (what is stored) and yields the
