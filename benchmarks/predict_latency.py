@@ -90,7 +90,7 @@ def time_command(args: argparse.Namespace, files: list[str], runtime: str) -> li
 
 def served_predictors(args: argparse.Namespace) -> dict[str, object]:
     """The served model, built as the serving pipeline builds it, with and without export."""
-    from music_genre.cli.predict import _kedro_context
+    from music_genre.commands.predict import _kedro_context
     from music_genre.contracts import MODEL_KINDS
     from music_genre.serving import best_model_kind, build_predictor, export_networks
     from music_genre.serving.served_model import GenrePredictorModel

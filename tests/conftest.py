@@ -23,7 +23,7 @@ def pytest_report_header(config):
 
 # Variables that a test's imports or calls write into this process's environment, and that the
 # commands later tests start would inherit: restored after every test. KEDRO_LOGGING_CONFIG is
-# set by importing music_genre.cli.predict (its quiet logging); a packaged `python -m
+# set by importing music_genre.commands.predict (its quiet logging); a packaged `python -m
 # music_genre` run started later then logged no INFO line at all.
 _PROCESS_ENV = (
     "MLFLOW_EXPERIMENT_ID",

@@ -19,7 +19,7 @@ import soundfile as sf
 
 from music_genre.audio.features import FMA_SETTINGS, extract_features
 from music_genre.audio.training_audio import WHOLE_FILE, WHOLE_TRACK, feature_audio_record
-from music_genre.cli import predict as predict_cli
+from music_genre.commands import predict as predict_cli
 from music_genre.contracts import FUSION
 from music_genre.serving import (
     HandcraftedPredictor,

@@ -14,7 +14,7 @@ import soundfile as sf
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from music_genre.cli import predict as predict_cli
+from music_genre.commands import predict as predict_cli
 from music_genre.models.evaluation import prediction_table
 from music_genre.models.fusion import best_weights, simplex_weights
 from music_genre.pipelines.fusion import create_pipeline
