@@ -36,7 +36,7 @@ def main() -> int:
     args = parser.parse_args()
 
     os.chdir(ROOT)
-    from music_genre.cli.predict import _kedro_context
+    from music_genre.commands.predict import _kedro_context
     from music_genre.pipelines.inference.library import list_library, load_predictor, run_library
 
     context = _kedro_context(ROOT, "demo")

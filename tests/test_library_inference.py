@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from music_genre.audio.spectrograms import STUDY_SETTINGS, spectrogram_settings
-from music_genre.cli import predict as predict_cli
+from music_genre.commands import predict as predict_cli
 from music_genre.datasets import LibraryPredictionsDataset
 from music_genre.pipelines.inference.library import (
     LibraryError,

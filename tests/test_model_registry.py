@@ -246,7 +246,7 @@ def test_genre_serve_defaults_to_the_champion_and_takes_any_uri(store, tmp_path,
     store without a champion gets a message naming the command that makes one."""
     import argparse
 
-    from music_genre.cli import serve as serve_cli
+    from music_genre.commands import serve as serve_cli
 
     def args(**given) -> argparse.Namespace:
         return argparse.Namespace(**{"model_uri": None, "run_id": None, "latest": False, **given})
