@@ -137,7 +137,7 @@ serve: install
 ## Use it with `kedro run --env team`, `ENV=team make serve` (docs/working-as-a-team.md).
 mlflow-server: install
 	$(BIN)/python -m pip install --quiet -e ".[team]"
-	$(BIN)/python -m music_genre.team_server --port $(MLFLOW_SERVER_PORT) --root .mlflow-server
+	$(BIN)/python -m music_genre.commands.team_server --port $(MLFLOW_SERVER_PORT) --root .mlflow-server
 
 ## The team server end to end: PostgreSQL + moto S3 + mlflow server, a tiny kedro run against
 ## it, its registered champion served (installs Debian's PostgreSQL when root and missing).

@@ -16,7 +16,8 @@ from sklearn.linear_model import LogisticRegression
 
 from music_genre.datasets.mlflow_registry import MlflowRegisteredModelDataset
 from music_genre.datasets.mlflow_runs import MlflowModelRunsDataset, selected_record
-from music_genre.model_registry import (
+from music_genre.tracking import absolute_uri, resolve_tracking_uri, tracking_uri
+from music_genre.tracking.registry import (
     CHALLENGER,
     CHAMPION,
     champion_decision,
@@ -24,7 +25,6 @@ from music_genre.model_registry import (
     data_source,
     registration_request,
 )
-from music_genre.tracking import absolute_uri, resolve_tracking_uri, tracking_uri
 
 INGESTION = {"source": "fma", "fma_root": "data/01_raw/demo", "subset": "small"}
 

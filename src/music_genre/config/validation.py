@@ -134,13 +134,14 @@ def project_parameters() -> dict[str, Any]:
         return dict(_CONTEXT_PARAMETERS)
     from kedro.utils import find_kedro_project
 
-    from music_genre import settings  # the project's loader settings, configured or not
+    # the project's loader settings (settings.py takes them from there), configured or not
+    from .loader import CONF_SOURCE, CONFIG_LOADER_ARGS, CONFIG_LOADER_CLASS
 
     root = find_kedro_project(Path.cwd()) or Path.cwd()
-    loader = settings.CONFIG_LOADER_CLASS(
-        conf_source=str(Path(root) / getattr(settings, "CONF_SOURCE", "conf")),
+    loader = CONFIG_LOADER_CLASS(
+        conf_source=str(Path(root) / CONF_SOURCE),
         env=os.environ.get("KEDRO_ENV"),
-        **settings.CONFIG_LOADER_ARGS,
+        **CONFIG_LOADER_ARGS,
     )
     return dict(loader["parameters"])
 

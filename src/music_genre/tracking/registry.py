@@ -27,6 +27,8 @@ from typing import Any
 
 import pandas as pd
 
+from music_genre.contracts import FUSION
+from music_genre.contracts import MODEL_KINDS as _PIPELINE_KINDS
 from music_genre.models.evaluation import format_interval, wilson_interval
 
 # pipeline -> registered model name
@@ -45,7 +47,8 @@ RUNS_DATASETS = {
     "fusion": "fusion_mlflow_runs",
     "serving": "genre_predictor_mlflow_runs",
 }
-MODEL_KINDS = ("handcrafted", "cnn", "transfer", "fusion")
+# the pipelines whose selected model is registered (the three kinds and fusion)
+MODEL_KINDS = (*_PIPELINE_KINDS, FUSION)
 CHAMPION, CHALLENGER = "champion", "challenger"
 
 

@@ -12,7 +12,6 @@ command started elsewhere does not create an empty store there.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 ENV_VAR = "MLFLOW_TRACKING_URI"
@@ -66,9 +65,3 @@ def tracking_uri(project: Path | str = ".", env: str | None = None) -> str:
             else DEFAULT_URI
         )
     return absolute_uri(uri, project)
-
-
-if __name__ == "__main__":  # `make mlflow-ui`, `make serve`
-    # stdout holds only the URI (the project's logging config logs INFO to stdout)
-    os.environ.setdefault("KEDRO_LOGGING_CONFIG", str(Path(__file__).with_name("cli_logging.yml")))
-    print(tracking_uri(".", sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] else None))  # noqa: T201

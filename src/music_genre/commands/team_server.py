@@ -8,7 +8,7 @@ PostgreSQL refuses to run as root: as root its commands run as the ``postgres`` 
 (``runuser``). moto keeps its bucket in memory: the artefacts live as long as the server runs
 (a real team points ``--artifacts-destination`` at its S3 / MinIO bucket).
 
-``python -m music_genre.team_server --port 5002 --root .mlflow-server`` runs until Ctrl-C and
+``python -m music_genre.commands.team_server --port 5002 --root .mlflow-server`` runs until Ctrl-C and
 then stops every process it started.
 """
 
