@@ -16,8 +16,8 @@ from .nodes import (
     report_cnn_results,
     select_cnn_items,
     train_cnn,
-    tune_cnn_hyperparameters,
 )
+from .tuning import tune_cnn_hyperparameters
 
 STORES = ["log_mel_spectrograms", "augmented_spectrograms"]
 PARAMS = ["params:cnn", "params:augmentation"]
