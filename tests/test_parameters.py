@@ -196,7 +196,7 @@ def test_split_fractions_must_sum_to_one(base):
 
 @pytest.mark.slow
 def test_classifier_names_match_the_transfer_estimators():
-    from music_genre.pipelines.transfer.nodes import ESTIMATORS
+    from music_genre.pipelines.transfer.search import ESTIMATORS
 
     assert set(get_args(ClassifierName)) == set(ESTIMATORS)
 

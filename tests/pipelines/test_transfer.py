@@ -496,7 +496,7 @@ def test_iteration_limit_count_equals_sklearns_convergence_warnings(n_jobs):
     from sklearn.svm import LinearSVC
 
     from music_genre.models.evaluation import stopped_at_iteration_limit
-    from music_genre.pipelines.transfer.nodes import iteration_limit_fits
+    from music_genre.pipelines.transfer.search import iteration_limit_fits
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(60, 12))
@@ -531,7 +531,7 @@ def test_a_one_ulp_change_in_a_rounding_only_feature_does_not_move_the_predictio
     becomes a shift of many standard deviations."""
     from sklearn.svm import LinearSVC
 
-    from music_genre.pipelines.transfer.nodes import _grid_search
+    from music_genre.pipelines.transfer.search import _grid_search
 
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(3), 20)

@@ -381,7 +381,7 @@ class ClassifierParams(_Schema):
     """Grid searched by ``GridSearchCV``: argument -> values."""
 
 
-# The scikit-learn estimators of transfer.nodes.ESTIMATORS (a test keeps the two in step).
+# The scikit-learn estimators of transfer.search.ESTIMATORS (a test keeps the two in step).
 ClassifierName = Literal["svm_linear", "svm_rbf", "mlp"]
 
 
