@@ -272,7 +272,8 @@ def test_summary_keeps_whole_track_and_clip_handcrafted_rows_apart():
     """handcrafted.source=[fma_csv, extract]: one row per source, each saying what its
     features were computed over; the best model is the saved (first) source's, even when a
     comparison row has the higher validation accuracy."""
-    from music_genre.pipelines.reporting.nodes import best_model_table, render_summary
+    from music_genre.pipelines.reporting.nodes import best_model_table
+    from music_genre.pipelines.reporting.summary import render_summary
 
     whole = HANDCRAFTED.iloc[:1].assign(
         source="fma_csv",
