@@ -14,12 +14,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "music_genre"
 LONG, MAX = 400, 600
 REASON = re.compile(r"^# Over 400 lines: \S.*$")
-# Pipeline node modules others are reworking (issue #22 item 1 leaves them as they are): to be
-# split, then removed from this list.
-OVERSIZE_EXEMPT = {
-    "pipelines/reporting/nodes.py",
-    "pipelines/handcrafted/nodes.py",
-}
 
 
 def _modules() -> dict[str, list[str]]:
@@ -31,13 +25,10 @@ def _modules() -> dict[str, list[str]]:
 
 def test_no_module_over_600_lines_and_long_ones_say_why():
     modules = _modules()
-    assert OVERSIZE_EXEMPT <= set(modules), "an exempt module is gone: drop it from the list"
     over = {m: len(lines) for m, lines in modules.items() if len(lines) > MAX}
-    assert set(over) <= OVERSIZE_EXEMPT, f"modules over {MAX} lines: {over}"
+    assert not over, f"modules over {MAX} lines: {over}"
     unexplained = [
-        m
-        for m, lines in modules.items()
-        if len(lines) > LONG and m not in OVERSIZE_EXEMPT and not REASON.match(lines[0])
+        m for m, lines in modules.items() if len(lines) > LONG and not REASON.match(lines[0])
     ]
     assert not unexplained, f"over {LONG} lines without '# Over 400 lines: <why>' first"
 

@@ -1,3 +1,4 @@
+# Over 400 lines: the handcrafted pipeline, feature extraction to the MLP sweep and held-out predictions, one job per node.
 """Handcrafted features: FMA's 518 features -> standardized matrix -> the study's MLP sweep.
 
 The study (Tables 1-2) trained a Keras MLP on FMA's precomputed features for nine hidden-layer
