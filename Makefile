@@ -81,10 +81,12 @@ test-numeric: install
 test-fast: install
 	$(BIN)/python -m pytest -m "not browser and not slow and not after_run and not team" $(PYTEST_ARGS)
 
-## Lint (ruff: pyflakes, pycodestyle, isort, bugbear, pyupgrade) and check the formatting.
+## Lint (ruff: pyflakes, pycodestyle, isort, bugbear, pyupgrade), check the formatting, and
+## check the package's layers (lint-imports: the contracts in pyproject's [tool.importlinter]).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 ## Format the tree in place (ruff format, 100 columns).
 format: install
@@ -143,7 +145,7 @@ serve: install
 ## Use it with `kedro run --env team`, `ENV=team make serve` (docs/working-as-a-team.md).
 mlflow-server: install
 	$(BIN)/python -m pip install --quiet -e ".[team]"
-	$(BIN)/python -m music_genre.team_server --port $(MLFLOW_SERVER_PORT) --root .mlflow-server
+	$(BIN)/python -m music_genre.commands.team_server --port $(MLFLOW_SERVER_PORT) --root .mlflow-server
 
 ## The team server end to end: PostgreSQL + moto S3 + mlflow server, a tiny kedro run against
 ## it, its registered champion served (installs Debian's PostgreSQL when root and missing).

@@ -85,9 +85,9 @@ def old_musicnn_outputs(patches: np.ndarray, model: Any) -> dict[str, np.ndarray
 def old_musicnn_pipeline(paths: list[str], model: Any, workers: int | None) -> None:
     """The extraction loop before issue 14: workers decode, this process runs the front end
     and one network call per track."""
-    from music_genre.backbones import load_window_signal
-    from music_genre.musicnn import musicnn_log_mel, musicnn_patches
-    from music_genre.parallel import run_tasks
+    from music_genre.infra.parallel import run_tasks
+    from music_genre.models.backbones import load_window_signal
+    from music_genre.models.musicnn import musicnn_log_mel, musicnn_patches
 
     tasks = [(str(i), (path, 16000, 29.7)) for i, path in enumerate(paths)]
     for _, signal in run_tasks(load_window_signal, tasks, workers, window=32):
@@ -115,8 +115,8 @@ def new_musicnn_pipeline(paths: list[str], extractor: Any, workers: int | None) 
 
 
 def bench_musicnn(paths: list[str], runs: int, workers: int | None) -> dict[str, dict]:
-    from music_genre.backbones import AudioEmbeddingExtractor, get_backbone, resolve_weights
-    from music_genre.musicnn import musicnn_patch_outputs, musicnn_signal_patches
+    from music_genre.models.backbones import AudioEmbeddingExtractor, get_backbone, resolve_weights
+    from music_genre.models.musicnn import musicnn_patch_outputs, musicnn_signal_patches
 
     spec = get_backbone("musicnn")
     extractor = AudioEmbeddingExtractor(spec, resolve_weights("msd", "musicnn"), spec.cut_levels)
@@ -146,17 +146,17 @@ def bench_musicnn(paths: list[str], runs: int, workers: int | None) -> dict[str,
 
 # ----------------------------------------------------------------------- VGG16 / ResNet50
 def bench_imagenet(name: str, paths: list[str], runs: int) -> dict[str, dict]:
-    from music_genre.backbones import (
-        CutLevelFeatureExtractor,
-        compiled_call,
-        get_backbone,
-        resolve_weights,
-    )
-    from music_genre.spectrograms import (
+    from music_genre.audio.spectrograms import (
         STUDY_SETTINGS,
         decode_window,
         log_mel_spectrogram,
         n_samples,
+    )
+    from music_genre.models.backbones import (
+        CutLevelFeatureExtractor,
+        compiled_call,
+        get_backbone,
+        resolve_weights,
     )
 
     spec = get_backbone(name)

@@ -36,8 +36,8 @@ def main() -> int:
     args = parser.parse_args()
 
     os.chdir(ROOT)
+    from music_genre.commands.predict import _kedro_context
     from music_genre.pipelines.inference.library import list_library, load_predictor, run_library
-    from music_genre.predict_cli import _kedro_context
 
     context = _kedro_context(ROOT, "demo")
     predictor, label = load_predictor(args.model, context.catalog.load, context.params)

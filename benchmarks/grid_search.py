@@ -26,7 +26,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from music_genre.pipelines.transfer import nodes  # noqa: E402
+from music_genre.pipelines.transfer import search  # noqa: E402
 
 
 def _data(tracks: int, features: int, seed: int = 0):
@@ -52,10 +52,10 @@ def main() -> None:
     for n_jobs in (1, -1):
         run_params = {**params, "n_jobs": n_jobs}
         totals[n_jobs] = 0.0
-        for name, (estimator, fixed, grid) in nodes._classifier_grids(run_params).items():
-            with nodes._fold_cache(run_params) as memory:
+        for name, (estimator, fixed, grid) in search._classifier_grids(run_params).items():
+            with search._fold_cache(run_params) as memory:
                 start = time.perf_counter()
-                result = nodes._grid_search(
+                result = search._grid_search(
                     x, y, x_test, y_test, estimator, fixed, grid, 0.90, args.folds,
                     run_params, memory,
                 )  # fmt: skip

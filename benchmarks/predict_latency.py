@@ -90,9 +90,10 @@ def time_command(args: argparse.Namespace, files: list[str], runtime: str) -> li
 
 def served_predictors(args: argparse.Namespace) -> dict[str, object]:
     """The served model, built as the serving pipeline builds it, with and without export."""
-    from music_genre.predict import MODEL_KINDS, best_model_kind, build_predictor, export_networks
-    from music_genre.predict_cli import _kedro_context
-    from music_genre.served_model import GenrePredictorModel
+    from music_genre.commands.predict import _kedro_context
+    from music_genre.contracts import MODEL_KINDS
+    from music_genre.serving import best_model_kind, build_predictor, export_networks
+    from music_genre.serving.served_model import GenrePredictorModel
 
     context = _kedro_context(args.project, args.env)  # the command's catalog and parameters
     catalog, params = context.catalog, context.params
@@ -132,7 +133,7 @@ def time_requests(model: object, path: str, n: int) -> list[float]:
 
 def backbone_call(predictor: object, path: str) -> object:
     """The transfer backbone (exported or Keras) on one window's computed input."""
-    from music_genre.spectrograms import spectrogram_from_file
+    from music_genre.audio.spectrograms import spectrogram_from_file
 
     extractor = predictor.extractor()
     if predictor.reads_audio:

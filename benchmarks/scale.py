@@ -147,7 +147,7 @@ def measure_pass(
     runtime: dict, params: tuple[dict, dict], sizes: dict[str, list[str]], work: Path
 ) -> dict[str, dict]:
     """One pass of both stages at every size on one executor (fresh stores each time)."""
-    from music_genre import parallel
+    from music_genre.infra import parallel
 
     spectrogram_params, handcrafted_params = params
     measured: dict[str, dict] = {}

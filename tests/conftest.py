@@ -37,7 +37,7 @@ def pytest_report_header(config):
 
 # Variables that a test's imports or calls write into this process's environment, and that the
 # commands later tests start would inherit: restored after every test. KEDRO_LOGGING_CONFIG is
-# set by importing music_genre.predict_cli (its quiet logging); a packaged `python -m
+# set by importing music_genre.commands.predict (its quiet logging); a packaged `python -m
 # music_genre` run started later then logged no INFO line at all.
 _PROCESS_ENV = (
     "MLFLOW_EXPERIMENT_ID",
@@ -92,15 +92,15 @@ SESSION_MARK = "MUSIC_GENRE_TEST_SESSION"
 
 def _shut_down_shared_pools() -> set[int]:
     """Stop what the project keeps alive on purpose between stages, through its owners' own
-    shutdown calls: the Dask cluster of ``music_genre.parallel`` and loky's reusable process
+    shutdown calls: the Dask cluster of ``music_genre.infra.parallel`` and loky's reusable process
     pool (run_tasks and joblib.Parallel share it). Returns the pids of the resource trackers of
     loky and of multiprocessing: one helper process each, started with the first pool or shared
     object, which lives as long as pytest (stopping it early makes joblib's exit-time clean-up
     start a new one). Whatever else is still alive after this was left behind by a test."""
     import sys
 
-    if "music_genre.parallel" in sys.modules:
-        sys.modules["music_genre.parallel"].shutdown()
+    if "music_genre.infra.parallel" in sys.modules:
+        sys.modules["music_genre.infra.parallel"].shutdown()
     if "joblib.externals.loky.reusable_executor" in sys.modules:
         executor = sys.modules["joblib.externals.loky.reusable_executor"]._executor
         if executor is not None:

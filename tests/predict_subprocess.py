@@ -19,7 +19,7 @@ def run_predict_cli(args: list[str], watched: tuple[str, ...]) -> tuple[list[dic
     ended up imported). Fails with the command's stderr when it exits non-zero."""
     code = (
         "import json, sys\n"
-        "from music_genre.predict_cli import main\n"
+        "from music_genre.commands.predict import main\n"
         "code = main(sys.argv[1:])\n"
         f"heavy = [m for m in {watched!r} if m in sys.modules]\n"
         "print('IMPORTED=' + json.dumps(heavy), file=sys.stderr)\n"

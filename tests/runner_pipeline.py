@@ -2,8 +2,8 @@
 on the command line; started as a separate process by tests/test_runners.py.
 
 ``python -m tests.runner_pipeline RUNNER MARKS_DIR``: one node runs a per-track stage
-(:func:`music_genre.parallel.run_tasks`, 2 workers), one a grid search with ``n_jobs=2`` (the
-transfer pipeline's :func:`~music_genre.parallel.grid_search_backend`), side by side, and a
+(:func:`music_genre.infra.parallel.run_tasks`, 2 workers), one a grid search with ``n_jobs=2`` (the
+transfer pipeline's :func:`~music_genre.infra.parallel.grid_search_backend`), side by side, and a
 third combines them. Each node writes the time it ended into MARKS_DIR (from whatever process
 ran it); the last line printed is JSON: when ``runner.run`` returned, and the results.
 """
@@ -25,7 +25,7 @@ def _mark(marks: str, name: str) -> None:
 
 
 def per_track_stage(count: int, marks: str) -> int:
-    from music_genre.parallel import run_tasks
+    from music_genre.infra.parallel import run_tasks
 
     results = dict(run_tasks(square, [(str(i), (i,)) for i in range(count)], 2))
     _mark(marks, "per_track_stage")
@@ -37,7 +37,7 @@ def grid_search_stage(marks: str) -> float:
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GridSearchCV
 
-    from music_genre.parallel import grid_search_backend
+    from music_genre.infra.parallel import grid_search_backend
 
     x, y = make_classification(n_samples=120, n_features=6, random_state=0)
     search = GridSearchCV(LogisticRegression(max_iter=200), {"C": [0.1, 1.0]}, cv=2, n_jobs=2)

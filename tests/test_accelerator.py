@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from music_genre import accelerator
+from music_genre.infra import accelerator
 
 tf = pytest.importorskip("tensorflow")
 pytestmark = pytest.mark.skipif(
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(
 
 def test_the_log_says_the_run_computes_on_the_cpu(caplog):
     accelerator.log_compute_device.cache_clear()
-    with caplog.at_level(logging.INFO, logger="music_genre.accelerator"):
+    with caplog.at_level(logging.INFO, logger="music_genre.infra.accelerator"):
         line = accelerator.log_compute_device()
     assert "TensorFlow computes on the CPU" in line
     assert "dtype policy float32" in line
@@ -26,7 +26,7 @@ def test_the_log_says_the_run_computes_on_the_cpu(caplog):
 def test_mixed_precision_is_refused_on_a_cpu_with_a_warning(caplog):
     import keras
 
-    with caplog.at_level(logging.WARNING, logger="music_genre.accelerator"):
+    with caplog.at_level(logging.WARNING, logger="music_genre.infra.accelerator"):
         policy = accelerator.configure_precision(True)
     assert policy == "float32"
     assert keras.mixed_precision.global_policy().name == "float32"
@@ -36,7 +36,7 @@ def test_mixed_precision_is_refused_on_a_cpu_with_a_warning(caplog):
 def test_the_cnn_softmax_stays_float32_under_mixed_precision():
     import keras
 
-    from music_genre.cnn_model import build_cnn
+    from music_genre.models.cnn import build_cnn
 
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:

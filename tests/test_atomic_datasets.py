@@ -116,8 +116,8 @@ def test_a_saved_study_cnn_loads_in_a_process_that_never_imported_the_cnn_code(t
 
     import numpy as np
 
-    from music_genre.cnn_model import build_cnn
     from music_genre.datasets import KerasModelDataset
+    from music_genre.models.cnn import build_cnn
     from tests.process_helpers import run_command
 
     path = tmp_path / "cnn.keras"
@@ -126,7 +126,7 @@ def test_a_saved_study_cnn_loads_in_a_process_that_never_imported_the_cnn_code(t
     code = (
         "import json, sys; from music_genre.datasets import KerasModelDataset; "
         f"m = KerasModelDataset(filepath={str(path)!r}).load(); "
-        "assert 'music_genre.cnn_model' in sys.modules; "
+        "assert 'music_genre.models.cnn' in sys.modules; "
         "print(json.dumps([m.count_params(), [w.ravel().tolist() for w in m.get_weights()]]))"
     )
     result = run_command([sys.executable, "-c", code], timeout=300)

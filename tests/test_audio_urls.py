@@ -21,8 +21,12 @@ import pytest
 import soundfile as sf
 from kedro.io import DataCatalog, DatasetError
 
-from music_genre.audio import AudioDecodeError, _Source, load_audio, probe_audio, read_tag
-from music_genre.audio_location import (
+from music_genre.audio.decode import AudioDecodeError, _Source, load_audio, probe_audio, read_tag
+from music_genre.audio.features import FMA_SETTINGS
+from music_genre.audio.spectrograms import STUDY_SETTINGS, source_tag
+from music_genre.datasets import AudioCollectionDataset
+from music_genre.demo.fma_layout import generate_demo_dataset
+from music_genre.infra.location import (
     FilesystemUnavailableError,
     absolute,
     file_stamp,
@@ -32,13 +36,9 @@ from music_genre.audio_location import (
     local_path,
     relative_to,
 )
-from music_genre.datasets import AudioCollectionDataset
-from music_genre.demo.fma_layout import generate_demo_dataset
-from music_genre.features import FMA_SETTINGS
 from music_genre.pipelines.handcrafted.nodes import extract_handcrafted_features
 from music_genre.pipelines.ingestion import nodes as ingestion_nodes
 from music_genre.pipelines.spectrogram.nodes import compute_log_mel_spectrograms
-from music_genre.spectrograms import STUDY_SETTINGS, source_tag
 from tests.pipelines.test_ingestion import _run
 
 BUCKET = "music"
@@ -62,7 +62,7 @@ HANDCRAFTED = {"source": "extract", "extraction": {**FMA_SETTINGS, "workers": 2,
 
 
 def _stop_worker_pool() -> None:
-    """loky's process-wide pool (music_genre.parallel) keeps workers that were started before
+    """loky's process-wide pool (music_genre.infra.parallel) keeps workers that were started before
     the environment changed: stop them, so the next run starts workers that inherit it."""
     from joblib.externals.loky import get_reusable_executor
 
@@ -366,8 +366,8 @@ def test_location_helpers_keep_local_paths_as_they_were(tmp_path: Path):
 
 
 def test_fma_features_csv_under_an_s3_root_reads_like_a_local_one(s3):
+    from music_genre.audio.features import feature_columns
     from music_genre.datasets import FmaFeaturesDataset
-    from music_genre.features import feature_columns
 
     columns = list(feature_columns())
     header = [

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from music_genre import backbones
-from music_genre.backbones import (
+from music_genre.models import backbones
+from music_genre.models.backbones import (
     AudioEmbeddingExtractor,
     AudioWindow,
     BackboneSpec,
@@ -63,7 +63,7 @@ def test_musicnn_tracks_batched_together_equal_each_track_alone(musicnn_extracto
 
 @pytest.mark.slow
 def test_musicnn_compiled_forward_equals_keras_and_traces_once(musicnn_extractor):
-    from music_genre.musicnn import musicnn_forward, musicnn_patch_outputs
+    from music_genre.models.musicnn import musicnn_forward, musicnn_patch_outputs
 
     model = musicnn_extractor.model
     patches = np.concatenate([musicnn_extractor.front_end(_signal(i, 6.5)) for i in range(3)])

@@ -115,7 +115,7 @@ def finished_mlflow_run(tmp_path_factory) -> tuple[str, str, list[str]]:
     from sklearn.linear_model import LogisticRegression
 
     from music_genre.datasets import MlflowModelRunsDataset
-    from music_genre.plots import confusion_matrix_figure
+    from music_genre.models.plots import confusion_matrix_figure
 
     store = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{store / 'mlflow.db'}"

@@ -11,7 +11,7 @@ from typing import Annotated, Any, get_args, get_origin
 import pytest
 from pydantic import BaseModel
 
-from music_genre.parameters import SCHEMAS
+from music_genre.config import SCHEMAS
 
 GENERATOR = Path(__file__).resolve().parents[1] / "docs" / "gen_config_reference.py"
 
@@ -57,7 +57,7 @@ def reference() -> str:
 
 def test_every_field_has_a_description() -> None:
     missing = [key for key, field in ALL_FIELDS if not (field.description or "").strip()]
-    assert not missing, f"fields without a docstring in music_genre/parameters.py: {missing}"
+    assert not missing, f"fields without a docstring in music_genre/config/: {missing}"
 
 
 def test_reference_names_every_field_with_its_description(reference: str) -> None:

@@ -28,8 +28,12 @@ import soundfile as sf
 from kedro.io import MemoryDataset
 from kedro.runner import SequentialRunner
 
-from music_genre import parallel
-from music_genre.backbones import (
+from music_genre.audio.spectrograms import STUDY_SETTINGS
+from music_genre.datasets import AudioCollectionDataset
+from music_genre.datasets.feature_store import FeatureBatch
+from music_genre.hooks import RuntimeHook
+from music_genre.infra import parallel
+from music_genre.models.backbones import (
     AudioEmbeddingExtractor,
     AudioWindow,
     BackboneWeightsError,
@@ -38,14 +42,10 @@ from music_genre.backbones import (
     get_backbone,
     worker_network_counts,
 )
-from music_genre.datasets import AudioCollectionDataset
-from music_genre.datasets.feature_store import FeatureBatch
-from music_genre.hooks import RuntimeHook
 from music_genre.pipelines.handcrafted.nodes import extract_handcrafted_features
 from music_genre.pipelines.spectrogram import create_pipeline as spectrogram_pipeline
 from music_genre.pipelines.transfer import create_pipeline as transfer_pipeline
 from music_genre.pipelines.transfer.extraction import AudioEmbeddingJob, CutLevelFeatureJob, run_job
-from music_genre.spectrograms import STUDY_SETTINGS
 from tests.dask_tasks import slow_echo, tensorflow_threads
 from tests.pipelines.test_handcrafted import EXTRACTION
 from tests.pipelines.test_ingestion import _run as run_ingestion

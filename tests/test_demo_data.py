@@ -206,11 +206,11 @@ def test_audio_files_layout_and_decoding(demo, tracks):
 
 @pytest.mark.numeric  # bitwise in one process, so at any instruction set: checked capped too
 def test_the_pipelines_loader_reads_the_demo_mp3s_as_librosa_does(demo, tracks):
-    """The spectrogram and feature stages read audio with music_genre.audio.load_audio (the
+    """The spectrogram and feature stages read audio with music_genre.audio.decode.load_audio (the
     documented equivalent of librosa.load): on a stereo demo MP3 at 44.1 kHz, mixed to mono and
     resampled to 22.05 kHz, it gives librosa's samples exactly, DUR seconds of them."""
     librosa = pytest.importorskip("librosa")
-    from music_genre.audio import load_audio
+    from music_genre.audio.decode import load_audio
 
     root, summary = demo
     stereo = next(

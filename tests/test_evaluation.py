@@ -1,4 +1,4 @@
-"""music_genre.evaluation, value by value: the intervals, the McNemar test and the prediction
+"""music_genre.models.evaluation, value by value: the intervals, the McNemar test and the prediction
 tables every results table and summary.md is built from (issue #25: these are the tests that kill
 its mutants; the Wilson bounds are recomputed here from the closed formula, not from scipy)."""
 
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from music_genre import evaluation as ev
+from music_genre.models import evaluation as ev
 
 
 def _wilson(k: int, n: int, confidence: float) -> tuple[float, float]:

@@ -17,17 +17,17 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from music_genre import predict_cli
-from music_genre.features import FMA_SETTINGS, extract_features
-from music_genre.predict import (
-    FUSION,
+from music_genre.audio.features import FMA_SETTINGS, extract_features
+from music_genre.audio.training_audio import WHOLE_FILE, WHOLE_TRACK, feature_audio_record
+from music_genre.commands import predict as predict_cli
+from music_genre.contracts import FUSION
+from music_genre.serving import (
     HandcraftedPredictor,
     PredictionError,
     build_predictor,
     handcrafted_audio,
     predict_file,
 )
-from music_genre.training_audio import WHOLE_FILE, WHOLE_TRACK, feature_audio_record
 
 SR = 22050
 GENRES = ["Folk", "Pop", "Rock"]
@@ -115,7 +115,7 @@ def test_a_whole_track_model_computes_over_the_whole_file(audio, features):
 
 def test_a_whole_track_model_is_not_silently_fed_a_clip(audio, features, caplog):
     predictor = _predictor(feature_audio_record("fma_csv", SETTINGS))
-    with caplog.at_level(logging.WARNING, logger="music_genre.predict"):
+    with caplog.at_level(logging.WARNING, logger="music_genre.serving"):
         result = predict_file(predictor, audio["clip"])
     assert result.probabilities  # still classified, but never silently
     assert "likely a clip" in result.warning and "full-length tracks" in result.warning

@@ -128,7 +128,7 @@ def test_kedro_run_without_inputs_says_what_to_run_without_a_traceback(tmp_path)
 def test_the_run_summary_times_every_node_and_ranks_the_slowest(monkeypatch):
     from types import SimpleNamespace
 
-    import music_genre.hooks as hooks
+    import music_genre.hooks.summary as hooks
     from music_genre.hooks import RunSummaryHook, slowest_nodes
 
     clock = iter([0.0, 2.0, 2.0, 5.0, 9.0])  # ingest starts, ends; train starts, ends; saved
@@ -155,8 +155,8 @@ def test_a_setup_error_ends_the_run_with_its_message_after_the_other_hooks():
     import pytest
     from kedro.framework.hooks import _create_hook_manager, hook_impl
 
-    from music_genre.backbones import BackboneWeightsError
     from music_genre.hooks import SetupErrorHook
+    from music_genre.models.backbones import BackboneWeightsError
 
     seen: list[str] = []
 

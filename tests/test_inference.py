@@ -16,18 +16,18 @@ import pytest
 import soundfile as sf
 from kedro.io import DatasetError
 
-from music_genre import inference
-from music_genre.cnn_model import build_cnn
+from music_genre.audio.spectrograms import STUDY_SETTINGS, spectrogram_settings
 from music_genre.datasets import KerasModelDataset, OnnxModelDataset
-from music_genre.inference import ONNX_TOLERANCE, ExportedModelError, OnnxModel, export_onnx
-from music_genre.predict import (
+from music_genre.models import inference
+from music_genre.models.cnn import build_cnn
+from music_genre.models.inference import ONNX_TOLERANCE, ExportedModelError, OnnxModel, export_onnx
+from music_genre.serving import (
     CnnPredictor,
     HandcraftedPredictor,
     build_predictor,
     export_networks,
     predict_file,
 )
-from music_genre.spectrograms import STUDY_SETTINGS, spectrogram_settings
 from tests.helpers.numeric import assert_same_decision
 from tests.predict_subprocess import run_predict_cli
 
@@ -171,7 +171,7 @@ def test_without_a_valid_export_prediction_uses_the_keras_model_and_says_so(tmp_
     params = {"spectrogram": SETTINGS}
     fast = predict_file(build_predictor("cnn", load, params), clip)
     (tmp_path / "cnn_best.onnx").unlink()
-    with caplog.at_level(logging.WARNING, logger="music_genre.predict"):
+    with caplog.at_level(logging.WARNING, logger="music_genre.serving"):
         slow = predict_file(build_predictor("cnn", load, params), clip)
     assert "no exported model" in caplog.text and "using the Keras model" in caplog.text
     assert (fast.runtime, slow.runtime) == ("onnxruntime", "keras")

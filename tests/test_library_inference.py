@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from music_genre import predict_cli
+from music_genre.audio.spectrograms import STUDY_SETTINGS, spectrogram_settings
+from music_genre.commands import predict as predict_cli
 from music_genre.datasets import LibraryPredictionsDataset
 from music_genre.pipelines.inference.library import (
     LibraryError,
@@ -21,8 +22,7 @@ from music_genre.pipelines.inference.library import (
     run_library,
 )
 from music_genre.pipelines.inference.nodes import predict_music_library
-from music_genre.predict import CnnPredictor, predict_file
-from music_genre.spectrograms import STUDY_SETTINGS, spectrogram_settings
+from music_genre.serving import CnnPredictor, predict_file
 from tests.helpers.predictors import tiny_cnn_predictor
 
 GENRES = ["Folk", "Pop", "Rock"]

@@ -16,7 +16,8 @@ from sklearn.linear_model import LogisticRegression
 
 from music_genre.datasets.mlflow_registry import MlflowRegisteredModelDataset
 from music_genre.datasets.mlflow_runs import MlflowModelRunsDataset, selected_record
-from music_genre.model_registry import (
+from music_genre.tracking import absolute_uri, resolve_tracking_uri, tracking_uri
+from music_genre.tracking.registry import (
     CHALLENGER,
     CHAMPION,
     champion_decision,
@@ -24,7 +25,6 @@ from music_genre.model_registry import (
     data_source,
     registration_request,
 )
-from music_genre.tracking import absolute_uri, resolve_tracking_uri, tracking_uri
 
 INGESTION = {"source": "fma", "fma_root": "data/01_raw/demo", "subset": "small"}
 
@@ -80,7 +80,7 @@ def _artifact_bytes(root: Path) -> int:
 
 
 def test_selection_rule_picks_the_record_without_a_flag():
-    """The dataset applies music_genre.selection's rule when the node set no flag: highest
+    """The dataset applies music_genre.models.selection's rule when the node set no flag: highest
     val_acc; a tie goes to the lower val_loss, then fewer parameters (cnn: trainable_params);
     comparison records never win; an explicit flag wins over the rule."""
     records = _records([0.4, 0.7, 0.7])
@@ -141,7 +141,7 @@ def test_log_models_all_and_none_and_size(store, tmp_path):
 
 
 def test_log_models_is_validated():
-    from music_genre.parameters import HandcraftedParams
+    from music_genre.config import HandcraftedParams
 
     with pytest.raises(Exception, match="log_models"):
         MlflowModelRunsDataset(filepath="x.csv", pipeline="handcrafted", log_models="best")
@@ -246,7 +246,7 @@ def test_genre_serve_defaults_to_the_champion_and_takes_any_uri(store, tmp_path,
     store without a champion gets a message naming the command that makes one."""
     import argparse
 
-    from music_genre import serve_cli
+    from music_genre.commands import serve as serve_cli
 
     def args(**given) -> argparse.Namespace:
         return argparse.Namespace(**{"model_uri": None, "run_id": None, "latest": False, **given})

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from music_genre.audio import load_audio
-from music_genre.musicnn import (
+from music_genre.audio.decode import load_audio
+from music_genre.models.musicnn import (
     CUT_DIMENSIONS,
     CUT_LEVELS,
     MSD_LABELS,

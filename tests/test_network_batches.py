@@ -13,8 +13,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from music_genre import backbones  # noqa: E402
-from music_genre.backbones import (  # noqa: E402
+from music_genre.errors import SetupError  # noqa: E402
+from music_genre.models import backbones  # noqa: E402
+from music_genre.models.backbones import (  # noqa: E402
     BackboneWeightsError,
     CutLevelError,
     CutLevelFeatureExtractor,
@@ -22,7 +23,6 @@ from music_genre.backbones import (  # noqa: E402
     cut_level_batch,
     worker_network_counts,
 )
-from music_genre.errors import SetupError  # noqa: E402
 from tests.tiny_backbone import TINY  # noqa: E402
 
 pytestmark = pytest.mark.numeric  # float results of TensorFlow: make test-numeric

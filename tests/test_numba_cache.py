@@ -2,7 +2,7 @@
 
 numba's ``@guvectorize(cache=True)`` cache is not safe between processes (numba #10128): four
 processes released at a barrier on a cold cache used to leave a cache that crashed the next
-process (exit -11) in most rounds. ``music_genre.numba_cache`` serialises compilation under a
+process (exit -11) in most rounds. ``music_genre.infra.numba_cache`` serialises compilation under a
 file lock; this test repeats the race on a cold folder and then loads the cache afresh.
 
 Keep this module's top-level imports light: the spawned processes import it before they set
@@ -41,8 +41,8 @@ def _write_clip(path: str) -> None:
 
 def _compute(path: str) -> tuple[list[float], list[float]]:
     """The project's feature and spectrogram code on one clip (what its workers call)."""
-    from music_genre.features import extract_features
-    from music_genre.spectrograms import STUDY_SETTINGS, spectrogram_from_file
+    from music_genre.audio.features import extract_features
+    from music_genre.audio.spectrograms import STUDY_SETTINGS, spectrogram_from_file
 
     features = extract_features(path)
     spectrogram = spectrogram_from_file(path, {**STUDY_SETTINGS, "pad_mode": "repeat"})
@@ -51,7 +51,7 @@ def _compute(path: str) -> tuple[list[float], list[float]]:
 
 def _racer(cache: str, clip: str, barrier, results) -> None:
     os.environ["NUMBA_CACHE_DIR"] = cache  # before numba is imported in this process
-    import music_genre.features  # noqa: F401 - imports librosa and numba before the barrier
+    import music_genre.audio.features  # noqa: F401 - imports librosa and numba before the barrier
 
     barrier.wait()
     results.put(_compute(clip))

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from music_genre.parallel import CRASH_KEYS_ENV, TaskFailure, run_isolated_many, run_tasks
+from music_genre.infra.parallel import CRASH_KEYS_ENV, TaskFailure, run_isolated_many, run_tasks
 
 
 def square(value: int) -> int:
@@ -62,7 +62,7 @@ def test_an_exception_becomes_the_tasks_failure():
 
 
 def test_tasks_run_with_single_threaded_blas_whatever_the_worker_count():
-    # Multi-threaded BLAS changes the last bits of a matrix product: see music_genre.parallel.
+    # Multi-threaded BLAS changes the last bits of a matrix product: see music_genre.infra.parallel.
     for workers in (1, 2):
         assert set(dict(run_tasks(blas_threads, [("a", (0,)), ("b", (1,))], workers)).values()) == {
             1
@@ -74,7 +74,7 @@ def test_no_tasks_starts_nothing(monkeypatch):
     import joblib.executor
     import psutil
 
-    from music_genre import parallel
+    from music_genre.infra import parallel
 
     def started(*args, **kwargs):
         raise AssertionError("no task, yet a worker pool or cluster was asked for")
@@ -91,7 +91,7 @@ def test_no_tasks_starts_nothing(monkeypatch):
 def test_single_threaded_mel_spectrogram_is_what_every_worker_count_computes():
     from threadpoolctl import threadpool_limits
 
-    from music_genre.spectrograms import STUDY_SETTINGS, log_mel_spectrogram
+    from music_genre.audio.spectrograms import STUDY_SETTINGS, log_mel_spectrogram
 
     signal = np.random.default_rng(0).standard_normal(22050 * 3).astype(np.float32)
     with threadpool_limits(limits=1):
@@ -107,7 +107,7 @@ def test_joblib_parallel_runs_after_the_pool_of_run_tasks():
     # attribute '_temp_folder_manager'") when both shared loky's process-wide executor.
     from joblib import Parallel, delayed
 
-    from music_genre.parallel import joblib_workers_for
+    from music_genre.infra.parallel import joblib_workers_for
 
     assert dict(run_tasks(square, [("a", (3,))], 2)) == {"a": 9}
     with joblib_workers_for():
@@ -129,7 +129,7 @@ def test_pools_end_with_their_stage_and_grid_searches_still_run_after():
     # Pools that outlived their stage kept a ParallelRunner worker waiting 300 s at its exit.
     from joblib import Parallel, delayed
 
-    from music_genre.parallel import joblib_workers_for
+    from music_genre.infra.parallel import joblib_workers_for
 
     before = _pool_workers()  # e.g. joblib's workers left by another test module
     for _ in range(2):  # a stage, a grid search, and again: each starts afresh

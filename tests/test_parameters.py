@@ -1,4 +1,4 @@
-"""The parameter schemas (music_genre.parameters): conf/base and conf/demo validate, and bad
+"""The parameter schemas (music_genre.config): conf/base and conf/demo validate, and bad
 values or unknown keys fail with the full key path, the value and what is allowed."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, get_args
 import pytest
 from kedro.config import OmegaConfigLoader
 
-from music_genre.parameters import (
+from music_genre.config import (
     SCHEMAS,
     ClassifierName,
     InvalidParametersError,
@@ -196,7 +196,7 @@ def test_split_fractions_must_sum_to_one(base):
 
 @pytest.mark.slow
 def test_classifier_names_match_the_transfer_estimators():
-    from music_genre.pipelines.transfer.nodes import ESTIMATORS
+    from music_genre.pipelines.transfer.search import ESTIMATORS
 
     assert set(get_args(ClassifierName)) == set(ESTIMATORS)
 

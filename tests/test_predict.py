@@ -18,17 +18,17 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from music_genre import predict_cli
+from music_genre.audio.spectrograms import STUDY_SETTINGS, spectrogram_settings
+from music_genre.commands import predict as predict_cli
 from music_genre.datasets import SpectrogramStoreDataset
 from music_genre.pipelines.spectrogram.nodes import compute_log_mel_spectrograms
-from music_genre.predict import (
+from music_genre.serving import (
     CnnPredictor,
     export_networks,
     predict_file,
     window_offsets,
 )
-from music_genre.served_model import PATH_REFUSED, GenrePredictorModel
-from music_genre.spectrograms import STUDY_SETTINGS, spectrogram_settings
+from music_genre.serving.served_model import PATH_REFUSED, GenrePredictorModel
 from tests.helpers.predictors import tiny_cnn_predictor
 from tests.helpers.serving import package_and_register
 from tests.process_helpers import make_serve, run_command
@@ -337,7 +337,7 @@ def test_make_serve_serves_the_model_the_serving_pipeline_packaged(files, predic
 
 
 def test_best_model_kind_uses_held_out_accuracy_only():
-    from music_genre.predict import PredictionError, best_model_kind
+    from music_genre.serving import PredictionError, best_model_kind
 
     results = {
         "handcrafted": pd.DataFrame({"val_acc": [0.6], "test_acc": [0.9]}),
@@ -350,10 +350,10 @@ def test_best_model_kind_uses_held_out_accuracy_only():
 
 
 def test_best_model_kind_compares_each_pipelines_best_model_by_the_one_rule(monkeypatch):
-    """#23: best_model_kind reads each pipeline's best row from music_genre.selection, the row
+    """#23: best_model_kind reads each pipeline's best row from music_genre.models.selection, the row
     that best_models.csv and the training nodes name."""
-    from music_genre import selection
-    from music_genre.predict import best_model_kind
+    from music_genre.models import selection
+    from music_genre.serving import best_model_kind
 
     chosen = []
     real = selection.best_row

@@ -20,7 +20,7 @@ def test_tensorflow_imports_quietly_and_a_second_install_is_harmless():
     result = _run(
         """
         import importlib, sys
-        import music_genre.quiet_imports as quiet
+        import music_genre.infra.quiet_imports as quiet
         quiet.install()
         importlib.reload(quiet)  # a reloading notebook kernel: a second finder instance
         sys.meta_path.insert(0, quiet._QuietTensorflowFinder())
@@ -37,7 +37,7 @@ def test_tensorflow_imports_quietly_and_a_second_install_is_harmless():
 
 
 def test_lines_that_are_not_known_notices_are_written_back():
-    from music_genre.quiet_imports import NOISE
+    from music_genre.infra.quiet_imports import NOISE
 
     assert NOISE.search("I0000 port.cc:153] oneDNN custom operations are on. You may see")
     assert not NOISE.search("E0000 some_op.cc:12] Failed to load a real library")

@@ -1,9 +1,10 @@
-"""The one rule that chooses every pipeline's best configuration (music_genre.selection)."""
+"""The one rule that chooses every pipeline's best configuration (music_genre.models.selection)."""
 
 import numpy as np
 import pandas as pd
 
-from music_genre.selection import BEST_MODEL_RULES, best_row, rank, select_best
+from music_genre.contracts import BEST_MODEL_RULES
+from music_genre.models.selection import best_row, rank, select_best
 
 
 def _handcrafted(val_acc, val_loss, parameters):
@@ -112,13 +113,13 @@ def _model_input():
 
 
 def test_saved_model_best_models_csv_and_terminal_summary_agree_on_a_tie(monkeypatch):
-    import music_genre.accelerator
+    import music_genre.infra.accelerator
     from music_genre.hooks import best_models
     from music_genre.pipelines.handcrafted import nodes as handcrafted
     from music_genre.pipelines.reporting.nodes import best_model_table
 
     monkeypatch.setattr(handcrafted, "_train_one", _fake_train_one)
-    monkeypatch.setattr(music_genre.accelerator, "log_compute_device", lambda: "")
+    monkeypatch.setattr(music_genre.infra.accelerator, "log_compute_device", lambda: "")
     params = {"hidden_units": [list(units) for units in DEMO]}
     records, results, saved = handcrafted.train_mlp_sweep(_model_input(), params)
 

@@ -15,8 +15,8 @@ import pytest
 import soundfile as sf
 from mlflow.exceptions import MlflowException
 
-from music_genre.predict import CnnPredictor, predict_file
-from music_genre.served_model import PATH_REFUSED, GenrePredictorModel
+from music_genre.serving import CnnPredictor, predict_file
+from music_genre.serving.served_model import PATH_REFUSED, GenrePredictorModel
 from tests.helpers.predictors import tiny_cnn_predictor
 from tests.test_predict import GENRES, SETTINGS, _write
 

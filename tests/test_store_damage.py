@@ -12,7 +12,7 @@ import pytest
 
 from music_genre.datasets import feature_rows as rows
 from music_genre.datasets import spectrogram_store as store
-from music_genre.storage import StoreFolder
+from music_genre.infra.storage import StoreFolder
 
 
 def _npy(path: Path, array: np.ndarray, version=None) -> int:

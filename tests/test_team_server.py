@@ -1,5 +1,5 @@
 """A team's MLflow tracking server end to end (``make test-team``): PostgreSQL backend store,
-moto's S3 as the artefact store, ``mlflow server`` on them (music_genre.team_server); the
+moto's S3 as the artefact store, ``mlflow server`` on them (music_genre.commands.team_server); the
 serving pipeline and a handcrafted sweep log and register against it; runs, metrics,
 artefacts (in the bucket), registered models with their aliases are checked, and the champion
 genre predictor answers ``genre-predict --model-uri``. Every process is stopped afterwards,
@@ -19,8 +19,8 @@ import pytest
 import soundfile as sf
 from mlflow.tracking import MlflowClient
 
-from music_genre.spectrograms import STUDY_SETTINGS, spectrogram_settings
-from music_genre.team_server import _boto_credentials, postgres_bin, team_server
+from music_genre.audio.spectrograms import STUDY_SETTINGS, spectrogram_settings
+from music_genre.commands.team_server import _boto_credentials, postgres_bin, team_server
 from tests.helpers.serving import INGESTION, package_and_register, tiny_test_predictions
 from tests.process_helpers import run_command
 
@@ -58,7 +58,7 @@ def _handcrafted_sweep(workdir: Path, tracking_uri: str) -> None:
     from sklearn.linear_model import LogisticRegression
 
     from music_genre.datasets import MlflowModelRunsDataset, MlflowRegisteredModelDataset
-    from music_genre.model_registry import registration_request
+    from music_genre.tracking.registry import registration_request
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(30, 4))

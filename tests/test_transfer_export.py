@@ -19,31 +19,31 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
-from music_genre.backbones import (
+from music_genre.audio.spectrograms import STUDY_SETTINGS, spectrogram_settings
+from music_genre.datasets import AtomicPickleDataset, OnnxModelDataset
+from music_genre.models.backbones import (
     BACKBONES,
     BackboneSpec,
     WeightsChoice,
     check_exported_cut_network,
     cut_network,
+    export_transfer_backbone,
     get_backbone,
     register_backbone,
 )
-from music_genre.datasets import AtomicPickleDataset, OnnxModelDataset
-from music_genre.inference import (
+from music_genre.models.inference import (
     ONNX_TOLERANCE,
     ExportedModelError,
     OnnxModel,
     output_difference,
 )
-from music_genre.musicnn import musicnn_patch_outputs, musicnn_signal_patches
-from music_genre.predict import (
+from music_genre.models.musicnn import musicnn_patch_outputs, musicnn_signal_patches
+from music_genre.serving import (
     TransferPredictor,
     build_predictor,
     export_networks,
-    export_transfer_backbone,
     predict_file,
 )
-from music_genre.spectrograms import STUDY_SETTINGS, spectrogram_settings
 from tests.predict_subprocess import run_predict_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -202,7 +202,7 @@ def test_export_of_another_backbone_weights_or_cut_is_refused(
         check_exported_cut_network(musicnn_export, other)
     predictor = TransferPredictor(bundle=other, spectrogram_settings=SETTINGS)
     predictor.backbone = musicnn_export
-    with caplog.at_level(logging.WARNING, logger="music_genre.predict"):
+    with caplog.at_level(logging.WARNING, logger="music_genre.serving"):
         assert predictor.runtime == "keras"
     assert reason in caplog.text and "using the Keras backbone" in caplog.text
     assert predictor.backbone is None  # the refused export is dropped, not retried
@@ -217,7 +217,7 @@ def test_missing_export_falls_back_to_keras_with_its_reason(tmp_path, musicnn_bu
         "transfer_best_backbone": OnnxModelDataset(str(tmp_path / "transfer_best_backbone.onnx")),
     }
     datasets["transfer_best_model"].save(musicnn_bundle)
-    with caplog.at_level(logging.WARNING, logger="music_genre.predict"):
+    with caplog.at_level(logging.WARNING, logger="music_genre.serving"):
         predictor = build_predictor(
             "transfer", lambda name: datasets[name].load(), {"spectrogram": SETTINGS}
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from music_genre.backbones import BackboneSpec
+from music_genre.models.backbones import BackboneSpec
 
 BUILDS: list[str | None] = []  # the weights argument of every build in this process
 

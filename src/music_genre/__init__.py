@@ -7,15 +7,20 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # librosa's numba cache lives in a folder of the project's own, written under a lock
-# (music_genre.numba_cache explains why); set before anything imports numba.
+# (music_genre.infra.numba_cache explains why); set before anything imports numba.
 if not os.environ.get("NUMBA_CACHE_DIR"):
-    from music_genre.numba_cache import default_cache_dir
+    from music_genre.infra.numba_cache import default_cache_dir
 
     os.environ["NUMBA_CACHE_DIR"] = default_cache_dir()
 
 # ... and the notices TensorFlow writes from C++ on import, which that variable cannot reach.
-from music_genre import quiet_imports  # noqa: E402
+from music_genre.infra import quiet_imports  # noqa: E402
 
 quiet_imports.install()
+
+# Artefacts pickled before the layered layout (issue #22) name old module paths.
+from music_genre import _legacy_paths  # noqa: E402
+
+_legacy_paths.install()
 
 __version__ = "0.1.0"

@@ -1,6 +1,6 @@
 """Project pipelines: every folder under ``pipelines/`` is one, plus ``__default__``: all of
 them but ``inference``, which needs a music folder (``inference.folder``) and trained models.
-The pipelines that make a registered model also register it (:mod:`music_genre.model_registry`)."""
+The pipelines that make a registered model also register it (:mod:`music_genre.tracking.registry`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from kedro.pipeline import Pipeline
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    from music_genre.model_registry import REGISTERED_NAMES, registration_pipeline
+    from music_genre.tracking.registry import REGISTERED_NAMES, registration_pipeline
 
     pipelines = find_pipelines(raise_errors=True)
     for name in REGISTERED_NAMES:

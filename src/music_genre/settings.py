@@ -2,8 +2,12 @@
 
 import warnings
 
-from kedro.config import OmegaConfigLoader
+from music_genre.config import ParameterValidationHook
 
+# CONFIG_LOADER_CLASS, CONFIG_LOADER_ARGS: how the configuration loads, defined in
+# music_genre.config.loader (also what the pipelines are built from without a Kedro context)
+from music_genre.config.loader import CONFIG_LOADER_ARGS as CONFIG_LOADER_ARGS
+from music_genre.config.loader import CONFIG_LOADER_CLASS as CONFIG_LOADER_CLASS
 from music_genre.hooks import (
     MissingInputsHook,
     MlflowRunsHook,
@@ -12,9 +16,7 @@ from music_genre.hooks import (
     RuntimeHook,
     SetupErrorHook,
 )
-from music_genre.parameters import ParameterValidationHook
 from music_genre.pipelines.inference.hooks import ModelArtifactsHook
-from music_genre.tracking import resolve_tracking_uri
 
 # Kedro 1.7's own config loader still calls OmegaConf's renamed resolver API on every run: a
 # deprecation notice for Kedro's maintainers, nothing a user of this project can act on.
@@ -42,14 +44,3 @@ HOOKS = (
 # The project must make no network calls at run time: never load the telemetry plugin's hooks
 # (the committed `.telemetry` file also records consent: false for the CLI side).
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-telemetry",)
-
-CONFIG_LOADER_CLASS = OmegaConfigLoader
-CONFIG_LOADER_ARGS = {
-    "base_env": "base",
-    "default_run_env": "local",
-    # `conf/demo` overrides single keys (a path, an epoch budget) without restating whole
-    # parameter blocks, so parameters merge key by key.
-    "merge_strategy": {"parameters": "soft", "globals": "soft"},
-    # mlflow.yml: `${tracking_uri:<default>}`, MLFLOW_TRACKING_URI overriding (music_genre.tracking)
-    "custom_resolvers": {"tracking_uri": resolve_tracking_uri},
-}

@@ -176,7 +176,7 @@ def test_only_the_selected_configuration_logs_its_model_and_it_loads(pipeline):
     if pd.isna(chosen["model_uri"]):  # late fusion: no model of its own
         assert "logged no model" in registered["skipped"]
         return
-    import music_genre.cnn_model  # noqa: F401 - registers the CNN's custom Keras layers
+    import music_genre.models.cnn  # noqa: F401 - registers the CNN's custom Keras layers
 
     mlflow.set_tracking_uri(uri)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from music_genre.predict import CnnPredictor
+from music_genre.serving import CnnPredictor
 
 
 def tiny_cnn_predictor(class_names: list[str], settings, seed: int = 0) -> CnnPredictor:

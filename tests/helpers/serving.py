@@ -43,9 +43,9 @@ def package_and_register(
     from kedro.runner import SequentialRunner
 
     from music_genre.datasets import MlflowModelRunsDataset, MlflowRegisteredModelDataset
-    from music_genre.model_registry import MODEL_KINDS, registration_pipeline
     from music_genre.pipelines.serving import create_pipeline
     from music_genre.pipelines.serving.pipeline import ARTIFACTS
+    from music_genre.tracking.registry import MODEL_KINDS, registration_pipeline
 
     artifacts = {name: MemoryDataset(None) for name in ARTIFACTS}
     artifacts["cnn_best_model"] = MemoryDataset(model, copy_mode="assign")

@@ -1,12 +1,12 @@
 """SpecAugment's arithmetic, value by value (issue #25: the tests that kill the mutants of
-music_genre.augment): seeds, fill values, the range of the mask draws, the transform's kinds."""
+music_genre.audio.augment): seeds, fill values, the range of the mask draws, the transform's kinds."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from music_genre import augment
+from music_genre.audio import augment
 
 SETTINGS = {"freq_mask_max_width": 2, "time_mask_max_width": 3, "mask_value": "min", "seed": 0}
 

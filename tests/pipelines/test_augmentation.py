@@ -9,7 +9,7 @@ import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from music_genre.augment import (
+from music_genre.audio.augment import (
     augment_item,
     augmentation_settings,
     augmented_key,
@@ -20,10 +20,10 @@ from music_genre.augment import (
     spec_augment,
     split_augmented_key,
 )
+from music_genre.audio.spectrograms import SpectrogramBatch, spectrogram_tf_dataset, to_study_image
 from music_genre.datasets import SpectrogramStoreDataset, SpectrogramStoreIndexDataset
 from music_genre.pipelines.augmentation import create_pipeline
 from music_genre.pipelines.augmentation import nodes as augmentation_nodes
-from music_genre.spectrograms import SpectrogramBatch, spectrogram_tf_dataset, to_study_image
 
 PARAMS = {
     "freq_mask_max_width": 27,
@@ -248,7 +248,7 @@ def test_interrupted_augmentation_resumes_with_the_same_masks(spectrogram_store,
 @pytest.mark.slow
 def test_same_masking_inside_tf_data(spectrogram_store):
     tf = pytest.importorskip("tensorflow")
-    from music_genre.augment import tf_spec_augment
+    from music_genre.audio.augment import tf_spec_augment
 
     tracks, store, _ = spectrogram_store
     spectrograms = store.load()

@@ -18,11 +18,11 @@ import pytest
 from kedro.io import DataCatalog, DatasetError, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from music_genre.augment import augmented_key, spec_augment
-from music_genre.cnn_model import StudyImageScaling, build_cnn, trainable_parameters
+from music_genre.audio.augment import augmented_key, spec_augment
+from music_genre.audio.spectrograms import to_study_image
 from music_genre.datasets import KerasModelDataset
-from music_genre.pipelines.cnn import create_pipeline, nodes
-from music_genre.spectrograms import to_study_image
+from music_genre.models.cnn import StudyImageScaling, build_cnn, trainable_parameters
+from music_genre.pipelines.cnn import create_pipeline, nodes, tuning
 from tests.helpers.numeric import assert_same_network_output
 from tests.process_helpers import run_command
 
@@ -117,7 +117,7 @@ def test_study_cnn_has_exactly_735944_trainable_parameters():
 
 @pytest.mark.numeric
 def test_the_compiled_call_predicts_what_model_predict_does():
-    from music_genre.cnn_model import compiled_predictor, predict_probabilities
+    from music_genre.models.cnn import compiled_predictor, predict_probabilities
 
     model = build_cnn(3, filters=[4, 4, 8, 8], input_shape=(*SHAPE, 1))
     specs = np.stack([_spectrogram(s, s % 3) for s in range(5)])[..., None]
@@ -357,15 +357,15 @@ def test_hyperband_resumes_after_an_interruption(data: dict, tmp_path: Path, mon
             if type(self).trials_started == 2:
                 raise KeyboardInterrupt("simulated interruption during the second trial")
 
-    monkeypatch.setattr(nodes, "_early_stopping", lambda settings: Interrupt())
+    monkeypatch.setattr(tuning, "_early_stopping", lambda settings: Interrupt())
     with pytest.raises(KeyboardInterrupt):
-        nodes.tune_cnn_hyperparameters(
+        tuning.tune_cnn_hyperparameters(
             items, data["log_mel"], data["augmented"], params, AUGMENTATION, variant="tuned_cnn"
         )
     project = (
         tmp_path
         / "hyperband"
-        / f"tuned_cnn_{nodes.search_fingerprint(items, params, AUGMENTATION, 'tuned_cnn')}"
+        / f"tuned_cnn_{tuning.search_fingerprint(items, params, AUGMENTATION, 'tuned_cnn')}"
     )
     assert (project / "oracle.json").is_file()
     finished = {}
@@ -377,13 +377,13 @@ def test_hyperband_resumes_after_an_interruption(data: dict, tmp_path: Path, mon
     monkeypatch.undo()
 
     built = []
-    original_build = nodes.StudyCnnHyperModel.build
+    original_build = tuning.StudyCnnHyperModel.build
     monkeypatch.setattr(
-        nodes.StudyCnnHyperModel,
+        tuning.StudyCnnHyperModel,
         "build",
         lambda self, hp: built.append(hp.values) or original_build(self, hp),
     )
-    first = nodes.tune_cnn_hyperparameters(
+    first = tuning.tune_cnn_hyperparameters(
         items, data["log_mel"], data["augmented"], params, AUGMENTATION, variant="tuned_cnn"
     )
     assert [t["status"] for t in first["trials"]] == ["COMPLETED"] * 2
@@ -395,7 +395,7 @@ def test_hyperband_resumes_after_an_interruption(data: dict, tmp_path: Path, mon
     } == finished
 
     built.clear()
-    again = nodes.tune_cnn_hyperparameters(
+    again = tuning.tune_cnn_hyperparameters(
         items, data["log_mel"], data["augmented"], params, AUGMENTATION, variant="tuned_cnn"
     )
     assert built == [] and again["trials"] == first["trials"] and again["values"] == first["values"]
@@ -414,7 +414,7 @@ def test_hyperband_prints_one_line_per_trial(
     monkeypatch.setattr(root, "handlers", [h for h in root.handlers if h is caplog.handler])
     capfd.readouterr()
     with caplog.at_level("INFO", logger="music_genre"):
-        result = nodes.tune_cnn_hyperparameters(
+        result = tuning.tune_cnn_hyperparameters(
             items, data["log_mel"], data["augmented"], params, AUGMENTATION, variant="tuned_cnn"
         )
     captured = capfd.readouterr()
@@ -426,12 +426,12 @@ def test_hyperband_prints_one_line_per_trial(
     ]
     assert printed == []
     assert len(result["trials"]) == 2
-    summary = [r.getMessage() for r in caplog.records if r.name == nodes.logger.name]
+    summary = [r.getMessage() for r in caplog.records if r.name == tuning.logger.name]
     trial_lines = [line for line in summary if ": trial " in line]
     assert len(trial_lines) == 2 and all("\n" not in line for line in trial_lines)
     for line, trial in zip(trial_lines, result["trials"], strict=True):
         assert f"trial {trial['trial_id']} COMPLETED, val_accuracy {trial['score']:.3f}" in line
-    detail = [r.getMessage() for r in caplog.records if r.name == nodes.trial_logger.name]
+    detail = [r.getMessage() for r in caplog.records if r.name == tuning.trial_logger.name]
     for trial in result["trials"]:  # the hyperparameters: in the detail
         assert f'"kernel_size": {trial["values"]["kernel_size"]}' in "".join(
             line for line in detail if f"trial {trial['trial_id']} starts: " in line
@@ -448,10 +448,10 @@ def test_conf_logging_sends_hyperband_detail_to_the_log_file_only(tmp_path: Path
     # capture among them), which later broke the session with "I/O operation on closed file".
     code = (
         "import logging.config, sys, yaml\n"
-        "from music_genre.pipelines.cnn import nodes\n"
+        "from music_genre.pipelines.cnn import tuning\n"
         "logging.config.dictConfig(yaml.safe_load(open(sys.argv[1])))\n"
-        "nodes.trial_logger.info('DETAIL trial 0000 epoch 1/2')\n"
-        "nodes.logger.info('SUMMARY trial 0000 COMPLETED')\n"
+        "tuning.trial_logger.info('DETAIL trial 0000 epoch 1/2')\n"
+        "tuning.logger.info('SUMMARY trial 0000 COMPLETED')\n"
     )
     config = Path(__file__).parents[2] / "conf" / "logging.yml"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), *sys.path])}
@@ -493,7 +493,7 @@ def test_run_records_log_their_json_artifacts_to_mlflow(tmp_path: Path, monkeypa
 
 
 def test_best_variant_on_a_validation_tie_is_the_lower_validation_loss(monkeypatch):
-    """#23: cnn_best is chosen by music_genre.selection's rule, as best_models.csv names it
+    """#23: cnn_best is chosen by music_genre.models.selection's rule, as best_models.csv names it
     (accuracy, then validation loss, then fewer parameters, then table order); no training."""
     monkeypatch.setattr(nodes, "_run_record", lambda evaluation, model: {})
 

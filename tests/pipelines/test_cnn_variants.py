@@ -15,9 +15,9 @@ import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from music_genre import parameters
-from music_genre.cnn_model import trainable_parameters
-from music_genre.parameters import ParameterError, ParameterValidationHook, validate_section
+from music_genre.config import ParameterError, ParameterValidationHook, validate_section
+from music_genre.config import validation as parameters
+from music_genre.models.cnn import trainable_parameters
 from music_genre.pipelines.cnn import create_pipeline
 from tests.pipelines.test_cnn import AUGMENTATION, STUDY_VARIANTS, _params, data  # noqa: F401
 

@@ -14,11 +14,11 @@ import soundfile as sf
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from music_genre import predict_cli
-from music_genre.evaluation import prediction_table
-from music_genre.fusion import best_weights, simplex_weights
+from music_genre.commands import predict as predict_cli
+from music_genre.models.evaluation import prediction_table
+from music_genre.models.fusion import best_weights, simplex_weights
 from music_genre.pipelines.fusion import create_pipeline
-from music_genre.predict import FusionPredictor, predict_file
+from music_genre.serving import FusionPredictor, predict_file
 
 CLASSES = ["Folk", "Pop", "Rock"]
 PARAMS = {"method": "auto", "weight_step": 0.1, "stacking_c": 1.0, "cv_folds": 3, "seed": 0}
@@ -197,7 +197,7 @@ def test_selection_score_exists_with_one_validation_track_per_genre():
     weight on it in every fold (1.0). Stacking learns it from one track per genre (1.0 with
     two per genre), but with a single track per genre each fold holds out a genre its
     stacker never saw, and misses it (0.0): a score, not NaN or an error."""
-    from music_genre.fusion import cross_validated_accuracy
+    from music_genre.models.fusion import cross_validated_accuracy
 
     validation = _predictions("val", 6, 3)  # 2 tracks per genre, then 1 per genre
     labels = validation["cnn"]["label"].to_numpy()
@@ -222,8 +222,8 @@ def _trained_members(clip: Path) -> tuple[dict, dict]:
     import keras
     from sklearn.preprocessing import StandardScaler
 
-    from music_genre.features import extract_features
-    from music_genre.spectrograms import STUDY_SETTINGS, spectrogram_settings
+    from music_genre.audio.features import extract_features
+    from music_genre.audio.spectrograms import STUDY_SETTINGS, spectrogram_settings
     from tests.pipelines.test_handcrafted import EXTRACTION
 
     keras.utils.set_random_seed(11)
@@ -266,7 +266,7 @@ def test_build_predictor_makes_the_fusion_of_the_trained_members(clip: Path):
     """`--model fusion` as the command builds it: the members from their own artifacts, the
     fused probabilities the bundle's weighted sum of theirs, and members whose genres are not
     the fusion model's are refused."""
-    from music_genre.predict import HandcraftedPredictor, PredictionError, build_predictor
+    from music_genre.serving import HandcraftedPredictor, PredictionError, build_predictor
 
     artifacts, params = _trained_members(clip)
     fused = build_predictor("fusion", artifacts.__getitem__, params, exported=False)
@@ -295,8 +295,8 @@ def test_a_pickled_cnn_predictor_loads_in_a_fresh_process(tmp_path: Path):
 
     import keras
 
-    from music_genre.cnn_model import StudyImageScaling
-    from music_genre.predict import CnnPredictor
+    from music_genre.models.cnn import StudyImageScaling
+    from music_genre.serving import CnnPredictor
     from tests.process_helpers import run_command
 
     model = keras.Sequential(
@@ -324,11 +324,11 @@ def test_a_pickled_cnn_predictor_loads_in_a_fresh_process(tmp_path: Path):
 
 
 # Exact checks of the fusion arithmetic (issue #25, mutation testing): each pins a value or an
-# argument a surviving mutant of music_genre.fusion changed.
+# argument a surviving mutant of music_genre.models.fusion changed.
 
 
 def test_simplex_weights_edges():
-    from music_genre import fusion
+    from music_genre.models import fusion
 
     assert fusion.simplex_weights(1, 1.0).tolist() == [[1.0]]
     assert fusion.simplex_weights(2, 0.5).tolist() == [[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]]
@@ -352,7 +352,7 @@ def test_best_weights_ties_go_to_likelihood_then_evenness():
 
 
 def test_stacker_arguments_and_single_member():
-    from music_genre import fusion
+    from music_genre.models import fusion
 
     members = [np.array([[0.9, 0.1], [0.2, 0.8], [0.8, 0.2], [0.3, 0.7]])]
     labels = np.array([0, 1, 0, 1])
@@ -367,7 +367,7 @@ def test_stacker_arguments_and_single_member():
 
 
 def _spy(monkeypatch, name):
-    from music_genre import fusion
+    from music_genre.models import fusion
 
     calls = []
     real = getattr(fusion, name)
@@ -381,7 +381,7 @@ def _spy(monkeypatch, name):
 
 
 def test_cross_validated_accuracy_counts_every_fold_exactly():
-    from music_genre.fusion import cross_validated_accuracy
+    from music_genre.models.fusion import cross_validated_accuracy
 
     # identical members whose argmax is right on 6 of 8 tracks, whatever the weights or folds
     labels = np.array([0, 1] * 4)
@@ -396,7 +396,7 @@ def test_cross_validated_accuracy_counts_every_fold_exactly():
 
 
 def test_cross_validated_accuracy_folds_seed_and_combiner(monkeypatch):
-    from music_genre import fusion
+    from music_genre.models import fusion
 
     stratified = _spy(monkeypatch, "StratifiedKFold")
     plain = _spy(monkeypatch, "KFold")

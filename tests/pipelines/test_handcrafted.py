@@ -17,17 +17,17 @@ from kedro.io import DataCatalog, DatasetError, MemoryDataset
 from kedro.runner import SequentialRunner
 from scipy import stats
 
+from music_genre.audio.features import (
+    FMA_SETTINGS,
+    compute_features,
+    feature_columns,
+    summary_statistics,
+)
 from music_genre.datasets import (
     FeatureRowsDataset,
     FeatureRowsIndexDataset,
     FmaFeaturesDataset,
     KerasModelDataset,
-)
-from music_genre.features import (
-    FMA_SETTINGS,
-    compute_features,
-    feature_columns,
-    summary_statistics,
 )
 from music_genre.pipelines.handcrafted import create_pipeline
 from music_genre.pipelines.handcrafted.nodes import (
@@ -149,7 +149,7 @@ def _store(tmp_path: Path) -> dict:
 
 
 def test_columns_equal_fma_features_csv_layout():
-    # Built from the layout's description, independently of music_genre.features.
+    # Built from the layout's description, independently of music_genre.audio.features.
     sizes = [
         ("chroma_cens", 12),
         ("chroma_cqt", 12),
@@ -321,7 +321,7 @@ def test_extraction_is_incremental_and_reports_failures(tmp_path: Path):
 def test_a_track_that_crashes_its_worker_is_reported_and_the_others_are_extracted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    from music_genre.parallel import CRASH_KEYS_ENV
+    from music_genre.infra.parallel import CRASH_KEYS_ENV
 
     tracks = _tracks(tmp_path / "audio", per_split=(2, 0, 0))
     monkeypatch.setenv(CRASH_KEYS_ENV, "900100")
@@ -475,8 +475,8 @@ def test_a_source_list_gives_a_row_per_source_and_saves_the_first(tmp_path: Path
 
 
 def test_source_list_is_validated():
-    from music_genre.parameters import ParameterError, validate_parameters
-    from music_genre.training_audio import handcrafted_sources
+    from music_genre.audio.training_audio import handcrafted_sources
+    from music_genre.config import ParameterError, validate_parameters
 
     assert handcrafted_sources({"source": "fma_csv"}) == ["fma_csv"]
     assert handcrafted_sources({"source": ["fma_csv", "extract"]}) == ["fma_csv", "extract"]

@@ -160,7 +160,7 @@ def test_empty_folder_is_a_configuration_error(tmp_path: Path):
 
 @pytest.mark.parametrize("value", [-3, "5", None, float("nan")])
 def test_a_negative_or_non_numeric_min_duration_is_refused_before_the_run(value):
-    from music_genre.parameters import ParameterError, validate_parameters
+    from music_genre.config import ParameterError, validate_parameters
 
     with pytest.raises(ParameterError, match=r"ingestion\.min_duration_s"):
         validate_parameters({"ingestion": {**PARAMS, "min_duration_s": value}})
@@ -318,7 +318,7 @@ def test_two_files_with_the_same_track_id_in_a_folder_are_kept_once_and_reported
 def test_a_file_that_crashes_its_worker_is_reported_and_the_rest_is_probed(
     genre_folder: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    from music_genre.parallel import CRASH_KEYS_ENV
+    from music_genre.infra.parallel import CRASH_KEYS_ENV
 
     candidates = _candidates(genre_folder)
     crash_index = int(candidates.index[candidates["path"].str.endswith("jazz.00004.wav")][0])

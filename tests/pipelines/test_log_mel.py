@@ -8,8 +8,8 @@ import librosa
 import numpy as np
 import pytest
 
-from music_genre import augment
-from music_genre import spectrograms as sp
+from music_genre.audio import augment
+from music_genre.audio import spectrograms as sp
 
 
 def test_slaney_mel_scale_equals_librosa():

@@ -228,7 +228,7 @@ def test_optional_csv_returns_none_only_when_absent(tmp_path: Path, exists: bool
 
 
 def test_wilson_interval_and_exact_mcnemar_match_known_values():
-    from music_genre.evaluation import accuracy_interval, mcnemar_exact, wilson_interval
+    from music_genre.models.evaluation import accuracy_interval, mcnemar_exact, wilson_interval
 
     # Wilson 95 %: 8 of 10 -> [0.4902, 0.9433] (Newcombe 1998, Table I style values)
     low, high = wilson_interval(8, 10)
@@ -272,7 +272,8 @@ def test_summary_keeps_whole_track_and_clip_handcrafted_rows_apart():
     """handcrafted.source=[fma_csv, extract]: one row per source, each saying what its
     features were computed over; the best model is the saved (first) source's, even when a
     comparison row has the higher validation accuracy."""
-    from music_genre.pipelines.reporting.nodes import best_model_table, render_summary
+    from music_genre.pipelines.reporting.nodes import best_model_table
+    from music_genre.pipelines.reporting.summary import render_summary
 
     whole = HANDCRAFTED.iloc[:1].assign(
         source="fma_csv",
@@ -325,7 +326,7 @@ def test_summary_keeps_whole_track_and_clip_handcrafted_rows_apart():
 
 def test_best_model_table_breaks_a_validation_tie_by_loss_then_parameters_then_order():
     """#23: best_models.csv names the configuration the handcrafted node saves (the rule of
-    music_genre.selection), not the first row of a tie."""
+    music_genre.models.selection), not the first row of a tie."""
     from music_genre.pipelines.reporting.nodes import best_model_table
 
     tied = HANDCRAFTED.assign(val_acc=0.8125, val_loss=[1.09, 0.94, 0.99])

@@ -14,6 +14,14 @@ import soundfile as sf
 from kedro.io import DataCatalog, DatasetError, MemoryDataset
 from kedro.runner import SequentialRunner
 
+from music_genre.audio.spectrograms import (
+    STUDY_SETTINGS,
+    decode_window,
+    log_mel_spectrogram,
+    settings_fingerprint,
+    spectrogram_from_file,
+    spectrogram_settings,
+)
 from music_genre.datasets import (
     SpectrogramStoreDataset,
     SpectrogramStoreIndexDataset,
@@ -22,14 +30,6 @@ from music_genre.datasets import (
 from music_genre.pipelines.spectrogram import create_pipeline
 from music_genre.pipelines.spectrogram import nodes as spectrogram_nodes
 from music_genre.pipelines.spectrogram.nodes import BAD_TRACK_COLUMNS, compute_log_mel_spectrograms
-from music_genre.spectrograms import (
-    STUDY_SETTINGS,
-    decode_window,
-    log_mel_spectrogram,
-    settings_fingerprint,
-    spectrogram_from_file,
-    spectrogram_settings,
-)
 
 librosa = pytest.importorskip("librosa")
 
@@ -171,7 +171,7 @@ def test_log_mel_equals_librosa_for_other_settings(sr, n_fft, hop, n_mels, fmax)
 
 @pytest.mark.numeric
 def test_to_mono_is_numpy_mean_bit_for_bit():
-    from music_genre.audio import to_mono
+    from music_genre.audio.decode import to_mono
 
     channels = np.random.default_rng(0).standard_normal((3, 10001)).astype(np.float32)
     for n in (1, 2, 3):
@@ -326,7 +326,7 @@ def test_interrupted_run_resumes_without_corrupt_files(audio, tmp_path, count_co
 
 def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
     store = SpectrogramStoreDataset(str(tmp_path / "store"))
-    from music_genre.spectrograms import SpectrogramBatch
+    from music_genre.audio.spectrograms import SpectrogramBatch
 
     def exploding_save(handle, array, allow_pickle=False):
         handle.write(b"\x93NUMPY partial")
@@ -359,7 +359,7 @@ def test_parallel_workers_give_the_same_spectrograms(audio, tmp_path):
 def test_a_track_that_crashes_its_worker_is_reported_and_the_others_are_stored(
     audio, tmp_path, monkeypatch
 ):
-    from music_genre.parallel import CRASH_KEYS_ENV
+    from music_genre.infra.parallel import CRASH_KEYS_ENV
 
     monkeypatch.setenv(CRASH_KEYS_ENV, "000001")
     tracks = _tracks(audio, ["wav_22k_mono", "short_10s", "wav_48k_stereo"])

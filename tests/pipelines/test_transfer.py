@@ -15,8 +15,9 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from kedro.runner import SequentialRunner  # noqa: E402
 
-from music_genre import backbones  # noqa: E402
-from music_genre.backbones import (  # noqa: E402
+from music_genre.datasets import FeatureStoreDataset  # noqa: E402
+from music_genre.models import backbones  # noqa: E402
+from music_genre.models.backbones import (  # noqa: E402
     BackboneSpec,
     BackboneWeightsError,
     CutLevelError,
@@ -27,7 +28,6 @@ from music_genre.backbones import (  # noqa: E402
     prepare_images,
     resolve_weights,
 )
-from music_genre.datasets import FeatureStoreDataset  # noqa: E402
 from music_genre.pipelines.transfer import create_pipeline  # noqa: E402
 from music_genre.pipelines.transfer.nodes import (  # noqa: E402
     RESULT_COLUMNS,
@@ -122,7 +122,7 @@ def test_incompatible_weights_file_names_the_file(tmp_path, tiny_backbone):
 
 def test_imagenet_download_failure_says_how_to_supply_the_file(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    monkeypatch.setattr(backbones, "keras_cache_dir", lambda: tmp_path / "keras")
+    monkeypatch.setattr(backbones.weights, "keras_cache_dir", lambda: tmp_path / "keras")
 
     def offline(weights):
         assert weights == "imagenet"
@@ -412,7 +412,7 @@ def test_unknown_cut_level_is_a_clear_error(tmp_path, tiny_backbone):
 
 
 def test_rerun_with_a_spectrogram_store_reads_no_spectrogram(tmp_path, tiny_backbone):
-    from music_genre.spectrograms import LazySpectrograms
+    from music_genre.audio.spectrograms import LazySpectrograms
 
     tracks, loaders = _tiny_data(per_genre=2)
     reads = []
@@ -495,8 +495,8 @@ def test_iteration_limit_count_equals_sklearns_convergence_warnings(n_jobs):
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import LinearSVC
 
-    from music_genre.evaluation import stopped_at_iteration_limit
-    from music_genre.pipelines.transfer.nodes import iteration_limit_fits
+    from music_genre.models.evaluation import stopped_at_iteration_limit
+    from music_genre.pipelines.transfer.search import iteration_limit_fits
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(60, 12))
@@ -531,7 +531,7 @@ def test_a_one_ulp_change_in_a_rounding_only_feature_does_not_move_the_predictio
     becomes a shift of many standard deviations."""
     from sklearn.svm import LinearSVC
 
-    from music_genre.pipelines.transfer.nodes import _grid_search
+    from music_genre.pipelines.transfer.search import _grid_search
 
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(3), 20)
@@ -553,7 +553,7 @@ def test_a_one_ulp_change_in_a_rounding_only_feature_does_not_move_the_predictio
 
 
 def test_best_model_on_a_cv_tie_is_the_steadier_one_as_best_models_csv_names_it():
-    """#23: transfer_best_model is chosen by music_genre.selection's rule on the values that
+    """#23: transfer_best_model is chosen by music_genre.models.selection's rule on the values that
     transfer_results holds (rounded to 4 places): CV accuracy, then lower cv_accuracy_std, then
     list order; best_model_table names the same configuration. No fitting."""
     from music_genre.pipelines.reporting.nodes import best_model_table

@@ -15,20 +15,20 @@ import pytest
 import soundfile as sf
 from kedro.runner import SequentialRunner
 
-from music_genre.backbones import (
+from music_genre.models.backbones import (
     AudioEmbeddingExtractor,
     AudioWindow,
     BackboneWeightsError,
     get_backbone,
     resolve_weights,
 )
-from music_genre.inference import ONNX_TOLERANCE, output_difference
+from music_genre.models.inference import ONNX_TOLERANCE, output_difference
 from music_genre.pipelines.transfer import create_pipeline
 from music_genre.pipelines.transfer.nodes import (
     RESULT_COLUMNS,
     plan_transfer_features,
 )
-from music_genre.predict import TransferPredictor, predict_file
+from music_genre.serving import TransferPredictor, predict_file
 from tests.helpers.numeric import assert_same_decision, assert_same_network_output
 from tests.pipelines.transfer_catalog import save_jobs, transfer_catalog
 
@@ -198,7 +198,7 @@ def test_musicnn_through_the_transfer_pipeline(tmp_path, tiny_tracks, mlflow_sto
 
 @pytest.mark.slow
 def test_a_track_that_crashes_its_decoding_worker_is_reported(tmp_path, tiny_tracks, monkeypatch):
-    from music_genre.parallel import CRASH_KEYS_ENV
+    from music_genre.infra.parallel import CRASH_KEYS_ENV
 
     monkeypatch.setenv(CRASH_KEYS_ENV, "900001")
     tracks = tiny_tracks.iloc[:3]

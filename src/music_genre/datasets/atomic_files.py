@@ -3,7 +3,7 @@
 The stock datasets open their final path and write into it, so a run interrupted mid-save
 leaves a truncated table or figure that the next run (or ``kedro viz``) fails to read. These
 subclasses only change where ``save`` writes: a temporary file beside the target, renamed over
-it when complete (``music_genre.atomic.atomic_path``). Loading, previews (kedro-viz) and all
+it when complete (``music_genre.infra.atomic.atomic_path``). Loading, previews (kedro-viz) and all
 options are the stock ones. Remote filesystems (``s3://`` ...) are saved as stock: their
 uploads already replace the object in one step.
 """
@@ -18,7 +18,7 @@ from kedro_datasets.pandas import CSVDataset, ParquetDataset
 from kedro_datasets.pickle import PickleDataset
 from kedro_datasets.text import TextDataset
 
-from music_genre.atomic import atomic_path
+from music_genre.infra.atomic import atomic_path
 
 
 class AtomicSaveMixin:

@@ -14,8 +14,8 @@ from typing import Any
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 
-from music_genre.audio import AudioFile
-from music_genre.audio_location import absolute, is_dir, is_file, join, list_files
+from music_genre.audio.decode import AudioFile
+from music_genre.infra.location import absolute, is_dir, is_file, join, list_files
 
 FMA_SUBSETS = ("small", "medium", "large")
 SOURCES = ("fma", "folder")
@@ -55,7 +55,7 @@ class AudioCollectionDataset(AbstractDataset[None, AudioCollection]):
         metadata: dict[str, Any] | None = None,
     ) -> None:
         self._source = source
-        # local paths or fsspec URLs (music_genre.audio_location)
+        # local paths or fsspec URLs (music_genre.infra.location)
         self._split_file = str(split_file) if split_file else None
         self._metadata_file = str(metadata_file) if metadata_file else None
         self._fma_root = str(fma_root) if fma_root else None

@@ -12,8 +12,8 @@ is stored too, with empty values and its ``error``, so the failure reaches the r
 The store pattern of every incremental store (docs/dask.md, "One store pattern"): the read-only
 :class:`FeatureRowsIndexDataset` on the same folder says what is stored (track -> provenance of
 its successful row), the extraction node computes the rest through
-:func:`music_genre.parallel.run_tasks` and yields batches, and ``save`` writes each row
-atomically. ``path`` may be an fsspec URL (:mod:`music_genre.storage`).
+:func:`music_genre.infra.parallel.run_tasks` and yields batches, and ``save`` writes each row
+atomically. ``path`` may be an fsspec URL (:mod:`music_genre.infra.storage`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from kedro.io import DatasetError
 
-from music_genre.storage import StoreFolder
+from music_genre.infra.storage import StoreFolder
 
 from .store_base import StoreFolderDataset, StoreIndexDataset
 

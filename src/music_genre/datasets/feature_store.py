@@ -15,7 +15,7 @@ Layout, one folder per job key (e.g. ``vgg16__imagenet__img-bilinear``)::
     <root>/<key>/state.json        the latest run: item -> digest, failures, description,
                                    measurements
 
-Each file is written atomically (:mod:`music_genre.storage`; ``path`` may be an fsspec URL). The
+Each file is written atomically (:mod:`music_genre.infra.storage`; ``path`` may be an fsspec URL). The
 part files alone define what is stored, so a crash between writing a part and ``state.json``
 loses nothing.
 """
@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from kedro.io import DatasetError
 
-from music_genre.storage import StoreFolder
+from music_genre.infra.storage import StoreFolder
 
 from .store_base import StoreFolderDataset, StoreIndexDataset
 

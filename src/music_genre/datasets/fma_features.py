@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 
-from music_genre.audio_location import is_file, local_path
-from music_genre.features import N_FEATURES, feature_columns
+from music_genre.audio.features import N_FEATURES, feature_columns
+from music_genre.infra.location import is_file, local_path
 
 _CHUNK_ROWS = 5000  # read the big file in chunks, keeping only the tracks asked for
 
@@ -73,7 +73,7 @@ class FmaFeaturesFile:
             raise DatasetError(
                 f"{path}: columns differ from FMA's features.csv layout ({frame.shape[1]} "
                 f"columns, expected the {N_FEATURES} (feature, statistics, number) columns of "
-                "music_genre.features.feature_columns()); is it the original FMA file?"
+                "music_genre.audio.features.feature_columns()); is it the original FMA file?"
             )
         frame.columns = expected
         frame.index.name = "track_id"

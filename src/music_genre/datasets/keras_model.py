@@ -8,12 +8,12 @@ renames in one step.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
+
+from music_genre.infra.atomic import atomic_path
 
 
 class KerasModelDataset(AbstractDataset[Any, Any]):
@@ -39,7 +39,7 @@ class KerasModelDataset(AbstractDataset[Any, Any]):
 
         # registers the project's custom layers (StudyImageScaling), so a pipeline that only
         # loads a trained CNN (serving, fusion) works without having imported the cnn pipeline
-        import music_genre.cnn_model  # noqa: F401
+        import music_genre.models.cnn  # noqa: F401
 
         if not self._filepath.is_file():
             raise DatasetError(
@@ -48,24 +48,19 @@ class KerasModelDataset(AbstractDataset[Any, Any]):
         return keras.models.load_model(self._filepath, **self._load_args)
 
     def save(self, data: Any) -> None:
-        self._filepath.parent.mkdir(parents=True, exist_ok=True)
         # Keras insists on the .keras suffix, so the temporary file gets one too.
-        fd, tmp = tempfile.mkstemp(
-            dir=self._filepath.parent, prefix=f".{self._filepath.stem}.", suffix=".tmp.keras"
-        )
-        os.close(fd)
-        try:
-            data.save(tmp)
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it private; give a normal file's mode
-            os.replace(tmp, self._filepath)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_path(self._filepath, suffix=".tmp.keras") as tmp:
+            data.save(str(tmp))
         if self._onnx_export:
             self._save_onnx(data)
 
     def _save_onnx(self, model: Any) -> None:
-        from music_genre.inference import KERAS_SHA256_KEY, export_onnx, file_sha256, save_onnx
+        from music_genre.models.inference import (
+            KERAS_SHA256_KEY,
+            export_onnx,
+            file_sha256,
+            save_onnx,
+        )
 
         onnx_path = self._filepath.with_suffix(".onnx")
         # an export of the previous model must not outlive it, even if this export fails
@@ -88,7 +83,7 @@ class KerasModelDataset(AbstractDataset[Any, Any]):
 
 
 class OnnxModelDataset(AbstractDataset[Any, Any]):
-    """An ONNX export (:class:`music_genre.inference.OnnxModel`, loaded without TensorFlow).
+    """An ONNX export (:class:`music_genre.models.inference.OnnxModel`, loaded without TensorFlow).
 
     With ``keras_filepath``: the export that ``KerasModelDataset(onnx_export=True)`` wrote
     beside that ``.keras`` file; read only, and a missing export, or one made from another
@@ -106,7 +101,7 @@ class OnnxModelDataset(AbstractDataset[Any, Any]):
         self.metadata = metadata
 
     def load(self) -> Any:
-        from music_genre.inference import ExportedModelError, OnnxModel, load_exported
+        from music_genre.models.inference import ExportedModelError, OnnxModel, load_exported
 
         if self._keras_filepath is None:
             if not self._filepath.is_file():
@@ -127,7 +122,7 @@ class OnnxModelDataset(AbstractDataset[Any, Any]):
                 f"{self._filepath} is written by the KerasModelDataset of "
                 f"{self._keras_filepath} (onnx_export: true), not saved on its own"
             )
-        from music_genre.inference import save_onnx
+        from music_genre.models.inference import save_onnx
 
         self._filepath.parent.mkdir(parents=True, exist_ok=True)
         save_onnx(data, self._filepath)
@@ -137,9 +132,3 @@ class OnnxModelDataset(AbstractDataset[Any, Any]):
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath), "keras_filepath": str(self._keras_filepath)}
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

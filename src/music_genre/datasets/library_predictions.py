@@ -1,7 +1,7 @@
 """The library's prediction table (``inference`` pipeline), saved one chunk at a time.
 
 ``save`` takes what the inference node yields: a
-:class:`~music_genre.pipelines.inference.library.LibraryChunk` is upserted into the stored table
+:class:`~music_genre.datasets.library_table.LibraryChunk` is upserted into the stored table
 (``replace``: it becomes the table), and the table is rewritten atomically (a temporary file
 renamed over it, or one upload to an object store): an interrupted run loses at most the chunk
 in flight. A plain DataFrame replaces the table. ``load`` returns the table, or ``None`` when it
@@ -15,6 +15,8 @@ from typing import Any
 import pandas as pd
 from kedro.io import AbstractDataset
 
+from .library_table import merge_chunk, read_table, write_table
+
 
 class LibraryPredictionsDataset(AbstractDataset[pd.DataFrame, Any]):
     may_be_absent = True  # the first run starts without it (hooks.MissingInputsHook)
@@ -25,13 +27,9 @@ class LibraryPredictionsDataset(AbstractDataset[pd.DataFrame, Any]):
         self._table: pd.DataFrame | None = None  # what this run wrote last (no re-read)
 
     def load(self) -> pd.DataFrame | None:  # type: ignore[override]
-        from music_genre.pipelines.inference.library import read_table
-
         return read_table(self._filepath)
 
     def save(self, data: Any) -> None:
-        from music_genre.pipelines.inference.library import merge_chunk, read_table, write_table
-
         replaces = isinstance(data, pd.DataFrame) or data.replace
         stored = None if replaces else self._table
         if stored is None and not replaces:

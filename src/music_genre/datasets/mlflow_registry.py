@@ -1,9 +1,9 @@
 """Register a model version in the MLflow Model Registry and move its aliases, from the catalog.
 
-Saving a *registration request* (:func:`music_genre.model_registry.registration_request`)
+Saving a *registration request* (:func:`music_genre.tracking.registry.registration_request`)
 registers its ``model_uri`` under its ``name`` with its tags (once per run: saving the same
 run again reuses its version), then sets the alias ``champion`` or ``challenger`` by
-:func:`music_genre.model_registry.champion_decision`, and writes what was done as JSON (the
+:func:`music_genre.tracking.registry.champion_decision`, and writes what was done as JSON (the
 file kedro-viz previews and ``load`` returns). A request marked ``skipped`` registers nothing.
 Loading a registered model is kedro-mlflow's ``MlflowModelRegistryDataset`` (catalog entry
 ``genre_predictor_champion``).
@@ -18,7 +18,7 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
-from music_genre.atomic import atomic_path
+from music_genre.infra.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def register(request: dict[str, Any]) -> dict[str, Any]:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from music_genre.model_registry import CHALLENGER, CHAMPION, champion_decision
+    from music_genre.tracking.registry import CHALLENGER, CHAMPION, champion_decision
 
     client = MlflowClient()
     name, run_id, tags = request["name"], request["run_id"], dict(request["tags"])

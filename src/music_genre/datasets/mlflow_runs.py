@@ -20,7 +20,7 @@ A run record::
     }
 
 Every child run carries the tags ``pipeline`` and ``selected`` (``true`` on the configuration
-the pipeline chose, by :mod:`music_genre.selection`'s rule: taken from the records' own
+the pipeline chose, by :mod:`music_genre.models.selection`'s rule: taken from the records' own
 ``selected`` flags when the node sets them, else applied here to the records' metrics and
 params); MLflow itself links it to the ``kedro run``'s run (tag ``mlflow.parentRunId``).
 ``log_models`` (the pipeline's parameter of that name, set by
@@ -40,7 +40,7 @@ import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets._typing import TablePreview
 
-from music_genre.atomic import atomic_path
+from music_genre.infra.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -202,10 +202,11 @@ class MlflowModelRunsDataset(AbstractDataset[list[dict[str, Any]], pd.DataFrame]
 
 def selected_record(records: list[dict[str, Any]], pipeline: str) -> int | None:
     """The position of the record of the configuration ``pipeline`` chose: the one whose
-    ``selected`` flag the node set; else :mod:`music_genre.selection`'s rule for the pipeline
+    ``selected`` flag the node set; else :mod:`music_genre.models.selection`'s rule for the pipeline
     applied to the records' metrics and params (comparison records excluded); a lone record is
     its own choice. ``None`` when nothing can be chosen."""
-    from music_genre.selection import BEST_MODEL_RULES, select_best
+    from music_genre.contracts import BEST_MODEL_RULES
+    from music_genre.models.selection import select_best
 
     flagged = [i for i, r in enumerate(records) if r.get("selected")]
     if flagged or any("selected" in r for r in records):

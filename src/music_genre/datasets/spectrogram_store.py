@@ -7,7 +7,7 @@ Layout under ``path`` (e.g. ``data/04_feature/log_mel_spectrograms``)::
     <fingerprint>/_settings.json    the settings that produced this folder (for people)
     <fingerprint>/<key>.<tag>.npy   one array (float16 by default: 320 KB for 128 x 1280)
 
-``fingerprint`` hashes the settings (:func:`music_genre.spectrograms.settings_fingerprint`), so
+``fingerprint`` hashes the settings (:func:`music_genre.audio.spectrograms.settings_fingerprint`), so
 results of other settings live in other folders and are reused if the settings come back;
 delete a folder by hand to reclaim its space. ``tag`` versions one key (for spectrograms,
 the audio file's size and modification time), so a replaced audio file is recomputed.
@@ -25,10 +25,10 @@ and random access harder; at this scale the per-file cost is negligible next to 
 One writer at a time: two runs writing the same store concurrently are not supported.
 
 ``path`` may be a local folder or an fsspec URL (``s3://bucket/spectrograms``; ``credentials``
-and ``fs_args`` as in kedro-datasets), see :mod:`music_genre.storage`. This store follows the
+and ``fs_args`` as in kedro-datasets), see :mod:`music_genre.infra.storage`. This store follows the
 project's one store pattern (docs/dask.md, "One store pattern"): a read-only *index* entry on the same
 folder says what is stored, a generator node computes only what is missing (its per-track work
-through :func:`music_genre.parallel.run_tasks`) and yields write batches, and ``save`` writes
+through :func:`music_genre.infra.parallel.run_tasks`) and yields write batches, and ``save`` writes
 each batch file by file, atomically, with a manifest that says what the run covers.
 """
 
@@ -44,13 +44,13 @@ from typing import Any
 import numpy as np
 from kedro.io import DatasetError
 
-from music_genre.spectrograms import (
+from music_genre.audio.spectrograms import (
     STORE_FORMAT_VERSION,
     LazySpectrograms,
     SpectrogramBatch,
     load_spectrogram_file,
 )
-from music_genre.storage import StoreFolder
+from music_genre.infra.storage import StoreFolder
 
 from .store_base import StoreFolderDataset, StoreIndexDataset
 

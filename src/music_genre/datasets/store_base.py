@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from kedro.io import AbstractDataset, DatasetError
 
-from music_genre.storage import StoreFolder, storage_options
+from music_genre.infra.storage import StoreFolder, storage_options
 
 
 class StoreFolderDataset(AbstractDataset):

@@ -1,3 +1,4 @@
+# Over 400 lines: every file of FMA's layout (audio, tracks.csv, genres.csv, README) together.
 """FMA's layout on disk: the mp3 files (and the deliberately broken ones), tracks.csv,
 genres.csv, README.txt and demo_manifest.json; ``generate_demo_dataset`` writes them all."""
 
@@ -17,8 +18,8 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from music_genre.atomic import atomic_path
 from music_genre.demo.mixing import synthesize_track
+from music_genre.infra.atomic import atomic_path
 
 FIRST_TRACK_ID = 900_000  # far above the real FMA ids (max ~155k), so they never collide
 FIRST_ARTIST_ID = 90_000

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from music_genre.augment import MASK_KINDS, augment_item, augmentation_settings, augmented_key
-from music_genre.spectrograms import (
+from music_genre.audio.augment import MASK_KINDS, augment_item, augmentation_settings, augmented_key
+from music_genre.audio.spectrograms import (
     LazySpectrograms,
     SpectrogramBatch,
     plot_spectrogram,
@@ -50,7 +50,7 @@ def augment_training_spectrograms(
     params: Mapping[str, Any],
 ) -> Iterator[SpectrogramBatch]:
     """For each training spectrogram, ``<track_id>__freq_mask`` and ``<track_id>__time_mask``
-    (:func:`music_genre.augment.augment_item`), yielded in write batches (a Kedro generator
+    (:func:`music_genre.audio.augment.augment_item`), yielded in write batches (a Kedro generator
     node). Copies already stored for the same spectrogram and the same augmentation settings
     are skipped; every copy is seeded by its own key, so skipping changes no other copy."""
     settings = augmentation_settings(params)

@@ -1,3 +1,4 @@
+# Over 400 lines: the CNN pipeline's nodes, item selection to report (Hyperband: tuning.py; streams: streams.py).
 """CNN pipeline nodes: the study's CNN, with and without augmentation, with and without
 keras-tuner Hyperband (Tables 3-6); which variants, and their settings, is ``cnn.variants``.
 
@@ -8,58 +9,56 @@ Spectrograms stream from the catalog's lazy stores (key -> zero-arg loader) thro
 one batch in memory at a time. The nodes compute; models, histories and reports go back to the
 catalog. The one exception is keras-tuner's search state, which lives in the folder named by
 ``cnn.tuning.directory`` so that an interrupted search resumes instead of starting over.
+
+The Hyperband search is :mod:`.tuning`; the settings per variant and the tf.data streams that
+search and training share are :mod:`.streams`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io
-import json
 import logging
-import math
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import keras
-import keras_tuner
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from music_genre.accelerator import log_compute_device
-from music_genre.augment import (
+from music_genre.audio.augment import (
     MASK_KINDS,
-    augmentation_settings,
     augmented_key,
-    item_seed,
-    spec_augment,
 )
-from music_genre.cnn_model import (
-    StudyCnnHyperModel,
+from music_genre.config import TimingParams
+from music_genre.infra.accelerator import log_compute_device
+from music_genre.models.cnn import (
     architecture_from_hyperparameters,
     build_cnn,
     compiled_predictor,
     predict_probabilities,
     trainable_parameters,
 )
-from music_genre.evaluation import interval_columns, prediction_table
-from music_genre.parameters import CnnParams, TimingParams, validate_section
-from music_genre.plots import confusion_matrix_figure, learning_curves_figure
-from music_genre.selection import select_best
-from music_genre.spectrograms import spectrogram_tf_dataset
+from music_genre.models.evaluation import interval_columns, prediction_table
+from music_genre.models.plots import confusion_matrix_figure, learning_curves_figure
+from music_genre.models.selection import select_best
+
+from .streams import (
+    ITEM_COLUMNS,
+    Store,
+    _early_stopping,
+    _given,
+    _input_shape,
+    _n_classes,
+    _split_stream,
+    _training_stream,
+    cnn_settings,
+)
 
 logger = logging.getLogger(__name__)
-# Hyperband's detail (every trial's hyperparameters, every epoch's metrics): conf/logging.yml
-# sends it to the log file only; the terminal gets one line per trial from ``logger``.
-trial_logger = logging.getLogger(f"{__name__}.trials")
 
-Store = Mapping[str, Callable[[], np.ndarray]]
 
 SPLITS = {"training": "train", "validation": "val", "test": "test"}
-ITEM_COLUMNS = ["key", "track_id", "genre", "label", "split", "copy"]
 SKIPPED_COLUMNS = ["key", "track_id", "genre", "split", "copy", "reason"]
 RESULT_COLUMNS = [
     "variant",
@@ -237,373 +236,6 @@ def _validate_items(items: pd.DataFrame, tracks: pd.DataFrame) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-# Settings
-# ------------------------------------------------------------------------------------------------
-def cnn_settings(params: Mapping[str, Any] | CnnParams, variant: str | None = None) -> CnnParams:
-    """The node boundary: ``params:cnn`` as Kedro passes it (a dict) validated once into
-    :class:`~music_genre.parameters.CnnParams` (a model passes through), with ``variant``'s own
-    ``architecture`` and ``training`` applied when one is named."""
-    settings = params if isinstance(params, CnnParams) else validate_section("cnn", params)
-    assert isinstance(settings, CnnParams)
-    return settings if variant is None else settings.for_variant(variant)
-
-
-def _given(model: Any) -> dict[str, Any]:
-    """The keys the configuration gave (defaults left out): what the training logs and the
-    Hyperband fingerprint recorded before the settings were a model."""
-    return model.model_dump(exclude_unset=True)
-
-
-# ------------------------------------------------------------------------------------------------
-# Streams
-# ------------------------------------------------------------------------------------------------
-
-
-def _add_channel(spec: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return spec[..., np.newaxis]
-
-
-class _FreshMask:
-    """Zero-arg loader of a masked copy drawn anew at every call (on-the-fly augmentation):
-    the original through :func:`music_genre.augment.spec_augment`, the same implementation as
-    the materialized copies, with a generator seeded by the copy's key (reproducible runs)."""
-
-    def __init__(
-        self, loader: Callable[[], np.ndarray], kind: str, key: str, settings: Mapping[str, Any]
-    ) -> None:
-        self._loader, self._kind, self._settings = loader, kind, dict(settings)
-        self._rng = np.random.default_rng(item_seed(settings["seed"], key))
-
-    def __call__(self) -> np.ndarray:
-        spec = np.asarray(self._loader(), dtype=np.float32)
-        return spec_augment(spec, self._kind, self._rng, self._settings)
-
-
-def _training_stream(
-    items: pd.DataFrame,
-    log_mel_spectrograms: Store,
-    augmented_spectrograms: Store,
-    settings: CnnParams,
-    augmentation_params: Mapping[str, Any],
-    augmented: bool,
-) -> tuple[Any, int]:
-    """The training split as a shuffled tf.data stream: originals, plus for augmented variants
-    two masked copies per track (read from ``augmented_spectrograms``, or drawn anew every
-    epoch from the original when ``augmentation_mode`` is ``on_the_fly``)."""
-    training = items[items["split"] == "training"]
-    originals = training[training["copy"] == "original"]
-    loaders: dict[str, Callable[[], np.ndarray]] = {
-        k: log_mel_spectrograms[k] for k in originals["key"]
-    }
-    rows = originals
-    if augmented:
-        if settings.augmentation_mode == "materialized":
-            copies = training[training["copy"] != "original"]
-            if copies.empty:
-                raise ValueError(
-                    "No augmented spectrogram to train the augmented variants on: run the "
-                    "augmentation pipeline first, or set cnn.augmentation_mode: on_the_fly"
-                )
-            loaders.update({k: augmented_spectrograms[k] for k in copies["key"]})
-            rows = pd.concat([originals, copies])
-        else:
-            masking = augmentation_settings(augmentation_params)
-            copies = []
-            for row in originals.itertuples(index=False):
-                for kind in MASK_KINDS:
-                    key = augmented_key(row.track_id, kind)
-                    loaders[key] = _FreshMask(log_mel_spectrograms[row.key], kind, key, masking)
-                    copies.append({**row._asdict(), "key": key, "copy": kind})
-            rows = pd.concat([originals, pd.DataFrame(copies, columns=ITEM_COLUMNS)])
-    batch_size = settings.training.batch_size
-    stream = spectrogram_tf_dataset(
-        loaders,
-        rows["key"].tolist(),
-        rows["label"].to_numpy(),
-        batch_size=batch_size,
-        shuffle=True,
-        seed=settings.seed,
-        transform=_add_channel,
-    )
-    return _with_length(stream, len(rows), batch_size), len(rows)
-
-
-def _with_length(stream: Any, n_items: int, batch_size: int) -> Any:
-    """Tell Keras how many batches a generator-backed stream holds (progress, no warnings)."""
-    import tensorflow as tf
-
-    return stream.apply(tf.data.experimental.assert_cardinality(math.ceil(n_items / batch_size)))
-
-
-def _split_stream(
-    items: pd.DataFrame, log_mel_spectrograms: Store, split: str, batch_size: int
-) -> tuple[Any, pd.DataFrame]:
-    """One split's original spectrograms, in table order (never augmented, never shuffled)."""
-    rows = items[(items["split"] == split) & (items["copy"] == "original")]
-    stream = spectrogram_tf_dataset(
-        log_mel_spectrograms,
-        rows["key"].tolist(),
-        rows["label"].to_numpy(),
-        batch_size=batch_size,
-        transform=_add_channel,
-    )
-    return _with_length(stream, len(rows), batch_size), rows
-
-
-def _input_shape(items: pd.DataFrame, log_mel_spectrograms: Store) -> tuple[int, int, int]:
-    first = items.loc[items["copy"] == "original", "key"].iloc[0]
-    return (*np.asarray(log_mel_spectrograms[first]()).shape, 1)
-
-
-def _n_classes(items: pd.DataFrame) -> int:
-    return int(items["label"].max()) + 1
-
-
-def _early_stopping(settings: CnnParams) -> keras.callbacks.EarlyStopping:
-    return keras.callbacks.EarlyStopping(**_given(settings.training.early_stopping))
-
-
-# ------------------------------------------------------------------------------------------------
-# Hyperband
-# ------------------------------------------------------------------------------------------------
-def tune_cnn_hyperparameters(
-    items: pd.DataFrame,
-    log_mel_spectrograms: Store,
-    augmented_spectrograms: Store,
-    params: Mapping[str, Any],
-    augmentation_params: dict[str, Any],
-    variant: str,
-) -> dict[str, Any]:
-    """keras-tuner Hyperband over the study's search space, objective validation accuracy.
-
-    The search state lives in ``<tuning.directory>/<variant>_<fingerprint>``; the fingerprint
-    hashes the search settings and the training and validation items, so an interrupted search
-    with the same inputs resumes (finished trials are kept, the interrupted one is retried),
-    while changed inputs start a fresh search in a new folder instead of reusing stale trials.
-    """
-    log_compute_device()
-    settings = cnn_settings(params, variant)
-    tuning = settings.tuning
-    search_space = _given(tuning.search_space)
-    shape = _input_shape(items, log_mel_spectrograms)
-    train_stream, n_train = _training_stream(
-        items,
-        log_mel_spectrograms,
-        augmented_spectrograms,
-        settings,
-        augmentation_params,
-        settings.variants[variant].augmented,
-    )
-    val_stream, _ = _split_stream(
-        items, log_mel_spectrograms, "validation", settings.training.batch_size
-    )
-    fingerprint = search_fingerprint(items, settings, augmentation_params, variant)
-    project = f"{variant}_{fingerprint}"
-    keras.utils.set_random_seed(settings.seed)
-    tuner = _LoggingHyperband(
-        variant,
-        StudyCnnHyperModel(
-            _n_classes(items),
-            search_space,
-            input_shape=shape,
-            quantize=settings.quantize,
-            batch_norm_momentum=settings.batch_norm_momentum,
-        ),
-        objective=tuning.objective,
-        max_epochs=tuning.max_epochs,
-        factor=tuning.factor,
-        hyperband_iterations=tuning.hyperband_iterations,
-        seed=settings.seed,
-        directory=tuning.directory,
-        project_name=project,
-        overwrite=False,
-    )
-    done = sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
-    logger.info(
-        "Hyperband %s: %s/%s on %d training items (%d trials already done)",
-        variant,
-        tuning.directory,
-        project,
-        n_train,
-        done,
-    )
-    callbacks = [_early_stopping(settings)] if tuning.early_stopping else []
-    tuner.search(
-        train_stream,
-        validation_data=val_stream,
-        callbacks=callbacks,
-        shuffle=False,
-        # keras-tuner's display (a hyperparameter table per trial) and Keras' epoch lines would
-        # flood the terminal: _LoggingHyperband logs one line per trial instead.
-        verbose=0,
-    )
-    trials = sorted(tuner.oracle.trials.values(), key=lambda t: t.trial_id)
-    for trial in trials:
-        if trial.status != "COMPLETED":
-            logger.warning(
-                "Hyperband %s: trial %s ended %s: %s",
-                variant,
-                trial.trial_id,
-                trial.status,
-                (trial.message or "").strip().splitlines()[-1:],
-            )
-    # Only a completed trial may win (get_best_trials pads with unfinished ones), and a tie goes
-    # to the earlier trial: get_best_trials breaks ties by the order a resumed search globbed
-    # the trial folders in, which differs between processes (a resume once chose another).
-    completed = [t for t in trials if t.status == "COMPLETED"]  # trials: in trial_id order
-    best = sorted(  # stable: equal scores keep trial_id order
-        completed, key=lambda t: t.score, reverse=tuner.oracle.objective.direction == "max"
-    )
-    if not best:
-        raise RuntimeError(
-            f"Hyperband for {variant} completed no trial (see the warnings above "
-            f"and {tuning.directory}/{project}/trial_*/trial.json)"
-        )
-    return {
-        "variant": variant,
-        "objective": tuning.objective,
-        "values": _search_values(best[0].hyperparameters.values),
-        "best_score": _float_or_none(best[0].score),
-        "best_trial_id": best[0].trial_id,
-        "trials": [
-            {
-                "trial_id": t.trial_id,
-                "status": t.status,
-                "score": _float_or_none(t.score),
-                "epochs": t.hyperparameters.values.get("tuner/epochs"),
-                "values": _search_values(t.hyperparameters.values),
-                "history": tuner.history(t.trial_id),  # per epoch, as the log file has it
-            }
-            for t in trials
-        ],
-        "search": {
-            "max_epochs": tuning.max_epochs,
-            "factor": tuning.factor,
-            "hyperband_iterations": tuning.hyperband_iterations,
-            "seed": settings.seed,
-            "project_dir": f"{tuning.directory}/{project}",
-            "training_items": n_train,
-            "search_space": search_space,
-        },
-    }
-
-
-class _LoggingHyperband(keras_tuner.Hyperband):
-    """Hyperband that reports each trial as one short log line (its number, status, objective
-    and duration) and sends the trial's hyperparameters and per-epoch metrics
-    to ``trial_logger``, instead of keras-tuner's and Keras' prints to stdout (search with
-    ``verbose=0``). Each trial's per-epoch metrics are kept beside its trial.json (which keeps
-    only the best epoch's), so that a resumed search reports them too."""
-
-    HISTORY_FILE = "epoch_metrics.json"
-
-    def __init__(self, variant: str, *args: Any, **kwargs: Any) -> None:
-        self.variant = variant
-        self.histories: dict[str, dict[str, list[float]]] = {}
-        self._started: dict[str, float] = {}
-        printed = io.StringIO()  # keras-tuner prints "Reloading Tuner from ..." on a resume
-        with contextlib.redirect_stdout(printed):
-            super().__init__(*args, **kwargs)
-        for line in printed.getvalue().splitlines():
-            if line.strip():
-                trial_logger.info("Hyperband %s: %s", variant, line.strip())
-
-    def on_trial_begin(self, trial: Any) -> None:
-        super().on_trial_begin(trial)
-        self._started[trial.trial_id] = time.perf_counter()
-        self.histories[trial.trial_id] = {}  # a retried trial starts over
-        trial_logger.info(
-            "Hyperband %s: trial %s starts: %s",
-            self.variant,
-            trial.trial_id,
-            json.dumps(trial.hyperparameters.values, sort_keys=True),
-        )
-
-    def on_epoch_end(self, trial: Any, model: Any, epoch: int, logs: Any = None) -> None:
-        super().on_epoch_end(trial, model, epoch, logs=logs)
-        metrics = {k: float(v) for k, v in (logs or {}).items()}
-        history = self.histories.setdefault(trial.trial_id, {})
-        for key, value in metrics.items():
-            history.setdefault(key, []).append(value)
-        trial_logger.info(
-            "Hyperband %s: trial %s epoch %d/%s: %s",
-            self.variant,
-            trial.trial_id,
-            epoch + 1,
-            trial.hyperparameters.values.get("tuner/epochs", "?"),
-            " ".join(f"{k}={v:.4g}" for k, v in metrics.items()),
-        )
-
-    def on_trial_end(self, trial: Any) -> None:
-        history = self.histories.get(trial.trial_id, {})
-        path = Path(self.get_trial_dir(trial.trial_id)) / self.HISTORY_FILE
-        path.write_text(json.dumps(history))
-        super().on_trial_end(trial)  # the oracle scores the trial here
-        ended = self.oracle.get_trial(trial.trial_id)
-        seconds = time.perf_counter() - self._started.pop(trial.trial_id, time.perf_counter())
-        ranked = self.oracle.get_best_trials(len(self.oracle.trials))
-        best = next((t.score for t in ranked if t.status == "COMPLETED"), None)
-        name = self.oracle.objective.name
-        score = "-" if ended.score is None else f"{ended.score:.3f}"
-        best_score = "-" if best is None else f"{best:.3f}"
-        logger.info(
-            "Hyperband %s: trial %s %s, %s %s (best %s), %d epochs, %.0f s",
-            self.variant,
-            trial.trial_id,
-            ended.status,
-            name,
-            score,
-            best_score,
-            len(self.histories.get(trial.trial_id, {}).get(name, [])),
-            seconds,
-        )
-
-    def history(self, trial_id: str) -> dict[str, list[float]]:
-        """The per-epoch metrics of a trial, this search's or an earlier one's ({} if none)."""
-        if trial_id in self.histories:
-            return self.histories[trial_id]
-        path = Path(self.get_trial_dir(trial_id)) / self.HISTORY_FILE
-        return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def search_fingerprint(
-    items: pd.DataFrame,
-    params: Mapping[str, Any],
-    augmentation_params: Mapping[str, Any],
-    variant: str,
-) -> str:
-    """12 hex digits naming one search: its settings and the items it reads (the settings as
-    configured, defaults left out, so the searches of earlier runs keep their folders)."""
-    settings = cnn_settings(params, variant)
-    augmented = settings.variants[variant].augmented
-    used = items[items["split"].isin(["training", "validation"])]
-    training = _given(settings.training)
-    payload = {
-        "variant": variant,
-        "tuning": {k: v for k, v in _given(settings.tuning).items() if k != "directory"},
-        # what a trial's training depends on (not the final training's epochs or learning rate)
-        "training": {k: v for k, v in training.items() if k in ("batch_size", "early_stopping")},
-        "seed": settings.seed,
-        "quantize": settings.quantize,
-        "batch_norm_momentum": settings.batch_norm_momentum,
-        "augmentation_mode": settings.augmentation_mode if augmented else None,
-        "augmentation": augmentation_settings(augmentation_params) if augmented else None,
-        "items": used[["key", "label", "split", "copy"]].to_numpy().tolist(),
-    }
-    blob = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-def _search_values(values: Mapping[str, Any]) -> dict[str, Any]:
-    # keras-tuner adds its own bookkeeping (tuner/epochs, tuner/bracket, ...): not hyperparameters.
-    return {k: v for k, v in values.items() if not k.startswith("tuner/")}
-
-
-def _float_or_none(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-# ------------------------------------------------------------------------------------------------
 # Training
 # ------------------------------------------------------------------------------------------------
 def train_cnn(
@@ -756,7 +388,7 @@ def inference_timing(model: keras.Model, timing: TimingParams) -> dict[str, floa
     """``inference_seconds``: mean of ``repeats`` single-clip predictions of the same random
     input (the study's measure; the network alone, on a spectrogram already computed), after
     ``warmup`` untimed calls, through the compiled call that prediction uses
-    (:func:`music_genre.cnn_model.compiled_predictor`). ``predict_call_seconds``: the same with
+    (:func:`music_genre.models.cnn.compiled_predictor`). ``predict_call_seconds``: the same with
     ``model.predict``, what the study timed (its per-call overhead included).
     ``clips_per_second``: ``throughput_clips`` random clips in batches of ``batch_size``."""
     rng = np.random.default_rng(timing.seed)
@@ -819,7 +451,7 @@ def report_cnn_results(
     ``cnn.variants``; the pipeline wires them so) -> ``cnn_results`` (one row per variant), one
     MLflow run record per variant (parameters, metrics, per-epoch history, plots, the model),
     and the variant with the best validation accuracy (ties: lower validation loss, then fewer
-    parameters, then table order; :mod:`music_genre.selection`) as ``cnn_best_model`` with its
+    parameters, then table order; :mod:`music_genre.models.selection`) as ``cnn_best_model`` with its
     description."""
     n_variants, odd = divmod(len(evaluations_then_models), 2)
     if odd or not n_variants:
@@ -831,7 +463,7 @@ def report_cnn_results(
         columns=RESULT_COLUMNS,
     )
     runs = [_run_record(e, m) for e, m in zip(evaluations, models, strict=True)]
-    best = select_best(results, "cnn_results") or 0  # music_genre.selection's rule
+    best = select_best(results, "cnn_results") or 0  # music_genre.models.selection's rule
     chosen = evaluations[best]
     info = {
         "variant": chosen["variant"],
@@ -873,7 +505,7 @@ def _run_record(evaluation: Mapping[str, Any], model: keras.Model) -> dict[str, 
     }
     settings = training.get("spectrogram_settings") or {}
     if settings.get("duration_s") and settings.get("sample_rate"):
-        from music_genre.training_audio import spectrogram_audio
+        from music_genre.audio.training_audio import spectrogram_audio
 
         params["training_audio"] = spectrogram_audio(settings)  # what the model saw
     for key, value in training.get("hyperband", {}).items():

@@ -8,7 +8,7 @@ from typing import Any
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from music_genre.parameters import CnnVariantParams, project_parameters, validate_section
+from music_genre.config import CnnVariantParams, project_parameters, validate_section
 
 from .nodes import (
     best_cnn_predictions,
@@ -16,8 +16,8 @@ from .nodes import (
     report_cnn_results,
     select_cnn_items,
     train_cnn,
-    tune_cnn_hyperparameters,
 )
+from .tuning import tune_cnn_hyperparameters
 
 STORES = ["log_mel_spectrograms", "augmented_spectrograms"]
 PARAMS = ["params:cnn", "params:augmentation"]
@@ -69,7 +69,7 @@ def variant_pipeline(variant: str, tuned: bool) -> Pipeline:
 
 def create_pipeline(variants: Mapping[str, Any] | None = None, **kwargs) -> Pipeline:
     """``variants``: name -> settings, as ``cnn.variants``; by default the project's
-    (:func:`music_genre.parameters.project_parameters`)."""
+    (:func:`music_genre.config.project_parameters`)."""
     if variants is None:
         variants = validate_section("cnn", project_parameters()["cnn"]).variants
     specs = {name: CnnVariantParams.model_validate(spec) for name, spec in variants.items()}

@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from music_genre.evaluation import (
+from music_genre.models.evaluation import (
     class_names_of,
     interval_columns,
     prediction_table,
     probability_matrix,
 )
-from music_genre.fusion import (
+from music_genre.models.fusion import (
     METHODS,
     best_weights,
     cross_validated_accuracy,
@@ -30,7 +30,7 @@ from music_genre.fusion import (
     fused_probabilities,
     weighted_probabilities,
 )
-from music_genre.selection import select_best
+from music_genre.models.selection import select_best
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def fit_fusion(
     }
     method = params.get("method", "auto")
     if method == "auto":
-        # the rule of music_genre.selection on fusion_results' val_acc: METHODS lists late
+        # the rule of music_genre.models.selection on fusion_results' val_acc: METHODS lists late
         # fusion (fewer parameters) first, so a tie goes to it
         table = pd.DataFrame({"method": METHODS, "val_acc": [scores[m] for m in METHODS]})
         method = METHODS[select_best(table, "fusion_results") or 0]
@@ -185,7 +185,7 @@ def _audio_params(fusion_model: Mapping[str, Any]) -> dict[str, str]:
     audio = fusion_model.get("member_audio", {}).get("handcrafted")
     if not audio:
         return {}
-    from music_genre.training_audio import describe_record
+    from music_genre.audio.training_audio import describe_record
 
     return {"handcrafted_training_audio": describe_record(audio)}
 

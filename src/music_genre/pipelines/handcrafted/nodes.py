@@ -1,3 +1,4 @@
+# Over 400 lines: the handcrafted pipeline, feature extraction to the MLP sweep and held-out predictions, one job per node.
 """Handcrafted features: FMA's 518 features -> standardized matrix -> the study's MLP sweep.
 
 The study (Tables 1-2) trained a Keras MLP on FMA's precomputed features for nine hidden-layer
@@ -5,7 +6,7 @@ configurations; ``handcrafted.source`` chooses FMA's ``features.csv`` (``fma_csv
 it over the full-length tracks) or features computed with FMA's recipe from the collection's own
 audio files (``extract``, resumable per track: on fma_small, the 30-s clips the other pipelines
 read), or lists both: the first is the saved model, the others comparison rows. Every row and
-model says what its features were computed over (:mod:`music_genre.training_audio`).
+model says what its features were computed over (:mod:`music_genre.audio.training_audio`).
 """
 
 from __future__ import annotations
@@ -21,26 +22,26 @@ from matplotlib.figure import Figure
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
-from music_genre.audio_location import file_stamp
-from music_genre.datasets import FeatureRow, FmaFeaturesFile
-from music_genre.evaluation import interval_columns, prediction_table
-from music_genre.features import (
+from music_genre.audio.features import (
     N_FEATURES,
     extract_features,
     feature_columns,
     feature_names,
     settings_fingerprint,
 )
-from music_genre.parallel import TaskFailure, run_tasks
-from music_genre.pipelines.ingestion.nodes import BAD_TRACK_COLUMNS, SPLITS
-from music_genre.plots import confusion_matrix_figure, learning_curves_figure
-from music_genre.selection import select_best
-from music_genre.training_audio import (
+from music_genre.audio.training_audio import (
     describe_record,
     feature_audio_record,
     handcrafted_sources,
     short_label,
 )
+from music_genre.contracts import BAD_TRACK_COLUMNS, SPLIT_PREFIX, SPLITS
+from music_genre.datasets import FeatureRow, FmaFeaturesFile
+from music_genre.infra.location import file_stamp
+from music_genre.infra.parallel import TaskFailure, run_tasks
+from music_genre.models.evaluation import interval_columns, prediction_table
+from music_genre.models.plots import confusion_matrix_figure, learning_curves_figure
+from music_genre.models.selection import select_best
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ RESULT_COLUMNS = [
     "test_acc_ci_low",
     "test_acc_ci_high",
     "n_test",
-    # what the features were computed over (music_genre.training_audio), and whether the row is
+    # what the features were computed over (music_genre.audio.training_audio), and whether the row is
     # a comparison source whose models are not saved (handcrafted.source lists several)
     "source",
     "audio",
@@ -65,7 +66,6 @@ RESULT_COLUMNS = [
     "comparison",
 ]
 MODEL_INPUT_INDEX = ["track_id", "split", "label", "genre"]
-_SPLIT_PREFIX = {"training": "train", "validation": "val", "test": "test"}
 
 
 def _check_source(params: Mapping[str, Any]) -> str:
@@ -299,7 +299,7 @@ def build_mlp(
         keras.layers.Dense(int(units), activation="relu", kernel_regularizer=regularizer)
         for units in hidden_units
     ]
-    layers.append(  # float32 softmax also under mixed precision (see music_genre.accelerator)
+    layers.append(  # float32 softmax also under mixed precision (see music_genre.infra.accelerator)
         keras.layers.Dense(
             n_classes, activation="softmax", kernel_regularizer=regularizer, dtype="float32"
         )
@@ -365,8 +365,8 @@ def _train_one(
     metrics = {}
     for split, (x, y) in data.items():
         loss, accuracy = model.evaluate(x, y, batch_size=1024, verbose=0)
-        metrics[f"{_SPLIT_PREFIX[split]}_loss"] = float(loss)
-        metrics[f"{_SPLIT_PREFIX[split]}_acc"] = float(accuracy)
+        metrics[f"{SPLIT_PREFIX[split]}_loss"] = float(loss)
+        metrics[f"{SPLIT_PREFIX[split]}_acc"] = float(accuracy)
     label = units_label(hidden_units)
     x_test, y_test = data["test"]
     predicted = _predict(model, x_test)
@@ -385,7 +385,7 @@ def _train_one(
             "seed": int(params["seed"]),
             "epochs_trained": len(history["loss"]),
             "best_epoch": int(np.argmin(history["val_loss"])) + 1,
-            **{f"n_{_SPLIT_PREFIX[s]}": len(data[s][1]) for s in SPLITS},
+            **{f"n_{SPLIT_PREFIX[s]}": len(data[s][1]) for s in SPLITS},
         },
         "metrics": metrics,
         "history": history,
@@ -419,8 +419,8 @@ def train_mlp_sweep(
 
     Returns the MLflow run records (one per configuration), the results table (the study's
     columns, then what the features were computed over: ``audio``, a feature audio record of
-    :mod:`music_genre.training_audio`) and the best model by validation accuracy (ties: lower
-    validation loss, then fewer parameters, then list order; :mod:`music_genre.selection`). ``comparison``: the rows of a further ``handcrafted.source``, whose models
+    :mod:`music_genre.audio.training_audio`) and the best model by validation accuracy (ties: lower
+    validation loss, then fewer parameters, then list order; :mod:`music_genre.models.selection`). ``comparison``: the rows of a further ``handcrafted.source``, whose models
     are not saved.
     """
     configurations = [list(map(int, units)) for units in params["hidden_units"]]
@@ -429,7 +429,7 @@ def train_mlp_sweep(
             "handcrafted.mlp.hidden_units must list at least one configuration, each a list "
             f"of layer sizes such as [512, 256]; got {params['hidden_units']!r}."
         )
-    from music_genre.accelerator import log_compute_device
+    from music_genre.infra.accelerator import log_compute_device
 
     log_compute_device()
     audio = dict(audio or {})
@@ -464,7 +464,7 @@ def train_mlp_sweep(
             }
         )
     results = pd.DataFrame(rows).reindex(columns=RESULT_COLUMNS)
-    best = select_best(results, "handcrafted_results") or 0  # music_genre.selection's rule
+    best = select_best(results, "handcrafted_results") or 0  # music_genre.models.selection's rule
     records[best]["tags"]["best_by_val_acc"] = "true"
     for position, record in enumerate(records):  # the pipeline's choice (tag `selected`)
         record["selected"] = position == best and not comparison

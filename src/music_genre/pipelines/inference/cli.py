@@ -51,7 +51,7 @@ def run(args: argparse.Namespace, context: Callable[[Path, str | None], Any]) ->
     project = Path(args.project).resolve()
     try:
         ctx = context(project, args.env)
-        from music_genre.predict_cli import tracking_uri
+        from music_genre.tracking import tracking_uri
 
         predictor, label = load_predictor(
             args.model,

@@ -1,16 +1,17 @@
+# Over 400 lines: one job, a library run: its files, the model, the plan, the chunks, resuming (per-file work: front_end.py).
 """Batch prediction over a music library: every audio file below a folder (or an fsspec URL),
 one table row per file, resumable, with decoding and the front end in worker processes.
 
 The ``inference`` pipeline and ``genre-predict DIR --output FILE`` both call these functions,
-with the predictors of :mod:`music_genre.predict` (what ``genre-predict f`` runs):
+with the predictors of :mod:`music_genre.serving` (what ``genre-predict f`` runs):
 
 - :func:`list_library`: the audio files (mp3, wav, flac, ogg, au; any case) below the folder,
   each with its size and version (local: ``st_mtime_ns``; URL: ETag or the first version key of
-  :func:`music_genre.audio_location.version_of`). Anything that is not a regular file becomes a
+  :func:`music_genre.infra.location.version_of`). Anything that is not a regular file becomes a
   row with its reason; nothing is decoded yet.
 - :func:`plan`: the stored rows that stay valid (same path, size, version and model, see
   :func:`model_id`) and the files that must be predicted.
-- :func:`predict_chunks`: the files to predict, through :func:`music_genre.parallel.run_tasks`
+- :func:`predict_chunks`: the files to predict, through :func:`music_genre.infra.parallel.run_tasks`
   (decode + spectrogram / features / musicnn front end per file in a worker, which also checks
   the file as ``genre-predict`` does), the network run here on the driver once per chunk of
   ``chunk_size`` files in path order. Chunks are made from the file order, never from which
@@ -31,25 +32,32 @@ import pickle
 import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from music_genre.audio import AUDIO_EXTENSIONS
-from music_genre.audio_location import (
+from music_genre.audio.decode import AUDIO_EXTENSIONS
+from music_genre.contracts import MODEL_KINDS
+from music_genre.datasets.library_table import (
+    LibraryChunk,
+    merge_chunk,
+    normalized_table,
+    read_table,
+    table_columns,
+    write_table,
+)
+from music_genre.errors import SetupError
+from music_genre.infra.location import (
     absolute,
     file_stamp,
     is_dir,
     is_url,
     join,
     list_files,
-    local_path,
 )
-from music_genre.errors import SetupError
-from music_genre.predict import (
-    MODEL_KINDS,
+from music_genre.serving import (
     CnnPredictor,
     FusionPredictor,
     HandcraftedPredictor,
@@ -58,15 +66,11 @@ from music_genre.predict import (
     TransferPredictor,
     best_model_kind,
     build_predictor,
-    check_audio_file,
-    classifier_probabilities,
-    window_offsets,
 )
 
-logger = logging.getLogger(__name__)
+from .front_end import FileInputs, file_inputs, prepare_front_end, window_probabilities
 
-# The stored table's columns around the genre columns: path, genre (top-1), <genres>, then these
-META_COLUMNS = ("model", "error", "size", "version")
+logger = logging.getLogger(__name__)
 
 
 class LibraryError(SetupError, ValueError):
@@ -188,7 +192,7 @@ def load_predictor(
 
 
 def _feed(digest: Any, value: Any) -> None:
-    from music_genre.inference import OnnxModel
+    from music_genre.models.inference import OnnxModel
 
     if isinstance(value, OnnxModel):
         digest.update(value.serialized)
@@ -240,144 +244,7 @@ def model_id(predictor: Predictor, label: str, min_seconds: float, max_windows: 
     return f"{label} sha256:{digest.hexdigest()[:12]}"
 
 
-# --- the work in the workers: decode + front end ------------------------------------------
-@dataclass(frozen=True)
-class _NetworkFront:
-    """CNN / handcrafted MLP: the predictor without its network (window_inputs needs only the
-    spectrogram or feature settings and the scaler)."""
-
-    predictor: Any
-
-    def inputs(self, path: str, offsets: Sequence[float]) -> np.ndarray:
-        return self.predictor.window_inputs(path, offsets)
-
-
-@dataclass(frozen=True)
-class _AudioBackboneFront:
-    """A backbone with its own audio front end (musicnn): decode each window, front end."""
-
-    function: Callable[..., Any]
-    leading: tuple
-    sample_rate: int
-    duration_s: float
-
-    def inputs(self, path: str, offsets: Sequence[float]) -> list[Any]:
-        return [
-            self.function(*self.leading, path, self.sample_rate, self.duration_s, offset)
-            for offset in offsets
-        ]
-
-
-@dataclass(frozen=True)
-class _SpectrogramFront:
-    """A backbone reading spectrograms (VGG16, ResNet50): one log-mel spectrogram per window."""
-
-    settings: Mapping[str, Any]
-
-    def inputs(self, path: str, offsets: Sequence[float]) -> list[np.ndarray]:
-        from music_genre.spectrograms import spectrogram_from_file
-
-        return [spectrogram_from_file(path, {**self.settings, "offset_s": o}) for o in offsets]
-
-
-@dataclass(frozen=True)
-class _FusionFront:
-    members: tuple
-
-    def inputs(self, path: str, offsets: Sequence[float]) -> tuple:
-        return tuple(member.inputs(path, offsets) for member in self.members)
-
-
-def prepare_front_end(predictor: Predictor) -> Any:
-    """What a worker needs to turn a file into the network's inputs (picklable and small: no
-    network, no weights)."""
-    if isinstance(predictor, FusionPredictor):
-        return _FusionFront(tuple(prepare_front_end(m) for m in predictor.members))
-    if isinstance(predictor, CnnPredictor | HandcraftedPredictor):
-        return _NetworkFront(replace(predictor, model=None))
-    if isinstance(predictor, TransferPredictor):
-        extractor = predictor.extractor()  # built here once: checks the weights' fingerprint
-        if predictor.reads_audio:
-            function, leading = extractor.front_end_task()
-            return _AudioBackboneFront(function, leading, *extractor.signal_settings)
-        return _SpectrogramFront(dict(predictor.spectrogram_settings))
-    raise TypeError(f"no batch front end for {type(predictor).__name__}")
-
-
-@dataclass
-class FileInputs:
-    """What a worker returns for one file: the network inputs of its windows, or the error."""
-
-    windows: int = 0
-    inputs: Any = None
-    error: str = ""
-
-
-def file_inputs(
-    front: Any, window_s: float, path: str, min_seconds: float, max_windows: int
-) -> FileInputs:
-    """One file checked (as ``genre-predict`` checks it) and turned into network inputs; never
-    raises for a bad file (the error names the file and why)."""
-    try:
-        duration = check_audio_file(path, min_seconds)
-        offsets = window_offsets(duration, window_s, max_windows)
-        return FileInputs(windows=len(offsets), inputs=front.inputs(path, offsets))
-    except PredictionError as exc:
-        return FileInputs(error=str(exc))
-    except Exception as exc:  # noqa: BLE001 - one bad file must not stop a batch
-        return FileInputs(error=f"{path}: {type(exc).__name__}: {exc}")
-
-
-# --- the work on the driver: the networks, one call per chunk -----------------------------
-def _split(values: np.ndarray, counts: Sequence[int]) -> list[np.ndarray]:
-    return np.split(np.asarray(values, np.float64), np.cumsum(counts)[:-1])
-
-
-def window_probabilities(
-    predictor: Predictor, inputs: Sequence[Any], windows: Sequence[int]
-) -> list[np.ndarray]:
-    """Per file, one probability row per window, from the inputs :func:`file_inputs` made for
-    several files (one network call for all of them)."""
-    if not inputs:
-        return []
-    if isinstance(predictor, FusionPredictor):
-        from music_genre.fusion import fused_probabilities
-
-        per_member = [
-            window_probabilities(member, [item[i] for item in inputs], windows)
-            for i, member in enumerate(predictor.members)
-        ]
-        return [
-            fused_probabilities(predictor.bundle, [member[f] for member in per_member])
-            for f in range(len(inputs))
-        ]
-    if isinstance(predictor, CnnPredictor | HandcraftedPredictor):
-        arrays = [np.asarray(item) for item in inputs]
-        rows = _split(predictor.probabilities(np.concatenate(arrays)), [len(a) for a in arrays])
-        # a whole-track handcrafted model computes one row over the file: repeated per window,
-        # as HandcraftedPredictor.window_probabilities does (fusion needs one per window)
-        return [
-            r if len(r) == n else np.repeat(r[:1], n, axis=0)
-            for r, n in zip(rows, windows, strict=True)
-        ]
-    if isinstance(predictor, TransferPredictor):
-        flat = [window for item in inputs for window in item]
-        cut = predictor.bundle["cut_level"]
-        extractor = predictor.extractor()
-        if predictor.reads_audio:
-            features = np.stack([row[cut] for row in extractor.embed_front_ends(flat)])
-        else:
-            features = extractor(flat)[cut]
-        probabilities = classifier_probabilities(predictor.bundle["model"], features)
-        return _split(probabilities, [len(item) for item in inputs])
-    raise TypeError(f"no batch prediction for {type(predictor).__name__}")
-
-
-# --- the table ----------------------------------------------------------------------------
-def table_columns(class_names: Sequence[str]) -> list[str]:
-    return ["path", "genre", *class_names, *META_COLUMNS]
-
-
+# --- the table (its storage: music_genre.datasets.library_table) ---------------------------
 def rows_frame(rows: Sequence[Mapping[str, Any]], class_names: Sequence[str]) -> pd.DataFrame:
     """Rows in the table's column order and types (probabilities float, NaN for an error)."""
     frame = pd.DataFrame(list(rows), columns=table_columns(class_names))
@@ -402,88 +269,6 @@ def _row(
         row["genre"] = class_names[int(np.argmax(probabilities))]
     row.update(model=model, error=error, size=file.size, version=file.version)
     return row
-
-
-@dataclass
-class LibraryChunk:
-    """What the pipeline's generator node yields: rows to upsert into the stored table, or
-    (``replace``) the rows that make the whole table (the first yield: the stored rows that
-    stay valid, so rows of files gone or changed or of another model are dropped)."""
-
-    rows: pd.DataFrame
-    replace: bool = False
-
-
-def merge_chunk(stored: pd.DataFrame | None, chunk: LibraryChunk | pd.DataFrame) -> pd.DataFrame:
-    """The stored table with a chunk's rows put in (same path: the chunk's row wins)."""
-    if isinstance(chunk, pd.DataFrame):
-        chunk = LibraryChunk(chunk, replace=True)
-    if chunk.replace or stored is None or list(stored.columns) != list(chunk.rows.columns):
-        merged = chunk.rows
-    else:
-        kept = stored[~stored["path"].isin(chunk.rows["path"])]
-        merged = pd.concat([kept, chunk.rows], ignore_index=True) if len(kept) else chunk.rows
-    return merged.sort_values("path", kind="stable").reset_index(drop=True)
-
-
-def normalized_table(frame: pd.DataFrame | None) -> pd.DataFrame | None:
-    """A table read back (parquet or CSV) in the types :func:`plan` compares: a CSV has no
-    empty string (NaN) and reads a local version (mtime in ns) as an integer."""
-    if frame is None or not set(("path", *META_COLUMNS)) <= set(frame.columns):
-        return None
-    frame = frame.copy()
-    frame["error"] = frame["error"].fillna("").astype(str)
-    frame["model"] = frame["model"].fillna("").astype(str)
-    frame["version"] = frame["version"].fillna("").astype(str)
-    frame["size"] = frame["size"].fillna(-1).astype("int64")
-    frame["path"] = frame["path"].astype(str)
-    return frame
-
-
-def read_table(location: str) -> pd.DataFrame | None:
-    """The stored table (``.parquet`` or ``.csv``, a path or fsspec URL), or None when it is
-    absent or cannot be read (logged: everything is then predicted again)."""
-    import fsspec
-
-    try:
-        with fsspec.open(location, "rb") as handle:
-            if str(location).lower().endswith(".csv"):
-                frame = pd.read_csv(handle, dtype={"version": str, "error": str, "model": str})
-            else:
-                frame = pd.read_parquet(handle)
-    except FileNotFoundError:
-        return None
-    except Exception as exc:  # noqa: BLE001 - a damaged table only costs recomputation
-        logger.warning("%s cannot be read (%s): predicting every file again", location, exc)
-        return None
-    return normalized_table(frame)
-
-
-def table_bytes(frame: pd.DataFrame, location: str) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    if str(location).lower().endswith(".csv"):
-        buffer.write(frame.to_csv(index=False).encode())
-    else:
-        frame.to_parquet(buffer, index=False)
-    return buffer.getvalue()
-
-
-def write_table(location: str, frame: pd.DataFrame) -> None:
-    """Replace the table in one step (local: a temporary file renamed over it; object stores:
-    one upload): a reader never sees half a table."""
-    data = table_bytes(frame, location)
-    if is_url(location):
-        from music_genre.audio_location import url_to_fs
-
-        fs, key = url_to_fs(location)
-        fs.pipe_file(key, data)
-        return
-    from music_genre.atomic import atomic_path
-
-    with atomic_path(local_path(location)) as tmp:
-        tmp.write_bytes(data)
 
 
 def csv_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -539,11 +324,11 @@ def predict_chunks(
     progress: bool = True,
 ) -> Iterator[pd.DataFrame]:
     """Rows for ``files``, one frame per chunk of ``chunk_size`` files (in the given order):
-    decoding and front end through :func:`music_genre.parallel.run_tasks`, the network here
+    decoding and front end through :func:`music_genre.infra.parallel.run_tasks`, the network here
     once per chunk. A progress bar (files) goes to stderr."""
     from tqdm import tqdm
 
-    from music_genre.parallel import TaskFailure, run_tasks
+    from music_genre.infra.parallel import TaskFailure, run_tasks
 
     if not files:
         return

@@ -12,18 +12,17 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
-from music_genre.audio import AUDIO_EXTENSIONS, AudioFile
-from music_genre.audio_location import absolute, file_stamp, is_url, join
+from music_genre.audio.decode import AUDIO_EXTENSIONS, AudioFile
+from music_genre.contracts import BAD_TRACK_COLUMNS, SPLITS, genre_labels
 from music_genre.datasets import AudioCollection
 from music_genre.errors import CollectionError
-from music_genre.parallel import TaskFailure, run_tasks
+from music_genre.infra.location import absolute, file_stamp, is_url, join
+from music_genre.infra.parallel import TaskFailure, run_tasks
 
 from .splits import GROUP_COLUMN, grouped_split
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("training", "validation", "test")
-BAD_TRACK_COLUMNS = ["track_id", "path", "genre", "split", "stage", "reason"]
 TRACK_COLUMNS = [
     "track_id",
     "path",
@@ -182,7 +181,7 @@ def _probe_one(path: str) -> dict[str, Any]:
 
 
 def _file_stamp(path: str) -> tuple[int, int | str]:
-    """(size, version) identify an unchanged file (:func:`music_genre.audio_location.file_stamp`:
+    """(size, version) identify an unchanged file (:func:`music_genre.infra.location.file_stamp`:
     the mtime in ns for a local file, the object's version string, e.g. its ETag, for a URL);
     size -1 when it cannot be read (version -1, or "" for a URL so that the column keeps one
     type)."""
@@ -284,7 +283,7 @@ def build_track_table(
             else _stratified_split(good["genre"], params, unusable)
         )
 
-    labels = {genre: index for index, genre in enumerate(sorted(good["genre"].unique()))}
+    labels = genre_labels(good["genre"])
     good["label"] = good["genre"].map(labels).astype("int64")
     good["sample_rate"] = good["sample_rate"].astype("int64")
     good["channels"] = good["channels"].astype("int64")

@@ -15,14 +15,14 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
-from music_genre.audio import read_tag
-from music_genre.audio_location import absolute, is_url, join, relative_to
+from music_genre.audio.decode import read_tag
+from music_genre.contracts import SPLITS
 from music_genre.datasets import AudioCollection
 from music_genre.errors import CollectionError
+from music_genre.infra.location import absolute, is_url, join, relative_to
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("training", "validation", "test")
 GROUP_COLUMN = "group"
 # libsndfile's string metadata (ID3 / RIFF INFO / Vorbis comments, as far as it reads them)
 TAG_FIELDS = ("title", "artist", "album", "genre", "date", "comment")

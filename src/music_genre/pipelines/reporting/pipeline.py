@@ -8,8 +8,8 @@ from .nodes import (
     comparison_chart,
     describe_data,
     paired_tests,
-    render_summary,
 )
+from .summary import render_summary
 
 RESULTS = ["handcrafted_results", "cnn_results", "transfer_results"]
 TEST_PREDICTIONS = [

@@ -6,13 +6,13 @@ from typing import Any
 
 import pandas as pd
 
-from music_genre.predict import (
+from music_genre.serving import (
     best_model_kind,
     build_predictor,
     export_networks,
     handcrafted_training_audio,
 )
-from music_genre.served_model import MAX_BYTES, MAX_FILES, MAX_SECONDS, GenrePredictorModel
+from music_genre.serving.served_model import MAX_BYTES, MAX_FILES, MAX_SECONDS, GenrePredictorModel
 
 
 def package_genre_predictor(

@@ -10,8 +10,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from music_genre.parallel import TaskFailure, resolve_workers, run_tasks
-from music_genre.spectrograms import (
+from music_genre.audio.spectrograms import (
     LazySpectrograms,
     SpectrogramBatch,
     n_frames,
@@ -21,10 +20,10 @@ from music_genre.spectrograms import (
     spectrogram_settings,
     spectrogram_task,
 )
+from music_genre.contracts import BAD_TRACK_COLUMNS
+from music_genre.infra.parallel import TaskFailure, resolve_workers, run_tasks
 
 logger = logging.getLogger(__name__)
-
-BAD_TRACK_COLUMNS = ["track_id", "path", "genre", "split", "stage", "reason"]
 
 
 def _check_tracks(tracks: pd.DataFrame, columns: list[str]) -> None:
@@ -69,7 +68,7 @@ def compute_log_mel_spectrograms(
     _check_tracks(tracks, ["track_id", "path"])
     settings = spectrogram_settings(params)
     fingerprint = settings_fingerprint(settings)
-    # values checked by the spectrogram schema (music_genre.parameters) when the run starts
+    # values checked by the spectrogram schema (music_genre.config) when the run starts
     workers = resolve_workers(params.get("workers"))
     batch_size = int(params["write_batch_size"])
 

@@ -1,3 +1,4 @@
+# Over 400 lines: the two extraction jobs share one store-index protocol.
 """The feature-extraction jobs of the transfer pipeline, one per store key.
 
 The extraction node runs each job against the store's index (what is stored) and yields the
@@ -12,7 +13,7 @@ this process runs the network on the patches of a whole batch of tracks at once.
 With ``runtime.executor: dask`` each batch is one task on the cluster instead, network
 included (``FeatureJob._run_on_cluster``): it carries the batch's spectrograms (loaded here) or
 audio paths (read by the worker), and each worker process builds the network once and keeps it
-(``music_genre.backbones.cut_level_batch`` / ``audio_batch``). The batches hold the same tracks
+(``music_genre.models.backbones.cut_level_batch`` / ``audio_batch``). The batches hold the same tracks
 as locally, so the store's part files are the same; only when a worker cannot read a track of a
 batch (an audio file that does not decode) is that batch one track short, where locally the
 next track takes its place.
@@ -38,15 +39,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from music_genre.backbones import (
+from music_genre.datasets.feature_store import FeatureBatch, FeatureFailure, FeatureManifest
+from music_genre.infra.parallel import TaskFailure, current_runtime, run_tasks
+from music_genre.models.backbones import (
     AudioEmbeddingExtractor,
     CutLevelFeatureExtractor,
     NetworkBatch,
     audio_batch,
     cut_level_batch,
 )
-from music_genre.datasets.feature_store import FeatureBatch, FeatureFailure, FeatureManifest
-from music_genre.parallel import TaskFailure, current_runtime, run_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -178,7 +179,7 @@ class FeatureJob:
 
     # --- runtime.executor: dask ------------------------------------------------------------
     # What a batch task receives per track (``_cluster_items``: the tracks ``_inputs`` gives the
-    # local path, in the same order) and which task runs a batch (music_genre.backbones).
+    # local path, in the same order) and which task runs a batch (music_genre.models.backbones).
     _batch_task: ClassVar[Callable[..., NetworkBatch]]
 
     def _cluster_items(
@@ -388,7 +389,7 @@ def _named_worker(error: Exception, worker: str) -> Exception:
 
 def audio_digest(path: str) -> str:
     """Changes when the audio file changes (size, modification time): it is then re-embedded."""
-    from music_genre.spectrograms import source_tag
+    from music_genre.audio.spectrograms import source_tag
 
     return "aud-" + source_tag(path)
 

@@ -1,3 +1,4 @@
+# Over 400 lines: the transfer pipeline's nodes, planning to held-out predictions (the classifier search: search.py).
 """Transfer learning (study section 4.3, Tables 7-13): pretrained CNN features of the spectrogram
 images at several cut levels -> StandardScaler -> PCA -> grid-searched SVM / MLP.
 
@@ -8,29 +9,27 @@ scaling -> PCA -> classifier grid, report and MLflow runs."""
 from __future__ import annotations
 
 import logging
-import tempfile
-import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from joblib import Memory
 from matplotlib.figure import Figure
 from sklearn.base import clone
-from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
-from sklearn.neural_network import MLPClassifier
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC, LinearSVC
+from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
-from music_genre.backbones import (
+from music_genre import contracts
+from music_genre.datasets.feature_store import (
+    FeatureBatch,
+    FeatureManifest,
+    FeatureStore,
+    stored_with,
+)
+from music_genre.models.backbones import (
     AudioEmbeddingExtractor,
     AudioWindow,
     CutLevelFeatureExtractor,
@@ -39,23 +38,20 @@ from music_genre.backbones import (
     get_backbone,
     resolve_weights,
 )
-from music_genre.datasets.feature_store import (
-    FeatureBatch,
-    FeatureManifest,
-    FeatureStore,
-    stored_with,
-)
-from music_genre.evaluation import (
-    interval_columns,
+from music_genre.models.evaluation import (
     prediction_table,
-    stopped_at_iteration_limit,
 )
-from music_genre.parallel import current_runtime, grid_search_backend
-from music_genre.plots import confusion_matrix_figure
-from music_genre.preprocessing import DropRoundingOnlyFeatures
-from music_genre.selection import select_best
+from music_genre.models.plots import confusion_matrix_figure
+from music_genre.models.selection import select_best
 
 from .extraction import AudioEmbeddingJob, CutLevelFeatureJob, run_job, store_digests
+from .search import (
+    _check_splits,
+    _classifier_grids,
+    _fold_cache,
+    _grid_search,
+    _usable_tracks,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -78,12 +74,6 @@ RESULT_COLUMNS = [
     "classify_ms_per_image",
 ]
 EXCLUDED_COLUMNS = ["track_id", "path", "genre", "split", "stage", "reason"]
-# Classifier names in transfer.classifiers -> scikit-learn estimator (the study's three).
-ESTIMATORS: dict[str, Callable[..., Any]] = {
-    "svm_linear": LinearSVC,
-    "svm_rbf": SVC,
-    "mlp": MLPClassifier,
-}
 TRAIN_SPLITS = ("training", "validation")  # merged for the grid search, as in the study
 TEST_SPLIT = "test"
 
@@ -95,7 +85,7 @@ TEST_SPLIT = "test"
 
 def experiments(params: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The (backbone, cut level, PCA variances) combinations to evaluate (validated when the
-    run starts: music_genre.parameters.TransferParams)."""
+    run starts: music_genre.config.TransferParams)."""
     default_variances = params.get("pca_variances", [0.99, 0.95, 0.90])
     return [
         {
@@ -361,7 +351,7 @@ def transfer_run_records(
     search_results: list[dict[str, Any]], tracks: pd.DataFrame
 ) -> list[dict[str, Any]]:
     """One MLflow run per (backbone, cut, variance, classifier), with its fitted pipeline."""
-    class_names = _class_names(tracks)
+    class_names = contracts.class_names(tracks)
     records = []
     chosen = _best_result(search_results) if search_results else None  # tag `selected`
     for r in search_results:
@@ -418,7 +408,7 @@ def transfer_run_records(
 
 def _best_result(search_results: list[dict[str, Any]]) -> dict[str, Any]:
     """The configuration that ``transfer_results`` names best: the rule of
-    :mod:`music_genre.selection` (CV accuracy; ties: lower ``cv_accuracy_std``, then list order)
+    :mod:`music_genre.models.selection` (CV accuracy; ties: lower ``cv_accuracy_std``, then list order)
     applied to the values rounded as that table holds them, so the saved model and the report
     agree."""
     table = pd.DataFrame(
@@ -437,7 +427,7 @@ def select_best_transfer_model(
     if not search_results:
         raise ValueError("No transfer result to choose from: transfer.experiments is empty.")
     best = _best_result(search_results)
-    class_names = _class_names(tracks)
+    class_names = contracts.class_names(tracks)
     bundle = {
         "model": best["model"],
         "backbone": best["backbone"],
@@ -478,7 +468,7 @@ def select_best_transfer_model(
 def export_best_transfer_backbone(best_model: dict[str, Any]) -> Any:
     """The best model's backbone up to its cut level as ONNX, checked against the Keras
     network: prediction computes the same features without TensorFlow."""
-    from music_genre.predict import export_transfer_backbone
+    from music_genre.models.backbones import export_transfer_backbone
 
     exported = export_transfer_backbone(best_model)
     logger.info(
@@ -505,7 +495,7 @@ def predict_held_out_tracks(
     pipeline and best parameters refit on each of the grid search's CV folds (same stratified
     folds) and applied to the held-out fold. SVMs without Platt scaling give a softmax over
     their decision scores, as in prediction."""
-    from music_genre.predict import classifier_probabilities
+    from music_genre.models.probabilities import classifier_probabilities
 
     if not search_results:
         raise ValueError("No transfer result to choose from: transfer.experiments is empty.")
@@ -522,7 +512,7 @@ def predict_held_out_tracks(
     test = usable[usable["split"] == TEST_SPLIT]
     x_train = transfer_features.matrix(key, cut, train["track_id"].tolist())
     y_train = train["label"].to_numpy()
-    names = _class_names(tracks)
+    names = contracts.class_names(tracks)
     out_of_fold = np.zeros((len(train), len(names)))
     # predict() is what test_accuracy counts (an RBF SVC votes one-vs-one, which can differ from
     # the argmax of its softmax scores on ties)
@@ -553,184 +543,8 @@ def predict_held_out_tracks(
 
 
 # --------------------------------------------------------------------------------------------
-# Helpers
+# Figures
 # --------------------------------------------------------------------------------------------
-
-
-def _classifier_grids(
-    params: Mapping[str, Any],
-) -> dict[str, tuple[Callable[..., Any], dict[str, Any], dict[str, list[Any]]]]:
-    out = {}
-    # names and shapes validated when the run starts (music_genre.parameters.TransferParams)
-    for name, conf in params["classifiers"].items():
-        conf = conf or {}
-        fixed = dict(conf.get("fixed") or {})
-        grid = {
-            k: [_tuple_if_list(v) for v in values] for k, values in (conf.get("grid") or {}).items()
-        }
-        if "random_state" in ESTIMATORS[name]().get_params() and "random_state" not in fixed:
-            fixed["random_state"] = params.get("random_seed")
-        out[name] = (ESTIMATORS[name], fixed, grid)
-    return out
-
-
-@contextmanager
-def _fold_cache(params: Mapping[str, Any]) -> Iterator[Memory | None]:
-    """A temporary joblib cache for the pipeline's transformers (``transfer.cache_folds``)."""
-    if not params.get("cache_folds", True) or current_runtime().executor == "dask":
-        # on Dask the folds are fitted on the workers, which cannot reach this temporary folder
-        yield None
-        return
-    with tempfile.TemporaryDirectory(prefix="transfer-fold-cache-") as cache_dir:
-        yield Memory(location=cache_dir, verbose=0)
-
-
-def _tuple_if_list(value: Any) -> Any:
-    # YAML has no tuples: hidden_layer_sizes [512, 32] -> (512, 32), as the study wrote them.
-    return tuple(value) if isinstance(value, list) else value
-
-
-def _usable_tracks(
-    tracks: pd.DataFrame, store: FeatureStore, key: str, backbone: str, is_audio: bool = False
-) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    items = store.items(key)
-    failures = store.failures(key)
-    ids = tracks["track_id"].astype(str)
-    has = ids.isin(items)
-    left_out = []
-    for _, row in tracks[~has].iterrows():
-        reason = failures.get(str(row["track_id"])) or (
-            "not embedded: the track was added after the last feature extraction"
-            if is_audio
-            else "no log-mel spectrogram for this track (see the spectrogram pipeline's report)"
-        )
-        left_out.append(
-            {
-                "track_id": str(row["track_id"]),
-                "path": row.get("path"),
-                "genre": row["genre"],
-                "split": row["split"],
-                "stage": f"transfer features ({backbone})",
-                "reason": reason,
-            }
-        )
-    return tracks[has].reset_index(drop=True), left_out
-
-
-def _check_splits(train: pd.DataFrame, test: pd.DataFrame, folds: int, backbone: str) -> None:
-    if test.empty:
-        raise ValueError(f"{backbone}: no test track has features; nothing to evaluate on.")
-    smallest = train["genre"].value_counts()
-    if train.empty or smallest.min() < folds:
-        raise ValueError(
-            f"{backbone}: transfer.cv_folds={folds} needs at least {folds} training+validation "
-            f"tracks per genre; the smallest genre has {0 if train.empty else smallest.min()} "
-            f"({smallest.idxmin() if not train.empty else 'none'}). Lower transfer.cv_folds."
-        )
-
-
-def _grid_search(
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_test: np.ndarray,
-    y_test: np.ndarray,
-    estimator: Callable[..., Any],
-    fixed: dict[str, Any],
-    grid: dict[str, list[Any]],
-    variance: float,
-    folds: int,
-    params: Mapping[str, Any],
-    memory: Memory | None,
-) -> dict[str, Any]:
-    pipe = Pipeline(
-        [
-            # features constant up to float32 rounding would be blown up by the scaler
-            ("drop_rounding", DropRoundingOnlyFeatures()),
-            ("scaler", StandardScaler()),
-            ("pca", PCA(n_components=variance, random_state=params.get("random_seed"))),
-            ("clf", estimator(**fixed)),
-        ],
-        memory=memory,
-    )
-    search = GridSearchCV(
-        pipe,
-        {f"clf__{k}": v for k, v in grid.items()},
-        # A second "score" counts the fits that hit their iteration limit: computed where the
-        # fit ran, so the count holds for any n_jobs and on Dask (warnings raised in worker
-        # processes never reach this one).
-        scoring={"accuracy": "accuracy", "iteration_limit": stopped_at_iteration_limit},
-        refit="accuracy",
-        cv=folds,
-        # on Dask the cluster's size decides (grid_search_backend: n_jobs=-1 on the cluster)
-        n_jobs=None if current_runtime().executor == "dask" else params.get("n_jobs"),
-        error_score="raise",
-    )
-    threads = params.get("blas_threads")
-    with (
-        warnings.catch_warnings(),
-        threadpool_limits(limits=threads),
-        grid_search_backend(),
-    ):
-        warnings.simplefilter("ignore", ConvergenceWarning)  # counted below instead
-        search.fit(x_train, y_train)
-    convergence = iteration_limit_fits(search, folds)
-    if convergence:
-        logger.info(
-            "%s: %d of %d fits stopped at their iteration limit (max_iter) without converging",
-            estimator.__name__,
-            convergence,
-            len(search.cv_results_["params"]) * folds + 1,
-        )
-    best = search.best_estimator_
-    best.set_params(memory=None)  # the fold cache is temporary; the saved model must not use it
-    y_pred = best.predict(x_test)
-    best_index = search.best_index_
-    return {
-        "model": best,
-        "n_components": int(best.named_steps["pca"].n_components_),
-        "best_params": _format_params(search.best_params_),
-        "param_grid": str(grid),
-        "cv_accuracy": float(search.best_score_),
-        "cv_accuracy_std": float(search.cv_results_["std_test_accuracy"][best_index]),
-        "test_accuracy": float(np.mean(y_pred == y_test)),
-        **interval_columns(float(np.mean(y_pred == y_test)), len(y_test), "test_accuracy"),
-        "classify_ms_per_image": _classify_ms(best, x_test[:1], int(params.get("timing_runs", 10))),
-        "convergence_warnings": convergence,
-        "cv_folds": folds,
-        "n_train": len(y_train),
-        "n_test": len(y_test),
-        "y_test": y_test,
-        "y_pred": y_pred,
-    }
-
-
-def iteration_limit_fits(search: GridSearchCV, folds: int) -> int:
-    """Fits of a finished search (every grid point x fold, and the refit) that stopped at the
-    iteration limit: the ``convergence_warnings`` column of transfer_results."""
-    per_point = np.asarray(search.cv_results_["mean_test_iteration_limit"]) * folds
-    return int(np.rint(per_point).sum()) + int(stopped_at_iteration_limit(search.best_estimator_))
-
-
-def _classify_ms(model: Pipeline, one: np.ndarray, runs: int) -> float:
-    """Milliseconds to classify one feature vector (scaler + PCA + classifier), mean of runs."""
-    model.predict(one)
-    start = time.perf_counter()
-    for _ in range(runs):
-        model.predict(one)
-    return (time.perf_counter() - start) / runs * 1000.0
-
-
-def _format_params(best_params: Mapping[str, Any]) -> str:
-    """``{'C': 10, 'gamma': 0.0001}`` as in the study's tables (without the step prefix)."""
-    return str({k.removeprefix("clf__"): v for k, v in sorted(best_params.items())})
-
-
-def _class_names(tracks: pd.DataFrame) -> list[str]:
-    """Genre name of each label 0..max (labels are the sorted genre names from ingestion)."""
-    names = dict(zip(tracks["label"].astype(int), tracks["genre"].astype(str), strict=True))
-    return [names.get(label, f"label {label}") for label in range(max(names) + 1)]
-
-
 def _title(r: Mapping[str, Any]) -> str:
     return (
         f"{r['backbone']} {r['cut_level']} pca{r['pca_variance']:.2f} "
