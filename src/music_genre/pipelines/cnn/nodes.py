@@ -464,6 +464,8 @@ def report_cnn_results(
     )
     runs = [_run_record(e, m) for e, m in zip(evaluations, models, strict=True)]
     best = select_best(results, "cnn_results") or 0  # music_genre.models.selection's rule
+    for position, run in enumerate(runs):
+        run["selected"] = position == best  # the MLflow tag names the model saved here
     chosen = evaluations[best]
     info = {
         "variant": chosen["variant"],
