@@ -36,7 +36,6 @@ LEGACY_MODULES: dict[str, tuple[str, ...]] = {
     "music_genre.features": ("music_genre.audio.features",),
     "music_genre.fusion": ("music_genre.models.fusion",),
     "music_genre.inference": ("music_genre.models.inference",),
-    "music_genre.model_registry": ("music_genre.tracking.registry",),
     "music_genre.musicnn": ("music_genre.models.musicnn",),
     "music_genre.notebooks": ("music_genre.commands.notebooks",),
     "music_genre.numba_cache": ("music_genre.infra.numba_cache",),
@@ -59,7 +58,6 @@ LEGACY_MODULES: dict[str, tuple[str, ...]] = {
     "music_genre.served_model": ("music_genre.serving.served_model",),
     "music_genre.spectrograms": ("music_genre.audio.spectrograms",),
     "music_genre.storage": ("music_genre.infra.storage",),
-    "music_genre.team_server": ("music_genre.commands.team_server",),
     "music_genre.training_audio": ("music_genre.audio.training_audio",),
 }
 
