@@ -45,13 +45,13 @@ def package_and_register(
     from music_genre.datasets import MlflowModelRunsDataset, MlflowRegisteredModelDataset
     from music_genre.pipelines.serving import create_pipeline
     from music_genre.pipelines.serving.pipeline import ARTIFACTS
-    from music_genre.tracking.registry import MODEL_KINDS, registration_pipeline
+    from music_genre.tracking.registry import REGISTERED_KINDS, registration_pipeline
 
     artifacts = {name: MemoryDataset(None) for name in ARTIFACTS}
     artifacts["cnn_best_model"] = MemoryDataset(model, copy_mode="assign")
     # a run name holding a comma broke the old shell pipeline of `make serve`
     artifacts["cnn_best_model_info"] = MemoryDataset({"class_names": genres, "variant": variant})
-    predictions = {f"{k}_test_predictions": MemoryDataset(None) for k in MODEL_KINDS}
+    predictions = {f"{k}_test_predictions": MemoryDataset(None) for k in REGISTERED_KINDS}
     predictions["cnn_test_predictions"] = MemoryDataset(tiny_test_predictions(genres))
     catalog = DataCatalog(
         {

@@ -27,8 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from music_genre.contracts import FUSION
-from music_genre.contracts import MODEL_KINDS as _PIPELINE_KINDS
+from music_genre.contracts import FUSION, MODEL_KINDS
 from music_genre.models.evaluation import format_interval, wilson_interval
 
 # pipeline -> registered model name
@@ -48,7 +47,7 @@ RUNS_DATASETS = {
     "serving": "genre_predictor_mlflow_runs",
 }
 # the pipelines whose selected model is registered (the three kinds and fusion)
-MODEL_KINDS = (*_PIPELINE_KINDS, FUSION)
+REGISTERED_KINDS = (*MODEL_KINDS, FUSION)
 CHAMPION, CHALLENGER = "champion", "challenger"
 
 
@@ -190,7 +189,10 @@ def registration_pipeline(pipeline_name: str):
                     inputs={
                         "runs": RUNS_DATASETS["serving"],
                         "ingestion": "params:ingestion",
-                        **{f"{k}_test_predictions": f"{k}_test_predictions" for k in MODEL_KINDS},
+                        **{
+                            f"{k}_test_predictions": f"{k}_test_predictions"
+                            for k in REGISTERED_KINDS
+                        },
                     },
                     outputs=output,
                     name="register_genre_predictor",
