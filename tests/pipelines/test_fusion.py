@@ -15,6 +15,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from music_genre.commands import predict as predict_cli
+from music_genre.config import FusionParams
 from music_genre.models.evaluation import prediction_table
 from music_genre.models.fusion import best_weights, simplex_weights
 from music_genre.pipelines.fusion import create_pipeline
@@ -204,7 +205,9 @@ def test_selection_score_exists_with_one_validation_track_per_genre():
     noisy = [validation[m].filter(like="prob_").to_numpy() for m in ("handcrafted", "transfer")]
     members = [np.eye(len(CLASSES))[labels], *noisy]
     scores = {
-        (n, method): cross_validated_accuracy(method, [m[:n] for m in members], labels[:n], PARAMS)
+        (n, method): cross_validated_accuracy(
+            method, [m[:n] for m in members], labels[:n], FusionParams(**PARAMS)
+        )
         for n in (6, 3)
         for method in ("late_fusion", "stacking")
     }
@@ -387,12 +390,19 @@ def test_cross_validated_accuracy_counts_every_fold_exactly():
     labels = np.array([0, 1] * 4)
     p = np.where(np.arange(8)[:, None] < 6, np.eye(2)[labels] * 0.6 + 0.2, np.eye(2)[1 - labels])
     params = {"seed": 0, "weight_step": 0.5}
-    assert cross_validated_accuracy("late_fusion", [p, p], labels, params) == 0.75
+    assert cross_validated_accuracy("late_fusion", [p, p], labels, FusionParams(**params)) == 0.75
     right = np.eye(2)[np.array([0, 1])] * 0.8 + 0.1
-    assert cross_validated_accuracy("late_fusion", [right, right], np.array([0, 1]), params) == 1.0
-    assert np.isnan(cross_validated_accuracy("late_fusion", [right[:1]], np.array([0]), params))
+    assert (
+        cross_validated_accuracy(
+            "late_fusion", [right, right], np.array([0, 1]), FusionParams(**params)
+        )
+        == 1.0
+    )
+    assert np.isnan(
+        cross_validated_accuracy("late_fusion", [right[:1]], np.array([0]), FusionParams(**params))
+    )
     # one member: stacking sizes its output from that member
-    assert cross_validated_accuracy("stacking", [p], labels, params) == 0.75
+    assert cross_validated_accuracy("stacking", [p], labels, FusionParams(**params)) == 0.75
 
 
 def test_cross_validated_accuracy_folds_seed_and_combiner(monkeypatch):
@@ -404,18 +414,26 @@ def test_cross_validated_accuracy_folds_seed_and_combiner(monkeypatch):
     labels = np.array([0, 2] * 6)  # genre 1 has no validation track
     member = np.eye(3)[labels] * 0.7 + 0.1
     params = {"seed": 3, "weight_step": 0.5}
-    fusion.cross_validated_accuracy("late_fusion", [member, member], labels, params)
+    fusion.cross_validated_accuracy("late_fusion", [member, member], labels, FusionParams(**params))
     assert stratified[-1][1] == {"n_splits": 5, "shuffle": True, "random_state": 3}
     assert not stackers  # late fusion fits no stacker
-    fusion.cross_validated_accuracy("late_fusion", [member], labels, {**params, "cv_folds": 2})
+    fusion.cross_validated_accuracy(
+        "late_fusion", [member], labels, FusionParams(**params, cv_folds=2)
+    )
     assert stratified[-1][1]["n_splits"] == 2
-    fusion.cross_validated_accuracy("late_fusion", [member[:4]], labels[:4], params)  # 2 a genre
+    fusion.cross_validated_accuracy(
+        "late_fusion", [member[:4]], labels[:4], FusionParams(**params)
+    )  # 2 a genre
     assert stratified[-1][1]["n_splits"] == 2 and not plain
-    fusion.cross_validated_accuracy("late_fusion", [member[:2]], np.array([0, 2]), params)
+    fusion.cross_validated_accuracy(
+        "late_fusion", [member[:2]], np.array([0, 2]), FusionParams(**params)
+    )
     assert plain[-1][1] == {"n_splits": 2, "shuffle": True, "random_state": 3}
 
     monkeypatch.setattr(fusion, "best_weights", None)  # stacking never calls it
-    fusion.cross_validated_accuracy("stacking", [member], labels, params)
+    fusion.cross_validated_accuracy("stacking", [member], labels, FusionParams(**params))
     assert stackers[-1][0][2:] == (3, 1.0)
-    fusion.cross_validated_accuracy("stacking", [member], labels, {**params, "stacking_c": 0.5})
+    fusion.cross_validated_accuracy(
+        "stacking", [member], labels, FusionParams(**params, stacking_c=0.5)
+    )
     assert stackers[-1][0][2:] == (3, 0.5)

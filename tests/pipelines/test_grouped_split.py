@@ -15,8 +15,8 @@ from music_genre.pipelines.ingestion.splits import grouped_split
 def _split(n: int, validation: float, test: float, seed: int = 0, per_group: int = 1) -> list:
     genres = pd.Series(np.arange(n) % 2)
     groups = pd.Series(np.arange(n) // per_group)
-    params = {"split_fractions": {"validation": validation, "test": test}, "split_seed": seed}
-    return grouped_split(genres, groups, params).tolist()
+    fractions = {"validation": validation, "test": test}
+    return grouped_split(genres, groups, fractions, seed).tolist()
 
 
 def _counts(split: list) -> dict[str, int]:
@@ -56,13 +56,8 @@ def test_seeded_and_groups_stay_together():
 
 def test_too_few_groups_names_what_is_needed():
     genres, groups = pd.Series([0, 1, 0, 1]), pd.Series(["a", "b", "c", "d"])
-    params = {
-        "split_fractions": {"validation": 0.2, "test": 0.25},
-        "split_seed": 0,
-        "group_by": "artist",
-    }
     with pytest.raises(CollectionError) as error:
-        grouped_split(genres, groups, params)
+        grouped_split(genres, groups, {"validation": 0.2, "test": 0.25}, 0, "artist")
     assert str(error.value) == (
         "ingestion.group_by='artist': 4 groups cannot be split "
         "{'validation': 0.2, 'test': 0.25} with every group on one side (at least 5 needed); "

@@ -20,7 +20,11 @@ from music_genre.pipelines.ingestion.nodes import (
     probe_audio_files,
 )
 
+# params:ingestion as Kedro passes it: complete, since the nodes validate it (IngestionParams)
 PARAMS = {
+    "source": "fma",
+    "fma_root": "data/01_raw/fma",
+    "subset": "small",
     "min_duration_s": 2.0,
     "workers": 1,
     "split_fractions": {"training": 0.8, "validation": 0.1, "test": 0.1},

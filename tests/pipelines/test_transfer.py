@@ -15,6 +15,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from kedro.runner import SequentialRunner  # noqa: E402
 
+from music_genre.config import TransferParams  # noqa: E402
 from music_genre.datasets import FeatureStoreDataset  # noqa: E402
 from music_genre.models import backbones  # noqa: E402
 from music_genre.models.backbones import (  # noqa: E402
@@ -405,7 +406,9 @@ def test_unknown_cut_level_is_a_clear_error(tmp_path, tiny_backbone):
     params = _params(experiments=[{"backbone": "tinynet", "cut_level": "fc9"}])
     with pytest.raises(CutLevelError, match="fc9"):
         save_jobs(tmp_path / "f", plan_transfer_features(tracks, loaders, params))
-    with pytest.raises(ValueError, match="Unknown backbone 'vgg19'"):
+    with pytest.raises(
+        ValueError, match=r"transfer\.experiments\[0\]\.backbone='vgg19': unknown backbone"
+    ):
         plan_transfer_features(
             tracks, loaders, _params(experiments=[{"backbone": "vgg19", "cut_level": "fc1"}])
         )
@@ -540,9 +543,13 @@ def test_a_one_ulp_change_in_a_rounding_only_feature_does_not_move_the_predictio
     x[:, 5] = tiny
     x[7, 5] = np.nextafter(tiny, np.float32(1))  # one track differs by one ulp
     x_test = x[:6].copy()
-    params = {"random_seed": 0, "n_jobs": 1, "blas_threads": 1, "timing_runs": 1}
+    settings = TransferParams.model_validate(
+        _params(
+            experiments=[{"backbone": "vgg16", "cut_level": "fc1"}], blas_threads=1, timing_runs=1
+        )
+    )
     result = _grid_search(
-        x, y, x_test, y[:6], LinearSVC, {"random_state": 0}, {"C": [1.0]}, 0.99, 3, params, None
+        x, y, x_test, y[:6], LinearSVC, {"random_state": 0}, {"C": [1.0]}, 0.99, 3, settings, None
     )
     model = result["model"]
     assert not model.named_steps["drop_rounding"].get_support()[5]

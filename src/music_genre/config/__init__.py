@@ -66,12 +66,14 @@ from .validation import (
     InvalidParametersError,
     ParameterError,
     ParameterValidationHook,
+    node_settings,
     project_parameters,
     validate_parameters,
     validate_section,
 )
 
 __all__ = [
+    "node_settings",
     "PositiveInt",
     "NonNegativeInt",
     "PositiveFloat",

@@ -106,6 +106,11 @@ class HandcraftedParams(_Schema):
     """Model artefacts logged in MLflow: ``selected`` (only the chosen configuration's run, the
     one registered; the others keep params, metrics, curves, plots), ``all`` or ``none``."""
 
+    @property
+    def sources(self) -> list[str]:
+        """``source`` as a list: the saved model's source first, then the comparison sources."""
+        return self.source.split("+") if isinstance(self.source, str) else list(self.source)
+
 
 # --- cnn ------------------------------------------------------------------------------------
 class ArchitectureParams(_Schema):

@@ -7,7 +7,7 @@ import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from kedro.framework.hooks import hook_impl
@@ -89,11 +89,31 @@ def _describe(section: str, schema: type[BaseModel], error: Mapping[str, Any]) -
 
 def validate_section(section: str, values: Any) -> BaseModel:
     """One pipeline's parameters as its typed model; raises ParameterError naming every problem."""
-    schema = SCHEMAS[section]
+    return node_settings(SCHEMAS[section], values, section)
+
+
+SchemaT = TypeVar("SchemaT", bound=BaseModel)
+
+
+def node_settings(
+    schema: type[SchemaT], params: Mapping[str, Any] | SchemaT, section: str | None = None
+) -> SchemaT:
+    """The node boundary: parameters as Kedro passes them (a dict) validated once into
+    ``schema`` (a model passes through), so a node reads typed fields instead of casting.
+
+    ``section`` names the keys in messages (``handcrafted.mlp``); a pipeline's own schema knows
+    its section. The run already failed early on bad values (:class:`ParameterValidationHook`);
+    this is what a node called directly (a test, a notebook) gets instead of a ``KeyError``.
+    Kedro 1.7 could build the model from a pydantic type hint itself, but kedro-mlflow then
+    logs ``params:<section>`` as one long tag instead of the flattened keys earlier runs have.
+    """
+    if isinstance(params, schema):
+        return params
+    name = section or next((s for s, cls in SCHEMAS.items() if cls is schema), schema.__name__)
     try:
-        return schema.model_validate(values)
+        return schema.model_validate(params)
     except ValidationError as exc:
-        raise ParameterError([_describe(section, schema, e) for e in exc.errors()]) from None
+        raise ParameterError([_describe(name, schema, e) for e in exc.errors()]) from None
 
 
 def validate_parameters(parameters: Mapping[str, Any]) -> dict[str, BaseModel]:

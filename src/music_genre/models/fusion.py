@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -66,17 +66,29 @@ def stacker_probabilities(
     return out
 
 
+class CombinerSettings(Protocol):
+    """What the combiners are fitted with (``music_genre.config.FusionParams`` has these)."""
+
+    @property
+    def weight_step(self) -> float: ...
+    @property
+    def stacking_c(self) -> float: ...
+    @property
+    def cv_folds(self) -> int: ...
+    @property
+    def seed(self) -> int: ...
+
+
 def cross_validated_accuracy(
-    method: str, members: Sequence[np.ndarray], labels: np.ndarray, params: Mapping[str, Any]
+    method: str, members: Sequence[np.ndarray], labels: np.ndarray, settings: CombinerSettings
 ) -> float:
     """Accuracy of ``method`` on the validation tracks, each fold's combiner fitted on the other
     folds: the selection score of a method is never measured on what fitted it."""
     if labels.size < 2:
         return float("nan")
-    folds = int(params.get("cv_folds", 5))
+    folds, seed = settings.cv_folds, settings.seed
     counts = np.bincount(labels)
     smallest = int(counts[counts > 0].min())
-    seed = int(params["seed"])
     if smallest >= 2:
         folds = max(2, min(folds, smallest))
         splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
@@ -88,12 +100,10 @@ def cross_validated_accuracy(
         fit_members = [m[fit] for m in members]
         held_members = [m[held] for m in members]
         if method == "late_fusion":
-            weights = best_weights(fit_members, labels[fit], float(params["weight_step"]))
+            weights = best_weights(fit_members, labels[fit], settings.weight_step)
             fused = weighted_probabilities(held_members, weights)
         else:
-            stacker = fit_stacker(
-                fit_members, labels[fit], int(params["seed"]), float(params.get("stacking_c", 1.0))
-            )
+            stacker = fit_stacker(fit_members, labels[fit], seed, settings.stacking_c)
             fused = stacker_probabilities(stacker, held_members, n_classes)
         correct += int((fused.argmax(axis=1) == labels[held]).sum())
     return correct / labels.size

@@ -21,7 +21,7 @@ from music_genre.audio.augment import (
     spec_augment,
 )
 from music_genre.audio.spectrograms import spectrogram_tf_dataset
-from music_genre.config import CnnParams, validate_section
+from music_genre.config import CnnParams, node_settings
 
 Store = Mapping[str, Callable[[], np.ndarray]]
 # the columns of the CNN's item table (select_cnn_items): one row per original or masked copy
@@ -35,8 +35,7 @@ def cnn_settings(params: Mapping[str, Any] | CnnParams, variant: str | None = No
     """The node boundary: ``params:cnn`` as Kedro passes it (a dict) validated once into
     :class:`~music_genre.config.CnnParams` (a model passes through), with ``variant``'s own
     ``architecture`` and ``training`` applied when one is named."""
-    settings = params if isinstance(params, CnnParams) else validate_section("cnn", params)
-    assert isinstance(settings, CnnParams)
+    settings = node_settings(CnnParams, params)
     return settings if variant is None else settings.for_variant(variant)
 
 

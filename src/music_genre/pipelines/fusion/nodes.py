@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from music_genre.config import FusionParams, node_settings
 from music_genre.models.evaluation import (
     class_names_of,
     interval_columns,
@@ -100,7 +101,7 @@ def fit_fusion(
     handcrafted_validation_predictions: pd.DataFrame | None,
     cnn_validation_predictions: pd.DataFrame | None,
     transfer_validation_predictions: pd.DataFrame | None,
-    params: dict[str, Any],
+    params: Mapping[str, Any] | FusionParams,
     handcrafted_model_info: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Fit both combiners on the validation predictions and choose one (``fusion.method``:
@@ -123,20 +124,18 @@ def fit_fusion(
         ),
         "validation",
     )
-    step, seed = float(params["weight_step"]), int(params["seed"])
-    weights = best_weights(members, labels, step)
-    stacker = fit_stacker(members, labels, seed, float(params.get("stacking_c", 1.0)))
+    settings = node_settings(FusionParams, params)
+    weights = best_weights(members, labels, settings.weight_step)
+    stacker = fit_stacker(members, labels, settings.seed, settings.stacking_c)
     scores = {
-        method: cross_validated_accuracy(method, members, labels, params) for method in METHODS
+        method: cross_validated_accuracy(method, members, labels, settings) for method in METHODS
     }
-    method = params.get("method", "auto")
+    method: str = settings.method
     if method == "auto":
         # the rule of music_genre.models.selection on fusion_results' val_acc: METHODS lists late
         # fusion (fewer parameters) first, so a tie goes to it
         table = pd.DataFrame({"method": METHODS, "val_acc": [scores[m] for m in METHODS]})
         method = METHODS[select_best(table, "fusion_results") or 0]
-    elif method not in METHODS:
-        raise ValueError(f"fusion.method={method!r}: use auto, {' or '.join(METHODS)}.")
     in_sample = float((weighted_probabilities(members, weights).argmax(1) == labels).mean())
     logger.info(
         "Fusion of %s on %d validation tracks: weights %s (in-sample acc %.4f); "
@@ -154,7 +153,7 @@ def fit_fusion(
         "method": method,
         "weights": weights.tolist(),
         "stacker": stacker,
-        "weight_step": step,
+        "weight_step": settings.weight_step,
         "validation_cv_accuracy": scores,
         "validation_in_sample_accuracy": in_sample,
         "n_validation": int(len(labels)),

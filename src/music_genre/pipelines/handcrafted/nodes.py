@@ -32,9 +32,9 @@ from music_genre.audio.features import (
 from music_genre.audio.training_audio import (
     describe_record,
     feature_audio_record,
-    handcrafted_sources,
     short_label,
 )
+from music_genre.config import HandcraftedParams, MlpSweepParams, node_settings
 from music_genre.contracts import BAD_TRACK_COLUMNS, SPLIT_PREFIX, SPLITS
 from music_genre.datasets import FeatureRow, FmaFeaturesFile
 from music_genre.infra.location import file_stamp
@@ -68,10 +68,12 @@ RESULT_COLUMNS = [
 MODEL_INPUT_INDEX = ["track_id", "split", "label", "genre"]
 
 
-def _check_source(params: Mapping[str, Any]) -> str:
-    """The source of the saved model: ``handcrafted.source``, or its first entry when it lists
-    several (the others train comparison rows only)."""
-    return handcrafted_sources(params)[0]
+# What a node receives as ``params:handcrafted``: Kedro's dict, or the validated model.
+Params = Mapping[str, Any] | HandcraftedParams
+
+
+def _settings(params: Params) -> HandcraftedParams:
+    return node_settings(HandcraftedParams, params)
 
 
 # --- features ------------------------------------------------------------------------------
@@ -99,7 +101,7 @@ def _extract_row(path: str, provenance: str, settings: Mapping[str, Any]) -> Fea
 
 
 def extract_handcrafted_features(
-    tracks: pd.DataFrame, stored_provenance: Mapping[str, str], params: dict[str, Any]
+    tracks: pd.DataFrame, stored_provenance: Mapping[str, str], params: Params
 ) -> Iterator[dict[str, FeatureRow]]:
     """Compute the 518 features of every track not already in the store, in parallel.
     ``stored_provenance``: track -> provenance of its stored successful row (the store's index).
@@ -108,11 +110,12 @@ def extract_handcrafted_features(
     once, so an interrupted run keeps its work; stored rows with the same provenance are reused,
     failed ones are retried. With ``source: fma_csv`` nothing is computed.
     """
-    if "extract" not in handcrafted_sources(params):
-        logger.info("handcrafted.source=%s: no feature extraction from audio", params["source"])
+    handcrafted = _settings(params)
+    if "extract" not in handcrafted.sources:
+        logger.info("handcrafted.source=%s: no feature extraction from audio", handcrafted.source)
         yield {}
         return
-    settings = params["extraction"]
+    settings = handcrafted.extraction.model_dump()
     pending = []
     for track_id, path in zip(tracks["track_id"], tracks["path"], strict=True):
         provenance = track_provenance(path, settings)
@@ -127,10 +130,10 @@ def extract_handcrafted_features(
     if not pending:
         yield {}
         return
-    save_every = max(1, int(settings.get("save_every") or 16))
+    save_every = handcrafted.extraction.save_every
     tasks = [(track_id, (path, provenance, settings)) for track_id, path, provenance in pending]
     provenances = {track_id: provenance for track_id, _, provenance in pending}
-    results = run_tasks(_extract_row, tasks, settings.get("workers"))
+    results = run_tasks(_extract_row, tasks, handcrafted.extraction.workers)
     batch: dict[str, FeatureRow] = {}
     for track_id, row in tqdm(
         results, total=len(pending), desc="handcrafted features", unit="track"
@@ -192,12 +195,17 @@ def build_feature_table(
     tracks: pd.DataFrame,
     feature_rows: dict[str, FeatureRow],
     fma_features: FmaFeaturesFile,
-    params: dict[str, Any],
+    params: Params,
+    source: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row of 518 finite float32 features per usable track (FMA's column layout), indexed
-    by track id, and the tracks without one with the reason (``bad_tracks_handcrafted``)."""
-    if _check_source(params) == "extract":
-        table, reasons = _table_from_rows(tracks, feature_rows, params["extraction"])
+    by track id, and the tracks without one with the reason (``bad_tracks_handcrafted``).
+    ``source``: one of ``handcrafted.source``'s entries; the saved model's (the first) unless
+    named."""
+    handcrafted = _settings(params)
+    source = source or handcrafted.sources[0]
+    if source == "extract":
+        table, reasons = _table_from_rows(tracks, feature_rows, handcrafted.extraction.model_dump())
     else:
         table, reasons = _table_from_fma(tracks, fma_features)
     finite = np.isfinite(table.to_numpy()).all(axis=1)
@@ -210,14 +218,14 @@ def build_feature_table(
     logger.info(
         "Handcrafted feature table (%s): %d tracks x %d features; %d tracks reported in "
         "bad_tracks_handcrafted",
-        _check_source(params),
+        source,
         len(table),
         table.shape[1],
         len(bad),
     )
     if table.empty:
         raise ValueError(
-            f"No track has usable handcrafted features (source {_check_source(params)}); the "
+            f"No track has usable handcrafted features (source {source}); the "
             "reasons are in data/08_reporting/bad_tracks_handcrafted.csv."
         )
     return table, bad
@@ -328,34 +336,34 @@ def _train_one(
     data: Mapping[str, tuple[np.ndarray, np.ndarray]],
     names: list[str],
     hidden_units: Sequence[int],
-    params: Mapping[str, Any],
+    params: MlpSweepParams,
 ) -> tuple[dict[str, Any], Any]:
     import keras
     import tensorflow as tf
 
-    keras.utils.set_random_seed(int(params["seed"]))  # each configuration reproducible alone
+    keras.utils.set_random_seed(params.seed)  # each configuration reproducible alone
     x_train, y_train = data["training"]
     model = build_mlp(
         x_train.shape[1],
         len(names),
         hidden_units,
-        float(params["learning_rate"]),
-        float(params["l2"]),
+        params.learning_rate,
+        params.l2,
     )
     stopper = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=int(params["patience"]), restore_best_weights=True
+        monitor="val_loss", patience=params.patience, restore_best_weights=True
     )
     # tf.data instead of NumPy arrays: the same reshuffled batches every epoch, with about half
     # the per-epoch overhead, which dominates on small data.
     training = (
         tf.data.Dataset.from_tensor_slices((x_train, y_train))
-        .shuffle(len(x_train), seed=int(params["seed"]), reshuffle_each_iteration=True)
-        .batch(int(params["batch_size"]))
+        .shuffle(len(x_train), seed=params.seed, reshuffle_each_iteration=True)
+        .batch(params.batch_size)
     )
     validation = tf.data.Dataset.from_tensor_slices(data["validation"]).batch(1024)
     fit = model.fit(
         training,
-        epochs=int(params["max_epochs"]),
+        epochs=params.max_epochs,
         validation_data=validation,
         callbacks=[stopper],
         shuffle=False,  # the dataset reshuffles each epoch
@@ -377,12 +385,7 @@ def _train_one(
             "units": label,
             "hidden_layers": len(hidden_units),
             "parameters": int(model.count_params()),
-            "learning_rate": float(params["learning_rate"]),
-            "batch_size": int(params["batch_size"]),
-            "max_epochs": int(params["max_epochs"]),
-            "patience": int(params["patience"]),
-            "l2": float(params["l2"]),
-            "seed": int(params["seed"]),
+            **params.model_dump(exclude={"hidden_units"}),
             "epochs_trained": len(history["loss"]),
             "best_epoch": int(np.argmin(history["val_loss"])) + 1,
             **{f"n_{SPLIT_PREFIX[s]}": len(data[s][1]) for s in SPLITS},
@@ -411,7 +414,7 @@ def _train_one(
 
 def train_mlp_sweep(
     model_input: pd.DataFrame,
-    params: dict[str, Any],
+    params: Mapping[str, Any] | MlpSweepParams,
     audio: Mapping[str, Any] | None = None,
     comparison: bool = False,
 ) -> tuple[list[dict[str, Any]], pd.DataFrame, Any]:
@@ -420,15 +423,10 @@ def train_mlp_sweep(
     Returns the MLflow run records (one per configuration), the results table (the study's
     columns, then what the features were computed over: ``audio``, a feature audio record of
     :mod:`music_genre.audio.training_audio`) and the best model by validation accuracy (ties: lower
-    validation loss, then fewer parameters, then list order; :mod:`music_genre.models.selection`). ``comparison``: the rows of a further ``handcrafted.source``, whose models
-    are not saved.
+    validation loss, then fewer parameters, then list order; :mod:`music_genre.models.selection`).
+    ``comparison``: the rows of a further ``handcrafted.source``, whose models are not saved.
     """
-    configurations = [list(map(int, units)) for units in params["hidden_units"]]
-    if not configurations or any(not units for units in configurations):
-        raise ValueError(
-            "handcrafted.mlp.hidden_units must list at least one configuration, each a list "
-            f"of layer sizes such as [512, 256]; got {params['hidden_units']!r}."
-        )
+    mlp = node_settings(MlpSweepParams, params, "handcrafted.mlp")
     from music_genre.infra.accelerator import log_compute_device
 
     log_compute_device()
@@ -442,8 +440,8 @@ def train_mlp_sweep(
     names = class_names(model_input)
     data = {split: _split(model_input, split) for split in SPLITS}
     records, rows, models = [], [], []
-    for hidden_units in configurations:
-        record, model = _train_one(data, names, hidden_units, params)
+    for hidden_units in mlp.hidden_units:
+        record, model = _train_one(data, names, hidden_units, mlp)
         if audio:
             # MLflow: what this model's features were computed over, as a param and tags
             record["params"]["source"] = audio_columns["source"]
@@ -477,7 +475,7 @@ def train_mlp_sweep(
 
 
 def feature_audio(
-    source: str, params: Mapping[str, Any], tracks: pd.DataFrame, model_input: pd.DataFrame
+    source: str, params: Params, tracks: pd.DataFrame, model_input: pd.DataFrame
 ) -> dict[str, Any]:
     """The feature audio record of a model trained on ``model_input`` from ``source``: the
     extraction settings and the median length of the training files it read."""
@@ -486,23 +484,22 @@ def feature_audio(
     durations = None
     if "duration_s" in tracks:
         durations = tracks.set_index("track_id").loc[ids, "duration_s"].dropna().to_numpy()
-    return feature_audio_record(source, params.get("extraction"), durations)
+    return feature_audio_record(source, _settings(params).extraction.model_dump(), durations)
 
 
 def comparison_feature_tables(
     tracks: pd.DataFrame,
     feature_rows: dict[str, FeatureRow],
     fma_features: FmaFeaturesFile,
-    params: dict[str, Any],
+    params: Params,
 ) -> dict[str, pd.DataFrame]:
     """The feature tables of the further sources of ``handcrafted.source`` (a list such as
     ``[fma_csv, extract]``): source -> table; ``{}`` for a single source. Their tracks without
     features are logged (the saved model's are in ``bad_tracks_handcrafted``)."""
     tables = {}
-    for source in handcrafted_sources(params)[1:]:
-        table, bad = build_feature_table(
-            tracks, feature_rows, fma_features, {**params, "source": source}
-        )
+    handcrafted = _settings(params)
+    for source in handcrafted.sources[1:]:
+        table, bad = build_feature_table(tracks, feature_rows, fma_features, handcrafted, source)
         if len(bad):
             logger.warning(
                 "Comparison source %s: %d tracks without features left out (e.g. %s: %s)",
@@ -519,7 +516,7 @@ def train_handcrafted_models(
     model_input: pd.DataFrame,
     comparison_tables: Mapping[str, pd.DataFrame],
     tracks: pd.DataFrame,
-    params: dict[str, Any],
+    params: Params,
 ) -> tuple[list[dict[str, Any]], pd.DataFrame, Any, dict[str, Any]]:
     """The MLP sweep on the saved model's source, then on each comparison source (same tracks'
     splits, same configurations), so that a reader can tell "more audio" from "a better model"
@@ -529,16 +526,16 @@ def train_handcrafted_models(
     ``training_audio``, ``comparison``), the saved model (the best of the first source by
     validation accuracy) and its record ``handcrafted_model_info``: what its features were
     computed over, which the prediction command reproduces."""
-    primary = _check_source(params)
-    audio = feature_audio(primary, params, tracks, model_input)
-    records, results, model = train_mlp_sweep(model_input, params["mlp"], audio)
+    handcrafted = _settings(params)
+    audio = feature_audio(handcrafted.sources[0], handcrafted, tracks, model_input)
+    records, results, model = train_mlp_sweep(model_input, handcrafted.mlp, audio)
     tables = [results]
     for source, table in comparison_tables.items():
         extra_input, _ = standardize_features(table, tracks)
         extra_records, extra_results, _ = train_mlp_sweep(
             extra_input,
-            params["mlp"],
-            feature_audio(source, params, tracks, extra_input),
+            handcrafted.mlp,
+            feature_audio(source, handcrafted, tracks, extra_input),
             comparison=True,
         )
         records += extra_records

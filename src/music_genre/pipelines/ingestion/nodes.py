@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
 from music_genre.audio.decode import AUDIO_EXTENSIONS, AudioFile
+from music_genre.config import IngestionParams, node_settings
 from music_genre.contracts import BAD_TRACK_COLUMNS, SPLITS, genre_labels
 from music_genre.datasets import AudioCollection
 from music_genre.errors import CollectionError
@@ -35,6 +37,14 @@ TRACK_COLUMNS = [
 ]
 
 
+# What a node receives as ``params:ingestion``: Kedro's dict, or the validated model.
+Params = Mapping[str, Any] | IngestionParams
+
+
+def _settings(params: Params) -> IngestionParams:
+    return node_settings(IngestionParams, params)
+
+
 def fma_track_path(track_id: int) -> str:
     """FMA's layout: track 2 -> ``000/000002.mp3`` (folder = first 3 of 6 digits)."""
     name = f"{int(track_id):06d}"
@@ -42,7 +52,7 @@ def fma_track_path(track_id: int) -> str:
 
 
 def select_candidate_tracks(
-    collection: AudioCollection, params: dict[str, Any]
+    collection: AudioCollection, params: Params
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """List the tracks to probe, and reject what metadata alone shows to be unusable.
 
@@ -50,7 +60,7 @@ def select_candidate_tracks(
     empty for a folder collection until ``build_track_table`` assigns it).
     """
     if collection.source == "fma":
-        candidates, rejected = _fma_candidates(collection, params)
+        candidates, rejected = _fma_candidates(collection, _settings(params).known_bad_tracks)
     else:
         candidates, rejected = _folder_candidates(collection)
     candidates, duplicates = _split_off_duplicates(candidates, collection.source)
@@ -62,7 +72,7 @@ def select_candidate_tracks(
 
 
 def _fma_candidates(
-    collection: AudioCollection, params: dict[str, Any]
+    collection: AudioCollection, known_bad_tracks: Mapping[int, str]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     tracks = collection.tracks
     # FMA's subsets are nested (small ⊂ medium ⊂ large): an ordered categorical selects them.
@@ -91,7 +101,7 @@ def _fma_candidates(
     reasons = pd.Series("", index=table.index)
     reasons[table["genre"].isna()] = "no ('track', 'genre_top') in tracks.csv"
     reasons[~table["split"].isin(SPLITS)] = "no valid ('set', 'split') in tracks.csv"
-    known_bad = {f"{int(k):06d}": v for k, v in (params.get("known_bad_tracks") or {}).items()}
+    known_bad = {f"{k:06d}": v for k, v in known_bad_tracks.items()}
     is_known_bad = table["track_id"].isin(known_bad) & (reasons == "")
     reasons[is_known_bad] = [
         f"known bad in FMA: {known_bad[t]}" for t in table.loc[is_known_bad, "track_id"]
@@ -192,7 +202,7 @@ def _file_stamp(path: str) -> tuple[int, int | str]:
 
 
 def probe_audio_files(
-    candidates: pd.DataFrame, previous_probes: pd.DataFrame | None, params: dict[str, Any]
+    candidates: pd.DataFrame, previous_probes: pd.DataFrame | None, params: Params
 ) -> pd.DataFrame:
     """Decode every candidate in parallel to learn its real duration, rate and channels.
 
@@ -206,12 +216,13 @@ def probe_audio_files(
         columns=FILE_STAMP_COLUMNS,
         index=candidates.index,
     )
+    settings = _settings(params)
     probed = pd.concat([candidates, stamps], axis=1)
-    reused = _reusable_probes(probed, previous_probes if params.get("reuse_probes") else None)
+    reused = _reusable_probes(probed, previous_probes if settings.reuse_probes else None)
     to_probe = probed.index.difference(reused.index)
 
     tasks = [(str(index), (path,)) for index, path in probed.loc[to_probe, "path"].items()]
-    results = run_tasks(_probe_one, tasks, params.get("workers"))
+    results = run_tasks(_probe_one, tasks, settings.workers)
     fresh = {
         key: {"error": f"unreadable: {probe.reason}"} if isinstance(probe, TaskFailure) else probe
         for key, probe in tqdm(results, total=len(tasks), desc="probing audio", unit="file")
@@ -249,11 +260,12 @@ def _reusable_probes(probed: pd.DataFrame, previous: pd.DataFrame | None) -> pd.
 
 
 def build_track_table(
-    probed: pd.DataFrame, metadata_rejects: pd.DataFrame, params: dict[str, Any]
+    probed: pd.DataFrame, metadata_rejects: pd.DataFrame, params: Params
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Keep tracks that decode and last at least ``min_duration_s``; label genres; split a
     folder collection (stratified, seeded). Returns (tracks, bad_tracks)."""
-    min_duration = float(params["min_duration_s"])  # >= 0: checked by the ingestion schema
+    settings = _settings(params)
+    min_duration = settings.min_duration_s
     probed = probed.copy()
     reasons = probed["error"].fillna("").astype(str)
     too_short = (reasons == "") & (probed["duration_s"] < min_duration)
@@ -276,11 +288,13 @@ def build_track_table(
             "ingestion.min_duration_s." + _unusable_lines(unusable)
         )
     if (good["split"] == "").any():
-        grouped = params.get("group_by") and GROUP_COLUMN in good
+        fractions = settings.split_fractions.model_dump()
         good["split"] = (
-            grouped_split(good["genre"], good[GROUP_COLUMN], params)
-            if grouped
-            else _stratified_split(good["genre"], params, unusable)
+            grouped_split(
+                good["genre"], good[GROUP_COLUMN], fractions, settings.split_seed, settings.group_by
+            )
+            if settings.group_by and GROUP_COLUMN in good
+            else _stratified_split(good["genre"], settings, unusable)
         )
 
     labels = genre_labels(good["genre"])
@@ -300,15 +314,15 @@ def build_track_table(
 
 
 def _stratified_split(
-    genres: pd.Series, params: dict[str, Any], unusable: pd.DataFrame | None = None
+    genres: pd.Series, settings: IngestionParams, unusable: pd.DataFrame | None = None
 ) -> np.ndarray:
     """80/10/10 (configurable) per genre, seeded, for collections that have no split. Too few
     usable files for the fractions stop the run with what they need (a :class:`CollectionError`,
     shown without traceback), not with scikit-learn's error."""
     try:
-        return _train_test_split_3(genres, params)
+        return _train_test_split_3(genres, settings)
     except ValueError as exc:  # scikit-learn: a side would be empty or miss a genre
-        raise CollectionError(_too_few_files_message(genres, params, unusable)) from exc
+        raise CollectionError(_too_few_files_message(genres, settings, unusable)) from exc
 
 
 def files_per_genre_needed(fractions: dict[str, float]) -> int:
@@ -318,14 +332,14 @@ def files_per_genre_needed(fractions: dict[str, float]) -> int:
 
 
 def _too_few_files_message(
-    genres: pd.Series, params: dict[str, Any], unusable: pd.DataFrame | None
+    genres: pd.Series, settings: IngestionParams, unusable: pd.DataFrame | None
 ) -> str:
-    fractions = {k: float(v) for k, v in params["split_fractions"].items()}
+    fractions = settings.split_fractions.model_dump()
     shown = ", ".join(f"{k}: {v:g}" for k, v in fractions.items())
     need = files_per_genre_needed(fractions)
     counts = genres.value_counts().sort_index()
     have = ", ".join(f"{genre} {n}" for genre, n in counts.items())
-    where = f"ingestion.folder={params['folder']}" if params.get("folder") else "the collection"
+    where = f"ingestion.folder={settings.folder}" if settings.folder else "the collection"
     smallest = int(counts.min())
     if smallest >= 3:
         fix = (
@@ -356,12 +370,11 @@ def _unusable_lines(unusable: pd.DataFrame | None, limit: int = 5) -> str:
     return f"\nNot usable ({len(unusable)} files):\n" + "\n".join(lines) + more
 
 
-def _train_test_split_3(genres: pd.Series, params: dict[str, Any]) -> np.ndarray:
-    fractions = params["split_fractions"]
-    seed = int(params["split_seed"])
+def _train_test_split_3(genres: pd.Series, settings: IngestionParams) -> np.ndarray:
+    fractions, seed = settings.split_fractions, settings.split_seed
     index = np.arange(len(genres))
     labels = genres.to_numpy()
-    holdout = fractions["validation"] + fractions["test"]
+    holdout = fractions.validation + fractions.test
     stratify = labels if pd.Series(labels).value_counts().min() >= 2 else None
     train_idx, rest_idx = train_test_split(
         index, test_size=holdout, random_state=seed, stratify=stratify
@@ -370,7 +383,7 @@ def _train_test_split_3(genres: pd.Series, params: dict[str, Any]) -> np.ndarray
     stratify_rest = rest_labels if pd.Series(rest_labels).value_counts().min() >= 2 else None
     val_idx, test_idx = train_test_split(
         rest_idx,
-        test_size=fractions["test"] / holdout,
+        test_size=fractions.test / holdout,
         random_state=seed,
         stratify=stratify_rest,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
 from music_genre.audio.decode import read_tag
+from music_genre.config import IngestionParams, node_settings
 from music_genre.contracts import SPLITS
 from music_genre.datasets import AudioCollection
 from music_genre.errors import CollectionError
@@ -49,10 +51,9 @@ def _rejected_row(rel: str, root: str, split: str, reason: str) -> dict[str, Any
 
 
 def _apply_split_file(
-    candidates: pd.DataFrame, collection: AudioCollection, params: dict[str, Any]
+    candidates: pd.DataFrame, collection: AudioCollection, name: str | None
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     table = collection.split_table
-    name = params.get("split_file")
     bad_values = table[~table["split"].isin(SPLITS)]
     if len(bad_values):
         raise ValueError(
@@ -94,11 +95,11 @@ def _apply_split_file(
 
 
 def _groups(
-    candidates: pd.DataFrame, collection: AudioCollection, params: dict[str, Any]
+    candidates: pd.DataFrame, collection: AudioCollection, settings: IngestionParams
 ) -> pd.Series:
     """The ``group_by`` value of each candidate: from ``ingestion.metadata_file`` when given,
     else from the file's tags. A file without one becomes a group of its own (logged)."""
-    group_by = str(params["group_by"])
+    group_by = str(settings.group_by)
     root = absolute(collection.root)
     rel = candidates["path"].map(lambda p: _relpath(p, root))
     metadata = collection.track_metadata
@@ -106,7 +107,7 @@ def _groups(
         if group_by not in metadata.columns:
             raise ValueError(
                 f"ingestion.group_by={group_by!r} is not a column of ingestion.metadata_file="
-                f"{params.get('metadata_file')} (columns {list(metadata.columns)})."
+                f"{settings.metadata_file} (columns {list(metadata.columns)})."
             )
         values = rel.map(dict(zip(metadata["path"], metadata[group_by], strict=True)))
     elif group_by in TAG_FIELDS:
@@ -133,14 +134,15 @@ def assign_folder_splits(
     candidates: pd.DataFrame,
     rejected: pd.DataFrame,
     collection: AudioCollection,
-    params: dict[str, Any],
+    params: Mapping[str, Any] | IngestionParams,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Apply ``ingestion.split_file`` (the published split, as is) or attach the
     ``ingestion.group_by`` group of every candidate, for a folder collection.
 
     Files the split file does not list, and files it lists that are not on disk, join the
     rejected tracks with their reason. FMA keeps its official split (both settings ignored)."""
-    split_file, group_by = params.get("split_file"), params.get("group_by")
+    settings = node_settings(IngestionParams, params)
+    split_file, group_by = settings.split_file, settings.group_by
     if collection.source != "folder":
         if split_file or group_by:
             logger.warning(
@@ -156,9 +158,9 @@ def assign_folder_splits(
                 "ingestion.group_by=%s is ignored",
                 group_by,
             )
-        candidates, extra = _apply_split_file(candidates, collection, params)
+        candidates, extra = _apply_split_file(candidates, collection, split_file)
     elif group_by:
-        candidates = candidates.assign(**{GROUP_COLUMN: _groups(candidates, collection, params)})
+        candidates = candidates.assign(**{GROUP_COLUMN: _groups(candidates, collection, settings)})
     if extra:
         rejected = pd.concat(
             [rejected, pd.DataFrame(extra).reindex(columns=rejected.columns)], ignore_index=True
@@ -166,18 +168,22 @@ def assign_folder_splits(
     return candidates.reset_index(drop=True), rejected
 
 
-def grouped_split(genres: pd.Series, groups: pd.Series, params: dict[str, Any]) -> np.ndarray:
+def grouped_split(
+    genres: pd.Series,
+    groups: pd.Series,
+    fractions: Mapping[str, float],
+    seed: int,
+    group_by: str | None = None,
+) -> np.ndarray:
     """training/validation/test with every group on one side, stratified by genre as far as
     the groups allow, seeded: StratifiedGroupKFold folds of size min(validation, test) fraction
-    become the validation and test sides."""
-    fractions = params["split_fractions"]
-    seed = int(params["split_seed"])
-    smallest = min(float(fractions["validation"]), float(fractions["test"]))
+    become the validation and test sides. ``fractions``: ``validation`` and ``test``."""
+    smallest = min(fractions["validation"], fractions["test"])
     n_folds = max(3, round(1 / smallest))
     n_groups = groups.nunique()
     if n_groups < n_folds:
         raise CollectionError(
-            f"ingestion.group_by={params.get('group_by')!r}: {n_groups} groups cannot be split "
+            f"ingestion.group_by={group_by!r}: {n_groups} groups cannot be split "
             f"{fractions} with every group on one side (at least {n_folds} needed); add "
             "tracks, group by something finer, or provide ingestion.split_file."
         )
@@ -187,8 +193,8 @@ def grouped_split(genres: pd.Series, groups: pd.Series, params: dict[str, Any]) 
         folder.split(np.zeros(len(genres)), genres.to_numpy(), groups.to_numpy())
     ):
         fold[held] = number
-    n_val = max(1, round(float(fractions["validation"]) * n_folds))
-    n_test = max(1, round(float(fractions["test"]) * n_folds))
+    n_val = max(1, round(fractions["validation"] * n_folds))
+    n_test = max(1, round(fractions["test"] * n_folds))
     split = np.full(len(genres), "training", dtype=object)
     split[fold < n_test] = "test"
     split[(fold >= n_test) & (fold < n_test + n_val)] = "validation"

@@ -20,6 +20,7 @@ from music_genre.audio.spectrograms import (
     spectrogram_settings,
     spectrogram_task,
 )
+from music_genre.config import SpectrogramParams, node_settings
 from music_genre.contracts import BAD_TRACK_COLUMNS
 from music_genre.infra.parallel import TaskFailure, resolve_workers, run_tasks
 
@@ -54,7 +55,7 @@ def _spectrogram_results(
 def compute_log_mel_spectrograms(
     tracks: pd.DataFrame,
     stored: Mapping[str, Mapping[str, Any]],
-    params: Mapping[str, Any],
+    params: Mapping[str, Any] | SpectrogramParams,
 ) -> Iterator[SpectrogramBatch]:
     """Compute the spectrogram of every track not yet stored with the same settings and the same
     audio file, in parallel, yielding write batches as they fill up (a Kedro generator node:
@@ -66,11 +67,12 @@ def compute_log_mel_spectrograms(
     1.7 keeps every chunk of a generator node with several outputs in memory.
     """
     _check_tracks(tracks, ["track_id", "path"])
-    settings = spectrogram_settings(params)
+    spectrogram = node_settings(SpectrogramParams, params)
+    # the settings that decide the values (the fingerprint): not workers or batch sizes
+    settings = spectrogram_settings(spectrogram.model_dump())
     fingerprint = settings_fingerprint(settings)
-    # values checked by the spectrogram schema (music_genre.config) when the run starts
-    workers = resolve_workers(params.get("workers"))
-    batch_size = int(params["write_batch_size"])
+    workers = resolve_workers(spectrogram.workers)
+    batch_size = spectrogram.write_batch_size
 
     failures: dict[str, str] = {}
     tags: dict[str, str] = {}

@@ -23,6 +23,7 @@ from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from music_genre import contracts
+from music_genre.config import TransferParams, node_settings
 from music_genre.datasets.feature_store import (
     FeatureBatch,
     FeatureManifest,
@@ -83,21 +84,29 @@ TEST_SPLIT = "test"
 # --------------------------------------------------------------------------------------------
 
 
-def experiments(params: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The (backbone, cut level, PCA variances) combinations to evaluate (validated when the
-    run starts: music_genre.config.TransferParams)."""
-    default_variances = params.get("pca_variances", [0.99, 0.95, 0.90])
+# What a node receives as ``params:transfer``: Kedro's dict, or the validated model.
+Params = Mapping[str, Any] | TransferParams
+
+
+def _settings(params: Params) -> TransferParams:
+    return node_settings(TransferParams, params)
+
+
+def experiments(params: Params) -> list[dict[str, Any]]:
+    """The (backbone, cut level, PCA variances) combinations to evaluate; an experiment without
+    its own variances takes ``transfer.pca_variances``."""
+    settings = _settings(params)
     return [
         {
-            "backbone": row["backbone"],
-            "cut_level": row["cut_level"],
-            "pca_variances": [float(v) for v in row.get("pca_variances") or default_variances],
+            "backbone": row.backbone,
+            "cut_level": row.cut_level,
+            "pca_variances": list(row.pca_variances or settings.pca_variances),
         }
-        for row in params["experiments"]
+        for row in settings.experiments
     ]
 
 
-def cut_levels_by_backbone(params: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+def cut_levels_by_backbone(params: Params) -> dict[str, tuple[str, ...]]:
     """Every cut level each backbone must produce (extracted together, in one pass)."""
     levels: dict[str, list[str]] = {}
     for row in experiments(params):
@@ -107,22 +116,18 @@ def cut_levels_by_backbone(params: Mapping[str, Any]) -> dict[str, tuple[str, ..
     return {name: tuple(cuts) for name, cuts in levels.items()}
 
 
-def image_settings(params: Mapping[str, Any]) -> ImageSettings:
-    return ImageSettings(**(params.get("image") or {}))
+def image_settings(params: Params) -> ImageSettings:
+    return ImageSettings(**_settings(params).image.model_dump())
 
 
-def audio_window(params: Mapping[str, Any]) -> AudioWindow:
+def audio_window(params: Params) -> AudioWindow:
     """The audio window read by backbones with their own front end (``transfer.audio``)."""
-    return AudioWindow(**(params.get("audio") or {}))
+    return AudioWindow(**_settings(params).audio.model_dump())
 
 
-def weights_choice(params: Mapping[str, Any], backbone: str) -> WeightsChoice:
-    if "weights" not in params:
-        raise ValueError(
-            "transfer.weights is not set: use `imagenet`, a path to a local weights file, or "
-            "null for an explicitly random initialisation."
-        )
-    return resolve_weights(params["weights"], backbone, seed=params.get("random_seed"))
+def weights_choice(params: Params, backbone: str) -> WeightsChoice:
+    settings = _settings(params)  # weights is required: the schema names it when missing
+    return resolve_weights(settings.weights, backbone, seed=settings.random_seed)
 
 
 def feature_key(backbone: str, weights: WeightsChoice, inputs: ImageSettings | AudioWindow) -> str:
@@ -130,7 +135,7 @@ def feature_key(backbone: str, weights: WeightsChoice, inputs: ImageSettings | A
     return f"{backbone}__{weights.fingerprint()}__{inputs.fingerprint()}"
 
 
-def backbone_inputs(params: Mapping[str, Any], backbone: str) -> ImageSettings | AudioWindow:
+def backbone_inputs(params: Params, backbone: str) -> ImageSettings | AudioWindow:
     """How a backbone's input is prepared: the spectrogram image, or the audio window."""
     if get_backbone(backbone).input_kind == "audio":
         return audio_window(params)
@@ -145,13 +150,14 @@ def backbone_inputs(params: Mapping[str, Any], backbone: str) -> ImageSettings |
 def plan_transfer_features(
     tracks: pd.DataFrame,
     log_mel_spectrograms: Mapping[str, Callable[[], np.ndarray]],
-    params: dict[str, Any],
+    params: Params,
 ) -> list[CutLevelFeatureJob | AudioEmbeddingJob]:
     """One extraction job per backbone (store key); :func:`extract_transfer_features` runs
     them."""
-    image = image_settings(params)
-    window = audio_window(params)
-    levels = cut_levels_by_backbone(params)
+    settings = _settings(params)
+    image = image_settings(settings)
+    window = audio_window(settings)
+    levels = cut_levels_by_backbone(settings)
     track_ids = [t for t in tracks["track_id"].astype(str) if t in log_mel_spectrograms]
     if not track_ids and any(get_backbone(b).input_kind != "audio" for b in levels):
         raise ValueError(
@@ -159,12 +165,11 @@ def plan_transfer_features(
             "spectrogram pipeline first (kedro run --pipelines=ingestion,spectrogram)."
         )
     known_digests = store_digests(log_mel_spectrograms)
-    batch_size = int(params.get("batch_size", 16))
-    timing_runs = int(params.get("timing_runs", 10))
+    batch_size, timing_runs = settings.batch_size, settings.timing_runs
     jobs: list[CutLevelFeatureJob | AudioEmbeddingJob] = []
     for backbone, cuts in levels.items():
         spec = get_backbone(backbone)
-        weights = weights_choice(params, backbone)  # bad weights settings fail here, early
+        weights = weights_choice(settings, backbone)  # bad weights settings fail here, early
         if spec.input_kind == "audio":
             jobs.append(
                 AudioEmbeddingJob(
@@ -218,7 +223,7 @@ def extract_transfer_features(
     tracks: pd.DataFrame,
     log_mel_spectrograms: Mapping[str, Callable[[], np.ndarray]],
     stored_features: Mapping[str, Mapping[tuple[str, str], frozenset[str]]],
-    params: dict[str, Any],
+    params: Params,
 ) -> Iterator[FeatureBatch | FeatureManifest]:
     """Every backbone's features at its cut levels for the tracks the store does not hold yet
     (``stored_features``: the store's index), as write batches, then one manifest per backbone
@@ -229,7 +234,7 @@ def extract_transfer_features(
 
 
 def search_transfer_classifiers(
-    tracks: pd.DataFrame, transfer_features: FeatureStore, params: dict[str, Any]
+    tracks: pd.DataFrame, transfer_features: FeatureStore, params: Params
 ) -> tuple[list[dict[str, Any]], pd.DataFrame]:
     """Grid-search every (backbone, cut level, PCA variance, classifier) on training +
     validation, evaluate the best configuration on test.
@@ -237,15 +242,16 @@ def search_transfer_classifiers(
     Returns the results (with the fitted pipelines and test predictions) and the tracks left
     out for want of features, with the reason.
     """
-    image = image_settings(params)
-    window = audio_window(params)
-    folds = int(params.get("cv_folds", 10))
-    classifiers = _classifier_grids(params)
+    settings = _settings(params)
+    image = image_settings(settings)
+    window = audio_window(settings)
+    folds = settings.cv_folds
+    classifiers = _classifier_grids(settings)
     results: list[dict[str, Any]] = []
     excluded: dict[tuple[str, str], dict[str, Any]] = {}
-    for exp in experiments(params):
+    for exp in experiments(settings):
         backbone, cut = exp["backbone"], exp["cut_level"]
-        weights = weights_choice(params, backbone)
+        weights = weights_choice(settings, backbone)
         is_audio = get_backbone(backbone).input_kind == "audio"
         key = feature_key(backbone, weights, window if is_audio else image)
         usable, left_out = _usable_tracks(tracks, transfer_features, key, backbone, is_audio)
@@ -266,7 +272,7 @@ def search_transfer_classifiers(
         # The scaler and PCA fitted on a fold are cached and reused by every grid point and
         # classifier of that fold (same fits, minus the repeated SVDs); one cache per cut level
         # bounds its disk use (FMA-small, 25,088 features: ~7 GB of scaled folds).
-        with _fold_cache(params) as memory:
+        with _fold_cache(settings) as memory:
             for variance in exp["pca_variances"]:
                 for name, (estimator, fixed, grid) in classifiers.items():
                     result = _grid_search(
@@ -279,7 +285,7 @@ def search_transfer_classifiers(
                         grid,
                         variance,
                         folds,
-                        params,
+                        settings,
                         memory,
                     )
                     result.update(
@@ -485,7 +491,7 @@ def predict_held_out_tracks(
     search_results: list[dict[str, Any]],
     tracks: pd.DataFrame,
     transfer_features: FeatureStore,
-    params: dict[str, Any],
+    params: Params,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The best configuration's (by CV accuracy) per-track predictions on validation and on
     test: track_id, label, predicted, one probability per genre.
@@ -499,13 +505,14 @@ def predict_held_out_tracks(
 
     if not search_results:
         raise ValueError("No transfer result to choose from: transfer.experiments is empty.")
+    settings = _settings(params)
     best = _best_result(search_results)
     backbone, cut = best["backbone"], best["cut_level"]
     is_audio = get_backbone(backbone).input_kind == "audio"
     key = feature_key(
         backbone,
-        weights_choice(params, backbone),
-        audio_window(params) if is_audio else image_settings(params),
+        weights_choice(settings, backbone),
+        audio_window(settings) if is_audio else image_settings(settings),
     )
     usable, _ = _usable_tracks(tracks, transfer_features, key, backbone, is_audio)
     train = usable[usable["split"].isin(TRAIN_SPLITS)]
@@ -519,7 +526,7 @@ def predict_held_out_tracks(
     out_of_fold_predicted = np.zeros(len(train), dtype=np.int64)
     # GridSearchCV(cv=int) on a classifier uses these folds (stratified, not shuffled).
     folds = StratifiedKFold(n_splits=int(best["cv_folds"]))
-    with threadpool_limits(limits=params.get("blas_threads")), warnings.catch_warnings():
+    with threadpool_limits(limits=settings.blas_threads), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for fit_idx, held_idx in folds.split(x_train, y_train):
             model = clone(best["model"]).fit(x_train[fit_idx], y_train[fit_idx])

@@ -24,6 +24,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC
 from threadpoolctl import threadpool_limits
 
+from music_genre.config import TransferParams
 from music_genre.datasets.feature_store import (
     FeatureStore,
 )
@@ -45,26 +46,22 @@ ESTIMATORS: dict[str, Callable[..., Any]] = {
 
 
 def _classifier_grids(
-    params: Mapping[str, Any],
+    settings: TransferParams,
 ) -> dict[str, tuple[Callable[..., Any], dict[str, Any], dict[str, list[Any]]]]:
     out = {}
-    # names and shapes validated when the run starts (music_genre.config.TransferParams)
-    for name, conf in params["classifiers"].items():
-        conf = conf or {}
-        fixed = dict(conf.get("fixed") or {})
-        grid = {
-            k: [_tuple_if_list(v) for v in values] for k, values in (conf.get("grid") or {}).items()
-        }
+    for name, conf in settings.classifiers.items():
+        fixed = dict(conf.fixed)
+        grid = {k: [_tuple_if_list(v) for v in values] for k, values in conf.grid.items()}
         if "random_state" in ESTIMATORS[name]().get_params() and "random_state" not in fixed:
-            fixed["random_state"] = params.get("random_seed")
+            fixed["random_state"] = settings.random_seed
         out[name] = (ESTIMATORS[name], fixed, grid)
     return out
 
 
 @contextmanager
-def _fold_cache(params: Mapping[str, Any]) -> Iterator[Memory | None]:
+def _fold_cache(settings: TransferParams) -> Iterator[Memory | None]:
     """A temporary joblib cache for the pipeline's transformers (``transfer.cache_folds``)."""
-    if not params.get("cache_folds", True) or current_runtime().executor == "dask":
+    if not settings.cache_folds or current_runtime().executor == "dask":
         # on Dask the folds are fitted on the workers, which cannot reach this temporary folder
         yield None
         return
@@ -126,7 +123,7 @@ def _grid_search(
     grid: dict[str, list[Any]],
     variance: float,
     folds: int,
-    params: Mapping[str, Any],
+    settings: TransferParams,
     memory: Memory | None,
 ) -> dict[str, Any]:
     pipe = Pipeline(
@@ -134,7 +131,7 @@ def _grid_search(
             # features constant up to float32 rounding would be blown up by the scaler
             ("drop_rounding", DropRoundingOnlyFeatures()),
             ("scaler", StandardScaler()),
-            ("pca", PCA(n_components=variance, random_state=params.get("random_seed"))),
+            ("pca", PCA(n_components=variance, random_state=settings.random_seed)),
             ("clf", estimator(**fixed)),
         ],
         memory=memory,
@@ -149,13 +146,12 @@ def _grid_search(
         refit="accuracy",
         cv=folds,
         # on Dask the cluster's size decides (grid_search_backend: n_jobs=-1 on the cluster)
-        n_jobs=None if current_runtime().executor == "dask" else params.get("n_jobs"),
+        n_jobs=None if current_runtime().executor == "dask" else settings.n_jobs,
         error_score="raise",
     )
-    threads = params.get("blas_threads")
     with (
         warnings.catch_warnings(),
-        threadpool_limits(limits=threads),
+        threadpool_limits(limits=settings.blas_threads),
         grid_search_backend(),
     ):
         warnings.simplefilter("ignore", ConvergenceWarning)  # counted below instead
@@ -181,7 +177,7 @@ def _grid_search(
         "cv_accuracy_std": float(search.cv_results_["std_test_accuracy"][best_index]),
         "test_accuracy": float(np.mean(y_pred == y_test)),
         **interval_columns(float(np.mean(y_pred == y_test)), len(y_test), "test_accuracy"),
-        "classify_ms_per_image": _classify_ms(best, x_test[:1], int(params.get("timing_runs", 10))),
+        "classify_ms_per_image": _classify_ms(best, x_test[:1], settings.timing_runs),
         "convergence_warnings": convergence,
         "cv_folds": folds,
         "n_train": len(y_train),
