@@ -82,11 +82,13 @@ test-fast: install
 	$(BIN)/python -m pytest -m "not browser and not slow and not after_run and not team" $(PYTEST_ARGS)
 
 ## Lint (ruff: pyflakes, pycodestyle, isort, bugbear, pyupgrade), check the formatting, and
-## check the package's layers (lint-imports: the contracts in pyproject's [tool.importlinter]).
+## check the package's layers (lint-imports: the contracts in pyproject's [tool.importlinter])
+## and type-check src/ (mypy: [tool.mypy]).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 ## Format the tree in place (ruff format, 100 columns).
 format: install

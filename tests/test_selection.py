@@ -1,7 +1,10 @@
 """The one rule that chooses every pipeline's best configuration (music_genre.models.selection)."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import yaml
 
 from music_genre.contracts import BEST_MODEL_RULES
 from music_genre.models.selection import best_row, rank, select_best
@@ -120,7 +123,11 @@ def test_saved_model_best_models_csv_and_terminal_summary_agree_on_a_tie(monkeyp
 
     monkeypatch.setattr(handcrafted, "_train_one", _fake_train_one)
     monkeypatch.setattr(music_genre.infra.accelerator, "log_compute_device", lambda: "")
-    params = {"hidden_units": [list(units) for units in DEMO]}
+    # the project's MLP settings (the node validates them), with the tie's sweep
+    base = yaml.safe_load(
+        (Path(__file__).parents[1] / "conf/base/parameters/handcrafted.yml").read_text()
+    )
+    params = {**base["handcrafted"]["mlp"], "hidden_units": [list(units) for units in DEMO]}
     records, results, saved = handcrafted.train_mlp_sweep(_model_input(), params)
 
     assert saved == "model (512)"  # tied with (512, 512) on accuracy, lower loss

@@ -82,7 +82,8 @@ def _librosa_load(path: str) -> tuple[np.ndarray, int]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # librosa.load falls back to audioread for formats libsndfile cannot read.
-        return librosa.load(path, sr=None, mono=False)
+        signal, rate = librosa.load(path, sr=None, mono=False)
+        return signal, int(rate)
 
 
 _SPECIAL_KINDS = (

@@ -32,7 +32,7 @@ _MEL_LOG_START_HZ = 1000.0
 _MEL_LOG_STEP = np.log(6.4) / 27.0
 
 
-def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
     hz = np.asarray(hz, dtype=np.float64)
     start = _MEL_LOG_START_HZ / _MEL_LINEAR_HZ
     logarithmic = start + np.log(np.maximum(hz, 1e-300) / _MEL_LOG_START_HZ) / _MEL_LOG_STEP
@@ -83,7 +83,7 @@ def mel_power_spectrogram(
     y = np.asarray(signal, dtype=np.float32)
     if y.ndim != 1:
         raise ValueError(f"a mel spectrogram needs a 1-D mono signal, got shape {y.shape}")
-    padded = np.pad(y, n_fft // 2, mode=pad_mode)
+    padded = np.pad(y, n_fft // 2, mode=pad_mode)  # type: ignore[call-overload]  # mode is a str
     frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length]
     window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)  # hann, fftbins=True
     # librosa: float64 products, rfft, stored as complex64, then |.|**2 in float32

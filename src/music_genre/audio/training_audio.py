@@ -42,8 +42,9 @@ def handcrafted_sources(params: Mapping[str, Any]) -> list[str]:
     """``handcrafted.source`` as a list: one source, or several (the first is the saved model,
     the others are comparison rows). Unknown sources raise ``ValueError``."""
     source = params.get("source")
+    sources: list[str | None]
     if isinstance(source, str):  # "fma_csv+extract": the spelling --params allows (no commas)
-        sources = source.split("+")
+        sources = list(source.split("+"))
     else:
         sources = [source] if source is None else list(source)
     bad = [s for s in sources if s not in SOURCES]
@@ -55,7 +56,7 @@ def handcrafted_sources(params: Mapping[str, Any]) -> list[str]:
             "being the saved model: [fma_csv, extract] in YAML, "
             '--params "handcrafted.source=fma_csv+extract" on the command line.'
         )
-    return sources
+    return [s for s in sources if s is not None]  # all of them: None is no source (above)
 
 
 def feature_audio_record(

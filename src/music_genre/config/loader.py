@@ -4,13 +4,15 @@ a Kedro context (one definition, below the entry points that use it)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from kedro.config import OmegaConfigLoader
 
 from music_genre.tracking import resolve_tracking_uri
 
 CONF_SOURCE = "conf"
 CONFIG_LOADER_CLASS = OmegaConfigLoader
-CONFIG_LOADER_ARGS = {
+CONFIG_LOADER_ARGS: dict[str, Any] = {
     "base_env": "base",
     "default_run_env": "local",
     # `conf/demo` overrides single keys (a path, an epoch budget) without restating whole

@@ -31,7 +31,7 @@ class AtomicSaveMixin:
         if not self._saves_one_local_file(data):
             super().save(data)  # type: ignore[misc]
             return
-        target = self._get_save_path()  # type: ignore[attr-defined]
+        target = self._get_save_path()  # type: ignore[has-type]
         with atomic_path(target) as tmp:
             # The stock save asks _get_save_path() where to write: answer the temporary file.
             self._get_save_path = lambda: PurePosixPath(tmp)  # type: ignore[method-assign]

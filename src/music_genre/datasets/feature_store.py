@@ -251,7 +251,7 @@ class FeatureStoreDataset(StoreFolderDataset):
                     f"for {len(batch.item_ids)} items"
                 )
         with folder.writing(f"part-{digest}.npz") as handle:
-            np.savez(handle, **arrays)
+            np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
 
     def load(self) -> FeatureStore:
         if not self._folder.is_dir():

@@ -253,7 +253,8 @@ def _catalogue(tracks_per_genre: int, seed: int) -> list[dict]:
     names = list(GENRES)
     n = tracks_per_genre
     n_val = n_test = max(1, round(0.1 * n)) if n >= 3 else 0
-    rows, artist = [], FIRST_ARTIST_ID
+    rows: list[dict] = []
+    artist = FIRST_ARTIST_ID
     for genre in names:
         splits = ["training"] * (n - n_val - n_test) + ["validation"] * n_val + ["test"] * n_test
         for split in ("training", "validation", "test"):  # each split has its own artists
@@ -274,7 +275,7 @@ def _catalogue(tracks_per_genre: int, seed: int) -> list[dict]:
     ids = FIRST_TRACK_ID + rng.permutation(len(rows))  # genres interleaved as in the real catalogue
     for row, tid in zip(rows, ids, strict=True):
         row["track_id"] = int(tid)
-    rows.sort(key=lambda r: r["track_id"])
+    rows.sort(key=lambda r: int(r["track_id"] or 0))  # every row has its id by now
     next_id = FIRST_TRACK_ID + len(rows)
     for defect, genre in zip(DEFECTS, DEFECT_GENRES, strict=True):
         artist += 1
@@ -292,14 +293,14 @@ def _catalogue(tracks_per_genre: int, seed: int) -> list[dict]:
     for k in range(N_MEDIUM_ROWS + N_LARGE_ROWS):
         artist += 1
         subset = "medium" if k < N_MEDIUM_ROWS else "large"
-        genre = names[k % len(names)]
-        if subset == "large" and k % 2:  # mixed fine genres -> no genre_top, as often in fma_large
-            genre = None
+        # mixed fine genres -> no genre_top, as often in fma_large
+        fine_mix = subset == "large" and k % 2
+        top_genre = None if fine_mix else names[k % len(names)]
         split = str(rng.choice(["training", "training", "training", "validation", "test"]))
         rows.append(
             {
                 "track_id": next_id,
-                "genre": genre,
+                "genre": top_genre,
                 "split": split,
                 "subset": subset,
                 "artist_id": artist,

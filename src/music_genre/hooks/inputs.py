@@ -27,7 +27,7 @@ def _producers(registered: dict[str, Pipeline]) -> dict[str, str]:
 
 
 def _describe_path(catalog: Any, dataset: str) -> str:
-    described = getattr(catalog[dataset], "_describe", lambda: {})()
+    described: dict[str, Any] = getattr(catalog[dataset], "_describe", lambda: {})()
     location = described.get("filepath") or described.get("path")
     return f" ({location})" if location else ""
 

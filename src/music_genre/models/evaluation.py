@@ -78,10 +78,10 @@ def mcnemar_exact(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> dict[
 
 def prediction_table(
     track_ids: Sequence[Any],
-    labels: Sequence[int],
+    labels: Sequence[int] | np.ndarray,
     probabilities: np.ndarray,
     class_names: Sequence[str],
-    predicted: Sequence[int] | None = None,
+    predicted: Sequence[int] | np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Per-track predictions: track_id, label, predicted (the model's own prediction, by default
     the argmax of the probabilities), one ``prob_<genre>`` column per class in label order."""
@@ -119,16 +119,18 @@ def class_names_of(predictions: pd.DataFrame) -> list[str]:
     ]
 
 
-def accuracy_with_interval(labels: Sequence[int], predicted: Sequence[int]) -> dict[str, float]:
+def accuracy_with_interval(
+    labels: Sequence[int] | np.ndarray, predicted: Sequence[int] | np.ndarray
+) -> dict[str, float]:
     """Accuracy, its Wilson interval and n, from per-item labels and predictions."""
-    labels, predicted = np.asarray(labels), np.asarray(predicted)
-    correct = int(np.sum(labels == predicted))
-    low, high = wilson_interval(correct, labels.size)
+    truth, guess = np.asarray(labels), np.asarray(predicted)
+    correct = int(np.sum(truth == guess))
+    low, high = wilson_interval(correct, truth.size)
     return {
-        "accuracy": correct / labels.size if labels.size else float("nan"),
+        "accuracy": correct / truth.size if truth.size else float("nan"),
         "ci_low": low,
         "ci_high": high,
-        "n": int(labels.size),
+        "n": int(truth.size),
     }
 
 

@@ -29,7 +29,9 @@ def simplex_weights(n_members: int, step: float) -> np.ndarray:
     return np.asarray(grid, dtype=np.float64) / units
 
 
-def weighted_probabilities(members: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+def weighted_probabilities(
+    members: Sequence[np.ndarray], weights: Sequence[float] | np.ndarray
+) -> np.ndarray:
     """sum_i w_i P_i over members of shape (n, K)."""
     return np.tensordot(np.asarray(weights, dtype=np.float64), np.stack(members), axes=1)
 

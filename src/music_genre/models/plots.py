@@ -15,7 +15,10 @@ from sklearn.metrics import confusion_matrix  # noqa: E402
 
 
 def confusion_matrix_figure(
-    y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str], title: str
+    y_true: Sequence[int] | np.ndarray,
+    y_pred: Sequence[int] | np.ndarray,
+    class_names: Sequence[str],
+    title: str,
 ) -> Figure:
     """Row-normalised confusion matrix with the raw counts printed in each cell."""
     labels = np.arange(len(class_names))
@@ -32,8 +35,8 @@ def confusion_matrix_figure(
     for i in labels:
         for j in labels:
             ax.text(
-                j,
-                i,
+                float(j),
+                float(i),
                 counts[i, j],
                 ha="center",
                 va="center",

@@ -77,19 +77,21 @@ def predict_file(
     on the same inputs (warm: the study's Table 3 measure)."""
     result = GenrePrediction(path=str(path), model=predictor.label)
     started = time.perf_counter()
+    # the abilities below are optional per predictor kind, asked for with hasattr
+    abilities: Any = predictor
     try:
         duration = check_audio_file(path, min_seconds)
         offsets = window_offsets(duration, predictor.window_s(), max_windows)
         if hasattr(predictor, "input_description"):
             windows = 1 if math.isinf(predictor.window_s()) else len(offsets)
-            result.features_computed_over = predictor.input_description(duration, windows)
-            result.warning = predictor.audio_warning(duration)
+            result.features_computed_over = abilities.input_description(duration, windows)
+            result.warning = abilities.audio_warning(duration)
             if result.warning:
                 logger.warning("%s: %s", path, result.warning)
         if hasattr(predictor, "window_inputs"):
-            inputs = predictor.window_inputs(str(path), offsets)
+            inputs = abilities.window_inputs(str(path), offsets)
             inputs_done = time.perf_counter()
-            per_window = predictor.probabilities(inputs)
+            per_window = abilities.probabilities(inputs)
             model_done = time.perf_counter()
             result.timing = {
                 "inputs_ms": _ms(inputs_done - started),
@@ -99,7 +101,7 @@ def predict_file(
             repeats = []
             for _ in range(model_repeats):
                 begin = time.perf_counter()
-                predictor.probabilities(inputs)
+                abilities.probabilities(inputs)
                 repeats.append(time.perf_counter() - begin)
             if repeats:
                 result.timing["model_repeat_ms"] = _ms(float(np.median(repeats)))
@@ -147,7 +149,7 @@ def predictions_frame(
     """One row per file: path, genre (top-1), one probability column per genre, error."""
     rows = []
     for p in predictions:
-        row = {"path": p.path, "genre": p.top(1)[0][0] if p.probabilities else None}
+        row: dict[str, Any] = {"path": p.path, "genre": p.top(1)[0][0] if p.probabilities else None}
         # None, not NaN, for a file without probabilities: strict JSON has no NaN
         row.update({name: p.probabilities.get(name) for name in class_names})
         row["error"] = p.error or ""

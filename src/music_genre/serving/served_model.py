@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from music_genre.audio.decode import AUDIO_EXTENSIONS
 from music_genre.infra.location import is_url
@@ -212,7 +212,7 @@ def _suffix(name: str) -> str:
     return suffix if suffix in AUDIO_EXTENSIONS else ""
 
 
-class GenrePredictorModel(mlflow.pyfunc.PythonModel):
+class GenrePredictorModel(PythonModel):
     """The prediction command as an MLflow pyfunc model: input a table with an ``audio``
     column (base64 of each file's bytes; optional ``name``), or a ``path`` column of files
     under ``allowed_roots``; output one row per file (``path``: the name or path given, top

@@ -59,6 +59,8 @@ class WeightsChoice:
         if self.kind == "random":
             return f"random-seed{self.seed}"
         if self.kind == "file":
+            if self.path is None:
+                raise ValueError("a file weights choice needs its path")
             return f"file-{_file_sha1(self.path)[:12]}"
         return self.kind  # weights shipped with the backbone (fixed by its pinned package)
 

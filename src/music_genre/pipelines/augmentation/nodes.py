@@ -150,11 +150,13 @@ def plot_augmentation_examples(
     genre = tracks.set_index(tracks["track_id"].astype(str)).loc[track_id, "genre"]
     low = min(float(p.min()) for _, p in panels)
     high = max(float(p.max()) for _, p in panels)
-    image = None
-    for ax, (title, spec) in zip(axes.flat, panels, strict=True):
-        image = plot_spectrogram(ax, spec, spectrograms.settings, title)
+    images = [
+        plot_spectrogram(ax, spec, spectrograms.settings, title)
+        for ax, (title, spec) in zip(axes.flat, panels, strict=True)
+    ]
+    for image in images:
         image.set_clim(low, high)
-    fig.colorbar(image, ax=axes, fraction=0.02, label="dB")
+    fig.colorbar(images[-1], ax=axes, fraction=0.02, label="dB")
     fig.suptitle(
         f"Augmented pair of training track {track_id} ({genre}); masked value: "
         f"{augmented.settings.get('mask_value')}"

@@ -127,7 +127,7 @@ def select_cnn_items(
             items.append({**row, "key": key})
 
     for track in tracks.itertuples(index=False):
-        row = {
+        row: dict[str, Any] = {
             "track_id": str(track.track_id),
             "genre": str(track.genre),
             "label": int(track.label),
@@ -318,7 +318,7 @@ def train_cnn(
         "training_seconds": round(time.perf_counter() - start, 2),
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
     }
-    if spec.tuned:
+    if spec.tuned and best_hyperparameters:  # checked above: a tuned variant has them
         log["hyperband"] = {
             "best_score": best_hyperparameters.get("best_score"),
             "trials": len(best_hyperparameters.get("trials", [])),

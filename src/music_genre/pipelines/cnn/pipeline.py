@@ -8,7 +8,7 @@ from typing import Any
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from music_genre.config import CnnVariantParams, project_parameters, validate_section
+from music_genre.config import CnnParams, CnnVariantParams, node_settings, project_parameters
 
 from .nodes import (
     best_cnn_predictions,
@@ -71,7 +71,7 @@ def create_pipeline(variants: Mapping[str, Any] | None = None, **kwargs) -> Pipe
     """``variants``: name -> settings, as ``cnn.variants``; by default the project's
     (:func:`music_genre.config.project_parameters`)."""
     if variants is None:
-        variants = validate_section("cnn", project_parameters()["cnn"]).variants
+        variants = node_settings(CnnParams, project_parameters()["cnn"], "cnn").variants
     specs = {name: CnnVariantParams.model_validate(spec) for name, spec in variants.items()}
     select = node(
         select_cnn_items,

@@ -20,6 +20,7 @@ import pandas as pd
 from music_genre.audio.augment import (
     augmentation_settings,
 )
+from music_genre.config import CnnParams
 from music_genre.infra.accelerator import log_compute_device
 from music_genre.models.cnn import (
     StudyCnnHyperModel,
@@ -247,7 +248,7 @@ class _LoggingHyperband(keras_tuner.Hyperband):
 
 def search_fingerprint(
     items: pd.DataFrame,
-    params: Mapping[str, Any],
+    params: Mapping[str, Any] | CnnParams,
     augmentation_params: Mapping[str, Any],
     variant: str,
 ) -> str:

@@ -248,7 +248,7 @@ def model_id(predictor: Predictor, label: str, min_seconds: float, max_windows: 
 def rows_frame(rows: Sequence[Mapping[str, Any]], class_names: Sequence[str]) -> pd.DataFrame:
     """Rows in the table's column order and types (probabilities float, NaN for an error)."""
     frame = pd.DataFrame(list(rows), columns=table_columns(class_names))
-    types = {name: "float64" for name in class_names}
+    types: dict[str, Any] = {name: "float64" for name in class_names}
     types.update(path=str, model=str, error=str, version=str, size="int64")
     frame = frame.astype(types)
     frame["genre"] = frame["genre"].astype(object).where(frame["genre"].notna(), None)

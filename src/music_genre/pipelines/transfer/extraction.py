@@ -374,8 +374,10 @@ class CutLevelFeatureJob(FeatureJob):
     def _features(self, inputs: list[np.ndarray]) -> dict[str, np.ndarray]:
         return self.extractor.features_of_inputs(np.stack(inputs))
 
-    def _time_one(self, one: np.ndarray) -> Any:
+    def _time_one(self, one: Any) -> Any:
         # the network up to each cut on one prepared image, as the study's Table 13
+        if self._last_spectrogram is None:
+            raise RuntimeError("no spectrogram was extracted to time")
         return self.extractor.time_single_image(self._last_spectrogram, runs=self.timing_runs)
 
 

@@ -48,7 +48,7 @@ ESTIMATORS: dict[str, Callable[..., Any]] = {
 def _classifier_grids(
     settings: TransferParams,
 ) -> dict[str, tuple[Callable[..., Any], dict[str, Any], dict[str, list[Any]]]]:
-    out = {}
+    out: dict[str, tuple[Callable[..., Any], dict[str, Any], dict[str, list[Any]]]] = {}
     for name, conf in settings.classifiers.items():
         fixed = dict(conf.fixed)
         grid = {k: [_tuple_if_list(v) for v in values] for k, values in conf.grid.items()}
