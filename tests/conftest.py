@@ -197,9 +197,17 @@ def _no_process_or_port_left_behind():
                 pass
         pytest.fail(
             "the tests left processes or listening ports behind (stop them in the test, e.g. "
-            "tests.process_helpers.run_command / stop_process_group):\n  " + "\n  ".join(lines),
+            "tests.helpers.processes.run_command / stop_process_group):\n  " + "\n  ".join(lines),
             pytrace=False,
         )
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A port of 127.0.0.1 that nothing listens on (a refused connection, or a server's port)."""
+    from tests.helpers.processes import free_port
+
+    return free_port()
 
 
 @pytest.fixture

@@ -118,7 +118,7 @@ def test_a_saved_study_cnn_loads_in_a_process_that_never_imported_the_cnn_code(t
 
     from music_genre.datasets import KerasModelDataset
     from music_genre.models.cnn import build_cnn
-    from tests.process_helpers import run_command
+    from tests.helpers.processes import run_command
 
     path = tmp_path / "cnn.keras"
     model = build_cnn(2, filters=[2, 2, 2, 2], input_shape=(32, 64, 1))

@@ -39,10 +39,14 @@ from music_genre.infra.location import (
 from music_genre.pipelines.handcrafted.nodes import extract_handcrafted_features
 from music_genre.pipelines.ingestion import nodes as ingestion_nodes
 from music_genre.pipelines.spectrogram.nodes import compute_log_mel_spectrograms
-from tests.pipelines.test_ingestion import _run
+from tests.helpers.audio import tone
+from tests.pipelines.ingestion.test_ingestion import _run
 
 BUCKET = "music"
-INGESTION = {
+INGESTION = {  # complete: the nodes validate it (IngestionParams)
+    "source": "fma",
+    "fma_root": "data/01_raw/fma",
+    "subset": "small",
     "min_duration_s": 2.0,
     "workers": 2,  # worker processes: they read the audio from S3 themselves
     "split_fractions": {"training": 0.8, "validation": 0.1, "test": 0.1},
@@ -301,10 +305,6 @@ def test_file_stamp_of_an_s3_object_changes_when_it_is_replaced(s3):
     assert source_tag(url) != tag
 
 
-def _tone(seconds: float, rate: int = 8000) -> np.ndarray:
-    return 0.3 * np.sin(2 * np.pi * 330 * np.arange(int(seconds * rate)) / rate)
-
-
 @pytest.mark.slow
 def test_a_folder_per_genre_collection_under_an_s3_root_is_listed_and_ingested(s3, tmp_path):
     root = f"s3://{BUCKET}/genres"
@@ -312,7 +312,7 @@ def test_a_folder_per_genre_collection_under_an_s3_root_is_listed_and_ingested(s
     for rel in files:
         path = tmp_path / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(path, _tone(0.6), 8000)
+        sf.write(path, tone(0.6, rate=8000), 8000)
         s3.put_file(str(path), f"{root}/{rel}")
     s3.pipe(f"{root}/rock/notes.txt", b"liner notes")
     split = "path,split\n" + "".join(

@@ -7,7 +7,6 @@ Screenshots land in data/08_reporting/screens/ for a person to look at.
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import socket
 import subprocess
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.process_helpers import stop_process_group
+from tests.helpers.processes import free_port, stop_process_group
 
 pytestmark = pytest.mark.browser
 
@@ -39,21 +38,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-def _free_port() -> int:
-    """A free port below 49152: kedro-viz refuses ports in the ephemeral range, which is
-    where binding to port 0 lands on many Linux machines."""
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randrange(20_000, 49_000)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free TCP port between 20000 and 49000 on 127.0.0.1")
 
 
 def _wait_for_http(url: str, process: subprocess.Popen, timeout_s: float = 120) -> None:
@@ -148,7 +132,7 @@ def finished_mlflow_run(tmp_path_factory) -> tuple[str, str, list[str]]:
 
 def test_mlflow_ui_lists_the_runs(browser, finished_mlflow_run, tmp_path):
     uri, experiment_id, run_names = finished_mlflow_run
-    port = _free_port()
+    port = free_port()
     command = [
         str(BIN / "mlflow"),
         "ui",
@@ -172,7 +156,7 @@ def test_mlflow_ui_lists_the_runs(browser, finished_mlflow_run, tmp_path):
 
 
 def test_kedro_viz_shows_the_pipelines(browser, tmp_path):
-    port = _free_port()
+    port = free_port()
     command = [
         str(BIN / "kedro"),
         "viz",

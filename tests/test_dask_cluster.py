@@ -46,20 +46,23 @@ from music_genre.pipelines.handcrafted.nodes import extract_handcrafted_features
 from music_genre.pipelines.spectrogram import create_pipeline as spectrogram_pipeline
 from music_genre.pipelines.transfer import create_pipeline as transfer_pipeline
 from music_genre.pipelines.transfer.extraction import AudioEmbeddingJob, CutLevelFeatureJob, run_job
-from tests.dask_tasks import slow_echo, tensorflow_threads
-from tests.pipelines.test_handcrafted import EXTRACTION
-from tests.pipelines.test_ingestion import _run as run_ingestion
-from tests.pipelines.test_spectrogram import _catalog as spectrogram_catalog
-from tests.pipelines.test_transfer_musicnn import RATE, SECONDS, _clip
-from tests.pipelines.transfer_catalog import transfer_catalog
-from tests.tiny_backbone import TINY
+from tests.helpers.dask_tasks import slow_echo, tensorflow_threads
+from tests.helpers.tiny_backbone import TINY
+from tests.helpers.transfer_catalog import transfer_catalog
+from tests.pipelines.handcrafted.test_handcrafted import EXTRACTION
+from tests.pipelines.ingestion.test_ingestion import _run as run_ingestion
+from tests.pipelines.spectrogram.test_spectrogram import _catalog as spectrogram_catalog
+from tests.pipelines.transfer.test_transfer_musicnn import RATE, SECONDS, _clip
 
 # a scheduler and workers in processes of their own, and the pipelines on them
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 GENRES = ["Electronic", "Folk"]
-INGESTION = {
+INGESTION = {  # complete: the nodes validate it (IngestionParams)
+    "source": "folder",
+    "fma_root": "data/01_raw/fma",
+    "subset": "small",
     "min_duration_s": 2.0,
     "workers": 2,
     "split_fractions": {"training": 0.5, "validation": 0.25, "test": 0.25},
@@ -511,12 +514,3 @@ def test_an_unreachable_scheduler_stops_the_run_with_the_parameter_named(unused_
     finally:
         hook.on_pipeline_error()
         parallel.configure(None)
-
-
-@pytest.fixture
-def unused_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

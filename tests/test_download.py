@@ -164,14 +164,6 @@ def server(archives: Archives) -> Iterator[FakeFMAServer]:
         thread.join(timeout=5)
 
 
-@pytest.fixture()
-def unused_port() -> int:
-    # Bind to get a free port, then close it so that connecting is refused.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _fast(**kw: object) -> dict[str, object]:
     return {"chunk_size": CHUNK, "timeout": 5.0, "backoff": 0.0, **kw}
 

@@ -101,7 +101,7 @@ def test_kedro_run_without_inputs_says_what_to_run_without_a_traceback(tmp_path)
     import sys
     from pathlib import Path
 
-    from tests.process_helpers import run_command
+    from tests.helpers.processes import run_command
 
     root = Path(__file__).resolve().parents[1]
     project = tmp_path / "clone"

@@ -29,7 +29,7 @@ from music_genre.serving import (
     predict_file,
 )
 from tests.helpers.numeric import assert_same_decision
-from tests.predict_subprocess import run_predict_cli
+from tests.helpers.predict_subprocess import run_predict_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 GENRES = ["Folk", "Pop", "Rock"]

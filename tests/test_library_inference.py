@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import soundfile as sf
 
 from music_genre.audio.spectrograms import STUDY_SETTINGS, spectrogram_settings
 from music_genre.commands import predict as predict_cli
@@ -23,6 +22,7 @@ from music_genre.pipelines.inference.library import (
 )
 from music_genre.pipelines.inference.nodes import predict_music_library
 from music_genre.serving import CnnPredictor, predict_file
+from tests.helpers.audio import write_tone
 from tests.helpers.predictors import tiny_cnn_predictor
 
 GENRES = ["Folk", "Pop", "Rock"]
@@ -31,26 +31,18 @@ SETTINGS = spectrogram_settings(
 )
 
 
-def _tone(path: Path, seconds: float, freq: float, rate: int = 22050, fmt: str | None = None):
-    t = np.arange(int(seconds * rate)) / rate
-    wave = 0.3 * np.sin(2 * np.pi * freq * t) * (1 + np.sin(2 * np.pi * 0.5 * t))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, wave, rate, format=fmt)
-    return path
-
-
 @pytest.fixture
 def library(tmp_path) -> Path:
     """Nested folders, every extension in both cases, a broken, an empty, a too-short file,
     a FIFO and a file that is not audio by its name."""
     root = tmp_path / "music"
-    _tone(root / "a.wav", 8.0, 220)
-    _tone(root / "rock" / "b.FLAC", 6.0, 440, fmt="FLAC")
-    _tone(root / "rock" / "deep" / "c.ogg", 5.0, 330, fmt="OGG")
-    _tone(root / "pop" / "d.mp3", 7.0, 550, fmt="MP3")
+    write_tone(root / "a.wav", 8.0, freq=220, tremolo_hz=0.5)
+    write_tone(root / "rock" / "b.FLAC", 6.0, freq=440, tremolo_hz=0.5, fmt="FLAC")
+    write_tone(root / "rock" / "deep" / "c.ogg", 5.0, freq=330, tremolo_hz=0.5, fmt="OGG")
+    write_tone(root / "pop" / "d.mp3", 7.0, freq=550, tremolo_hz=0.5, fmt="MP3")
     (root / "pop" / "broken.mp3").write_text("not audio at all")
     (root / "pop" / "empty.wav").write_bytes(b"")
-    _tone(root / "short.au", 1.0, 660, fmt="AU")
+    write_tone(root / "short.au", 1.0, freq=660, tremolo_hz=0.5, fmt="AU")
     (root / "notes.txt").write_text("ignored")
     os.mkfifo(root / "pipe.mp3")
     return root

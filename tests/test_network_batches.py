@@ -23,7 +23,7 @@ from music_genre.models.backbones import (  # noqa: E402
     cut_level_batch,
     worker_network_counts,
 )
-from tests.tiny_backbone import TINY  # noqa: E402
+from tests.helpers.tiny_backbone import TINY  # noqa: E402
 
 pytestmark = pytest.mark.numeric  # float results of TensorFlow: make test-numeric
 

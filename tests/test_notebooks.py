@@ -20,7 +20,7 @@ import pytest
 from nbclient import NotebookClient
 
 from music_genre.demo import generate_demo_dataset
-from tests.process_helpers import run_command
+from tests.helpers.processes import run_command
 
 pytestmark = pytest.mark.slow  # the notebooks run on a kedro run of the demo (minutes)
 

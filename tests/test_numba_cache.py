@@ -20,7 +20,7 @@ import textwrap
 
 import pytest
 
-from tests.process_helpers import run_command
+from tests.helpers.processes import run_command
 
 # three rounds of four processes compiling librosa's numba code on a cold cache
 pytestmark = pytest.mark.slow

@@ -22,7 +22,7 @@ from music_genre.config import (
     validate_parameters,
 )
 from music_genre.settings import CONFIG_LOADER_ARGS
-from tests.process_helpers import run_command
+from tests.helpers.processes import run_command
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

@@ -30,8 +30,8 @@ from music_genre.serving import (
 )
 from music_genre.serving.served_model import PATH_REFUSED, GenrePredictorModel
 from tests.helpers.predictors import tiny_cnn_predictor
+from tests.helpers.processes import make_serve, run_command
 from tests.helpers.serving import package_and_register
-from tests.process_helpers import make_serve, run_command
 
 GENRES = ["Folk", "Pop", "Rock"]
 SETTINGS = spectrogram_settings(

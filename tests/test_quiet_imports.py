@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from tests.process_helpers import run_command
+from tests.helpers.processes import run_command
 
 
 def _run(code: str) -> subprocess.CompletedProcess:

@@ -83,7 +83,7 @@ def test_every_runner_finishes_when_the_work_does_and_leaves_nothing_behind(runn
     shm_before = _shm_entries()
     log = (tmp_path / "run.log").open("w+")
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.runner_pipeline", runner, str(marks)],
+        [sys.executable, "-m", "tests.helpers.runner_pipeline", runner, str(marks)],
         cwd=ROOT,
         env=_env(),
         stdout=log,

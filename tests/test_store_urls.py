@@ -26,7 +26,7 @@ from music_genre.datasets.feature_rows import FeatureRow
 from music_genre.datasets.feature_store import FeatureBatch, FeatureManifest, stored_with
 from music_genre.infra.storage import StoreFolder
 from music_genre.pipelines.spectrogram import create_pipeline as spectrogram_pipeline
-from tests.pipelines.test_spectrogram import PARAMS, _catalog, _tracks, audio  # noqa: F401
+from tests.pipelines.spectrogram.test_spectrogram import PARAMS, _catalog, _tracks, audio  # noqa: F401
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ from mlflow.tracking import MlflowClient
 
 from music_genre.audio.spectrograms import STUDY_SETTINGS, spectrogram_settings
 from music_genre.commands.team_server import _boto_credentials, postgres_bin, team_server
+from tests.helpers.processes import run_command
 from tests.helpers.serving import INGESTION, package_and_register, tiny_test_predictions
-from tests.process_helpers import run_command
 
 pytestmark = [pytest.mark.slow, pytest.mark.team]
 

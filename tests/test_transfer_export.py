@@ -44,7 +44,7 @@ from music_genre.serving import (
     export_networks,
     predict_file,
 )
-from tests.predict_subprocess import run_predict_cli
+from tests.helpers.predict_subprocess import run_predict_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 GENRES = ["Folk", "Pop", "Rock"]

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.process_helpers import make_serve
+from tests.helpers.processes import make_serve
 
 pytestmark = pytest.mark.after_run
 

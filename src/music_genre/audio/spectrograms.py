@@ -78,7 +78,7 @@ def mel_power_spectrogram(
     Computed in numpy, the same steps as librosa (centred STFT padded with ``pad_mode``, a
     periodic Hann window, power 2, Slaney mel filters): importing librosa (numba, scipy.signal)
     costs the prediction command 2-4 s of its start-up and worker processes as much. The study's
-    spectrogram (tests/pipelines/test_spectrogram.py) and musicnn's front end
+    spectrogram (tests/pipelines/spectrogram/test_spectrogram.py) and musicnn's front end
     (tests/test_musicnn.py) are held equal to librosa's."""
     y = np.asarray(signal, dtype=np.float32)
     if y.ndim != 1:

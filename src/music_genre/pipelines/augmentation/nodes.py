@@ -18,6 +18,7 @@ from music_genre.audio.spectrograms import (
     plot_spectrogram,
     settings_fingerprint,
 )
+from music_genre.config import AugmentationParams, node_settings
 
 logger = logging.getLogger(__name__)
 
@@ -47,14 +48,15 @@ def augment_training_spectrograms(
     tracks: pd.DataFrame,
     spectrograms: LazySpectrograms,
     stored: Mapping[str, Mapping[str, Any]],
-    params: Mapping[str, Any],
+    params: Mapping[str, Any] | AugmentationParams,
 ) -> Iterator[SpectrogramBatch]:
     """For each training spectrogram, ``<track_id>__freq_mask`` and ``<track_id>__time_mask``
     (:func:`music_genre.audio.augment.augment_item`), yielded in write batches (a Kedro generator
     node). Copies already stored for the same spectrogram and the same augmentation settings
     are skipped; every copy is seeded by its own key, so skipping changes no other copy."""
-    settings = augmentation_settings(params)
-    batch_size = params["write_batch_size"]
+    spec = node_settings(AugmentationParams, params)
+    settings = augmentation_settings(spec.model_dump())
+    batch_size = spec.write_batch_size
     # The copies depend on the source spectrograms' settings too.
     store_settings = {**settings, "source_fingerprint": spectrograms.fingerprint}
     fingerprint = settings_fingerprint(store_settings)

@@ -8,6 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from music_genre.config import InferenceParams, node_settings
+
 from .library import LibraryChunk, LibraryRun, csv_table, load_predictor, predict_library
 
 logger = logging.getLogger(__name__)
@@ -16,7 +18,7 @@ logger = logging.getLogger(__name__)
 def predict_music_library(
     model_artifacts: Callable[[str], Any],
     stored: pd.DataFrame | None,
-    inference_params: dict[str, Any],
+    inference_params: dict[str, Any] | InferenceParams,
     spectrogram_params: dict[str, Any],
     handcrafted_params: dict[str, Any],
 ) -> Iterator[LibraryChunk]:
@@ -24,24 +26,25 @@ def predict_music_library(
     one chunk of new rows at a time (the dataset writes each atomically: an interrupted run
     loses at most one chunk). ``model_artifacts``: loads a catalog entry by name (only the
     chosen model's entries are read, as genre-predict reads them)."""
+    settings = node_settings(InferenceParams, inference_params)
     predictor, label = load_predictor(
-        inference_params["model"],
+        settings.model,
         model_artifacts,
         {"spectrogram": spectrogram_params, "handcrafted": handcrafted_params},
-        runtime=inference_params["runtime"],
-        run_id=inference_params.get("run_id"),
+        runtime=settings.runtime,
+        run_id=settings.run_id,
     )
     summary = LibraryRun()
     yield from predict_library(
         predictor,
         label,
-        inference_params.get("folder"),
+        settings.folder,
         stored,
-        workers=inference_params.get("workers"),
-        min_seconds=inference_params["min_seconds"],
-        max_windows=inference_params["max_windows"],
-        chunk_size=inference_params["chunk_size"],
-        progress=inference_params["progress"],
+        workers=settings.workers,
+        min_seconds=settings.min_seconds,
+        max_windows=settings.max_windows,
+        chunk_size=settings.chunk_size,
+        progress=settings.progress,
         summary=summary,
     )
     logger.info(

@@ -1,7 +1,7 @@
 """A tiny Kedro pipeline with both of the project's process pools, run by the Kedro runner named
 on the command line; started as a separate process by tests/test_runners.py.
 
-``python -m tests.runner_pipeline RUNNER MARKS_DIR``: one node runs a per-track stage
+``python -m tests.helpers.runner_pipeline RUNNER MARKS_DIR``: one node runs a per-track stage
 (:func:`music_genre.infra.parallel.run_tasks`, 2 workers), one a grid search with ``n_jobs=2`` (the
 transfer pipeline's :func:`~music_genre.infra.parallel.grid_search_backend`), side by side, and a
 third combines them. Each node writes the time it ended into MARKS_DIR (from whatever process

@@ -35,8 +35,8 @@ from music_genre.pipelines.transfer.nodes import (  # noqa: E402
     plan_transfer_features,
 )
 from tests.helpers.numeric import assert_same_network_output  # noqa: E402
-from tests.pipelines.transfer_catalog import save_jobs, transfer_catalog  # noqa: E402
-from tests.tiny_backbone import BUILDS, TINY  # noqa: E402
+from tests.helpers.tiny_backbone import BUILDS, TINY  # noqa: E402
+from tests.helpers.transfer_catalog import save_jobs, transfer_catalog  # noqa: E402
 
 SPEC_SHAPE = (128, 160)  # the real (128, 1280) is resized to 224 x 224 anyway; keep tests light
 

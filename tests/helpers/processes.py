@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -86,10 +87,19 @@ def run_command(
 
 
 def free_port() -> int:
-    """A TCP port of 127.0.0.1 that nothing listens on now, for a server a test starts."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port of 127.0.0.1 that nothing listens on now, for a server a test starts: below
+    49152, because kedro-viz refuses ports in the ephemeral range, which is where binding to
+    port 0 lands on many Linux machines (and where the servers' own client sockets land)."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20_000, 49_000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free TCP port between 20000 and 49000 on 127.0.0.1")
 
 
 @contextlib.contextmanager

@@ -24,9 +24,9 @@ from music_genre.datasets import KerasModelDataset
 from music_genre.models.cnn import StudyImageScaling, build_cnn, trainable_parameters
 from music_genre.pipelines.cnn import create_pipeline, nodes, tuning
 from tests.helpers.numeric import assert_same_network_output
-from tests.process_helpers import run_command
+from tests.helpers.processes import run_command
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 GENRES = ["Folk", "Hip-Hop", "Rock"]
 SHAPE = (128, 64)  # the model resizes any (n_mels, frames) to 128 x 128; small = fast tests
@@ -453,7 +453,7 @@ def test_conf_logging_sends_hyperband_detail_to_the_log_file_only(tmp_path: Path
         "tuning.trial_logger.info('DETAIL trial 0000 epoch 1/2')\n"
         "tuning.logger.info('SUMMARY trial 0000 COMPLETED')\n"
     )
-    config = Path(__file__).parents[2] / "conf" / "logging.yml"
+    config = Path(__file__).parents[3] / "conf" / "logging.yml"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), *sys.path])}
     # cwd: info.log is relative to the working directory
     done = run_command(

@@ -19,9 +19,9 @@ from music_genre.config import ParameterError, ParameterValidationHook, validate
 from music_genre.config import validation as parameters
 from music_genre.models.cnn import trainable_parameters
 from music_genre.pipelines.cnn import create_pipeline
-from tests.pipelines.test_cnn import AUGMENTATION, STUDY_VARIANTS, _params, data  # noqa: F401
+from tests.pipelines.cnn.test_cnn import AUGMENTATION, STUDY_VARIANTS, _params, data  # noqa: F401
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # A fifth variant: one parameters entry, with its own network and epoch budget.
 SMALL = {
     "augmented": True,

@@ -30,7 +30,7 @@ from music_genre.pipelines.transfer.nodes import (
 )
 from music_genre.serving import TransferPredictor, predict_file
 from tests.helpers.numeric import assert_same_decision, assert_same_network_output
-from tests.pipelines.transfer_catalog import save_jobs, transfer_catalog
+from tests.helpers.transfer_catalog import save_jobs, transfer_catalog
 
 pytest.importorskip("musicnn", reason="musicnn's weights: pip install --no-deps musicnn==0.1.0")
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import soundfile as sf
 from kedro.io import DataCatalog, DatasetError, MemoryDataset
 from kedro.runner import SequentialRunner
 from kedro_datasets.pandas import ParquetDataset
@@ -19,6 +19,9 @@ from music_genre.pipelines.ingestion.nodes import (
     fma_track_path,
     probe_audio_files,
 )
+from tests.helpers.audio import write_tone
+
+_tone = partial(write_tone, rate=16000)  # this file's tracks: a 330 Hz tone at 16 kHz
 
 # params:ingestion as Kedro passes it: complete, since the nodes validate it (IngestionParams)
 PARAMS = {
@@ -32,14 +35,6 @@ PARAMS = {
     "known_bad_tracks": {},
     "reuse_probes": True,
 }
-
-
-def _tone(path: Path, seconds: float, sample_rate: int = 16000, channels: int = 1) -> None:
-    t = np.arange(int(seconds * sample_rate)) / sample_rate
-    wave = 0.3 * np.sin(2 * np.pi * 330 * t)
-    data = np.stack([wave] * channels, axis=1) if channels > 1 else wave
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, data, sample_rate)
 
 
 def _run(
@@ -436,7 +431,7 @@ def test_kedro_run_on_too_small_a_folder_prints_the_message_without_a_traceback(
     import subprocess
     import sys
 
-    project_root = Path(__file__).resolve().parents[2]
+    project_root = Path(__file__).resolve().parents[3]
     project = tmp_path / "clone"
     project.mkdir()
     shutil.copy(project_root / "pyproject.toml", project)

@@ -227,7 +227,7 @@ def _trained_members(clip: Path) -> tuple[dict, dict]:
 
     from music_genre.audio.features import extract_features
     from music_genre.audio.spectrograms import STUDY_SETTINGS, spectrogram_settings
-    from tests.pipelines.test_handcrafted import EXTRACTION
+    from tests.pipelines.handcrafted.test_handcrafted import EXTRACTION
 
     keras.utils.set_random_seed(11)
     cnn = keras.Sequential(
@@ -300,7 +300,7 @@ def test_a_pickled_cnn_predictor_loads_in_a_fresh_process(tmp_path: Path):
 
     from music_genre.models.cnn import StudyImageScaling
     from music_genre.serving import CnnPredictor
-    from tests.process_helpers import run_command
+    from tests.helpers.processes import run_command
 
     model = keras.Sequential(
         [

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.process_helpers import run_command
+from tests.helpers.processes import run_command
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_predict_cli(args: list[str], watched: tuple[str, ...]) -> tuple[list[dict[str, Any]], list]:

@@ -1,0 +1,1 @@
+"""Tests of the fusion pipeline: its nodes and the pipeline on small generated data."""

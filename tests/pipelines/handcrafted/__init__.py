@@ -1,0 +1,1 @@
+"""Tests of the handcrafted pipeline: its nodes and the pipeline on small generated data."""
