@@ -7,14 +7,14 @@ from music_genre.contracts import BEST_MODEL_RULES
 from music_genre.models.selection import best_row, rank, select_best
 
 
-def _handcrafted(val_acc, val_loss, parameters):
+def _handcrafted(val_accuracy, val_loss, parameters):
     return pd.DataFrame(
         {
-            "units": [f"({i})" for i in range(len(val_acc))],
+            "units": [f"({i})" for i in range(len(val_accuracy))],
             "parameters": parameters,
             "val_loss": val_loss,
-            "val_acc": val_acc,
-            "test_acc": [0.5] * len(val_acc),
+            "val_accuracy": val_accuracy,
+            "test_accuracy": [0.5] * len(val_accuracy),
         }
     )
 
@@ -40,7 +40,7 @@ def test_missing_values_lose_ties_and_an_empty_table_has_no_best():
     table = _handcrafted([np.nan, 0.8, 0.8], [0.1, np.nan, 0.9], [1, 1, 1])
     assert select_best(table, "handcrafted") == 2
     assert select_best(table.iloc[:0], "handcrafted") is None
-    assert select_best(table.assign(val_acc=np.nan), "handcrafted") is None
+    assert select_best(table.assign(val_accuracy=np.nan), "handcrafted") is None
 
 
 def test_cnn_uses_val_loss_then_params_and_transfer_the_cv_spread():
@@ -48,7 +48,7 @@ def test_cnn_uses_val_loss_then_params_and_transfer_the_cv_spread():
         {
             "variant": ["cnn", "cnn_augmented", "tuned_cnn"],
             "params": [100, 50, 50],
-            "val_acc": [0.6, 0.6, 0.6],
+            "val_accuracy": [0.6, 0.6, 0.6],
             "val_loss": [1.0, 1.0, 0.9],
         }
     )
@@ -69,10 +69,10 @@ def test_positions_not_labels():
 # -- the saved model, best_models.csv and the terminal summary name the same configuration ------
 # issue #23's demo: every MLP at val 0.8125, test 0.625; (512) has the lowest validation loss
 DEMO = {
-    (512, 512): {"val_acc": 0.8125, "val_loss": 1.09, "parameters": 400_000},
-    (512,): {"val_acc": 0.8125, "val_loss": 0.94, "parameters": 150_000},
-    (64,): {"val_acc": 0.8125, "val_loss": 0.99, "parameters": 20_000},
-    (32, 32): {"val_acc": 0.75, "val_loss": 0.50, "parameters": 10_000},
+    (512, 512): {"val_accuracy": 0.8125, "val_loss": 1.09, "parameters": 400_000},
+    (512,): {"val_accuracy": 0.8125, "val_loss": 0.94, "parameters": 150_000},
+    (64,): {"val_accuracy": 0.8125, "val_loss": 0.99, "parameters": 20_000},
+    (32, 32): {"val_accuracy": 0.75, "val_loss": 0.50, "parameters": 10_000},
 }
 
 
@@ -84,12 +84,12 @@ def _fake_train_one(data, names, hidden_units, params):
         "train_loss": 0.1,
         "val_loss": demo["val_loss"],
         "test_loss": 1.2,
-        "train_acc": 1.0,
-        "val_acc": demo["val_acc"],
-        "test_acc": 0.625,
-        "test_acc_ci_low": 0.39,
-        "test_acc_ci_high": 0.82,
-        "n_test": 16,
+        "train_accuracy": 1.0,
+        "val_accuracy": demo["val_accuracy"],
+        "test_accuracy": 0.625,
+        "test_ci_low": 0.39,
+        "test_ci_high": 0.82,
+        "test_tracks": 16,
     }
     record = {
         "run_name": f"MLP {label}",
@@ -115,16 +115,20 @@ def _model_input():
 def test_saved_model_best_models_csv_and_terminal_summary_agree_on_a_tie(monkeypatch):
     import music_genre.infra.accelerator
     from music_genre.hooks import best_models
-    from music_genre.pipelines.handcrafted import nodes as handcrafted
+    from music_genre.pipelines.handcrafted import mlp as handcrafted
     from music_genre.pipelines.reporting.nodes import best_model_table
 
     monkeypatch.setattr(handcrafted, "_train_one", _fake_train_one)
     monkeypatch.setattr(music_genre.infra.accelerator, "log_compute_device", lambda: "")
-    params = {"hidden_units": [list(units) for units in DEMO]}
+    params = {
+        "hidden_units": [list(units) for units in DEMO],
+        **{"learning_rate": 1e-3, "batch_size": 8, "max_epochs": 2, "patience": 1},
+        **{"l2": 0.0, "seed": 0},
+    }
     records, results, saved = handcrafted.train_mlp_sweep(_model_input(), params)
 
     assert saved == "model (512)"  # tied with (512, 512) on accuracy, lower loss
-    assert [r["tags"].get("best_by_val_acc") for r in records] == [None, "true", None, None]
+    assert [r["selected"] for r in records] == [False, True, False, False]
     paper = pd.DataFrame(
         [("handcrafted", "mlp", "(512, 256)", "accuracy", "test", 0.495)],
         columns=["pipeline", "model", "variant", "metric", "split", "value"],

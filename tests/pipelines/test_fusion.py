@@ -83,17 +83,17 @@ def test_fusion_pipeline_fits_on_validation_and_reports_test_with_interval():
     results = catalog.load("fusion_results")
     assert results["method"].tolist() == ["late_fusion", "stacking"]
     assert results["selected"].sum() == 1
-    assert (results["n_test"] == 60).all()
-    assert (results["test_acc_ci_low"] < results["test_acc"]).all()
-    assert (results["test_acc"] < results["test_acc_ci_high"]).all()
+    assert (results["test_tracks"] == 60).all()
+    assert (results["test_ci_low"] < results["test_accuracy"]).all()
+    assert (results["test_accuracy"] < results["test_ci_high"]).all()
     # each member alone is right on ~1/3 + chance; fused, each member covers its class
     best_member = max((t["predicted"] == t["label"]).mean() for t in test.values())
-    assert results["test_acc"].min() > best_member + 0.1
+    assert results["test_accuracy"].min() > best_member + 0.1
     chosen = catalog.load("fusion_test_predictions")
     assert len(chosen) == 60 and list(chosen.columns[-3:]) == [f"prob_{c}" for c in CLASSES]
     runs = catalog.load("fusion_mlflow_runs")
     assert [r["run_name"] for r in runs] == ["fusion: late_fusion", "fusion: stacking"]
-    assert "test_acc_ci_low" in runs[0]["metrics"]
+    assert "test_ci_low" in runs[0]["metrics"]
     # the bundle keeps what the handcrafted member's features were computed over
     assert "full-length tracks" in runs[0]["params"]["handcrafted_training_audio"]
     from music_genre.pipelines.fusion.nodes import fit_fusion

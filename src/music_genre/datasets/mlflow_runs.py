@@ -10,8 +10,9 @@ A run record::
     {
         "run_name": "mlp (512, 256)",            # shown in the MLflow UI
         "params": {"hidden_units": "(512, 256)", ...},
-        "metrics": {"test_accuracy": 0.49, ...},  # final values
-        "history": {"loss": [...], "val_loss": [...]},  # per-epoch curves (optional)
+        "metrics": {"val_accuracy": 0.52, "test_accuracy": 0.49, ...},  # final values
+        # Keras's per-epoch curves (optional), logged as epoch_train_loss, epoch_val_loss, ...
+        "history": {"loss": [...], "val_loss": [...]},
         "figures": {"confusion_matrix.png": <matplotlib Figure>},  # optional
         "dicts": {"hyperband_trials.json": [...]},  # JSON artifacts (optional)
         "model": <keras.Model | sklearn estimator | mlflow.pyfunc.PythonModel | None>,
@@ -40,6 +41,7 @@ import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets._typing import TablePreview
 
+from music_genre.contracts import epoch_metric
 from music_genre.infra.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -239,7 +241,8 @@ def _param_value(value: Any) -> Any:
 
 
 def _log_history(run_id: str, history: dict[str, Any]) -> None:
-    """Per-epoch curves in a few batched writes (one write per value is slow on SQLite)."""
+    """Per-epoch curves in a few batched writes (one write per value is slow on SQLite), under
+    the epoch names of :func:`music_genre.contracts.epoch_metric`."""
     import time
 
     from mlflow.entities import Metric
@@ -247,7 +250,7 @@ def _log_history(run_id: str, history: dict[str, Any]) -> None:
 
     now = int(time.time() * 1000)
     metrics = [
-        Metric(key, float(value), now, step)
+        Metric(epoch_metric(key), float(value), now, step)
         for key, values in history.items()
         for step, value in enumerate(values)
     ]
