@@ -89,7 +89,11 @@ def log_model(model: Any, name: str = "model") -> str | None:
         )
         return "sklearn"
     if isinstance(model, mlflow.pyfunc.PythonModel):
-        mlflow.pyfunc.log_model(name=name, python_model=model)
+        # a model that names its distributions (requirements) is pinned to them
+        dists = getattr(model, "requirements", None)
+        mlflow.pyfunc.log_model(
+            name=name, python_model=model, pip_requirements=_pinned(*dists) if dists else None
+        )
         return "pyfunc"
     raise DatasetError(f"Don't know how to log a model of type {type(model).__name__} in MLflow")
 

@@ -39,6 +39,7 @@ from music_genre.models.fusion import (
     weighted_probabilities,
 )
 from music_genre.models.selection import select_best
+from music_genre.tracking.fusion_model import FusionCombinerModel
 
 logger = logging.getLogger(__name__)
 
@@ -273,7 +274,9 @@ def evaluate_fusion(
                     for k in (VAL_ACCURACY, TEST_ACCURACY, TEST_CI_LOW, TEST_CI_HIGH, TEST_TRACKS)
                     if pd.notna(row[k])
                 },
-                "model": fusion_model["stacker"] if method == "stacking" else None,
+                # either method, as one pyfunc over member probabilities: genre_fusion is
+                # registered whichever wins
+                "model": FusionCombinerModel(fusion_model, method),
                 "tags": {"model_family": "fusion"},
                 "selected": selected,
             }
