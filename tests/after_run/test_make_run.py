@@ -133,6 +133,13 @@ def test_mlflow_holds_the_run_and_a_child_run_per_configuration(results):
         if "mlflow.parentRunId" not in r.data.tags and r.info.status == "FINISHED"
     }
     assert kedro_runs, "no finished kedro run in mlflow.db"
+    # live curves: no child run (configuration or Hyperband trial) is left running
+    running = [
+        r.info.run_name
+        for r in runs
+        if r.data.tags.get("mlflow.parentRunId") in kedro_runs and r.info.status == "RUNNING"
+    ]
+    assert not running, running
     runs_tables = {
         "handcrafted": "handcrafted_mlflow_runs.csv",
         "cnn": "cnn_mlflow_runs.csv",

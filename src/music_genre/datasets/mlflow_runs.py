@@ -17,6 +17,7 @@ A run record::
         "dicts": {"hyperband_trials.json": [...]},  # JSON artifacts (optional)
         "model": <keras.Model | sklearn estimator | mlflow.pyfunc.PythonModel | None>,
         "tags": {...},                            # optional
+        "run_id": "...",  # optional: the live run its training opened, reused here
         "selected": True,                         # optional: the configuration the node chose
     }
 
@@ -151,8 +152,8 @@ class MlflowModelRunsDataset(AbstractDataset[list[dict[str, Any]], pd.DataFrame]
         chosen = selected_record(data, self._pipeline)
         for position, record in enumerate(data):
             selected = position == chosen
-            # nested: MLflow tags the child with mlflow.parentRunId itself
-            with mlflow.start_run(run_name=record["run_name"], nested=parent is not None) as run:
+            run, live = _start_run(record, nested=parent is not None)
+            with run:
                 tags = {
                     **record.get("tags", {}),
                     "pipeline": self._pipeline,
@@ -165,7 +166,8 @@ class MlflowModelRunsDataset(AbstractDataset[list[dict[str, Any]], pd.DataFrame]
                 metrics = {k: float(v) for k, v in record.get("metrics", {}).items()}
                 if metrics:
                     mlflow.log_metrics(metrics)
-                _log_history(run.info.run_id, record.get("history", {}))
+                if not live:  # a live run has its curves already (music_genre.tracking.live)
+                    _log_history(run.info.run_id, record.get("history", {}))
                 for filename, figure in record.get("figures", {}).items():
                     mlflow.log_figure(figure, filename)
                 for filename, content in record.get("dicts", {}).items():
@@ -237,6 +239,24 @@ def selected_record(records: list[dict[str, Any]], pipeline: str) -> int | None:
     candidates = table[[not c for c in comparison]]
     best = select_best(candidates, rule)
     return None if best is None else int(candidates.index[best])
+
+
+def _start_run(record: dict[str, Any], nested: bool) -> tuple[Any, bool]:
+    """The record's child run, and whether it is the live run its training opened (the
+    record's ``run_id``, still open in this process: :mod:`music_genre.tracking.live`): that
+    one is reused, so each configuration has one run; else a new one (MLflow tags it with
+    mlflow.parentRunId). A ``run_id`` of an earlier process (a training log reloaded from disk)
+    is not reopened: its run belongs to that earlier ``kedro run``."""
+    import mlflow
+
+    from music_genre.tracking.live import open_runs, release
+
+    run_id = record.get("run_id")
+    if run_id and run_id in open_runs():
+        run = mlflow.start_run(run_id=run_id, run_name=record["run_name"], nested=nested)
+        release(run_id)  # ended FINISHED (or FAILED) when the with block closes
+        return run, True
+    return mlflow.start_run(run_name=record["run_name"], nested=nested), False
 
 
 def _param_value(value: Any) -> Any:

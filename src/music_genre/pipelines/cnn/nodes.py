@@ -56,6 +56,7 @@ from music_genre.models.cnn import (
 from music_genre.models.evaluation import interval_columns, prediction_table
 from music_genre.models.plots import confusion_matrix_figure, learning_curves_figure
 from music_genre.models.selection import select_best
+from music_genre.tracking.live import epoch_callback, live_run
 
 from .streams import (
     ITEM_COLUMNS,
@@ -304,15 +305,19 @@ def train_cnn(
         training.epochs,
     )
     start = time.perf_counter()
-    history = model.fit(
-        train_stream,
-        validation_data=val_stream,
-        epochs=training.epochs,
-        callbacks=[stopper],
-        shuffle=False,  # the stream shuffles itself
-        verbose=settings.verbose,
-    )
+    # the variant's MLflow child run, open from the first epoch (live curves) until the runs
+    # dataset finishes it with the evaluation; ended FAILED if the training raises
+    with live_run(f"cnn: {variant}", {"pipeline": "cnn", "variant": variant}) as run_id:
+        history = model.fit(
+            train_stream,
+            validation_data=val_stream,
+            epochs=training.epochs,
+            callbacks=[stopper, epoch_callback(run_id)],
+            shuffle=False,  # the stream shuffles itself
+            verbose=settings.verbose,
+        )
     log = {
+        "mlflow_run_id": run_id,
         "variant": variant,
         "architecture": {**architecture, "filters": [int(f) for f in architecture["filters"]]},
         "batch_size": training.batch_size,
@@ -534,6 +539,7 @@ def _run_record(evaluation: Mapping[str, Any], model: keras.Model) -> dict[str, 
         "figures": {"confusion_matrix.png": confusion, "learning_curves.png": curves},
         "model": model,
         "tags": {"variant": evaluation["variant"]},
+        "run_id": training.get("mlflow_run_id"),  # the live run of its training, if any
         "dicts": (
             {"hyperband_trials.json": training["hyperband_trials"]}
             if "hyperband_trials" in training

@@ -31,6 +31,7 @@ from music_genre.contracts import (
 from music_genre.models.evaluation import interval_columns
 from music_genre.models.plots import confusion_matrix_figure, learning_curves_figure
 from music_genre.models.selection import select_best
+from music_genre.tracking.live import epoch_callback, live_run
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +130,24 @@ def _train_one(
     hidden_units: Sequence[int],
     params: MlpSweepParams,
 ) -> tuple[dict[str, Any], Any]:
+    """One configuration, its MLflow child run open from the first epoch (live curves; the
+    runs dataset finishes it), ended FAILED if the training raises."""
+    label = units_label(hidden_units)
+    tags = {"pipeline": "handcrafted", "units": label}
+    with live_run(f"handcrafted mlp {label}", tags) as run_id:
+        record, model = _fit_one(data, names, hidden_units, params, run_id)
+    if run_id is not None:
+        record["run_id"] = run_id
+    return record, model
+
+
+def _fit_one(
+    data: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    names: list[str],
+    hidden_units: Sequence[int],
+    params: MlpSweepParams,
+    run_id: str | None,
+) -> tuple[dict[str, Any], Any]:
     import keras
     import tensorflow as tf
 
@@ -156,7 +175,7 @@ def _train_one(
         training,
         epochs=params.max_epochs,
         validation_data=validation,
-        callbacks=[stopper],
+        callbacks=[stopper, epoch_callback(run_id)],
         shuffle=False,  # the dataset reshuffles each epoch
         verbose=0,
     )
