@@ -144,3 +144,16 @@ def test_saved_model_best_models_csv_and_terminal_summary_agree_on_a_tie(monkeyp
     assert saved == "model (64)"
     assert best_model_table(results, None, None, None, paper).loc[0, "model"].startswith("(64) ")
     assert best_models({"handcrafted_results": results}).loc[0, "best model"].startswith("(64) ")
+
+
+def test_the_served_predictor_run_carries_the_packaged_configurations_metrics():
+    """#23: the genre predictor's child run has the vocabulary's held-out and test accuracy of
+    the configuration it packages (the tie goes to the lower validation loss: row 1)."""
+    from music_genre.pipelines.serving.nodes import _packaged_metrics
+
+    table = _handcrafted([0.8, 0.8, 0.6], [1.1, 0.9, 0.1], [10, 20, 5]).assign(
+        test_accuracy=[0.5, 0.625, 0.9]
+    )
+    metrics = _packaged_metrics("handcrafted", {"handcrafted": table})
+    assert metrics == {"val_accuracy": 0.8, "val_loss": 0.9, "test_accuracy": 0.625}
+    assert _packaged_metrics("fusion", {"handcrafted": table}) == {}
