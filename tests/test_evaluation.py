@@ -39,13 +39,8 @@ def test_accuracy_interval_rounds_the_count():
         assert all(math.isnan(x) for x in ev.accuracy_interval(accuracy, total))
     low, high = _wilson(7, 10, 0.95)
     assert ev.interval_columns(0.7, 10) == pytest.approx(
-        {"test_acc_ci_low": low, "test_acc_ci_high": high, "n_test": 10}
+        {"test_ci_low": low, "test_ci_high": high, "test_tracks": 10}
     )
-    assert list(ev.interval_columns(0.7, 10, prefix="val")) == [
-        "val_ci_low",
-        "val_ci_high",
-        "n_test",
-    ]
 
 
 def test_format_interval():

@@ -10,7 +10,7 @@ from music_genre.hooks import best_models
 
 def test_best_model_is_chosen_on_validation_and_reports_its_test_accuracy():
     handcrafted = pd.DataFrame(
-        {"units": ["(512)", "(64)"], "val_acc": [0.50, 0.60], "test_acc": [0.70, 0.40]}
+        {"units": ["(512)", "(64)"], "val_accuracy": [0.50, 0.60], "test_accuracy": [0.70, 0.40]}
     )
     transfer = pd.DataFrame(
         {
@@ -40,13 +40,13 @@ def test_a_validation_tie_goes_to_the_lower_validation_loss_not_the_first_row():
             "units": ["(512, 512)", "(512)", "(64)"],
             "parameters": [400_000, 150_000, 20_000],
             "val_loss": [1.09, 0.94, 0.99],
-            "val_acc": [0.8125, 0.8125, 0.8125],
-            "test_acc": [0.625, 0.625, 0.625],
+            "val_accuracy": [0.8125, 0.8125, 0.8125],
+            "test_accuracy": [0.625, 0.625, 0.625],
         }
     )
     table = best_models({"handcrafted_results": handcrafted})
     assert table.loc[0, "best model"] == "(512)"
-    assert table.loc[0, "selected on"] == "val_acc 0.8125"
+    assert table.loc[0, "selected on"] == "val_accuracy 0.8125"
     # tied on the loss as well: fewer parameters
     table = best_models({"handcrafted_results": handcrafted.assign(val_loss=0.94)})
     assert table.loc[0, "best model"] == "(64)"

@@ -46,17 +46,17 @@ def _model(seed: int) -> LogisticRegression:
     return LogisticRegression().fit(x, (x[:, 0] > 0).astype(int))
 
 
-def _records(val_accs: list[float]) -> list[dict]:
+def _records(accuracies: list[float]) -> list[dict]:
     return [
         {
             "run_name": f"handcrafted mlp ({i})",
             "params": {"units": f"({i})", "parameters": 10 + i},
-            "metrics": {"val_acc": acc, "val_loss": 1.0, "test_acc": 0.5},
+            "metrics": {"val_accuracy": acc, "val_loss": 1.0, "test_accuracy": 0.5},
             "figures": {},
             "model": _model(i),
             "tags": {"units": f"({i})"},
         }
-        for i, acc in enumerate(val_accs)
+        for i, acc in enumerate(accuracies)
     ]
 
 
@@ -81,7 +81,7 @@ def _artifact_bytes(root: Path) -> int:
 
 def test_selection_rule_picks_the_record_without_a_flag():
     """The dataset applies music_genre.models.selection's rule when the node set no flag: highest
-    val_acc; a tie goes to the lower val_loss, then fewer parameters (cnn: trainable_params);
+    val_accuracy; a tie goes to the lower val_loss, then fewer parameters (cnn: trainable_params);
     comparison records never win; an explicit flag wins over the rule."""
     records = _records([0.4, 0.7, 0.7])
     records[2]["metrics"]["val_loss"] = 0.5
@@ -89,7 +89,7 @@ def test_selection_rule_picks_the_record_without_a_flag():
     records[2]["tags"]["comparison"] = "true"
     assert selected_record(records, "handcrafted") == 1
     cnn = [
-        {"params": {"trainable_params": p}, "metrics": {"val_acc": 0.6, "val_loss": 1.0}}
+        {"params": {"trainable_params": p}, "metrics": {"val_accuracy": 0.6, "val_loss": 1.0}}
         for p in (300, 100)
     ]
     assert selected_record(cnn, "cnn") == 1
@@ -120,8 +120,11 @@ def test_child_runs_tags_and_log_models_selected(store, tmp_path):
         assert run.data.tags["selected"] == str(row.selected).lower()
         assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert "kedro_parent_run_id" not in run.data.tags
-        assert run.data.metrics["val_acc"] == records[row.Index]["metrics"]["val_acc"]
-    assert [m.value for m in client.get_metric_history(runs["run_id"][0], "loss")] == [1.0, 0.5]
+        assert run.data.metrics["val_accuracy"] == records[row.Index]["metrics"]["val_accuracy"]
+    assert [m.value for m in client.get_metric_history(runs["run_id"][0], "epoch_train_loss")] == [
+        1.0,
+        0.5,
+    ]
     model = mlflow.sklearn.load_model(runs["model_uri"][1])
     assert model.predict(np.zeros((1, 3))).shape == (1,)
 

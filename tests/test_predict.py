@@ -340,7 +340,7 @@ def test_best_model_kind_uses_held_out_accuracy_only():
     from music_genre.serving import PredictionError, best_model_kind
 
     results = {
-        "handcrafted": pd.DataFrame({"val_acc": [0.6], "test_acc": [0.9]}),
+        "handcrafted": pd.DataFrame({"val_accuracy": [0.6], "test_accuracy": [0.9]}),
         "cnn": None,
         "transfer": pd.DataFrame({"cv_accuracy": [0.7], "test_accuracy": [0.1]}),
     }
@@ -366,7 +366,7 @@ def test_best_model_kind_compares_each_pipelines_best_model_by_the_one_rule(monk
     monkeypatch.setattr(selection, "best_row", spy)
     results = {
         "handcrafted": pd.DataFrame(
-            {"units": ["(512, 512)", "(512)"], "val_acc": [0.8, 0.8], "val_loss": [1.1, 0.9]}
+            {"units": ["(512, 512)", "(512)"], "val_accuracy": [0.8, 0.8], "val_loss": [1.1, 0.9]}
         ),
         "cnn": None,
         "transfer": pd.DataFrame({"backbone": ["vgg16"], "cv_accuracy": [0.8]}),

@@ -10,14 +10,14 @@ from music_genre.contracts import BEST_MODEL_RULES
 from music_genre.models.selection import best_row, rank, select_best
 
 
-def _handcrafted(val_acc, val_loss, parameters):
+def _handcrafted(val_accuracy, val_loss, parameters):
     return pd.DataFrame(
         {
-            "units": [f"({i})" for i in range(len(val_acc))],
+            "units": [f"({i})" for i in range(len(val_accuracy))],
             "parameters": parameters,
             "val_loss": val_loss,
-            "val_acc": val_acc,
-            "test_acc": [0.5] * len(val_acc),
+            "val_accuracy": val_accuracy,
+            "test_accuracy": [0.5] * len(val_accuracy),
         }
     )
 
@@ -43,7 +43,7 @@ def test_missing_values_lose_ties_and_an_empty_table_has_no_best():
     table = _handcrafted([np.nan, 0.8, 0.8], [0.1, np.nan, 0.9], [1, 1, 1])
     assert select_best(table, "handcrafted") == 2
     assert select_best(table.iloc[:0], "handcrafted") is None
-    assert select_best(table.assign(val_acc=np.nan), "handcrafted") is None
+    assert select_best(table.assign(val_accuracy=np.nan), "handcrafted") is None
 
 
 def test_cnn_uses_val_loss_then_params_and_transfer_the_cv_spread():
@@ -51,7 +51,7 @@ def test_cnn_uses_val_loss_then_params_and_transfer_the_cv_spread():
         {
             "variant": ["cnn", "cnn_augmented", "tuned_cnn"],
             "params": [100, 50, 50],
-            "val_acc": [0.6, 0.6, 0.6],
+            "val_accuracy": [0.6, 0.6, 0.6],
             "val_loss": [1.0, 1.0, 0.9],
         }
     )
@@ -72,10 +72,10 @@ def test_positions_not_labels():
 # -- the saved model, best_models.csv and the terminal summary name the same configuration ------
 # issue #23's demo: every MLP at val 0.8125, test 0.625; (512) has the lowest validation loss
 DEMO = {
-    (512, 512): {"val_acc": 0.8125, "val_loss": 1.09, "parameters": 400_000},
-    (512,): {"val_acc": 0.8125, "val_loss": 0.94, "parameters": 150_000},
-    (64,): {"val_acc": 0.8125, "val_loss": 0.99, "parameters": 20_000},
-    (32, 32): {"val_acc": 0.75, "val_loss": 0.50, "parameters": 10_000},
+    (512, 512): {"val_accuracy": 0.8125, "val_loss": 1.09, "parameters": 400_000},
+    (512,): {"val_accuracy": 0.8125, "val_loss": 0.94, "parameters": 150_000},
+    (64,): {"val_accuracy": 0.8125, "val_loss": 0.99, "parameters": 20_000},
+    (32, 32): {"val_accuracy": 0.75, "val_loss": 0.50, "parameters": 10_000},
 }
 
 
@@ -87,12 +87,12 @@ def _fake_train_one(data, names, hidden_units, params):
         "train_loss": 0.1,
         "val_loss": demo["val_loss"],
         "test_loss": 1.2,
-        "train_acc": 1.0,
-        "val_acc": demo["val_acc"],
-        "test_acc": 0.625,
-        "test_acc_ci_low": 0.39,
-        "test_acc_ci_high": 0.82,
-        "n_test": 16,
+        "train_accuracy": 1.0,
+        "val_accuracy": demo["val_accuracy"],
+        "test_accuracy": 0.625,
+        "test_ci_low": 0.39,
+        "test_ci_high": 0.82,
+        "test_tracks": 16,
     }
     record = {
         "run_name": f"MLP {label}",
@@ -118,7 +118,7 @@ def _model_input():
 def test_saved_model_best_models_csv_and_terminal_summary_agree_on_a_tie(monkeypatch):
     import music_genre.infra.accelerator
     from music_genre.hooks import best_models
-    from music_genre.pipelines.handcrafted import nodes as handcrafted
+    from music_genre.pipelines.handcrafted import mlp as handcrafted
     from music_genre.pipelines.reporting.nodes import best_model_table
 
     monkeypatch.setattr(handcrafted, "_train_one", _fake_train_one)
@@ -131,7 +131,7 @@ def test_saved_model_best_models_csv_and_terminal_summary_agree_on_a_tie(monkeyp
     records, results, saved = handcrafted.train_mlp_sweep(_model_input(), params)
 
     assert saved == "model (512)"  # tied with (512, 512) on accuracy, lower loss
-    assert [r["tags"].get("best_by_val_acc") for r in records] == [None, "true", None, None]
+    assert [r["selected"] for r in records] == [False, True, False, False]
     paper = pd.DataFrame(
         [("handcrafted", "mlp", "(512, 256)", "accuracy", "test", 0.495)],
         columns=["pipeline", "model", "variant", "metric", "split", "value"],
@@ -147,3 +147,16 @@ def test_saved_model_best_models_csv_and_terminal_summary_agree_on_a_tie(monkeyp
     assert saved == "model (64)"
     assert best_model_table(results, None, None, None, paper).loc[0, "model"].startswith("(64) ")
     assert best_models({"handcrafted_results": results}).loc[0, "best model"].startswith("(64) ")
+
+
+def test_the_served_predictor_run_carries_the_packaged_configurations_metrics():
+    """#23: the genre predictor's child run has the vocabulary's held-out and test accuracy of
+    the configuration it packages (the tie goes to the lower validation loss: row 1)."""
+    from music_genre.pipelines.serving.nodes import _packaged_metrics
+
+    table = _handcrafted([0.8, 0.8, 0.6], [1.1, 0.9, 0.1], [10, 20, 5]).assign(
+        test_accuracy=[0.5, 0.625, 0.9]
+    )
+    metrics = _packaged_metrics("handcrafted", {"handcrafted": table})
+    assert metrics == {"val_accuracy": 0.8, "val_loss": 0.9, "test_accuracy": 0.625}
+    assert _packaged_metrics("fusion", {"handcrafted": table}) == {}

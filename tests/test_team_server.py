@@ -66,7 +66,7 @@ def _handcrafted_sweep(workdir: Path, tracking_uri: str) -> None:
         {
             "run_name": f"handcrafted mlp ({units})",
             "params": {"units": f"({units})", "parameters": units},
-            "metrics": {"val_acc": acc, "val_loss": 1.0, "test_acc": 0.6},
+            "metrics": {"val_accuracy": acc, "val_loss": 1.0, "test_accuracy": 0.6},
             "history": {"loss": [1.0, 0.7, 0.5]},
             "model": LogisticRegression(C=units).fit(x, (x[:, 0] > 0).astype(int)),
         }
@@ -115,7 +115,7 @@ def test_team_server_tracks_registers_and_serves_the_champion(tmp_path):
         ]
         assert sorted(r.data.tags["selected"] for r in children) == ["false", "true", "true"]
         handcrafted = {r.data.tags["mlflow.runName"]: r for r in children}
-        assert handcrafted["handcrafted mlp (16)"].data.metrics["val_acc"] == 0.7
+        assert handcrafted["handcrafted mlp (16)"].data.metrics["val_accuracy"] == 0.7
         history = client.get_metric_history(handcrafted["handcrafted mlp (8)"].info.run_id, "loss")
         assert [m.value for m in history] == [1.0, 0.7, 0.5]
         # the artefacts are in the bucket (uploaded through the server)

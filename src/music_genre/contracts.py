@@ -7,6 +7,8 @@ defined once here (issue #22).
   (``genre_labels``, ``class_names``);
 - the model kinds the prediction command and the serving pipeline choose from (``MODEL_KINDS``,
   ``FUSION``);
+- the metric vocabulary of every pipeline's MLflow runs and results tables (``METRICS``,
+  ``epoch_metric``; docs/metrics.md);
 - how each results table chooses its best row (``SelectionRule``, ``BEST_MODEL_RULES``; the
   ranking itself is :mod:`music_genre.models.selection`).
 """
@@ -20,8 +22,54 @@ import pandas as pd
 
 # --- splits -----------------------------------------------------------------------------------
 SPLITS = ("training", "validation", "test")
-# the prefix of a split's columns in the results tables (train_acc, val_acc, test_acc)
+# the prefix of a split's columns in the results tables (train_accuracy, val_loss, ...)
 SPLIT_PREFIX = {"training": "train", "validation": "val", "test": "test"}
+
+# --- the metric vocabulary -------------------------------------------------------------------
+# One name per quantity, in every pipeline's MLflow runs and results tables, so the UI sorts the
+# handcrafted, CNN, transfer and fusion runs by one column (docs/metrics.md).
+TRAIN_ACCURACY = "train_accuracy"
+TRAIN_LOSS = "train_loss"
+VAL_ACCURACY = "val_accuracy"
+VAL_LOSS = "val_loss"
+# transfer chooses on cross-validation over training + validation (mean and std over the folds)
+CV_ACCURACY = "cv_accuracy"
+CV_ACCURACY_STD = "cv_accuracy_std"
+TEST_ACCURACY = "test_accuracy"
+TEST_LOSS = "test_loss"
+# the 95 % Wilson interval of test_accuracy, and the number of test tracks it counts
+TEST_CI_LOW = "test_ci_low"
+TEST_CI_HIGH = "test_ci_high"
+TEST_TRACKS = "test_tracks"
+METRICS = (
+    TRAIN_ACCURACY,
+    TRAIN_LOSS,
+    VAL_ACCURACY,
+    VAL_LOSS,
+    CV_ACCURACY,
+    CV_ACCURACY_STD,
+    TEST_ACCURACY,
+    TEST_LOSS,
+    TEST_CI_LOW,
+    TEST_CI_HIGH,
+    TEST_TRACKS,
+)
+# split -> its accuracy / loss column
+ACCURACY = {split: f"{prefix}_accuracy" for split, prefix in SPLIT_PREFIX.items()}
+LOSS = {split: f"{prefix}_loss" for split, prefix in SPLIT_PREFIX.items()}
+
+# Per-epoch curves are MLflow metrics with steps under their own prefix: Keras's own names
+# (``val_accuracy``) would otherwise collide with the final values above.
+EPOCH_PREFIX = "epoch_"
+
+
+def epoch_metric(keras_name: str) -> str:
+    """The MLflow name of a Keras history key: ``loss`` -> ``epoch_train_loss``,
+    ``val_accuracy`` -> ``epoch_val_accuracy``, ``learning_rate`` -> ``epoch_learning_rate``."""
+    if keras_name in ("loss", "accuracy"):
+        keras_name = f"train_{keras_name}"
+    return f"{EPOCH_PREFIX}{keras_name}"
+
 
 # --- the bad-tracks reports (ingestion, spectrogram, handcrafted) -------------------------------
 BAD_TRACK_COLUMNS = ["track_id", "path", "genre", "split", "stage", "reason"]
@@ -47,7 +95,9 @@ FUSION = "fusion"  # combines the three; chosen only on request (its weights wer
 
 # --- best-model rules -------------------------------------------------------------------------
 class SelectionRule(NamedTuple):
-    """How one pipeline's results table chooses its best row."""
+    """How one pipeline's results table chooses its best row: the one rule of
+    :mod:`music_genre.models.selection` (held-out accuracy, ties to the lower validation loss,
+    then to fewer parameters), on the columns a table has."""
 
     select_by: str  # held-out accuracy column: higher wins
     report: str  # the test accuracy column reported for the chosen row (never chooses)
@@ -58,17 +108,20 @@ class SelectionRule(NamedTuple):
 # results dataset -> its rule
 BEST_MODEL_RULES: dict[str, SelectionRule] = {
     "handcrafted_results": SelectionRule(
-        "val_acc", "test_acc", ("units", "source"), ("val_loss", "parameters")
+        VAL_ACCURACY, TEST_ACCURACY, ("units", "source"), (VAL_LOSS, "parameters")
     ),
-    "cnn_results": SelectionRule("val_acc", "test_acc", ("variant",), ("val_loss", "params")),
-    # no loss nor parameter count: the steadier configuration over the CV folds wins a tie
+    "cnn_results": SelectionRule(VAL_ACCURACY, TEST_ACCURACY, ("variant",), (VAL_LOSS, "params")),
+    # no validation loss nor parameter count over the CV folds: the steadier configuration over
+    # the folds wins a tie
     "transfer_results": SelectionRule(
-        "cv_accuracy",
-        "test_accuracy",
+        CV_ACCURACY,
+        TEST_ACCURACY,
         ("backbone", "cut_level", "pca_variance", "classifier", "weights"),
-        ("cv_accuracy_std",),
+        (CV_ACCURACY_STD,),
     ),
-    # fusion weights/stacker are fitted on validation: its val_acc is optimistic (see
-    # docs/pipelines/fusion.md); its methods are listed late fusion (fewer parameters) first
-    "fusion_results": SelectionRule("val_acc", "test_acc", ("method", "members")),
+    # fusion weights/stacker are fitted on validation: its val_accuracy is cross-validated on
+    # the validation tracks (docs/pipelines/fusion.md); late fusion has fewer parameters
+    "fusion_results": SelectionRule(
+        VAL_ACCURACY, TEST_ACCURACY, ("method", "members"), (VAL_LOSS, "parameters")
+    ),
 }

@@ -58,7 +58,9 @@ def package_and_register(
             **artifacts,
             **predictions,
             "handcrafted_results": MemoryDataset(None),
-            "cnn_results": MemoryDataset(pd.DataFrame({"val_acc": [0.5], "test_acc": [0.4]})),
+            "cnn_results": MemoryDataset(
+                pd.DataFrame({"val_accuracy": [0.5], "test_accuracy": [0.4]})
+            ),
             "transfer_results": MemoryDataset(None),
             "params:spectrogram": MemoryDataset(dict(spectrogram)),
             "params:handcrafted": MemoryDataset({}),

@@ -10,12 +10,14 @@ A run record::
     {
         "run_name": "mlp (512, 256)",            # shown in the MLflow UI
         "params": {"hidden_units": "(512, 256)", ...},
-        "metrics": {"test_accuracy": 0.49, ...},  # final values
-        "history": {"loss": [...], "val_loss": [...]},  # per-epoch curves (optional)
+        "metrics": {"val_accuracy": 0.52, "test_accuracy": 0.49, ...},  # final values
+        # Keras's per-epoch curves (optional), logged as epoch_train_loss, epoch_val_loss, ...
+        "history": {"loss": [...], "val_loss": [...]},
         "figures": {"confusion_matrix.png": <matplotlib Figure>},  # optional
         "dicts": {"hyperband_trials.json": [...]},  # JSON artifacts (optional)
         "model": <keras.Model | sklearn estimator | mlflow.pyfunc.PythonModel | None>,
         "tags": {...},                            # optional
+        "run_id": "...",  # optional: the live run its training opened, reused here
         "selected": True,                         # optional: the configuration the node chose
     }
 
@@ -40,6 +42,7 @@ import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets._typing import TablePreview
 
+from music_genre.contracts import epoch_metric
 from music_genre.infra.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -87,7 +90,11 @@ def log_model(model: Any, name: str = "model") -> str | None:
         )
         return "sklearn"
     if isinstance(model, mlflow.pyfunc.PythonModel):
-        mlflow.pyfunc.log_model(name=name, python_model=model)
+        # a model that names its distributions (requirements) is pinned to them
+        dists = getattr(model, "requirements", None)
+        mlflow.pyfunc.log_model(
+            name=name, python_model=model, pip_requirements=_pinned(*dists) if dists else None
+        )
         return "pyfunc"
     raise DatasetError(f"Don't know how to log a model of type {type(model).__name__} in MLflow")
 
@@ -145,8 +152,8 @@ class MlflowModelRunsDataset(AbstractDataset[list[dict[str, Any]], pd.DataFrame]
         chosen = selected_record(data, self._pipeline)
         for position, record in enumerate(data):
             selected = position == chosen
-            # nested: MLflow tags the child with mlflow.parentRunId itself
-            with mlflow.start_run(run_name=record["run_name"], nested=parent is not None) as run:
+            run, live = _start_run(record, nested=parent is not None)
+            with run:
                 tags = {
                     **record.get("tags", {}),
                     "pipeline": self._pipeline,
@@ -159,7 +166,8 @@ class MlflowModelRunsDataset(AbstractDataset[list[dict[str, Any]], pd.DataFrame]
                 metrics = {k: float(v) for k, v in record.get("metrics", {}).items()}
                 if metrics:
                     mlflow.log_metrics(metrics)
-                _log_history(run.info.run_id, record.get("history", {}))
+                if not live:  # a live run has its curves already (music_genre.tracking.live)
+                    _log_history(run.info.run_id, record.get("history", {}))
                 for filename, figure in record.get("figures", {}).items():
                     mlflow.log_figure(figure, filename)
                 for filename, content in record.get("dicts", {}).items():
@@ -233,13 +241,32 @@ def selected_record(records: list[dict[str, Any]], pipeline: str) -> int | None:
     return None if best is None else int(candidates.index[best])
 
 
+def _start_run(record: dict[str, Any], nested: bool) -> tuple[Any, bool]:
+    """The record's child run, and whether it is the live run its training opened (the
+    record's ``run_id``, still open in this process: :mod:`music_genre.tracking.live`): that
+    one is reused, so each configuration has one run; else a new one (MLflow tags it with
+    mlflow.parentRunId). A ``run_id`` of an earlier process (a training log reloaded from disk)
+    is not reopened: its run belongs to that earlier ``kedro run``."""
+    import mlflow
+
+    from music_genre.tracking.live import open_runs, release
+
+    run_id = record.get("run_id")
+    if run_id and run_id in open_runs():
+        run = mlflow.start_run(run_id=run_id, run_name=record["run_name"], nested=nested)
+        release(run_id)  # ended FINISHED (or FAILED) when the with block closes
+        return run, True
+    return mlflow.start_run(run_name=record["run_name"], nested=nested), False
+
+
 def _param_value(value: Any) -> Any:
     # MLflow params are strings of at most 6000 characters; tuples and dicts read best as text.
     return value if isinstance(value, int | float | str | bool) else str(value)[:6000]
 
 
 def _log_history(run_id: str, history: dict[str, Any]) -> None:
-    """Per-epoch curves in a few batched writes (one write per value is slow on SQLite)."""
+    """Per-epoch curves in a few batched writes (one write per value is slow on SQLite), under
+    the epoch names of :func:`music_genre.contracts.epoch_metric`."""
     import time
 
     from mlflow.entities import Metric
@@ -247,7 +274,7 @@ def _log_history(run_id: str, history: dict[str, Any]) -> None:
 
     now = int(time.time() * 1000)
     metrics = [
-        Metric(key, float(value), now, step)
+        Metric(epoch_metric(key), float(value), now, step)
         for key, values in history.items()
         for step, value in enumerate(values)
     ]

@@ -252,11 +252,13 @@ def _catalogue(tracks_per_genre: int, seed: int) -> list[dict]:
     rng = np.random.default_rng([seed, 20170])
     names = list(GENRES)
     n = tracks_per_genre
-    n_val = n_test = max(1, round(0.1 * n)) if n >= 3 else 0
+    n_val = test_count = max(1, round(0.1 * n)) if n >= 3 else 0
     rows: list[dict] = []
     artist = FIRST_ARTIST_ID
     for genre in names:
-        splits = ["training"] * (n - n_val - n_test) + ["validation"] * n_val + ["test"] * n_test
+        splits = (
+            ["training"] * (n - n_val - test_count) + ["validation"] * n_val + ["test"] * test_count
+        )
         for split in ("training", "validation", "test"):  # each split has its own artists
             count = splits.count(split)
             per_artist = 4 if split == "training" else 2

@@ -10,7 +10,7 @@ import pandas as pd
 from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Pipeline
 
-from music_genre.contracts import BEST_MODEL_RULES
+from music_genre.contracts import BEST_MODEL_RULES, TEST_CI_HIGH, TEST_CI_LOW
 from music_genre.models.evaluation import format_interval
 from music_genre.models.selection import best_row
 
@@ -40,7 +40,7 @@ def best_models(
                 "selected on": f"{select_by} {best[select_by]:.4f}",
                 "test accuracy": round(float(best[report]), 4),
                 "95% interval": format_interval(
-                    best[report], best.get(f"{report}_ci_low"), best.get(f"{report}_ci_high")
+                    best[report], best.get(TEST_CI_LOW), best.get(TEST_CI_HIGH)
                 ),
             }
         )

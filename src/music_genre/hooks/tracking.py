@@ -1,5 +1,7 @@
 """The ``kedro run``'s MLflow runs: each ``*_mlflow_runs`` dataset gets its pipeline's
-``log_models`` parameter, and the parent run is named after what ran (``MlflowRunsHook``)."""
+``log_models`` parameter, the parent run is named after what ran, and the live child runs of
+the Keras trainings (:mod:`music_genre.tracking.live`) still open when a node or the run fails
+end ``FAILED`` (``MlflowRunsHook``)."""
 
 from __future__ import annotations
 
@@ -23,7 +25,13 @@ class MlflowRunsHook:
     """Before the first node: gives each ``*_mlflow_runs`` dataset of the run its pipeline's
     ``log_models`` parameter (``selected`` | ``all`` | ``none``, validated with the other
     parameters; see :mod:`music_genre.datasets.mlflow_runs`), and names the ``kedro run``'s
-    MLflow run after what ran (``trylast``: after kedro-mlflow opened it)."""
+    MLflow run after what ran (``trylast``: after kedro-mlflow opened it).
+
+    A failing node or run ends the live child runs still open ``FAILED`` (a training that
+    raised ended its own already; the others were waiting for their evaluation or for the runs
+    dataset), so the UI shows none as running. Runs still open after a successful run (a
+    ``kedro run`` that stopped before the runs dataset, e.g. ``--to-nodes``) end ``FINISHED``.
+    """
 
     @hook_impl(trylast=True)
     def before_pipeline_run(
@@ -45,3 +53,21 @@ class MlflowRunsHook:
 
         if mlflow.active_run() is not None:
             mlflow.set_tag("mlflow.runName", parent_run_name(run_params))
+
+    @hook_impl
+    def on_node_error(self, error: Exception, node: Any) -> None:
+        from music_genre.tracking.live import FAILED, end_open_runs
+
+        end_open_runs(FAILED)
+
+    @hook_impl
+    def on_pipeline_error(self, error: Exception) -> None:
+        from music_genre.tracking.live import FAILED, end_open_runs
+
+        end_open_runs(FAILED)
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        from music_genre.tracking.live import FINISHED, end_open_runs
+
+        end_open_runs(FINISHED)

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from music_genre.contracts import TEST_CI_HIGH, TEST_CI_LOW, TEST_TRACKS
+
 CONFIDENCE = 0.95
 PROBABILITY_PREFIX = "prob_"  # per-class probability columns of the prediction tables
 PREDICTION_COLUMNS = ["track_id", "label", "predicted"]
@@ -43,10 +45,11 @@ def accuracy_interval(
     return wilson_interval(round(float(accuracy) * int(total)), int(total), confidence)
 
 
-def interval_columns(accuracy: float, total: int, prefix: str = "test_acc") -> dict[str, Any]:
-    """``{prefix}_ci_low``, ``{prefix}_ci_high`` and ``n_test`` for a results-table row."""
+def interval_columns(accuracy: float, total: int) -> dict[str, Any]:
+    """``test_ci_low``, ``test_ci_high`` (the 95 % Wilson interval of the test accuracy) and
+    ``test_tracks`` for a results-table row or an MLflow run."""
     low, high = accuracy_interval(accuracy, total)
-    return {f"{prefix}_ci_low": low, f"{prefix}_ci_high": high, "n_test": int(total)}
+    return {TEST_CI_LOW: low, TEST_CI_HIGH: high, TEST_TRACKS: int(total)}
 
 
 def format_interval(value: float, low: float, high: float, digits: int = 3) -> str:

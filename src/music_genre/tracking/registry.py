@@ -6,7 +6,8 @@ Registered models: ``genre_handcrafted``, ``genre_cnn``, ``genre_transfer``, ``g
 (the serving pipeline's pyfunc, what ``genre-serve`` serves). Every version carries the tags
 ``run_id``, ``pipeline``, ``test_data`` (a fingerprint of the test track ids and the data
 source), ``test_data_source``, ``test_tracks``, ``test_accuracy`` with its 95 % Wilson
-interval (``test_accuracy_ci_low``/``_high``, ``test_accuracy_95ci``) and ``alias_reason``.
+interval (``test_ci_low``/``test_ci_high``, ``test_accuracy_95ci``: the metric vocabulary of
+:mod:`music_genre.contracts`) and ``alias_reason``.
 
 **The champion rule** (:func:`champion_decision`): a new version becomes ``champion`` when
 there is none yet, or when its test accuracy is not lower than the champion's *on the same
@@ -27,7 +28,14 @@ from typing import Any
 
 import pandas as pd
 
-from music_genre.contracts import FUSION, MODEL_KINDS
+from music_genre.contracts import (
+    FUSION,
+    MODEL_KINDS,
+    TEST_ACCURACY,
+    TEST_CI_HIGH,
+    TEST_CI_LOW,
+    TEST_TRACKS,
+)
 from music_genre.models.evaluation import format_interval, wilson_interval
 
 # pipeline -> registered model name
@@ -81,10 +89,10 @@ def tested_on_tags(test_predictions: pd.DataFrame, source: str) -> dict[str, str
     return {
         "test_data": data_fingerprint(test_predictions["track_id"], source),
         "test_data_source": source,
-        "test_tracks": str(total),
-        "test_accuracy": f"{accuracy:.6f}",
-        "test_accuracy_ci_low": f"{low:.6f}",
-        "test_accuracy_ci_high": f"{high:.6f}",
+        TEST_TRACKS: str(total),
+        TEST_ACCURACY: f"{accuracy:.6f}",
+        TEST_CI_LOW: f"{low:.6f}",
+        TEST_CI_HIGH: f"{high:.6f}",
         "test_accuracy_95ci": format_interval(accuracy, low, high),
     }
 
@@ -163,7 +171,7 @@ def champion_decision(
             f"tested on other data ({mine}) than {who} ({theirs}): accuracies not comparable, "
             "the champion stays; promote by hand after comparing them on the same tracks"
         )
-    accuracy, best = float(new["test_accuracy"]), float(champion["test_accuracy"])
+    accuracy, best = float(new[TEST_ACCURACY]), float(champion[TEST_ACCURACY])
     if accuracy >= best:
         return CHAMPION, (
             f"not worse than {who} on the same test data ({mine}): {accuracy:.4f} >= {best:.4f}"

@@ -284,7 +284,7 @@ def test_pipeline_trains_and_reports_four_variants(data: dict, tmp_path: Path):
     results = catalog.load("cnn_results")
     assert results.columns.tolist() == nodes.RESULT_COLUMNS
     assert results["variant"].tolist() == list(STUDY_VARIANTS)
-    for column in ("train_acc", "val_acc", "test_acc"):
+    for column in ("train_accuracy", "val_accuracy", "test_accuracy"):
         assert results[column].between(0, 1).all()
     assert (results[["train_loss", "val_loss", "test_loss"]] > 0).all().all()
     assert (results["inference_seconds"] > 0).all() and (results["clips_per_second"] > 0).all()
@@ -326,17 +326,17 @@ def test_pipeline_trains_and_reports_four_variants(data: dict, tmp_path: Path):
     assert all(t["history"]["val_accuracy"] for t in best["trials"])
     assert runs[0]["dicts"] == {}
     info = catalog.load("cnn_best_model_info")
-    assert info["variant"] == results.loc[results["val_acc"].idxmax(), "variant"]
+    assert info["variant"] == results.loc[results["val_accuracy"].idxmax(), "variant"]
     assert info["class_names"] == GENRES
     # 95 % Wilson intervals around test accuracies; the best variant's per-track predictions
     assert (
-        (results["test_acc_ci_low"] <= results["test_acc"])
-        & (results["test_acc"] <= results["test_acc_ci_high"])
+        (results["test_ci_low"] <= results["test_accuracy"])
+        & (results["test_accuracy"] <= results["test_ci_high"])
     ).all()
     best_row = results.loc[results["variant"] == info["variant"]].iloc[0]
     test = catalog.load("cnn_test_predictions")
-    assert len(test) == best_row["n_test"]
-    assert (test["predicted"] == test["label"]).mean() == pytest.approx(best_row["test_acc"])
+    assert len(test) == best_row["test_tracks"]
+    assert (test["predicted"] == test["label"]).mean() == pytest.approx(best_row["test_accuracy"])
     assert list(test.columns) == ["track_id", "label", "predicted", *[f"prob_{g}" for g in GENRES]]
     validation = catalog.load("cnn_validation_predictions")
     assert 0 < len(validation) and set(validation["track_id"]) <= set(
@@ -501,7 +501,7 @@ def test_best_variant_on_a_validation_tie_is_the_lower_validation_loss(monkeypat
         return {
             "variant": variant,
             "params": params,
-            "metrics": {"val_acc": 0.75, "val_loss": val_loss, "test_acc": 0.5},
+            "metrics": {"val_accuracy": 0.75, "val_loss": val_loss, "test_accuracy": 0.5},
             "class_names": ["blues", "rock"],
             "training": {"input_shape": [128, 128, 1], "architecture": {}},
         }

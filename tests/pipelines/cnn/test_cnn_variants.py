@@ -157,12 +157,12 @@ def test_a_fifth_variant_is_one_parameters_entry(
     results = pd.read_csv(tmp_path / "data/08_reporting/cnn_results.csv")
     assert results["variant"].tolist() == [*STUDY_VARIANTS, "augmented_small"]
     row = results.set_index("variant").loc["augmented_small"]
-    assert row["params"] == trainable_parameters(model) and 0 <= row["test_acc"] <= 1
+    assert row["params"] == trainable_parameters(model) and 0 <= row["test_accuracy"] <= 1
     paper = pd.DataFrame(columns=["pipeline", "model", "variant", "metric", "split", "value"])
     comparison = compare_with_study(None, results, None, paper, None, params)
     ours = comparison[(comparison["model"] == "small") & (comparison["split"] == "test")]
     assert ours["variant"].unique().tolist() == ["augmented"]
-    assert ours.loc[ours["metric"] == "accuracy", "this_run"].item() == row["test_acc"]
+    assert ours.loc[ours["metric"] == "accuracy", "this_run"].item() == row["test_accuracy"]
     study = comparison[(comparison["model"] == "tuned") & (comparison["variant"] == "plain")]
     assert len(study) > 0  # the study's variants keep their names from cnn.variants
     # its MLflow run
@@ -170,6 +170,6 @@ def test_a_fifth_variant_is_one_parameters_entry(
     run = runs.iloc[0]
     assert run["tags.mlflow.runName"] == "cnn: augmented_small"
     assert run["params.variant"] == "augmented_small" and run["params.filters"] == "4/4/8/8"
-    assert run["metrics.test_acc"] == pytest.approx(row["test_acc"])
+    assert run["metrics.test_accuracy"] == pytest.approx(row["test_accuracy"])
     index = pd.read_csv(tmp_path / "data/08_reporting/cnn_mlflow_runs.csv")
     assert run["run_id"] in index["run_id"].tolist() and len(index) == 5

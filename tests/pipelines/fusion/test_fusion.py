@@ -83,17 +83,17 @@ def test_fusion_pipeline_fits_on_validation_and_reports_test_with_interval():
     results = catalog.load("fusion_results")
     assert results["method"].tolist() == ["late_fusion", "stacking"]
     assert results["selected"].sum() == 1
-    assert (results["n_test"] == 60).all()
-    assert (results["test_acc_ci_low"] < results["test_acc"]).all()
-    assert (results["test_acc"] < results["test_acc_ci_high"]).all()
+    assert (results["test_tracks"] == 60).all()
+    assert (results["test_ci_low"] < results["test_accuracy"]).all()
+    assert (results["test_accuracy"] < results["test_ci_high"]).all()
     # each member alone is right on ~1/3 + chance; fused, each member covers its class
     best_member = max((t["predicted"] == t["label"]).mean() for t in test.values())
-    assert results["test_acc"].min() > best_member + 0.1
+    assert results["test_accuracy"].min() > best_member + 0.1
     chosen = catalog.load("fusion_test_predictions")
     assert len(chosen) == 60 and list(chosen.columns[-3:]) == [f"prob_{c}" for c in CLASSES]
     runs = catalog.load("fusion_mlflow_runs")
     assert [r["run_name"] for r in runs] == ["fusion: late_fusion", "fusion: stacking"]
-    assert "test_acc_ci_low" in runs[0]["metrics"]
+    assert "test_ci_low" in runs[0]["metrics"]
     # the bundle keeps what the handcrafted member's features were computed over
     assert "full-length tracks" in runs[0]["params"]["handcrafted_training_audio"]
     from music_genre.pipelines.fusion.nodes import fit_fusion
@@ -437,3 +437,50 @@ def test_cross_validated_accuracy_folds_seed_and_combiner(monkeypatch):
         "stacking", [member], labels, FusionParams(**params, stacking_c=0.5)
     )
     assert stackers[-1][0][2:] == (3, 0.5)
+
+
+@pytest.mark.parametrize("method", ["late_fusion", "stacking"])
+def test_genre_fusion_is_registered_champion_whichever_method_wins(method, tmp_path, monkeypatch):
+    """#23: the chosen fusion method logs a loadable pyfunc model (late fusion has no estimator
+    of its own), so genre_fusion gets a version with the alias champion; the registered model
+    predicts what the fusion node predicted on the test tracks."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from music_genre.datasets.mlflow_registry import MlflowRegisteredModelDataset
+    from music_genre.datasets.mlflow_runs import MlflowModelRunsDataset
+    from music_genre.pipelines.fusion.nodes import evaluate_fusion, fit_fusion
+    from music_genre.tracking.fusion_model import member_input
+    from music_genre.tracking.registry import registration_request
+
+    validation, test = _predictions("val", 60, 1), _predictions("test", 60, 2)
+    bundle = fit_fusion(*validation.values(), {**PARAMS, "method": method})
+    _, chosen, records = evaluate_fusion(bundle, *test.values())
+    assert [r["selected"] for r in records] == [method == "late_fusion", method == "stacking"]
+
+    monkeypatch.chdir(tmp_path)  # ./mlruns (the artefacts) goes there
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        mlflow.set_experiment("test")
+        runs_index = tmp_path / "fusion_mlflow_runs.csv"
+        with mlflow.start_run(run_name="kedro run"):
+            MlflowModelRunsDataset(filepath=str(runs_index), pipeline="fusion").save(records)
+        runs = pd.read_csv(runs_index)
+        ingestion = {"source": "fma", "fma_root": "data/01_raw/demo", "subset": "small"}
+        registry = MlflowRegisteredModelDataset(filepath=str(tmp_path / "fusion.json"))
+        registry.save(registration_request("fusion", runs, chosen, ingestion))
+        assert registry.load()["alias"] == "champion", registry.load()
+        version = MlflowClient().get_model_version_by_alias("genre_fusion", "champion")
+        assert version.tags["pipeline"] == "fusion"
+        assert version.run_id == runs.loc[runs["selected"], "run_id"].item()
+        model = mlflow.pyfunc.load_model("models:/genre_fusion@champion")
+        fused = model.predict(member_input(test))
+    finally:
+        mlflow.set_tracking_uri("")
+    expected = chosen.set_index(chosen["track_id"].astype(str)).sort_index()
+    np.testing.assert_allclose(
+        fused[[f"prob_{c}" for c in CLASSES]].to_numpy(),
+        expected[[f"prob_{c}" for c in CLASSES]].to_numpy(),
+        rtol=1e-6,
+    )
+    assert fused["predicted"].tolist() == [CLASSES[i] for i in expected["predicted"]]

@@ -30,10 +30,9 @@ from music_genre.datasets import (
     KerasModelDataset,
 )
 from music_genre.pipelines.handcrafted import create_pipeline
+from music_genre.pipelines.handcrafted.mlp import RESULT_COLUMNS, build_mlp
 from music_genre.pipelines.handcrafted.nodes import (
-    RESULT_COLUMNS,
     build_feature_table,
-    build_mlp,
     extract_handcrafted_features,
     standardize_features,
 )
@@ -85,8 +84,8 @@ def _clip(genre: int, index: int, seconds: float = 1.5) -> np.ndarray:
 def _tracks(root: Path, per_split=(4, 1, 1)) -> pd.DataFrame:
     rows = []
     for genre, name in enumerate(("Folk", "Rock")):
-        n_train, n_val, n_test = per_split
-        splits = ["training"] * n_train + ["validation"] * n_val + ["test"] * n_test
+        n_train, n_val, test_count = per_split
+        splits = ["training"] * n_train + ["validation"] * n_val + ["test"] * test_count
         for index, split in enumerate(splits):
             track_id = f"{900000 + 100 * genre + index:06d}"
             path = _write(root / f"{track_id}.wav", _clip(genre, index))
@@ -409,36 +408,36 @@ def test_two_configuration_sweep_produces_the_report(tmp_path: Path):
         518 * 8 + 8 + 8 * 2 + 2,
     ]
     assert results[RESULT_COLUMNS[2:]].notna().all().all()
-    accuracies = results[["train_acc", "val_acc", "test_acc"]].to_numpy()
+    accuracies = results[["train_accuracy", "val_accuracy", "test_accuracy"]].to_numpy()
     assert ((accuracies >= 0) & (accuracies <= 1)).all()
 
     runs = catalog.load("handcrafted_mlflow_runs")
     assert [r["run_name"] for r in runs] == ["handcrafted mlp (16, 8)", "handcrafted mlp (8)"]
     for run, row in zip(runs, results.itertuples(), strict=True):
         assert run["params"]["parameters"] == row.parameters
-        assert run["metrics"]["test_acc"] == pytest.approx(row.test_acc)
+        assert run["metrics"]["test_accuracy"] == pytest.approx(row.test_accuracy)
         assert set(run["history"]) >= {"loss", "val_loss", "accuracy", "val_accuracy"}
         assert 1 <= run["params"]["epochs_trained"] <= PARAMS["mlp"]["max_epochs"]
         assert "learning_curves.png" in run["figures"]
-    best_row = results.sort_values(["val_acc", "val_loss"], ascending=[False, True]).iloc[0]
+    best_row = results.sort_values(["val_accuracy", "val_loss"], ascending=[False, True]).iloc[0]
     best = catalog.load("handcrafted_mlp")
     assert best.count_params() == best_row["parameters"]
     assert catalog.load("handcrafted_confusion_matrix").axes  # a matplotlib figure
     assert catalog.load("bad_tracks_handcrafted").empty
     counts = runs[0]["params"]
-    assert (counts["n_train"], counts["n_val"], counts["n_test"]) == (8, 2, 2)
+    assert (counts["train_tracks"], counts["val_tracks"], counts["test_tracks"]) == (8, 2, 2)
     # 95 % Wilson interval around each test accuracy (2 test tracks: wide)
-    assert (results["n_test"] == 2).all()
+    assert (results["test_tracks"] == 2).all()
     assert (
-        (results["test_acc_ci_low"] <= results["test_acc"])
-        & (results["test_acc"] <= results["test_acc_ci_high"])
+        (results["test_ci_low"] <= results["test_accuracy"])
+        & (results["test_accuracy"] <= results["test_ci_high"])
     ).all()
-    assert "test_acc_ci_low" in runs[0]["metrics"]
+    assert "test_ci_low" in runs[0]["metrics"]
     # the best model's per-track predictions on validation and test, for fusion and McNemar
     validation = catalog.load("handcrafted_validation_predictions")
     test = catalog.load("handcrafted_test_predictions")
     assert (len(validation), len(test)) == (2, 2)
-    assert (test["predicted"] == test["label"]).mean() == pytest.approx(best_row["test_acc"])
+    assert (test["predicted"] == test["label"]).mean() == pytest.approx(best_row["test_accuracy"])
     probabilities = test.filter(like="prob_").to_numpy()
     assert probabilities.shape == (2, 2) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
 

@@ -42,12 +42,12 @@ HANDCRAFTED = pd.DataFrame(
         "train_loss": [1.0, 1.1, 1.2],
         "val_loss": [1.3, 1.4, 1.5],
         "test_loss": [1.6, 1.7, 1.8],
-        "train_acc": [0.8, 0.7, 0.6],
-        "val_acc": [0.6, 0.55, 0.5],
-        "test_acc": [0.52, 0.47, 0.4],
-        "test_acc_ci_low": [0.4232, 0.3751, 0.3094],
-        "test_acc_ci_high": [0.6154, 0.5671, 0.4980],
-        "n_test": [100, 100, 100],
+        "train_accuracy": [0.8, 0.7, 0.6],
+        "val_accuracy": [0.6, 0.55, 0.5],
+        "test_accuracy": [0.52, 0.47, 0.4],
+        "test_ci_low": [0.4232, 0.3751, 0.3094],
+        "test_ci_high": [0.6154, 0.5671, 0.4980],
+        "test_tracks": [100, 100, 100],
     }
 )
 
@@ -110,7 +110,7 @@ def test_comparison_aligns_run_and_study_and_keeps_missing_pipelines():
 def test_cnn_rows_are_named_from_the_cnn_variants_parameters():
     """cnn.variants names each CNN row (report_model; augmented or plain): a variant added
     there is reported without a table in the reporting code."""
-    metrics = {f"{p}_{m}": 0.5 for p in ("train", "val", "test") for m in ("acc", "loss")} | {
+    metrics = {f"{p}_{m}": 0.5 for p in ("train", "val", "test") for m in ("accuracy", "loss")} | {
         "inference_seconds": 0.01
     }
     results = pd.DataFrame(
@@ -191,7 +191,7 @@ def test_reporting_pipeline_writes_summary_with_missing_sections(tmp_path: Path)
     # 0.52 of 100 test tracks: Wilson 95 % interval [0.4232, 0.6154]
     assert "| mlp | (512, 256) | trained | 0.5200 [0.4232, 0.6154] | 0.4950 |" in summary
     assert (
-        "| handcrafted | (512, 256) (val_acc 0.6000) | 0.5200 [0.4232, 0.6154] | 0.4950 "
+        "| handcrafted | (512, 256) (val_accuracy 0.6000) | 0.5200 [0.4232, 0.6154] | 0.4950 "
         "| no: within the interval |" in summary
     )
     # paired test on the 40 common tracks: 10 right only by handcrafted, none only by cnn
@@ -282,8 +282,8 @@ def test_summary_keeps_whole_track_and_clip_handcrafted_rows_apart():
         comparison=False,
     )
     clips = HANDCRAFTED.iloc[:1].assign(
-        val_acc=0.9,
-        test_acc=0.3,
+        val_accuracy=0.9,
+        test_accuracy=0.3,
         source="extract",
         audio="whole file (~30.0 s)",
         training_audio="518 features extracted from each whole file",
@@ -303,7 +303,7 @@ def test_summary_keeps_whole_track_and_clip_handcrafted_rows_apart():
     ]
     assert rows["this_run"].tolist() == [0.3, 0.52] or rows["this_run"].tolist() == [0.52, 0.3]
     best = best_model_table(results, None, None, None, PAPER)
-    assert best.loc[0, "model"] == "(512, 256) fma_csv" and best.loc[0, "test_acc"] == 0.52
+    assert best.loc[0, "model"] == "(512, 256) fma_csv" and best.loc[0, "test_accuracy"] == 0.52
     data = {
         "kind": "FMA",
         "location": "x",
@@ -329,7 +329,7 @@ def test_best_model_table_breaks_a_validation_tie_by_loss_then_parameters_then_o
     music_genre.models.selection), not the first row of a tie."""
     from music_genre.pipelines.reporting.nodes import best_model_table
 
-    tied = HANDCRAFTED.assign(val_acc=0.8125, val_loss=[1.09, 0.94, 0.99])
+    tied = HANDCRAFTED.assign(val_accuracy=0.8125, val_loss=[1.09, 0.94, 0.99])
     assert best_model_table(tied, None, None, None, PAPER).loc[0, "model"] == "(64)"
     tied = tied.assign(val_loss=0.94)  # and on the loss: fewer parameters
     assert best_model_table(tied, None, None, None, PAPER).loc[0, "model"] == "(32)"

@@ -325,14 +325,14 @@ def test_transfer_pipeline_on_tiny_data(tmp_path, tiny_backbone, mlflow_store):
     assert catalog.load("transfer_best_confusion_matrix").axes
     # test accuracies with their 95 % Wilson interval; CV accuracies with their fold spread
     assert (
-        (results["test_accuracy_ci_low"] <= results["test_accuracy"])
-        & (results["test_accuracy"] <= results["test_accuracy_ci_high"])
+        (results["test_ci_low"] <= results["test_accuracy"])
+        & (results["test_accuracy"] <= results["test_ci_high"])
     ).all()
     assert (results["cv_accuracy_std"] >= 0).all()
     # the best model's test predictions, and out-of-fold ones for the validation tracks
     test = catalog.load("transfer_test_predictions")
     held = tracks[tracks["split"] == "test"]
-    assert set(test["track_id"]) <= set(held["track_id"]) and len(test) == results["n_test"][0]
+    assert set(test["track_id"]) <= set(held["track_id"]) and len(test) == results["test_tracks"][0]
     assert (test["predicted"] == test["label"]).mean() == pytest.approx(best["test_accuracy"])
     validation = catalog.load("transfer_validation_predictions")
     assert set(validation["track_id"]) <= set(
@@ -582,9 +582,9 @@ def test_best_model_on_a_cv_tie_is_the_steadier_one_as_best_models_csv_names_it(
             "cv_accuracy": cv,
             "cv_accuracy_std": std,
             "test_accuracy": 0.5,
-            "test_accuracy_ci_low": 0.3,
-            "test_accuracy_ci_high": 0.7,
-            "n_test": 16,
+            "test_ci_low": 0.3,
+            "test_ci_high": 0.7,
+            "test_tracks": 16,
             "weights": "random",
             "weights_fingerprint": "x",
             "random_seed": 0,

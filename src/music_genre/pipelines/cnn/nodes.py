@@ -31,6 +31,20 @@ from music_genre.audio.augment import (
     augmented_key,
 )
 from music_genre.config import TimingParams
+from music_genre.contracts import (
+    ACCURACY,
+    LOSS,
+    SPLITS,
+    TEST_ACCURACY,
+    TEST_CI_HIGH,
+    TEST_CI_LOW,
+    TEST_LOSS,
+    TEST_TRACKS,
+    TRAIN_ACCURACY,
+    TRAIN_LOSS,
+    VAL_ACCURACY,
+    VAL_LOSS,
+)
 from music_genre.infra.accelerator import log_compute_device
 from music_genre.models.cnn import (
     architecture_from_hyperparameters,
@@ -42,6 +56,7 @@ from music_genre.models.cnn import (
 from music_genre.models.evaluation import interval_columns, prediction_table
 from music_genre.models.plots import confusion_matrix_figure, learning_curves_figure
 from music_genre.models.selection import select_best
+from music_genre.tracking.live import epoch_callback, live_run
 
 from .streams import (
     ITEM_COLUMNS,
@@ -58,20 +73,19 @@ from .streams import (
 logger = logging.getLogger(__name__)
 
 
-SPLITS = {"training": "train", "validation": "val", "test": "test"}
 SKIPPED_COLUMNS = ["key", "track_id", "genre", "split", "copy", "reason"]
 RESULT_COLUMNS = [
     "variant",
     "params",
-    "train_acc",
-    "train_loss",
-    "val_acc",
-    "val_loss",
-    "test_acc",
-    "test_loss",
-    "test_acc_ci_low",
-    "test_acc_ci_high",
-    "n_test",
+    TRAIN_ACCURACY,
+    TRAIN_LOSS,
+    VAL_ACCURACY,
+    VAL_LOSS,
+    TEST_ACCURACY,
+    TEST_LOSS,
+    TEST_CI_LOW,
+    TEST_CI_HIGH,
+    TEST_TRACKS,
     "inference_seconds",
     "predict_call_seconds",
     "clips_per_second",
@@ -291,15 +305,19 @@ def train_cnn(
         training.epochs,
     )
     start = time.perf_counter()
-    history = model.fit(
-        train_stream,
-        validation_data=val_stream,
-        epochs=training.epochs,
-        callbacks=[stopper],
-        shuffle=False,  # the stream shuffles itself
-        verbose=settings.verbose,
-    )
+    # the variant's MLflow child run, open from the first epoch (live curves) until the runs
+    # dataset finishes it with the evaluation; ended FAILED if the training raises
+    with live_run(f"cnn: {variant}", {"pipeline": "cnn", "variant": variant}) as run_id:
+        history = model.fit(
+            train_stream,
+            validation_data=val_stream,
+            epochs=training.epochs,
+            callbacks=[stopper, epoch_callback(run_id)],
+            shuffle=False,  # the stream shuffles itself
+            verbose=settings.verbose,
+        )
     log = {
+        "mlflow_run_id": run_id,
         "variant": variant,
         "architecture": {**architecture, "filters": [int(f) for f in architecture["filters"]]},
         "batch_size": training.batch_size,
@@ -348,20 +366,20 @@ def evaluate_cnn(
     metrics: dict[str, float] = {}
     test: dict[str, list] = {}
     held_out: dict[str, dict[str, list]] = {}
-    for split, prefix in SPLITS.items():
+    for split in SPLITS:
         stream, rows = _split_stream(items, log_mel_spectrograms, split, batch_size)
         probabilities = np.asarray(model.predict(stream, verbose=0))
         y_true = rows["label"].to_numpy()
         loss = keras.losses.sparse_categorical_crossentropy(y_true, probabilities)
-        metrics[f"{prefix}_loss"] = float(np.mean(np.asarray(loss)))
-        metrics[f"{prefix}_acc"] = float(np.mean(probabilities.argmax(axis=1) == y_true))
+        metrics[LOSS[split]] = float(np.mean(np.asarray(loss)))
+        metrics[ACCURACY[split]] = float(np.mean(probabilities.argmax(axis=1) == y_true))
         if split == "test":
             test = {
                 "track_id": rows["track_id"].tolist(),
                 "y_true": y_true.tolist(),
                 "y_pred": probabilities.argmax(axis=1).tolist(),
             }
-            metrics.update(interval_columns(metrics["test_acc"], len(y_true)))
+            metrics.update(interval_columns(metrics[TEST_ACCURACY], len(y_true)))
         if split != "training":
             held_out[split] = {
                 "track_id": rows["track_id"].astype(str).tolist(),
@@ -469,9 +487,9 @@ def report_cnn_results(
     chosen = evaluations[best]
     info = {
         "variant": chosen["variant"],
-        "selected_by": "val_acc",
-        "val_acc": chosen["metrics"]["val_acc"],
-        "test_acc": chosen["metrics"]["test_acc"],
+        "selected_by": VAL_ACCURACY,
+        VAL_ACCURACY: chosen["metrics"][VAL_ACCURACY],
+        TEST_ACCURACY: chosen["metrics"][TEST_ACCURACY],
         "class_names": chosen["class_names"],
         "input_shape": chosen["training"]["input_shape"],
         "input": "log-mel spectrogram in dB, (n_mels, frames, 1); the model scales it itself",
@@ -479,7 +497,7 @@ def report_cnn_results(
         "architecture": chosen["training"]["architecture"],
     }
     logger.info(
-        "Best CNN variant by validation accuracy: %s (%.4f)", info["variant"], info["val_acc"]
+        "Best CNN variant by validation accuracy: %s (%.4f)", info["variant"], info[VAL_ACCURACY]
     )
     return results, runs, models[best], info
 
@@ -521,6 +539,7 @@ def _run_record(evaluation: Mapping[str, Any], model: keras.Model) -> dict[str, 
         "figures": {"confusion_matrix.png": confusion, "learning_curves.png": curves},
         "model": model,
         "tags": {"variant": evaluation["variant"]},
+        "run_id": training.get("mlflow_run_id"),  # the live run of its training, if any
         "dicts": (
             {"hyperband_trials.json": training["hyperband_trials"]}
             if "hyperband_trials" in training

@@ -25,6 +25,7 @@ from music_genre.infra.accelerator import log_compute_device
 from music_genre.models.cnn import (
     StudyCnnHyperModel,
 )
+from music_genre.tracking import live
 
 from .streams import (
     Store,
@@ -181,6 +182,8 @@ class _LoggingHyperband(keras_tuner.Hyperband):
         self.variant = variant
         self.histories: dict[str, dict[str, list[float]]] = {}
         self._started: dict[str, float] = {}
+        # trial id -> its MLflow child run (live curves; none without an active run)
+        self._runs: dict[str, str | None] = {}
         printed = io.StringIO()  # keras-tuner prints "Reloading Tuner from ..." on a resume
         with contextlib.redirect_stdout(printed):
             super().__init__(*args, **kwargs)
@@ -192,6 +195,15 @@ class _LoggingHyperband(keras_tuner.Hyperband):
         super().on_trial_begin(trial)
         self._started[trial.trial_id] = time.perf_counter()
         self.histories[trial.trial_id] = {}  # a retried trial starts over
+        self._runs[trial.trial_id] = live.open_run(
+            f"cnn: {self.variant} hyperband trial {trial.trial_id}",
+            {
+                "pipeline": "cnn",
+                "variant": self.variant,
+                "hyperband_trial": trial.trial_id,
+                "selected": "false",  # a search trial, never a saved model
+            },
+        )
         trial_logger.info(
             "Hyperband %s: trial %s starts: %s",
             self.variant,
@@ -202,6 +214,7 @@ class _LoggingHyperband(keras_tuner.Hyperband):
     def on_epoch_end(self, trial: Any, model: Any, epoch: int, logs: Any = None) -> None:
         super().on_epoch_end(trial, model, epoch, logs=logs)
         metrics = {k: float(v) for k, v in (logs or {}).items()}
+        live.log_epoch(self._runs.get(trial.trial_id), epoch, metrics)
         history = self.histories.setdefault(trial.trial_id, {})
         for key, value in metrics.items():
             history.setdefault(key, []).append(value)
@@ -220,6 +233,7 @@ class _LoggingHyperband(keras_tuner.Hyperband):
         path.write_text(json.dumps(history))
         super().on_trial_end(trial)  # the oracle scores the trial here
         ended = self.oracle.get_trial(trial.trial_id)
+        self._end_run(ended)
         seconds = time.perf_counter() - self._started.pop(trial.trial_id, time.perf_counter())
         ranked = self.oracle.get_best_trials(len(self.oracle.trials))
         best = next((t.score for t in ranked if t.status == "COMPLETED"), None)
@@ -237,6 +251,21 @@ class _LoggingHyperband(keras_tuner.Hyperband):
             len(self.histories.get(trial.trial_id, {}).get(name, [])),
             seconds,
         )
+
+    def _end_run(self, trial: Any) -> None:
+        """The trial's run: its hyperparameters, its objective's score, ended FINISHED when the
+        trial completed, else FAILED."""
+        run_id = self._runs.pop(trial.trial_id, None)
+        if run_id is None:
+            return
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient()
+        for key, value in trial.hyperparameters.values.items():
+            client.log_param(run_id, key.replace("/", "."), value)
+        if trial.score is not None:
+            client.log_metric(run_id, self.oracle.objective.name, float(trial.score))
+        live.end_run(run_id, live.FINISHED if trial.status == "COMPLETED" else live.FAILED)
 
     def history(self, trial_id: str) -> dict[str, list[float]]:
         """The per-epoch metrics of a trial, this search's or an earlier one's ({} if none)."""

@@ -17,6 +17,13 @@ import numpy as np
 import pandas as pd
 
 from music_genre.config import FusionParams, node_settings
+from music_genre.contracts import (
+    TEST_ACCURACY,
+    TEST_CI_HIGH,
+    TEST_CI_LOW,
+    TEST_TRACKS,
+    VAL_ACCURACY,
+)
 from music_genre.models.evaluation import (
     class_names_of,
     interval_columns,
@@ -32,6 +39,7 @@ from music_genre.models.fusion import (
     weighted_probabilities,
 )
 from music_genre.models.selection import select_best
+from music_genre.tracking.fusion_model import FusionCombinerModel
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +48,13 @@ RESULT_COLUMNS = [
     "method",
     "members",
     "combiner",
-    "val_acc",
-    "test_acc",
-    "test_acc_ci_low",
-    "test_acc_ci_high",
-    "n_test",
-    "n_validation",
+    "parameters",
+    VAL_ACCURACY,
+    TEST_ACCURACY,
+    TEST_CI_LOW,
+    TEST_CI_HIGH,
+    TEST_TRACKS,
+    "val_tracks",
     "selected",
 ]
 
@@ -132,9 +141,14 @@ def fit_fusion(
     }
     method: str = settings.method
     if method == "auto":
-        # the rule of music_genre.models.selection on fusion_results' val_acc: METHODS lists late
-        # fusion (fewer parameters) first, so a tie goes to it
-        table = pd.DataFrame({"method": METHODS, "val_acc": [scores[m] for m in METHODS]})
+        # the rule of music_genre.models.selection: a tie goes to fewer parameters (late fusion)
+        table = pd.DataFrame(
+            {
+                "method": METHODS,
+                VAL_ACCURACY: [scores[m] for m in METHODS],
+                "parameters": [combiner_parameters(m, weights, stacker) for m in METHODS],
+            }
+        )
         method = METHODS[select_best(table, "fusion_results") or 0]
     in_sample = float((weighted_probabilities(members, weights).argmax(1) == labels).mean())
     logger.info(
@@ -168,6 +182,14 @@ def _member_audio(
         return {}
     keys = ("source", "features_over", "offset_s", "duration_s", "median_training_s")
     return {"handcrafted": {k: handcrafted_model_info.get(k) for k in keys}}
+
+
+def combiner_parameters(method: str, weights: Any, stacker: Any) -> int:
+    """What a combiner fitted on validation: one weight per member (late fusion), or the
+    stacker's coefficients and intercepts."""
+    if method == "late_fusion":
+        return int(np.size(weights))
+    return int(np.size(stacker.coef_) + np.size(stacker.intercept_))
 
 
 def _combiner(bundle: Mapping[str, Any], method: str) -> str:
@@ -221,10 +243,13 @@ def evaluate_fusion(
             "method": method,
             "members": "+".join(names),
             "combiner": _combiner(fusion_model, method),
-            "val_acc": fusion_model["validation_cv_accuracy"][method],
-            "test_acc": accuracy,
+            "parameters": combiner_parameters(
+                method, fusion_model["weights"], fusion_model["stacker"]
+            ),
+            VAL_ACCURACY: fusion_model["validation_cv_accuracy"][method],
+            TEST_ACCURACY: accuracy,
             **interval_columns(accuracy, len(labels)),
-            "n_validation": fusion_model["n_validation"],
+            "val_tracks": fusion_model["n_validation"],
             "selected": selected,
         }
         rows.append(row)
@@ -239,17 +264,19 @@ def evaluate_fusion(
                     "combiner": row["combiner"],
                     "weight_step": fusion_model["weight_step"],
                     "selected": selected,
-                    "n_validation": row["n_validation"],
-                    "n_test": row["n_test"],
+                    "parameters": row["parameters"],
+                    "val_tracks": row["val_tracks"],
                     "selection": "cross-validated accuracy on validation tracks",
                     **_audio_params(fusion_model),
                 },
                 "metrics": {
                     k: row[k]
-                    for k in ("val_acc", "test_acc", "test_acc_ci_low", "test_acc_ci_high")
+                    for k in (VAL_ACCURACY, TEST_ACCURACY, TEST_CI_LOW, TEST_CI_HIGH, TEST_TRACKS)
                     if pd.notna(row[k])
                 },
-                "model": fusion_model["stacker"] if method == "stacking" else None,
+                # either method, as one pyfunc over member probabilities: genre_fusion is
+                # registered whichever wins
+                "model": FusionCombinerModel(fusion_model, method),
                 "tags": {"model_family": "fusion"},
                 "selected": selected,
             }
@@ -257,11 +284,11 @@ def evaluate_fusion(
         logger.info(
             "Fusion %s: validation (cv) %.4f, test %.4f [%.4f, %.4f] on %d tracks%s",
             method,
-            row["val_acc"],
+            row[VAL_ACCURACY],
             accuracy,
-            row["test_acc_ci_low"],
-            row["test_acc_ci_high"],
-            row["n_test"],
+            row[TEST_CI_LOW],
+            row[TEST_CI_HIGH],
+            row[TEST_TRACKS],
             " (selected)" if selected else "",
         )
     return pd.DataFrame(rows, columns=RESULT_COLUMNS), chosen, runs

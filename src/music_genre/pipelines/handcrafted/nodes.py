@@ -1,4 +1,3 @@
-# Over 400 lines: the handcrafted pipeline, feature extraction to the MLP sweep and held-out predictions, one job per node.
 """Handcrafted features: FMA's 518 features -> standardized matrix -> the study's MLP sweep.
 
 The study (Tables 1-2) trained a Keras MLP on FMA's precomputed features for nine hidden-layer
@@ -13,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -32,39 +31,28 @@ from music_genre.audio.features import (
 from music_genre.audio.training_audio import (
     describe_record,
     feature_audio_record,
-    short_label,
 )
-from music_genre.config import HandcraftedParams, MlpSweepParams, node_settings
-from music_genre.contracts import BAD_TRACK_COLUMNS, SPLIT_PREFIX, SPLITS
+from music_genre.config import HandcraftedParams, node_settings
+from music_genre.contracts import BAD_TRACK_COLUMNS, SPLITS
 from music_genre.datasets import FeatureRow, FmaFeaturesFile
 from music_genre.infra.location import file_stamp
 from music_genre.infra.parallel import TaskFailure, run_tasks
-from music_genre.models.evaluation import interval_columns, prediction_table
-from music_genre.models.plots import confusion_matrix_figure, learning_curves_figure
-from music_genre.models.selection import select_best
+from music_genre.models.evaluation import prediction_table
+from music_genre.models.plots import confusion_matrix_figure
+
+# the MLP sweep is its own module
+from .mlp import (
+    _predict,
+    _probabilities,
+    _split,
+    class_names,
+    train_mlp_sweep,
+    units_label,
+)
 
 logger = logging.getLogger(__name__)
 
 SOURCES = ("fma_csv", "extract")
-RESULT_COLUMNS = [
-    "units",
-    "parameters",
-    "train_loss",
-    "val_loss",
-    "test_loss",
-    "train_acc",
-    "val_acc",
-    "test_acc",
-    "test_acc_ci_low",
-    "test_acc_ci_high",
-    "n_test",
-    # what the features were computed over (music_genre.audio.training_audio), and whether the row is
-    # a comparison source whose models are not saved (handcrafted.source lists several)
-    "source",
-    "audio",
-    "training_audio",
-    "comparison",
-]
 MODEL_INPUT_INDEX = ["track_id", "split", "label", "genre"]
 
 
@@ -263,215 +251,6 @@ def standardize_features(
         int(is_train.sum()),
     )
     return model_input, scaler
-
-
-# --- MLP -----------------------------------------------------------------------------------
-
-
-def units_label(hidden_units: Sequence[int]) -> str:
-    """The study's notation: ``(512, 256)``, ``(64)``."""
-    return "(" + ", ".join(str(int(u)) for u in hidden_units) + ")"
-
-
-def class_names(model_input: pd.DataFrame) -> list[str]:
-    """Genre names by label (labels are 0..K-1, sorted genre names, from ingestion)."""
-    pairs = (
-        model_input.index.to_frame(index=False)[["label", "genre"]]
-        .drop_duplicates()
-        .sort_values("label")
-    )
-    labels = pairs["label"].tolist()
-    if labels != list(range(len(labels))) or pairs["genre"].duplicated().any():
-        raise ValueError(
-            "Genre labels must be 0..K-1, one per genre, with every genre having tracks with "
-            f"handcrafted features; got (label, genre) {pairs.values.tolist()} (see "
-            "data/08_reporting/bad_tracks_handcrafted.csv for tracks without features)."
-        )
-    return pairs["genre"].tolist()
-
-
-def _split(model_input: pd.DataFrame, split: str) -> tuple[np.ndarray, np.ndarray]:
-    part = model_input[model_input.index.get_level_values("split") == split]
-    return part.to_numpy(np.float32), part.index.get_level_values("label").to_numpy(np.int64)
-
-
-def build_mlp(
-    n_inputs: int, n_classes: int, hidden_units: Sequence[int], learning_rate: float, l2: float
-):
-    """ReLU hidden layers, softmax output, Adam; L2 on every kernel as the study's notebook."""
-    import keras
-
-    regularizer = keras.regularizers.L2(l2) if l2 else None
-    layers = [keras.Input(shape=(n_inputs,))]
-    layers += [
-        keras.layers.Dense(int(units), activation="relu", kernel_regularizer=regularizer)
-        for units in hidden_units
-    ]
-    layers.append(  # float32 softmax also under mixed precision (see music_genre.infra.accelerator)
-        keras.layers.Dense(
-            n_classes, activation="softmax", kernel_regularizer=regularizer, dtype="float32"
-        )
-    )
-    model = keras.Sequential(layers, name="handcrafted_mlp_" + "_".join(map(str, hidden_units)))
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss="sparse_categorical_crossentropy",  # = categorical on one-hot labels
-        metrics=["accuracy"],
-    )
-    return model
-
-
-def _probabilities(model: Any, x: np.ndarray) -> np.ndarray:
-    # A direct call: model.predict would trace a new tf.function for every model of the sweep.
-    import keras
-
-    return keras.ops.convert_to_numpy(model(x, training=False))
-
-
-def _predict(model: Any, x: np.ndarray) -> np.ndarray:
-    return _probabilities(model, x).argmax(axis=1)
-
-
-def _train_one(
-    data: Mapping[str, tuple[np.ndarray, np.ndarray]],
-    names: list[str],
-    hidden_units: Sequence[int],
-    params: MlpSweepParams,
-) -> tuple[dict[str, Any], Any]:
-    import keras
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(params.seed)  # each configuration reproducible alone
-    x_train, y_train = data["training"]
-    model = build_mlp(
-        x_train.shape[1],
-        len(names),
-        hidden_units,
-        params.learning_rate,
-        params.l2,
-    )
-    stopper = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=params.patience, restore_best_weights=True
-    )
-    # tf.data instead of NumPy arrays: the same reshuffled batches every epoch, with about half
-    # the per-epoch overhead, which dominates on small data.
-    training = (
-        tf.data.Dataset.from_tensor_slices((x_train, y_train))
-        .shuffle(len(x_train), seed=params.seed, reshuffle_each_iteration=True)
-        .batch(params.batch_size)
-    )
-    validation = tf.data.Dataset.from_tensor_slices(data["validation"]).batch(1024)
-    fit = model.fit(
-        training,
-        epochs=params.max_epochs,
-        validation_data=validation,
-        callbacks=[stopper],
-        shuffle=False,  # the dataset reshuffles each epoch
-        verbose=0,
-    )
-    history = {k: [float(v) for v in values] for k, values in fit.history.items()}
-    metrics = {}
-    for split, (x, y) in data.items():
-        loss, accuracy = model.evaluate(x, y, batch_size=1024, verbose=0)
-        metrics[f"{SPLIT_PREFIX[split]}_loss"] = float(loss)
-        metrics[f"{SPLIT_PREFIX[split]}_acc"] = float(accuracy)
-    label = units_label(hidden_units)
-    x_test, y_test = data["test"]
-    predicted = _predict(model, x_test)
-    metrics.update(interval_columns(metrics["test_acc"], len(y_test)))
-    record = {
-        "run_name": f"handcrafted mlp {label}",
-        "params": {
-            "units": label,
-            "hidden_layers": len(hidden_units),
-            "parameters": int(model.count_params()),
-            **params.model_dump(exclude={"hidden_units"}),
-            "epochs_trained": len(history["loss"]),
-            "best_epoch": int(np.argmin(history["val_loss"])) + 1,
-            **{f"n_{SPLIT_PREFIX[s]}": len(data[s][1]) for s in SPLITS},
-        },
-        "metrics": metrics,
-        "history": history,
-        "figures": {
-            "learning_curves.png": learning_curves_figure(history, f"Handcrafted MLP {label}"),
-            "confusion_matrix_test.png": confusion_matrix_figure(
-                y_test, predicted, names, f"Handcrafted MLP {label}: test"
-            ),
-        },
-        "model": model,
-        "tags": {"model": "mlp", "features": "handcrafted", "units": label},
-    }
-    logger.info(
-        "MLP %s: %d parameters, %d epochs, val acc %.3f, test acc %.3f",
-        label,
-        record["params"]["parameters"],
-        record["params"]["epochs_trained"],
-        metrics["val_acc"],
-        metrics["test_acc"],
-    )
-    return record, model
-
-
-def train_mlp_sweep(
-    model_input: pd.DataFrame,
-    params: Mapping[str, Any] | MlpSweepParams,
-    audio: Mapping[str, Any] | None = None,
-    comparison: bool = False,
-) -> tuple[list[dict[str, Any]], pd.DataFrame, Any]:
-    """Train one MLP per ``hidden_units`` configuration (Tables 1-2 of the study).
-
-    Returns the MLflow run records (one per configuration), the results table (the study's
-    columns, then what the features were computed over: ``audio``, a feature audio record of
-    :mod:`music_genre.audio.training_audio`) and the best model by validation accuracy (ties: lower
-    validation loss, then fewer parameters, then list order; :mod:`music_genre.models.selection`).
-    ``comparison``: the rows of a further ``handcrafted.source``, whose models are not saved.
-    """
-    mlp = node_settings(MlpSweepParams, params, "handcrafted.mlp")
-    from music_genre.infra.accelerator import log_compute_device
-
-    log_compute_device()
-    audio = dict(audio or {})
-    audio_columns = {
-        "source": audio.get("source"),
-        "audio": short_label(audio) if audio else None,
-        "training_audio": describe_record(audio) if audio else None,
-        "comparison": bool(comparison),
-    }
-    names = class_names(model_input)
-    data = {split: _split(model_input, split) for split in SPLITS}
-    records, rows, models = [], [], []
-    for hidden_units in mlp.hidden_units:
-        record, model = _train_one(data, names, hidden_units, mlp)
-        if audio:
-            # MLflow: what this model's features were computed over, as a param and tags
-            record["params"]["source"] = audio_columns["source"]
-            record["params"]["training_audio"] = audio_columns["training_audio"]
-            record["tags"]["features_over"] = str(audio.get("features_over"))
-            record["tags"]["source"] = str(audio_columns["source"])
-        if comparison:
-            record["tags"]["comparison"] = "true"
-            record["run_name"] += f" [{audio_columns['source']}, comparison]"
-        records.append(record)
-        models.append(model)
-        rows.append(
-            {
-                "units": record["params"]["units"],
-                "parameters": record["params"]["parameters"],
-                **record["metrics"],
-                **audio_columns,
-            }
-        )
-    results = pd.DataFrame(rows).reindex(columns=RESULT_COLUMNS)
-    best = select_best(results, "handcrafted_results") or 0  # music_genre.models.selection's rule
-    records[best]["tags"]["best_by_val_acc"] = "true"
-    for position, record in enumerate(records):  # the pipeline's choice (tag `selected`)
-        record["selected"] = position == best and not comparison
-    logger.info(
-        "Best handcrafted MLP by validation accuracy%s: %s",
-        f" ({audio_columns['source']})" if audio else "",
-        results.loc[best, "units"],
-    )
-    return records, results, models[best]
 
 
 def feature_audio(

@@ -194,8 +194,8 @@ def grouped_split(
     ):
         fold[held] = number
     n_val = max(1, round(fractions["validation"] * n_folds))
-    n_test = max(1, round(fractions["test"] * n_folds))
+    test_folds = max(1, round(fractions["test"] * n_folds))
     split = np.full(len(genres), "training", dtype=object)
-    split[fold < n_test] = "test"
-    split[(fold >= n_test) & (fold < n_test + n_val)] = "validation"
+    split[fold < test_folds] = "test"
+    split[(fold >= test_folds) & (fold < test_folds + n_val)] = "validation"
     return split

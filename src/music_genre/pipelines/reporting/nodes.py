@@ -13,7 +13,19 @@ import plotly.graph_objects as go
 
 from music_genre.audio.training_audio import pipeline_audio, selectable
 from music_genre.config import CnnVariantParams
-from music_genre.contracts import BEST_MODEL_RULES
+from music_genre.contracts import (
+    ACCURACY,
+    BEST_MODEL_RULES,
+    CV_ACCURACY,
+    CV_ACCURACY_STD,
+    LOSS,
+    SPLITS,
+    TEST_ACCURACY,
+    TEST_CI_HIGH,
+    TEST_CI_LOW,
+    TEST_TRACKS,
+    VAL_ACCURACY,
+)
 from music_genre.models.evaluation import CONFIDENCE, mcnemar_exact
 from music_genre.models.selection import best_row
 
@@ -32,7 +44,8 @@ COMPARISON_COLUMNS = [
     "study",
 ]
 PIPELINE_ORDER = {"handcrafted": 0, "cnn": 1, "transfer": 2, "fusion": 3}
-SPLIT_COLUMNS = {"train": "train", "val": "validation", "test": "test"}
+# (metric, split -> results-table column) of the handcrafted and CNN tables
+SPLIT_METRICS = (("accuracy", ACCURACY), ("loss", LOSS))
 
 
 def units_label(units: Any) -> str:
@@ -54,11 +67,10 @@ def classifier_label(name: str) -> str:
 
 
 def _interval(row: pd.Series, column: str) -> dict[str, float]:
-    """The 95 % interval columns of ``column`` (absent in tables of older runs: NaN)."""
-    return {
-        "ci_low": row.get(f"{column}_ci_low", np.nan),
-        "ci_high": row.get(f"{column}_ci_high", np.nan),
-    }
+    """The 95 % interval of ``column``: only the test accuracy has one (NaN otherwise)."""
+    if column != TEST_ACCURACY:
+        return {"ci_low": np.nan, "ci_high": np.nan}
+    return {"ci_low": row.get(TEST_CI_LOW, np.nan), "ci_high": row.get(TEST_CI_HIGH, np.nan)}
 
 
 def _handcrafted_rows(results: pd.DataFrame) -> list[dict[str, Any]]:
@@ -69,8 +81,9 @@ def _handcrafted_rows(results: pd.DataFrame) -> list[dict[str, Any]]:
         audio = row.get("audio", np.nan)
         if pd.notna(audio) and str(row.get("comparison", "")).strip().lower() == "true":
             audio = f"{audio}; comparison row (model not saved)"
-        for prefix, split in SPLIT_COLUMNS.items():
-            for metric, column in (("accuracy", f"{prefix}_acc"), ("loss", f"{prefix}_loss")):
+        for split in SPLITS:
+            for metric, columns in SPLIT_METRICS:
+                column = columns[split]
                 rows.append(
                     {
                         "pipeline": "handcrafted",
@@ -103,8 +116,9 @@ def _cnn_rows(results: pd.DataFrame, names: Mapping[str, tuple[str, str]]) -> li
     for _, row in results.iterrows():
         # a variant no longer in cnn.variants (an older table): its own name, plain
         model, variant = names.get(row["variant"], (row["variant"], "plain"))
-        for prefix, split in SPLIT_COLUMNS.items():
-            for metric, column in (("accuracy", f"{prefix}_acc"), ("loss", f"{prefix}_loss")):
+        for split in SPLITS:
+            for metric, columns in SPLIT_METRICS:
+                column = columns[split]
                 rows.append(
                     {
                         "pipeline": "cnn",
@@ -150,8 +164,8 @@ def _transfer_rows(results: pd.DataFrame) -> list[dict[str, Any]]:
                 **common,
                 "metric": "accuracy",
                 "split": "cv",
-                "this_run": row["cv_accuracy"],
-                "spread": row.get("cv_accuracy_std", np.nan),
+                "this_run": row[CV_ACCURACY],
+                "spread": row.get(CV_ACCURACY_STD, np.nan),
             }
         )
         rows.append(
@@ -159,8 +173,8 @@ def _transfer_rows(results: pd.DataFrame) -> list[dict[str, Any]]:
                 **common,
                 "metric": "accuracy",
                 "split": "test",
-                "this_run": row["test_accuracy"],
-                **_interval(row, "test_accuracy"),
+                "this_run": row[TEST_ACCURACY],
+                **_interval(row, TEST_ACCURACY),
             }
         )
     return rows
@@ -176,9 +190,14 @@ def _fusion_rows(results: pd.DataFrame) -> list[dict[str, Any]]:
             "weights": "trained",
             "metric": "accuracy",
         }
-        rows.append({**common, "split": "validation", "this_run": row["val_acc"]})
+        rows.append({**common, "split": "validation", "this_run": row[VAL_ACCURACY]})
         rows.append(
-            {**common, "split": "test", "this_run": row["test_acc"], **_interval(row, "test_acc")}
+            {
+                **common,
+                "split": "test",
+                "this_run": row[TEST_ACCURACY],
+                **_interval(row, TEST_ACCURACY),
+            }
         )
     return rows
 
@@ -281,11 +300,11 @@ BEST_MODEL_COLUMNS = [
     "model",
     "selected_by",
     "selection_value",
-    "test_acc",
-    "test_ci_low",
-    "test_ci_high",
-    "n_test",
-    "study_best_test_acc",
+    TEST_ACCURACY,
+    TEST_CI_LOW,
+    TEST_CI_HIGH,
+    TEST_TRACKS,
+    "study_best_test_accuracy",
     "study_best_model",
     "study_outside_interval",
 ]
@@ -332,8 +351,8 @@ def best_model_table(
         best = best_row(selectable(table), name)
         if best is None:
             continue
-        low = best.get(f"{report}_ci_low", np.nan)
-        high = best.get(f"{report}_ci_high", np.nan)
+        low = best.get(TEST_CI_LOW, np.nan)
+        high = best.get(TEST_CI_HIGH, np.nan)
         in_study = study[study["pipeline"] == pipeline]
         study_best = in_study.loc[in_study["study"].idxmax()] if len(in_study) else None
         study_value = np.nan if study_best is None else float(study_best["study"])
@@ -348,11 +367,11 @@ def best_model_table(
                 "model": " ".join(str(best[c]) for c in naming if c in best),
                 "selected_by": select_by,
                 "selection_value": float(best[select_by]),
-                "test_acc": float(best[report]),
-                "test_ci_low": low,
-                "test_ci_high": high,
-                "n_test": best.get("n_test", np.nan),
-                "study_best_test_acc": study_value,
+                TEST_ACCURACY: float(best[report]),
+                TEST_CI_LOW: low,
+                TEST_CI_HIGH: high,
+                TEST_TRACKS: best.get(TEST_TRACKS, np.nan),
+                "study_best_test_accuracy": study_value,
                 "study_best_model": ""
                 if study_best is None
                 else f"{study_best['model']} {study_best['variant']}",

@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from music_genre.contracts import TEST_ACCURACY, TEST_CI_HIGH, TEST_CI_LOW
 from music_genre.models.evaluation import format_interval
 
 from .nodes import ALPHA, BEST_MODEL_COLUMNS, PAIRED_COLUMNS
@@ -56,8 +57,8 @@ def _uncertainty_section(best: pd.DataFrame, paired: pd.DataFrame) -> list[str]:
         lines.append(
             f"| {row['pipeline']} | {row['model']} ({row['selected_by']} "
             f"{row['selection_value']:.4f}) "
-            f"| {format_interval(row['test_acc'], row['test_ci_low'], row['test_ci_high'], 4)} "
-            f"| {_fmt(row['study_best_test_acc'], '—')} | {verdict} |"
+            f"| {format_interval(row[TEST_ACCURACY], row[TEST_CI_LOW], row[TEST_CI_HIGH], 4)} "
+            f"| {_fmt(row['study_best_test_accuracy'], '—')} | {verdict} |"
         )
     lines += [
         "",

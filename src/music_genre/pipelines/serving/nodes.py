@@ -6,6 +6,9 @@ from typing import Any
 
 import pandas as pd
 
+from music_genre.audio.training_audio import selectable
+from music_genre.contracts import METRICS
+from music_genre.models.selection import best_row
 from music_genre.serving import (
     best_model_kind,
     build_predictor,
@@ -76,7 +79,26 @@ def package_genre_predictor(
                 **limits,
                 **audio,
             },
+            # the packaged configuration's held-out and test accuracies (docs/metrics.md)
+            "metrics": _packaged_metrics(
+                kind,
+                {
+                    "handcrafted": handcrafted_results,
+                    "cnn": cnn_results,
+                    "transfer": transfer_results,
+                },
+            ),
             "tags": {"served_model": "genre_predictor"},
             "model": model,
         }
     ]
+
+
+def _packaged_metrics(kind: str, results: dict[str, pd.DataFrame | None]) -> dict[str, float]:
+    """The metric vocabulary's values of the configuration ``kind`` saved (the best row of its
+    results table by the one selection rule); {} for fusion, whose table is not an input."""
+    table = results.get(kind)
+    best = None if table is None or table.empty else best_row(selectable(table), kind)
+    if best is None:
+        return {}
+    return {m: float(best[m]) for m in METRICS if m in best and pd.notna(best[m])}

@@ -24,6 +24,14 @@ from threadpoolctl import threadpool_limits
 
 from music_genre import contracts
 from music_genre.config import TransferParams, node_settings
+from music_genre.contracts import (
+    CV_ACCURACY,
+    CV_ACCURACY_STD,
+    TEST_ACCURACY,
+    TEST_CI_HIGH,
+    TEST_CI_LOW,
+    TEST_TRACKS,
+)
 from music_genre.datasets.feature_store import (
     FeatureBatch,
     FeatureManifest,
@@ -64,12 +72,12 @@ RESULT_COLUMNS = [
     "n_components",
     "classifier",
     "best_params",
-    "cv_accuracy",
-    "cv_accuracy_std",
-    "test_accuracy",
-    "test_accuracy_ci_low",
-    "test_accuracy_ci_high",
-    "n_test",
+    CV_ACCURACY,
+    CV_ACCURACY_STD,
+    TEST_ACCURACY,
+    TEST_CI_LOW,
+    TEST_CI_HIGH,
+    TEST_TRACKS,
     "weights",
     "extract_ms_per_image",
     "classify_ms_per_image",
@@ -330,13 +338,7 @@ def tabulate_transfer_results(search_results: list[dict[str, Any]]) -> pd.DataFr
     table = pd.DataFrame(
         [{c: r[c] for c in RESULT_COLUMNS} for r in search_results], columns=RESULT_COLUMNS
     )
-    for column in (
-        "cv_accuracy",
-        "cv_accuracy_std",
-        "test_accuracy",
-        "test_accuracy_ci_low",
-        "test_accuracy_ci_high",
-    ):
+    for column in (CV_ACCURACY, CV_ACCURACY_STD, TEST_ACCURACY, TEST_CI_LOW, TEST_CI_HIGH):
         table[column] = table[column].round(4)
     for column in ("extract_ms_per_image", "classify_ms_per_image"):
         table[column] = table[column].round(3)
@@ -385,14 +387,10 @@ def transfer_run_records(
                     "param_grid": r["param_grid"],
                     "cv_folds": r["cv_folds"],
                     "n_train": r["n_train"],
-                    "n_test": r["n_test"],
                 },
                 "metrics": {
-                    "cv_accuracy": r["cv_accuracy"],
-                    "cv_accuracy_std": r["cv_accuracy_std"],
-                    "test_accuracy": r["test_accuracy"],
-                    "test_accuracy_ci_low": r["test_accuracy_ci_low"],
-                    "test_accuracy_ci_high": r["test_accuracy_ci_high"],
+                    **{k: r[k] for k in (CV_ACCURACY, CV_ACCURACY_STD, TEST_ACCURACY)},
+                    **{k: r[k] for k in (TEST_CI_LOW, TEST_CI_HIGH, TEST_TRACKS)},
                     "extract_ms_per_image": r["extract_ms_per_image"],
                     "classify_ms_per_image": r["classify_ms_per_image"],
                     "convergence_warnings": r["convergence_warnings"],

@@ -176,12 +176,11 @@ def _grid_search(
         "cv_accuracy": float(search.best_score_),
         "cv_accuracy_std": float(search.cv_results_["std_test_accuracy"][best_index]),
         "test_accuracy": float(np.mean(y_pred == y_test)),
-        **interval_columns(float(np.mean(y_pred == y_test)), len(y_test), "test_accuracy"),
+        **interval_columns(float(np.mean(y_pred == y_test)), len(y_test)),
         "classify_ms_per_image": _classify_ms(best, x_test[:1], settings.timing_runs),
         "convergence_warnings": convergence,
         "cv_folds": folds,
         "n_train": len(y_train),
-        "n_test": len(y_test),
         "y_test": y_test,
         "y_pred": y_pred,
     }
