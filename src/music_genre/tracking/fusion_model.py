@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from music_genre.models.evaluation import PROBABILITY_PREFIX
 from music_genre.models.fusion import fused_probabilities
@@ -26,7 +26,7 @@ def member_column(member: str, genre: str) -> str:
     return f"{member}.{PROBABILITY_PREFIX}{genre}"
 
 
-class FusionCombinerModel(mlflow.pyfunc.PythonModel):
+class FusionCombinerModel(PythonModel):
     """One fitted fusion method (``late_fusion`` or ``stacking``) over member probabilities."""
 
     def __init__(self, bundle: Mapping[str, Any], method: str) -> None:
