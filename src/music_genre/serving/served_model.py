@@ -193,7 +193,10 @@ def check_decoded_length(path: str, max_seconds: float) -> None:
 
 
 def _check_fallback_length(path: str, max_seconds: float) -> None:
-    import librosa
+    try:
+        import librosa
+    except ImportError:  # a packaged model's environment: the prediction says it cannot decode
+        return
 
     try:
         with warnings.catch_warnings():
@@ -246,10 +249,21 @@ class GenrePredictorModel(mlflow.pyfunc.PythonModel):
         self.max_seconds = float(max_seconds)
 
     def load_context(self, context: Any) -> None:
+        # A packaged model (music_genre.serving.package) carries its predictor as artifacts;
+        # one pickled before that holds it in the pickle.
+        artifacts = getattr(context, "artifacts", None) or {}
+        if "predictor" in artifacts:
+            from music_genre.serving.package import load_predictor
+
+            self.predictor = load_predictor(artifacts)
         # The decoders' fallback (librosa -> audioread) imports for seconds on first use: done
         # when the server loads the model, so that no request (a file libsndfile cannot read
-        # is answered through it) waits for it.
-        import librosa.core.audio  # noqa: F401
+        # is answered through it) waits for it. A packaged model's environment has no librosa
+        # (its requirements are what libsndfile-readable audio needs): no fallback there.
+        try:
+            import librosa.core.audio  # noqa: F401
+        except ImportError:
+            pass
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
