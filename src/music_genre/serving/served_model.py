@@ -18,6 +18,7 @@ import math
 import os
 import stat
 import tempfile
+import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,6 +45,12 @@ MAX_SECONDS = 600.0  # decoded audio per file
 # 8 channels at 384 kHz is already large).
 MAX_CHANNELS = 8
 MAX_SAMPLE_RATE = 384_000
+
+# MLflow's scoring server runs each request's predict in a thread of its own: concurrent
+# requests would each hold their decoded audio, spectrograms and ONNX Runtime buffers at once
+# (RSS growing with the clients; benchmarks/serve_memory.py). On a few cores they gain no
+# throughput from it, so predictions run one at a time per process.
+PREDICT_LOCK = threading.Lock()
 
 PATH_REFUSED = "path not allowed or not a readable regular file under serving.allowed_roots"
 REQUEST_FORM = (
@@ -279,9 +286,9 @@ class GenrePredictorModel(mlflow.pyfunc.PythonModel):
                 f"too many files: {len(model_input)} rows > serving.max_files={self.max_files} "
                 "per request; send them in several requests"
             )
-        predictions = [
-            self._predict_row(i, row) for i, row in enumerate(model_input.to_dict("records"))
-        ]
+        rows = model_input.to_dict("records")
+        with PREDICT_LOCK:
+            predictions = [self._predict_row(i, row) for i, row in enumerate(rows)]
         return predictions_frame(predictions, self.predictor.class_names)
 
     def _predict_row(self, index: int, row: dict[str, Any]) -> GenrePrediction:
