@@ -26,7 +26,7 @@ export DO_NOT_TRACK := 1
 # kedro-mlflow's pipeline model class makes MLflow warn about type hints at every start-up.
 export PYTHONWARNINGS := ignore::UserWarning:mlflow.pyfunc.utils.data_validation
 
-.PHONY: install run test test-numeric check-run mutation lint format docs docs-serve notebook test-browser browser-deps demo-data fma-small viz mlflow-ui serve clean-data mlflow-server test-team
+.PHONY: install run test test-numeric check-run mutation lint format docs docs-serve notebook test-browser browser-deps demo-data fma-small viz mlflow-ui serve clean-data mlflow-server test-team test-serve-env
 
 install: $(STAMP)
 
@@ -46,7 +46,7 @@ run: demo-data
 ## Run the test suite (the browser tests and the checks of make run's outputs have their own
 ## targets below).
 test: install
-	$(BIN)/python -m pytest -m "not browser and not after_run and not team" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not browser and not after_run and not team and not serve_env" $(PYTEST_ARGS)
 
 ## Check what `make run` produced in this checkout: results tables against their predictions,
 ## summary.md, the MLflow runs, the served model over HTTP, both notebooks on the full run.
@@ -79,7 +79,7 @@ test-numeric: install
 ## The quick loop (about 2 minutes): the tests above without those marked slow in tests/.
 .PHONY: test-fast
 test-fast: install
-	$(BIN)/python -m pytest -m "not browser and not slow and not after_run and not team" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not browser and not slow and not after_run and not team and not serve_env" $(PYTEST_ARGS)
 
 ## Lint (ruff: pyflakes, pycodestyle, isort, bugbear, pyupgrade), check the formatting, and
 ## check the package's layers (lint-imports: the contracts in pyproject's [tool.importlinter])
@@ -156,6 +156,13 @@ test-team: install
 	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 	  [ "$$(id -u)" != 0 ] || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql)
 	$(BIN)/python -m pytest -m team tests/test_team_server.py $(PYTEST_ARGS)
+
+## The logged genre predictor served from a fresh environment built from its own requirements
+## (`mlflow models serve --env-manager uv` on 127.0.0.1, pip's package indexes handed to uv):
+## a tiny predictor logged, a base64 MP3 request answered as in process (to 1e-5).
+test-serve-env: install
+	$(BIN)/python -m pip install --quiet -e ".[serve-env]"
+	$(BIN)/python -m pytest -m serve_env tests/test_serve_env.py $(PYTEST_ARGS)
 
 ## Remove every generated dataset and model (keeps the raw data and the MLflow store).
 clean-data:

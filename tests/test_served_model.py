@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -180,3 +181,40 @@ def test_a_model_pickled_before_the_limits_refuses_paths_and_takes_bytes(predict
     )
     assert frame["error"][0] == f"{tree['wav']}: {PATH_REFUSED}"
     assert frame["error"][1] == "" and frame["genre"][1] in GENRES
+
+
+def test_concurrent_requests_predict_one_at_a_time(predictor, tree, monkeypatch):
+    """The scoring server runs each request in a thread: two requests' predictions never
+    overlap in one process (each would hold its audio and network buffers at once)."""
+    from music_genre.serving import served_model
+
+    inside, most, guard = 0, 0, threading.Lock()
+    # Without the lock both threads meet here within milliseconds and pass together; with it
+    # the first waits out the timeout alone (BrokenBarrierError) and the second finds it broken.
+    meeting = threading.Barrier(2, timeout=1.0)
+
+    def predict_file_counting(*args, **kwargs):
+        nonlocal inside, most
+        with guard:
+            inside += 1
+            most = max(most, inside)
+        try:
+            meeting.wait()
+        except threading.BrokenBarrierError:
+            pass
+        with guard:
+            inside -= 1
+        return predict_file(*args, **kwargs)
+
+    monkeypatch.setattr(served_model, "predict_file", predict_file_counting)
+    model = GenrePredictorModel(predictor)
+    rows = pd.DataFrame({"audio": [_b64(tree["wav"])], "name": ["clip.wav"]})
+    frames: list[pd.DataFrame] = []
+    threads = [threading.Thread(target=lambda: frames.append(model.predict(None, rows)))]
+    threads.append(threading.Thread(target=lambda: frames.append(model.predict(None, rows))))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most == 1
+    assert [f["error"][0] for f in frames] == ["", ""]

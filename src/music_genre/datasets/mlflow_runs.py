@@ -16,6 +16,7 @@ A run record::
         "figures": {"confusion_matrix.png": <matplotlib Figure>},  # optional
         "dicts": {"hyperband_trials.json": [...]},  # JSON artifacts (optional)
         "model": <keras.Model | sklearn estimator | mlflow.pyfunc.PythonModel | None>,
+        "log_model": <callable(model) -> flavour>,  # optional: logs "model" instead of log_model
         "tags": {...},                            # optional
         "run_id": "...",  # optional: the live run its training opened, reused here
         "selected": True,                         # optional: the configuration the node chose
@@ -172,7 +173,12 @@ class MlflowModelRunsDataset(AbstractDataset[list[dict[str, Any]], pd.DataFrame]
                     mlflow.log_figure(figure, filename)
                 for filename, content in record.get("dicts", {}).items():
                     mlflow.log_dict(content, filename)
-                flavour = log_model(record.get("model")) if self._logs_model(selected) else None
+                # a record may bring its own logger (the served predictor packages itself:
+                # music_genre.serving.package), which this layer must not import
+                logger_of_model = record.get("log_model") or log_model
+                flavour = (
+                    logger_of_model(record.get("model")) if self._logs_model(selected) else None
+                )
                 rows.append(
                     {
                         "run_name": record["run_name"],

@@ -68,7 +68,8 @@ def _pickled_model(model: Any) -> Any:
     """An exported model pickles as it is; a Keras model as its bytes (see _unpickled_model)."""
     import pickle
 
-    return model if isinstance(model, OnnxModel) else pickle.dumps(model)
+    # None: a packaged predictor's network lives in an artifact (music_genre.serving.package)
+    return model if model is None or isinstance(model, OnnxModel) else pickle.dumps(model)
 
 
 def _unpickled_model(state: Any) -> Any:

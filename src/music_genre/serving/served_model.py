@@ -18,6 +18,7 @@ import math
 import os
 import stat
 import tempfile
+import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,6 +45,12 @@ MAX_SECONDS = 600.0  # decoded audio per file
 # 8 channels at 384 kHz is already large).
 MAX_CHANNELS = 8
 MAX_SAMPLE_RATE = 384_000
+
+# MLflow's scoring server runs each request's predict in a thread of its own: concurrent
+# requests would each hold their decoded audio, spectrograms and ONNX Runtime buffers at once
+# (RSS growing with the clients; benchmarks/serve_memory.py). On a few cores they gain no
+# throughput from it, so predictions run one at a time per process.
+PREDICT_LOCK = threading.Lock()
 
 PATH_REFUSED = "path not allowed or not a readable regular file under serving.allowed_roots"
 REQUEST_FORM = (
@@ -193,7 +200,10 @@ def check_decoded_length(path: str, max_seconds: float) -> None:
 
 
 def _check_fallback_length(path: str, max_seconds: float) -> None:
-    import librosa
+    try:
+        import librosa
+    except ImportError:  # a packaged model's environment: the prediction says it cannot decode
+        return
 
     try:
         with warnings.catch_warnings():
@@ -246,10 +256,21 @@ class GenrePredictorModel(PythonModel):
         self.max_seconds = float(max_seconds)
 
     def load_context(self, context: Any) -> None:
+        # A packaged model (music_genre.serving.package) carries its predictor as artifacts;
+        # one pickled before that holds it in the pickle.
+        artifacts = getattr(context, "artifacts", None) or {}
+        if "predictor" in artifacts:
+            from music_genre.serving.package import load_predictor
+
+            self.predictor = load_predictor(artifacts)
         # The decoders' fallback (librosa -> audioread) imports for seconds on first use: done
         # when the server loads the model, so that no request (a file libsndfile cannot read
-        # is answered through it) waits for it.
-        import librosa.core.audio  # noqa: F401
+        # is answered through it) waits for it. A packaged model's environment has no librosa
+        # (its requirements are what libsndfile-readable audio needs): no fallback there.
+        try:
+            import librosa.core.audio  # noqa: F401
+        except ImportError:
+            pass
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -265,9 +286,9 @@ class GenrePredictorModel(PythonModel):
                 f"too many files: {len(model_input)} rows > serving.max_files={self.max_files} "
                 "per request; send them in several requests"
             )
-        predictions = [
-            self._predict_row(i, row) for i, row in enumerate(model_input.to_dict("records"))
-        ]
+        rows = model_input.to_dict("records")
+        with PREDICT_LOCK:
+            predictions = [self._predict_row(i, row) for i, row in enumerate(rows)]
         return predictions_frame(predictions, self.predictor.class_names)
 
     def _predict_row(self, index: int, row: dict[str, Any]) -> GenrePrediction:

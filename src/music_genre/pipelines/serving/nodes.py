@@ -15,6 +15,7 @@ from music_genre.serving import (
     export_networks,
     handcrafted_training_audio,
 )
+from music_genre.serving.package import log_genre_predictor
 from music_genre.serving.served_model import MAX_BYTES, MAX_FILES, MAX_SECONDS, GenrePredictorModel
 
 
@@ -90,6 +91,9 @@ def package_genre_predictor(
             ),
             "tags": {"served_model": "genre_predictor"},
             "model": model,
+            # artifacts, signature, input example, pinned requirements, code: the model
+            # serves from an environment without the project (music_genre.serving.package)
+            "log_model": log_genre_predictor,
         }
     ]
 
