@@ -40,6 +40,7 @@ from music_genre.pipelines.handcrafted.nodes import extract_handcrafted_features
 from music_genre.pipelines.ingestion import nodes as ingestion_nodes
 from music_genre.pipelines.spectrogram.nodes import compute_log_mel_spectrograms
 from tests.helpers.audio import tone
+from tests.helpers.parameters import base_parameters
 from tests.pipelines.ingestion.test_ingestion import _run
 
 BUCKET = "music"
@@ -62,7 +63,11 @@ SPECTROGRAM = {
     "workers": 2,
     "write_batch_size": 8,
 }
-HANDCRAFTED = {"source": "extract", "extraction": {**FMA_SETTINGS, "workers": 2, "save_every": 8}}
+HANDCRAFTED = {
+    **base_parameters("handcrafted"),  # complete: the nodes validate it
+    "source": "extract",
+    "extraction": {**FMA_SETTINGS, "workers": 2, "save_every": 8},
+}
 
 
 def _stop_worker_pool() -> None:

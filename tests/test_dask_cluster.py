@@ -47,6 +47,7 @@ from music_genre.pipelines.spectrogram import create_pipeline as spectrogram_pip
 from music_genre.pipelines.transfer import create_pipeline as transfer_pipeline
 from music_genre.pipelines.transfer.extraction import AudioEmbeddingJob, CutLevelFeatureJob, run_job
 from tests.helpers.dask_tasks import slow_echo, tensorflow_threads
+from tests.helpers.parameters import base_parameters
 from tests.helpers.tiny_backbone import TINY
 from tests.helpers.transfer_catalog import transfer_catalog
 from tests.pipelines.handcrafted.test_handcrafted import EXTRACTION
@@ -59,7 +60,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 GENRES = ["Electronic", "Folk"]
-INGESTION = {  # complete: the nodes validate it (IngestionParams)
+INGESTION = {  # complete (the nodes validate it), with the collection's folder per test
     "source": "folder",
     "fma_root": "data/01_raw/fma",
     "subset": "small",
@@ -78,7 +79,11 @@ SPECTROGRAM = {
     "workers": 2,
     "write_batch_size": 3,
 }
-HANDCRAFTED = {"source": "extract", "extraction": {**EXTRACTION, "workers": 2, "save_every": 3}}
+HANDCRAFTED = {
+    **base_parameters("handcrafted"),  # complete: the nodes validate it
+    "source": "extract",
+    "extraction": {**EXTRACTION, "workers": 2, "save_every": 3},
+}
 TRANSFER = {
     "weights": {"musicnn": "msd"},
     "random_seed": 0,
@@ -235,7 +240,8 @@ def collection(tmp_path_factory) -> Path:
 def _stages(collection: Path, folder: Path) -> dict:
     """ingestion -> spectrogram (store) -> handcrafted rows -> transfer (musicnn, grid search)."""
     ingestion = run_ingestion(
-        AudioCollectionDataset(source="folder", folder=str(collection)), INGESTION
+        AudioCollectionDataset(source="folder", folder=str(collection)),
+        {**INGESTION, "folder": str(collection)},
     )
     tracks = ingestion.load("tracks")
     spectrograms = spectrogram_catalog(tracks, folder / "spectrograms", SPECTROGRAM)
@@ -382,7 +388,8 @@ def test_a_cut_level_job_runs_its_network_on_the_workers_in_the_local_batches(cl
 @pytest.fixture(scope="module")
 def tracks(collection: Path) -> pd.DataFrame:
     return run_ingestion(
-        AudioCollectionDataset(source="folder", folder=str(collection)), INGESTION
+        AudioCollectionDataset(source="folder", folder=str(collection)),
+        {**INGESTION, "folder": str(collection)},
     ).load("tracks")
 
 
