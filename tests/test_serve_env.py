@@ -27,7 +27,7 @@ from music_genre.serving import export_networks, predict_file
 from music_genre.serving.package import SERVE_REQUIREMENTS, log_genre_predictor
 from music_genre.serving.served_model import GenrePredictorModel
 from tests.helpers.predictors import tiny_cnn_predictor
-from tests.process_helpers import free_port, stop_process_group
+from tests.helpers.processes import free_port, stop_process_group
 from tests.test_predict import GENRES, SETTINGS, _write_mp3
 
 pytestmark = [pytest.mark.serve_env, pytest.mark.slow]
