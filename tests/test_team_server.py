@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 
 from music_genre.audio.spectrograms import STUDY_SETTINGS, spectrogram_settings
 from music_genre.commands.team_server import _boto_credentials, postgres_bin, team_server
+from music_genre.contracts import epoch_metric
 from tests.helpers.processes import run_command
 from tests.helpers.serving import INGESTION, package_and_register, tiny_test_predictions
 
@@ -116,7 +117,9 @@ def test_team_server_tracks_registers_and_serves_the_champion(tmp_path):
         assert sorted(r.data.tags["selected"] for r in children) == ["false", "true", "true"]
         handcrafted = {r.data.tags["mlflow.runName"]: r for r in children}
         assert handcrafted["handcrafted mlp (16)"].data.metrics["val_accuracy"] == 0.7
-        history = client.get_metric_history(handcrafted["handcrafted mlp (8)"].info.run_id, "loss")
+        history = client.get_metric_history(
+            handcrafted["handcrafted mlp (8)"].info.run_id, epoch_metric("loss")
+        )
         assert [m.value for m in history] == [1.0, 0.7, 0.5]
         # the artefacts are in the bucket (uploaded through the server)
         s3 = boto3.client("s3", endpoint_url=server.s3_endpoint, **_boto_credentials())
