@@ -12,7 +12,7 @@ from kedro.pipeline import Pipeline
 
 from music_genre.contracts import BEST_MODEL_RULES, TEST_CI_HIGH, TEST_CI_LOW
 from music_genre.models.evaluation import format_interval
-from music_genre.models.selection import best_row
+from music_genre.models.selection import saved_model_row
 
 
 def best_models(
@@ -21,14 +21,11 @@ def best_models(
     """The best model of each pipeline, chosen on validation (or CV) accuracy, never on test,
     by the rule of :mod:`music_genre.models.selection`, with what audio it was trained on
     (``params``: the run's parameters)."""
-    from music_genre.audio.training_audio import selectable, short_pipeline_audio
+    from music_genre.audio.training_audio import short_pipeline_audio
 
     rows = []
     for name, (select_by, report, naming, _) in BEST_MODEL_RULES.items():
-        table = results.get(name)
-        if table is None or table.empty:
-            continue
-        best = best_row(selectable(table), name)
+        best = saved_model_row(results.get(name), name)
         if best is None:
             continue
         pipeline = name.removesuffix("_results")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from music_genre.audio.training_audio import selectable
 from music_genre.contracts import BEST_MODEL_RULES, SelectionRule
 
 
@@ -59,3 +60,12 @@ def best_row(table: pd.DataFrame, rule: SelectionRule | str) -> pd.Series | None
     """The best row of ``table`` under ``rule`` (see :func:`select_best`), or None."""
     position = select_best(table, rule)
     return None if position is None else table.iloc[position]
+
+
+def saved_model_row(table: pd.DataFrame | None, rule: SelectionRule | str) -> pd.Series | None:
+    """The row of the model a pipeline saved: the best under ``rule`` among the rows that may
+    be chosen (not the comparison rows of a further ``handcrafted.source``, whose models are
+    not saved); None without a table or such a row."""
+    if table is None or table.empty:
+        return None
+    return best_row(selectable(table), rule)

@@ -127,15 +127,14 @@ def best_model_kind(results: Mapping[str, pd.DataFrame | None]) -> str:
     """The pipeline whose best model (:mod:`music_genre.models.selection`) has the highest held-out
     accuracy (validation for the Keras models, cross-validation for transfer; a tie goes to the
     first in MODEL_KINDS): test accuracy never chooses."""
-    from music_genre.audio.training_audio import selectable
     from music_genre.contracts import BEST_MODEL_RULES
-    from music_genre.models.selection import best_row
+    from music_genre.models.selection import saved_model_row
 
     scores = {}
     for name, rule in BEST_MODEL_RULES.items():
         kind = name.removesuffix("_results")
         table = results.get(kind) if kind in MODEL_KINDS else None
-        best = None if table is None else best_row(selectable(table), rule)
+        best = saved_model_row(table, rule)
         if best is not None:  # each pipeline's best model, as the summary and the nodes
             scores[kind] = float(best[rule.select_by])
     if not scores:

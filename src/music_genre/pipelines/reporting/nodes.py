@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from music_genre.audio.training_audio import pipeline_audio, selectable
+from music_genre.audio.training_audio import pipeline_audio
 from music_genre.config import CnnVariantParams
 from music_genre.contracts import (
     ACCURACY,
@@ -27,7 +27,7 @@ from music_genre.contracts import (
     VAL_ACCURACY,
 )
 from music_genre.models.evaluation import CONFIDENCE, mcnemar_exact
-from music_genre.models.selection import best_row
+from music_genre.models.selection import saved_model_row
 
 COMPARISON_COLUMNS = [
     "pipeline",
@@ -343,14 +343,10 @@ def best_model_table(
     study = study[(study["metric"] == "accuracy") & (study["split"] == "test")]
     rows = []
     for name, (select_by, report, naming, _) in BEST_MODEL_RULES.items():
-        table = tables.get(name)
-        if table is None or table.empty:
-            continue
-        pipeline = name.removesuffix("_results")
-        # comparison sources' models are not saved; the rule of music_genre.models.selection
-        best = best_row(selectable(table), name)
+        best = saved_model_row(tables.get(name), name)
         if best is None:
             continue
+        pipeline = name.removesuffix("_results")
         low = best.get(TEST_CI_LOW, np.nan)
         high = best.get(TEST_CI_HIGH, np.nan)
         in_study = study[study["pipeline"] == pipeline]

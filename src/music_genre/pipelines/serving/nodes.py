@@ -6,9 +6,8 @@ from typing import Any
 
 import pandas as pd
 
-from music_genre.audio.training_audio import selectable
 from music_genre.contracts import METRICS
-from music_genre.models.selection import best_row
+from music_genre.models.selection import saved_model_row
 from music_genre.serving import (
     best_model_kind,
     build_predictor,
@@ -101,8 +100,7 @@ def package_genre_predictor(
 def _packaged_metrics(kind: str, results: dict[str, pd.DataFrame | None]) -> dict[str, float]:
     """The metric vocabulary's values of the configuration ``kind`` saved (the best row of its
     results table by the one selection rule); {} for fusion, whose table is not an input."""
-    table = results.get(kind)
-    best = None if table is None or table.empty else best_row(selectable(table), kind)
+    best = saved_model_row(results.get(kind), kind)
     if best is None:
         return {}
     return {m: float(best[m]) for m in METRICS if m in best and pd.notna(best[m])}
