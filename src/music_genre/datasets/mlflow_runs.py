@@ -34,7 +34,6 @@ plots), ``all`` or ``none``.
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 from pathlib import Path
 from typing import Any
@@ -43,25 +42,15 @@ import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets._typing import TablePreview
 
-from music_genre.contracts import epoch_metric
 from music_genre.infra.atomic import atomic_path
+from music_genre.tracking.live import log_history
+from music_genre.tracking.requirements import pinned_requirements
 
 logger = logging.getLogger(__name__)
 
 LOG_MODELS = ("selected", "all", "none")
 # a record's param that holds a selection rule's column under another name
 _COLUMN_ALIASES = {"params": "trainable_params"}
-
-
-def _pinned(*dists: str) -> list[str]:
-    """Exact requirements of the running environment: MLflow then needs no slow inference."""
-    pins = []
-    for dist in dists:
-        try:
-            pins.append(f"{dist}=={importlib.metadata.version(dist)}")
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return pins
 
 
 def log_model(model: Any, name: str = "model") -> str | None:
@@ -75,7 +64,9 @@ def log_model(model: Any, name: str = "model") -> str | None:
 
         if isinstance(model, keras.Model):
             mlflow.keras.log_model(
-                model, name=name, pip_requirements=_pinned("tensorflow", "keras", "numpy")
+                model,
+                name=name,
+                pip_requirements=pinned_requirements("tensorflow", "keras", "numpy"),
             )
             return "keras"
     except ImportError:
@@ -86,7 +77,7 @@ def log_model(model: Any, name: str = "model") -> str | None:
         mlflow.sklearn.log_model(
             model,
             name=name,
-            pip_requirements=_pinned("scikit-learn", "numpy", "scipy"),
+            pip_requirements=pinned_requirements("scikit-learn", "numpy", "scipy"),
             skops_trusted_types=_own_skops_types(model),
         )
         return "sklearn"
@@ -94,7 +85,9 @@ def log_model(model: Any, name: str = "model") -> str | None:
         # a model that names its distributions (requirements) is pinned to them
         dists = getattr(model, "requirements", None)
         mlflow.pyfunc.log_model(
-            name=name, python_model=model, pip_requirements=_pinned(*dists) if dists else None
+            name=name,
+            python_model=model,
+            pip_requirements=pinned_requirements(*dists) if dists else None,
         )
         return "pyfunc"
     raise DatasetError(f"Don't know how to log a model of type {type(model).__name__} in MLflow")
@@ -168,7 +161,7 @@ class MlflowModelRunsDataset(AbstractDataset[list[dict[str, Any]], pd.DataFrame]
                 if metrics:
                     mlflow.log_metrics(metrics)
                 if not live:  # a live run has its curves already (music_genre.tracking.live)
-                    _log_history(run.info.run_id, record.get("history", {}))
+                    log_history(run.info.run_id, record.get("history", {}))
                 for filename, figure in record.get("figures", {}).items():
                     mlflow.log_figure(figure, filename)
                 for filename, content in record.get("dicts", {}).items():
@@ -268,22 +261,3 @@ def _start_run(record: dict[str, Any], nested: bool) -> tuple[Any, bool]:
 def _param_value(value: Any) -> Any:
     # MLflow params are strings of at most 6000 characters; tuples and dicts read best as text.
     return value if isinstance(value, int | float | str | bool) else str(value)[:6000]
-
-
-def _log_history(run_id: str, history: dict[str, Any]) -> None:
-    """Per-epoch curves in a few batched writes (one write per value is slow on SQLite), under
-    the epoch names of :func:`music_genre.contracts.epoch_metric`."""
-    import time
-
-    from mlflow.entities import Metric
-    from mlflow.tracking import MlflowClient
-
-    now = int(time.time() * 1000)
-    metrics = [
-        Metric(epoch_metric(key), float(value), now, step)
-        for key, values in history.items()
-        for step, value in enumerate(values)
-    ]
-    client = MlflowClient()
-    for start in range(0, len(metrics), 1000):  # MLflow's limit per batch
-        client.log_batch(run_id, metrics=metrics[start : start + 1000])

@@ -24,7 +24,6 @@ holds only the limits; ``load_context`` rebuilds the predictor from the artifact
 from __future__ import annotations
 
 import base64
-import importlib.metadata
 import io
 import json
 import logging
@@ -39,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from music_genre.models.inference import OnnxModel
+from music_genre.tracking.requirements import pinned_requirements
 
 from .fusion import FusionPredictor, Predictor
 from .predictors import CnnPredictor, HandcraftedPredictor
@@ -181,17 +181,11 @@ def needs_keras(predictor: Predictor) -> bool:
     )
 
 
-def pinned_requirements(predictor: Predictor) -> list[str]:
-    """``dist==version`` of the installed :data:`SERVE_REQUIREMENTS` (+ TensorFlow and Keras
-    when a network is Keras)."""
-    dists = SERVE_REQUIREMENTS + (KERAS_REQUIREMENTS if needs_keras(predictor) else ())
-    pins = []
-    for dist in dists:
-        try:
-            pins.append(f"{dist}=={importlib.metadata.version(dist)}")
-        except importlib.metadata.PackageNotFoundError:
-            logger.warning("%s is not installed: not pinned in the model's requirements", dist)
-    return pins
+def predictor_requirements(predictor: Predictor) -> list[str]:
+    """The pinned :data:`SERVE_REQUIREMENTS` (+ TensorFlow and Keras when a network is Keras)."""
+    return pinned_requirements(
+        *SERVE_REQUIREMENTS, *(KERAS_REQUIREMENTS if needs_keras(predictor) else ())
+    )
 
 
 def example_mp3(seconds: float = EXAMPLE_SECONDS, rate: int = 22050) -> bytes:
@@ -263,6 +257,6 @@ def log_genre_predictor(model: Any, name: str = "model") -> str:
             code_paths=[_package_source(Path(folder))],
             signature=model_signature(list(predictor.class_names)),
             input_example=input_example(),
-            pip_requirements=pinned_requirements(predictor),
+            pip_requirements=predictor_requirements(predictor),
         )
     return "pyfunc"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -26,7 +26,7 @@ from music_genre.contracts import epoch_metric
 
 logger = logging.getLogger(__name__)
 
-FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
+FINISHED, FAILED = "FINISHED", "FAILED"
 # the child runs this process opened and did not end yet: run id -> run name
 _OPEN: dict[str, str] = {}
 
@@ -54,21 +54,31 @@ def open_run(run_name: str, tags: Mapping[str, Any] | None = None) -> str | None
     return run.info.run_id
 
 
-def log_epoch(run_id: str | None, epoch: int, logs: Mapping[str, Any] | None) -> None:
-    """One epoch's Keras metrics (``loss``, ``val_accuracy``, ...) as ``epoch_*`` metrics at
-    step ``epoch``, in one write."""
-    if run_id is None or not logs:
-        return
+def log_history(run_id: str, history: Mapping[str, Sequence[Any]], first_epoch: int = 0) -> None:
+    """Keras history values (``loss``, ``val_accuracy``, ...: a list per metric) as ``epoch_*``
+    metrics at steps ``first_epoch``, ``first_epoch + 1``, ..., in a few batched writes (one
+    write per value is slow on SQLite)."""
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
     now = int(time.time() * 1000)
     metrics = [
-        Metric(epoch_metric(key), float(value), now, int(epoch))
-        for key, value in logs.items()
-        if isinstance(value, int | float) or hasattr(value, "__float__")
+        Metric(epoch_metric(key), float(value), now, first_epoch + step)
+        for key, values in history.items()
+        for step, value in enumerate(values)
     ]
-    MlflowClient().log_batch(run_id, metrics=metrics)
+    client = MlflowClient()
+    for start in range(0, len(metrics), 1000):  # MLflow's limit per batch
+        client.log_batch(run_id, metrics=metrics[start : start + 1000])
+
+
+def log_epoch(run_id: str | None, epoch: int, logs: Mapping[str, Any] | None) -> None:
+    """One epoch's Keras metrics as ``epoch_*`` metrics at step ``epoch``, in one write."""
+    if run_id is None or not logs:
+        return
+    log_history(
+        run_id, {k: [v] for k, v in logs.items() if hasattr(v, "__float__")}, first_epoch=epoch
+    )
 
 
 def end_run(run_id: str | None, status: str = FINISHED) -> None:
