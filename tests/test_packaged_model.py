@@ -19,12 +19,18 @@ import soundfile as sf
 import yaml
 from sklearn.preprocessing import StandardScaler
 
+from music_genre.models.array_estimators import RTOL, ArrayEstimator
 from music_genre.models.inference import OnnxModel
-from music_genre.serving import HandcraftedPredictor, export_networks, predict_file
+from music_genre.serving import HandcraftedPredictor, export_networks, package, predict_file
 from music_genre.serving.package import (
+    PACKAGE_FOLDER,
     SERVE_REQUIREMENTS,
+    PackageError,
+    load_package,
     load_predictor,
     log_genre_predictor,
+    read_manifest,
+    save_package,
     save_predictor,
 )
 from music_genre.serving.served_model import GenrePredictorModel
@@ -132,3 +138,98 @@ def test_class_names_that_disagree_with_the_predictor_are_refused(tmp_path, expo
     Path(files["class_names"]).write_text(json.dumps(list(reversed(GENRES))))
     with pytest.raises(ValueError, match="predicts"):
         load_predictor(files)
+
+
+def _handcrafted_predictor() -> HandcraftedPredictor:
+    keras.utils.set_random_seed(0)
+    mlp = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(len(GENRES), activation="softmax")]
+    )
+    rows = np.random.default_rng(0).normal(size=(20, 4)) * 3.0 + 1.0
+    return export_networks(
+        HandcraftedPredictor(
+            model=mlp,
+            scaler=StandardScaler().fit(rows),
+            class_names=GENRES,
+            feature_settings={"sample_rate": 22050},
+        )
+    )
+
+
+@pytest.mark.numeric
+def test_the_package_folder_holds_arrays_not_pickled_estimators(tmp_path):
+    """genre-predict's folder: the scaler as .npz (no scikit-learn to load it), every file's
+    SHA-256 in the manifest, and the loaded predictor computes what the original does."""
+    predictor = _handcrafted_predictor()
+    folder = tmp_path / "data/06_models/genre_predictor"
+    save_package(predictor, folder, {"chosen_by": "best", "model_kind": "handcrafted"})
+    manifest = read_manifest(folder)
+    assert manifest["chosen_by"] == "best" and manifest["class_names"] == GENRES
+    assert {e["file"] for e in manifest["files"].values()} == {
+        "network.onnx",
+        "scaler.npz",
+        "class_names.json",
+        "predictor.pkl",
+    }
+    assert oct(folder.stat().st_mode & 0o777) != oct(0o700)  # not mkdtemp's private mode
+    loaded = load_package(folder)
+    assert isinstance(loaded.scaler, ArrayEstimator)
+    rows = np.random.default_rng(1).normal(size=(5, 4))
+    # float64 arithmetic in another order (array_estimators.RTOL)
+    np.testing.assert_allclose(
+        loaded.scaler.transform(rows), predictor.scaler.transform(rows), rtol=RTOL
+    )
+    scaled = predictor.scaler.transform(rows).astype(np.float32)
+    np.testing.assert_allclose(
+        loaded.probabilities(scaled), predictor.probabilities(scaled), rtol=0, atol=SAME_GRAPH_ATOL
+    )
+
+
+def test_a_damaged_or_missing_package_file_is_named_with_the_fix(tmp_path):
+    folder = tmp_path / "genre_predictor"
+    with pytest.raises(PackageError, match="kedro run --pipeline=serving"):
+        load_package(folder)
+    save_package(_handcrafted_predictor(), folder, {})
+    network = folder / "network.onnx"
+    data = bytearray(network.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    network.write_bytes(bytes(data))
+    with pytest.raises(PackageError, match=r"network\.onnx: missing or damaged"):
+        load_package(folder)
+    (folder / "scaler.npz").unlink()
+    with pytest.raises(PackageError, match=r"(network\.onnx|scaler\.npz): missing or damaged"):
+        load_package(folder)
+
+
+def test_an_interrupted_save_keeps_the_previous_package(tmp_path, monkeypatch):
+    folder = tmp_path / "genre_predictor"
+    save_package(_handcrafted_predictor(), folder, {"model_kind": "first"})
+
+    def interrupted(predictor, staging):
+        (staging / "half.onnx").write_bytes(b"\0" * 10)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(package, "save_predictor", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_package(_handcrafted_predictor(), folder, {"model_kind": "second"})
+    assert read_manifest(folder)["model_kind"] == "first"
+    load_package(folder)  # every checksum still holds
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["genre_predictor"]  # no staging left
+
+
+def test_the_catalog_writes_the_package_where_genre_predict_reads_it():
+    """PACKAGE_FOLDER (genre-predict, without Kedro) and the catalog's entry are one path, in
+    every environment that ships with the project."""
+    from kedro.config import OmegaConfigLoader
+
+    from music_genre.config.loader import CONFIG_LOADER_ARGS
+
+    root = Path(__file__).resolve().parents[1]
+    envs = [env for env in ("local", "demo", "team") if (root / "conf" / env).is_dir()]
+    assert "demo" in envs
+    for env in envs:
+        loader = OmegaConfigLoader(
+            conf_source=str(root / "conf"), **{**CONFIG_LOADER_ARGS, "default_run_env": env}
+        )
+        entry = loader["catalog"]["genre_predictor_package"]
+        assert Path(entry["filepath"]) == PACKAGE_FOLDER, env

@@ -45,6 +45,7 @@ def package_and_register(
     from music_genre.datasets import MlflowModelRunsDataset, MlflowRegisteredModelDataset
     from music_genre.pipelines.serving import create_pipeline
     from music_genre.pipelines.serving.pipeline import ARTIFACTS
+    from music_genre.serving.package_dataset import PackagedPredictorDataset
     from music_genre.tracking.registry import REGISTERED_KINDS, registration_pipeline
 
     artifacts = {name: MemoryDataset(None) for name in ARTIFACTS}
@@ -66,6 +67,7 @@ def package_and_register(
             "params:handcrafted": MemoryDataset({}),
             "params:serving": MemoryDataset(serving),
             "params:ingestion": MemoryDataset(INGESTION),
+            "genre_predictor_package": PackagedPredictorDataset(str(workdir / "genre_predictor")),
             "genre_predictor_mlflow_runs": MlflowModelRunsDataset(
                 filepath=str(workdir / "runs.csv"), pipeline="serving"
             ),

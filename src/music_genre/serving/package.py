@@ -6,8 +6,9 @@ What :func:`log_genre_predictor` logs under the run's ``model``:
 
 - **artifacts**: every fitted part of the predictor as a file of its own: the ONNX exports of
   the networks (CNN, MLP, the transfer backbone's cut level; fusion members too) as ``.onnx``,
-  the scikit-learn parts (the handcrafted scaler, the transfer scaler/PCA/classifier) as
-  pickles, the class names as JSON, and the rest of the predictor (settings, labels: no
+  the scikit-learn parts (the handcrafted scaler, the transfer scaler/PCA/classifier) as numpy
+  arrays (``.npz``, :mod:`music_genre.models.array_estimators`; a pickle where they have no
+  exact array form), the class names as JSON, and the rest of the predictor (settings, labels: no
   network, no estimator) as ``predictor.pkl``;
 - a **signature** (input: optional string columns ``audio``, ``name``, ``path``; output: path,
   genre, one probability per genre, error) and an **input example** (a short synthetic MP3's
@@ -24,9 +25,11 @@ holds only the limits; ``load_context`` rebuilds the predictor from the artifact
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import logging
+import os
 import pickle
 import shutil
 import tempfile
@@ -37,11 +40,12 @@ from typing import Any
 
 import numpy as np
 
+from music_genre.models.array_estimators import ArrayEstimator, NotCompactable, compact_estimator
 from music_genre.models.inference import OnnxModel
 from music_genre.tracking.requirements import pinned_requirements
 
 from .fusion import FusionPredictor, Predictor
-from .predictors import CnnPredictor, HandcraftedPredictor
+from .predictors import CnnPredictor, HandcraftedPredictor, PredictionError
 from .transfer import TransferPredictor
 
 logger = logging.getLogger(__name__)
@@ -63,7 +67,16 @@ SERVE_REQUIREMENTS = (
 KERAS_REQUIREMENTS = ("tensorflow", "keras")
 PREDICTOR = "predictor"  # artifact: the predictor without its networks and estimators
 CLASS_NAMES = "class_names"  # artifact: the genres, in the order of the probabilities
+# Where the serving pipeline writes the packaged predictor (the catalog's
+# genre_predictor_package; a test checks they agree): genre-predict reads it without Kedro.
+PACKAGE_FOLDER = Path("data/06_models/genre_predictor")
+MANIFEST = "package.json"  # a packaged predictor folder's list of files and their checksums
 EXAMPLE_SECONDS = 4.0  # the input example's length: above the default min_seconds (3 s)
+
+
+class PackageError(PredictionError):
+    """A packaged predictor folder is missing or damaged (the message names the file and the
+    fix)."""
 
 
 @dataclass
@@ -120,6 +133,22 @@ def _clone(predictor: Predictor) -> Predictor:
     return clone
 
 
+def _save_estimator(estimator: Any, folder: Path, name: str) -> Path:
+    """A fitted scikit-learn part as arrays (``.npz``: loads without scikit-learn, runs no code)
+    where :func:`compact_estimator` converts it exactly, else as a pickle (the reason logged)."""
+    try:
+        compact = compact_estimator(estimator)
+    except NotCompactable as exc:
+        logger.info("%s: packaged as a pickle (%s)", name, exc)
+        path = folder / f"{name}.pkl"
+        with open(path, "wb") as out:
+            pickle.dump(estimator, out, protocol=pickle.HIGHEST_PROTOCOL)
+        return path
+    path = folder / f"{name}.npz"
+    compact.save(path)
+    return path
+
+
 def save_predictor(predictor: Predictor, folder: Path) -> dict[str, str]:
     """Write ``predictor``'s parts into ``folder``: ``{artifact name: file}`` for MLflow's
     ``artifacts``. A network that is not an ONNX export (Keras) stays in ``predictor.pkl``."""
@@ -137,9 +166,7 @@ def save_predictor(predictor: Predictor, folder: Path) -> dict[str, str]:
             path = folder / f"{slot.name}.onnx"
             path.write_bytes(value.serialized)
         else:
-            path = folder / f"{slot.name}.pkl"
-            with open(path, "wb") as out:
-                pickle.dump(value, out, protocol=pickle.HIGHEST_PROTOCOL)
+            path = _save_estimator(value, folder, slot.name)
         files[slot.name] = str(path)
         slot.set(None)
     path = folder / f"{CLASS_NAMES}.json"
@@ -163,6 +190,8 @@ def load_predictor(artifacts: Mapping[str, str]) -> Predictor:
             continue
         if slot.network:
             slot.set(OnnxModel(Path(file).read_bytes(), source=Path(file).name))
+        elif file.endswith(".npz"):
+            slot.set(ArrayEstimator.load(Path(file)))
         else:
             with open(file, "rb") as source:
                 slot.set(pickle.load(source))  # noqa: S301 - the model's own artifact
@@ -170,6 +199,73 @@ def load_predictor(artifacts: Mapping[str, str]) -> Predictor:
     if list(predictor.class_names) != names:
         raise ValueError(f"the packaged predictor predicts {predictor.class_names}, not {names}")
     return predictor
+
+
+def save_package(predictor: Predictor, folder: Path, about: Mapping[str, Any]) -> None:
+    """``predictor`` as a self-contained folder: :func:`save_predictor`'s files and
+    :data:`MANIFEST` (each file's SHA-256, ``about``: what the predictor is). The folder is
+    built beside ``folder`` and renamed over it: an interrupted save leaves the old one."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp's 0700: give the folder a plain mkdir's mode
+    try:
+        files = save_predictor(predictor, staging)
+        manifest = {
+            **about,
+            "class_names": list(predictor.class_names),
+            "files": {
+                name: {"file": Path(file).name, "sha256": _sha256(Path(file))}
+                for name, file in files.items()
+            },
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        old = folder.with_name(f".{folder.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if folder.exists():
+            folder.rename(old)
+        staging.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The package's :data:`MANIFEST`; a PackageError when the folder holds none."""
+    try:
+        return dict(json.loads((Path(folder) / MANIFEST).read_text()))
+    except FileNotFoundError:
+        raise PackageError(
+            f"{folder}: no packaged genre predictor; run `kedro run --pipeline=serving` "
+            "(or `make run` for the demo)"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise PackageError(
+            f"{folder}/{MANIFEST}: unreadable ({exc}); rerun the serving pipeline"
+        ) from exc
+
+
+def load_package(folder: Path) -> Predictor:
+    """The predictor :func:`save_package` wrote; a PackageError naming the damaged or missing
+    file (each is checked against its recorded SHA-256) and the fix."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    artifacts = {}
+    for name, entry in manifest["files"].items():
+        path = folder / entry["file"]
+        if not path.is_file() or _sha256(path) != entry["sha256"]:
+            raise PackageError(
+                f"{path}: missing or damaged (its SHA-256 is not the one recorded in "
+                f"{MANIFEST}); rerun `kedro run --pipeline=serving`"
+            )
+        artifacts[name] = str(path)
+    return load_predictor(artifacts)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def needs_keras(predictor: Predictor) -> bool:

@@ -26,7 +26,7 @@ def package_genre_predictor(
     handcrafted_params: dict[str, Any],
     serving_params: dict[str, Any],
     **artifacts: Any,
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One run record whose model is the prediction command as a pyfunc: input a table of
     audio files' bytes (base64; server-side paths only under ``serving.allowed_roots``),
     output genre probabilities. ``mlflow models serve`` serves it.
@@ -35,7 +35,10 @@ def package_genre_predictor(
     loads); only the chosen kind's are used. ``serving.model``: ``best`` (held-out accuracy),
     or a kind (``handcrafted``, ``cnn``, ``transfer``, ``fusion``). The CNN and MLP are
     exported to ONNX here (checked against the Keras model): the served model loads them once
-    and answers without TensorFlow."""
+    and answers without TensorFlow.
+
+    Also returns the predictor with what it is (``genre_predictor_package``: the folder
+    ``genre-predict`` reads without a Kedro session)."""
     kind = serving_params.get("model", "best")
     if kind == "best":
         kind = best_model_kind(
@@ -65,6 +68,18 @@ def package_genre_predictor(
     # what the handcrafted model (alone or as a fusion member) computed its features over
     described = handcrafted_training_audio(predictor)
     audio = {"handcrafted_training_audio": described} if described else {}
+    metrics = _packaged_metrics(
+        kind, {"handcrafted": handcrafted_results, "cnn": cnn_results, "transfer": transfer_results}
+    )
+    package = {
+        "predictor": predictor,
+        "about": {
+            "chosen_by": serving_params.get("model", "best"),
+            "model_kind": kind,
+            "model": predictor.label,
+            "metrics": metrics,
+        },
+    }
     return [
         {
             "run_name": f"genre predictor: {predictor.label}",
@@ -80,21 +95,14 @@ def package_genre_predictor(
                 **audio,
             },
             # the packaged configuration's held-out and test accuracies (docs/metrics.md)
-            "metrics": _packaged_metrics(
-                kind,
-                {
-                    "handcrafted": handcrafted_results,
-                    "cnn": cnn_results,
-                    "transfer": transfer_results,
-                },
-            ),
+            "metrics": metrics,
             "tags": {"served_model": "genre_predictor"},
             "model": model,
             # artifacts, signature, input example, pinned requirements, code: the model
             # serves from an environment without the project (music_genre.serving.package)
             "log_model": log_genre_predictor,
         }
-    ]
+    ], package
 
 
 def _packaged_metrics(kind: str, results: dict[str, pd.DataFrame | None]) -> dict[str, float]:

@@ -1,4 +1,5 @@
-"""Serving pipeline: log the best model as an MLflow pyfunc genre predictor."""
+"""Serving pipeline: log the best model as an MLflow pyfunc genre predictor, and package it
+as a folder for ``genre-predict``."""
 
 from kedro.pipeline import Pipeline, node, pipeline
 
@@ -30,7 +31,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "serving_params": "params:serving",
                     **{name: name for name in ARTIFACTS},
                 },
-                outputs="genre_predictor_mlflow_runs",
+                outputs=["genre_predictor_mlflow_runs", "genre_predictor_package"],
                 name="package_genre_predictor",
             ),
         ]
