@@ -16,9 +16,10 @@ defined once here (issue #22).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas costs genre-predict 0.2 s of start-up; only the annotations use it
+    import pandas as pd
 
 # --- splits -----------------------------------------------------------------------------------
 SPLITS = ("training", "validation", "test")

@@ -50,6 +50,8 @@ from music_genre.serving import (  # noqa: E402
 )
 from music_genre.tracking import CHAMPION_URI  # noqa: E402
 
+logger = logging.getLogger(__name__)
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genre-predict", description=__doc__.split("\n")[0])
@@ -153,7 +155,63 @@ def _kedro_context(project: Path, env: str | None) -> ProjectContext:
     return ProjectContext(DataCatalog.from_config(loader["catalog"], credentials), params)
 
 
+def _packaged_predictor(args: argparse.Namespace) -> Any:
+    """The serving pipeline's packaged best predictor (``PACKAGE_FOLDER``), loaded without
+    Kedro, scikit-learn or pandas (0.7 s of start-up less), when it answers this command: the
+    default model and runtime, and no trained model newer than the package (else None, the
+    reason logged: the catalog's models are loaded instead)."""
+    from music_genre.serving.package import (
+        MANIFEST,
+        PACKAGE_FOLDER,
+        PackageError,
+        load_package,
+        read_manifest,
+    )
+
+    if args.model != "best" or args.runtime != "auto":
+        return None
+    folder = Path(args.project).resolve() / PACKAGE_FOLDER
+    try:
+        manifest = read_manifest(folder)
+    except PackageError as exc:
+        logger.info("%s", exc)
+        return None
+    if manifest.get("chosen_by") != "best":
+        logger.info(
+            "%s packages serving.model=%s, not the best model", folder, manifest.get("chosen_by")
+        )
+        return None
+    packaged = (folder / MANIFEST).stat().st_mtime
+    # every trained model lives in the package's parent folder (the catalog's 06_models layer);
+    # hidden entries are the package's own staging folders and .gitkeep
+    newer = [
+        path
+        for path in folder.parent.rglob("*")
+        if path.is_file()
+        and folder not in path.parents
+        and not any(part.startswith(".") for part in path.relative_to(folder.parent).parts)
+        and path.stat().st_mtime > packaged
+    ]
+    if newer:
+        logger.warning(
+            "genre-predict: %s is newer than the packaged predictor %s; using the trained "
+            "models (slower start-up). `kedro run --pipeline=serving` packages them again.",
+            newer[0],
+            folder,
+        )
+        return None
+    return load_package(folder)
+
+
 def _predict_with_catalog(args: argparse.Namespace) -> tuple[list[GenrePrediction], float]:
+    predictor = _packaged_predictor(args)
+    if predictor is not None:
+        ready = time.perf_counter()
+        repeats = MODEL_REPEATS if args.json else 0
+        return [
+            predict_file(predictor, f, args.min_seconds, args.max_windows, repeats)
+            for f in args.files
+        ], ready
     context = _kedro_context(Path(args.project).resolve(), args.env)
     catalog = context.catalog
     kind = args.model

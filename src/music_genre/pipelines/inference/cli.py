@@ -10,8 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .library import LibraryError, load_predictor, run_library
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
@@ -47,6 +45,10 @@ def run(args: argparse.Namespace, context: Callable[[Path, str | None], Any]) ->
     if not str(args.output).lower().endswith((".csv", ".parquet")):
         print("genre-predict: --output must end in .csv or .parquet", file=sys.stderr)  # noqa: T201
         return 2
+    # imported here: genre-predict's parser adds the arguments above at every start-up, and
+    # the library's table (pandas) costs 0.3 s that a single file does not need
+    from .library import LibraryError, load_predictor, run_library
+
     output = args.output if "://" in args.output else os.path.abspath(args.output)
     project = Path(args.project).resolve()
     try:
