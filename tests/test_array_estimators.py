@@ -136,3 +136,21 @@ def test_string_labels_round_trip_without_pickles(tmp_path):
     np.testing.assert_allclose(
         loaded.predict_proba(unseen), model.predict_proba(unseen), rtol=RTOL, atol=RTOL
     )
+
+
+def test_float32_features_are_scaled_as_scikit_learn_scales_them():
+    """Network features arrive as float32, and scikit-learn's scaler casts its mean and scale
+    to float32 before subtracting: with a large mean and a small spread that rounding moves the
+    scaled value a lot, and the classifier was trained on those numbers. The arrays compute
+    the same float32 operations, so the outputs agree to float32 epsilon (1.2e-7) relative, not
+    merely to the ~1e-3 the rounding itself moves them by here (float64 arithmetic)."""
+    rng = np.random.default_rng(2)
+    train = (80.0 + 1e-3 * rng.normal(size=(200, 12))).astype(np.float32)
+    unseen = (80.0 + 1e-3 * rng.normal(size=(30, 12))).astype(np.float32)
+    labels = rng.integers(0, 3, 200)
+    model = make_pipeline(StandardScaler(), PCA(0.9), LinearSVC(random_state=0)).fit(train, labels)
+    expected = model.decision_function(unseen)
+    ours = compact_estimator(model).decision_function(unseen)
+    in_float64 = compact_estimator(model).decision_function(unseen.astype(np.float64))
+    assert np.abs(in_float64 - expected).max() > 1e-4  # the case matters
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-6 * np.abs(expected).max())

@@ -27,6 +27,9 @@ import numpy as np
 # differences stay near n_features * 2.2e-16 (< 1e-10 for 10^5 features); a wrong formula
 # differs by O(1).
 RTOL = 1e-7
+# The same float32 operations as scikit-learn's, but matrix products blocked otherwise by BLAS
+# for another number of rows: ~1e-7 relative per value (float32 epsilon), with margin.
+RTOL_FLOAT32 = 1e-5
 PROBE_ROWS = 16
 _ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "identity": lambda x: x,
@@ -67,7 +70,7 @@ def _kernel(kind: str, x: np.ndarray, vectors: np.ndarray, p: Mapping[str, np.nd
 def _svc_pairwise(x: np.ndarray, p: Mapping[str, np.ndarray], kind: str) -> np.ndarray:
     """libsvm's one-vs-one decision values, pairs (i, j) with i < j in order (as scikit-learn's
     ``SVC._decision_function``)."""
-    kernel = _kernel(kind, x, p["support_vectors"], p)
+    kernel = _kernel(kind, x.astype(np.float64, copy=False), p["support_vectors"], p)
     counts = p["n_support"].astype(int)
     starts = np.concatenate([[0], np.cumsum(counts)])
     dual, intercept = p["dual_coef"], p["intercept"]
@@ -100,13 +103,20 @@ def _one_vs_rest(pairwise: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 def _apply_step(kind: str, p: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """One transformer step, in the dtype scikit-learn keeps: its selectors, scaler and PCA
+    compute float32 features in float32, and so must the copy (the scaler's float32 rounding
+    of a large mean, divided by a small spread, moves a scaled feature by up to 0.04 on the
+    demo's musicnn features: the classifier was trained on those numbers)."""
     if kind == "select":
         return x[:, p["mask"]]
-    if kind == "standardize":
-        return (x - p["mean"]) / p["scale"]
-    if kind == "project":  # PCA
-        out = (x - p["mean"]) @ p["components"].T
-        return out / p["whiten"] if p["whiten"].size else out
+    if kind == "standardize":  # mean and scale cast to the features' dtype first
+        return (x - p["mean"].astype(x.dtype)) / p["scale"].astype(x.dtype)
+    if kind == "project":  # PCA: project, then centre (scikit-learn's order)
+        out = x @ p["components"].T
+        out = out - (p["mean"] @ p["components"].T).astype(out.dtype, copy=False)
+        if p["whiten"].size:
+            out = np.divide(out, p["whiten"]).astype(out.dtype, copy=False)
+        return out
     raise NotCompactable(f"unknown step {kind!r}")
 
 
@@ -134,7 +144,9 @@ class ArrayEstimator:
                 self.predict_proba = self._predict_proba
 
     def _transform(self, x: Any) -> np.ndarray:
-        out = np.asarray(x, dtype=np.float64)
+        out = np.asarray(x)
+        if out.dtype not in (np.float32, np.float64):
+            out = out.astype(np.float64)
         for kind, params in self.steps:
             out = _apply_step(kind, params, out)
         return out
@@ -213,7 +225,10 @@ def _step(estimator: Any) -> tuple[str, dict[str, np.ndarray]]:
         scale = estimator.scale_ if estimator.with_std else np.ones(n)
         return "standardize", {"mean": np.asarray(mean), "scale": np.asarray(scale)}
     if name == "PCA":
-        whiten = np.sqrt(estimator.explained_variance_) if estimator.whiten else np.zeros(0)
+        whiten = np.zeros(0)
+        if estimator.whiten:  # clipped at the dtype's epsilon, as scikit-learn does
+            whiten = np.sqrt(estimator.explained_variance_)
+            whiten = np.maximum(whiten, np.finfo(whiten.dtype).eps)
         return "project", {
             "mean": np.asarray(estimator.mean_),
             "components": np.asarray(estimator.components_),
@@ -278,11 +293,11 @@ def _convert(estimator: Any) -> ArrayEstimator:
     return ArrayEstimator([*steps, _step(last)])
 
 
-def _same(ours: np.ndarray, reference: np.ndarray) -> bool:
+def _same(ours: np.ndarray, reference: np.ndarray, rtol: float) -> bool:
     reference = np.asarray(reference, dtype=np.float64)
     scale = max(float(np.abs(reference).max(initial=0.0)), 1.0)
     return ours.shape == reference.shape and bool(
-        np.allclose(ours, reference, rtol=RTOL, atol=RTOL * scale)
+        np.allclose(ours, reference, rtol=rtol, atol=rtol * scale)
     )
 
 
@@ -301,11 +316,13 @@ def compact_estimator(estimator: Any, seed: int = 0) -> ArrayEstimator:
     with warnings.catch_warnings():
         # an estimator fitted on a named table warns that the probe has no column names
         warnings.simplefilter("ignore", UserWarning)
-        _check(estimator, converted, probe)
+        _check(estimator, converted, probe, RTOL)
+        # features arrive as float32 (the networks' output): scikit-learn keeps that dtype
+        _check(estimator, converted, probe.astype(np.float32), RTOL_FLOAT32)
     return converted
 
 
-def _check(estimator: Any, converted: ArrayEstimator, probe: np.ndarray) -> None:
+def _check(estimator: Any, converted: ArrayEstimator, probe: np.ndarray, rtol: float) -> None:
     for method in ("transform", "decision_function", "predict_proba"):
         has_ours = hasattr(converted, method)
         try:
@@ -314,5 +331,5 @@ def _check(estimator: Any, converted: ArrayEstimator, probe: np.ndarray) -> None
             reference = None
         if (reference is None) != (not has_ours):
             raise NotCompactable(f"{type(estimator).__name__}: {method} availability differs")
-        if reference is not None and not _same(getattr(converted, method)(probe), reference):
+        if reference is not None and not _same(getattr(converted, method)(probe), reference, rtol):
             raise NotCompactable(f"{type(estimator).__name__}: {method} differs from the original")
