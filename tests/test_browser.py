@@ -7,6 +7,7 @@ Screenshots land in data/08_reporting/screens/ for a person to look at.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -153,6 +154,145 @@ def test_mlflow_ui_lists_the_runs(browser, finished_mlflow_run, tmp_path):
             page.get_by_text(name).first.wait_for(timeout=60_000)
         page.screenshot(path=str(SCREENS / "mlflow_runs.png"), full_page=True)
         page.close()
+
+
+# what the registry holds after `registered_models`: model -> alias -> version
+REGISTERED_ALIASES = {
+    "genre_handcrafted": {"champion": "1", "challenger": "2"},
+    "genre_cnn": {"champion": "1"},
+    "genre_transfer": {"champion": "1"},
+    "genre_fusion": {"champion": "1"},
+    "genre_predictor": {"champion": "1"},
+}
+
+
+@pytest.fixture(scope="module")
+def registered_models(tmp_path_factory) -> tuple[str, dict[str, dict[str, str]]]:
+    """The project's five registered models in their own SQLite store, each registered by the
+    project's code path (a runs dataset logs a small scikit-learn model, registration_request,
+    MlflowRegisteredModelDataset, whose champion rule sets the alias); genre_handcrafted gets a
+    second version, worse on the same test tracks: the challenger. Returns the store's URI and
+    model -> alias -> version, as the registry reports them."""
+    import mlflow
+    import numpy as np
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+    from sklearn.linear_model import LogisticRegression
+
+    from music_genre.datasets import MlflowModelRunsDataset
+    from music_genre.datasets.mlflow_registry import MlflowRegisteredModelDataset
+    from music_genre.tracking.registry import REGISTERED_NAMES, registration_request
+
+    store = tmp_path_factory.mktemp("registry")
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    experiment = mlflow.create_experiment(
+        "music_genre", artifact_location=(store / "artifacts").as_uri()
+    )
+    mlflow.set_experiment(experiment_id=experiment)
+    ingestion = {"source": "fma", "fma_root": "data/01_raw/demo", "subset": "small"}
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3))
+    y = (x[:, 0] > 0).astype(int)
+    test_ids = [f"{i:06d}" for i in range(8)]
+
+    def register(pipeline: str, correct: int, attempt: int) -> None:
+        runs = MlflowModelRunsDataset(
+            filepath=str(store / f"{pipeline}_{attempt}_runs.csv"), pipeline=pipeline
+        )
+        runs.log_models = "selected"
+        with mlflow.start_run(run_name=f"kedro run: {pipeline} ({attempt})"):
+            runs.save(
+                [
+                    {
+                        "run_name": f"{pipeline} logreg ({attempt})",
+                        "params": {"C": 1.0 / (attempt + 1)},
+                        "metrics": {"val_accuracy": correct / len(test_ids)},
+                        "figures": {},
+                        "model": LogisticRegression(C=1.0 / (attempt + 1)).fit(x, y),
+                    }
+                ]
+            )
+        predictions = pd.DataFrame(
+            {
+                "track_id": test_ids,
+                "label": [0] * len(test_ids),
+                "predicted": [0] * correct + [1] * (len(test_ids) - correct),
+            }
+        )
+        request = registration_request(pipeline, runs.load(), predictions, ingestion)
+        MlflowRegisteredModelDataset(str(store / f"{pipeline}_{attempt}.json")).save(request)
+
+    try:
+        for pipeline in REGISTERED_NAMES:
+            register(pipeline, correct=6, attempt=0)
+        register("handcrafted", correct=4, attempt=1)  # worse on the same tracks: challenger
+        client = MlflowClient()
+        aliases = {
+            model.name: {alias: str(version) for alias, version in model.aliases.items()}
+            for model in client.search_registered_models()
+        }
+    finally:
+        mlflow.set_tracking_uri("")
+    return uri, aliases
+
+
+def test_mlflow_models_page_lists_the_registered_models_with_their_aliases(
+    browser, registered_models, tmp_path
+):
+    from playwright.sync_api import expect
+
+    uri, aliases = registered_models
+    assert aliases == REGISTERED_ALIASES
+    port = free_port()
+    command = [
+        str(BIN / "mlflow"),
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    with _serve(command, f"http://127.0.0.1:{port}/", tmp_path, tmp_path / "mlflow.log") as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        # MLflow's announcement of its new registry UI may cover the table: closed whenever it
+        # stands in the way of a click
+        page.add_locator_handler(
+            page.get_by_role("dialog").filter(has_text="new Model Registry UI"),
+            lambda dialog: page.keyboard.press("Escape"),
+        )
+        try:
+            page.goto(f"{url}#/models", wait_until="load", timeout=90_000)
+            for name, versions in REGISTERED_ALIASES.items():
+                link = page.get_by_role("link", name=name, exact=True)
+                row = page.get_by_role("row").filter(has=link)
+                expect(row).to_be_visible(timeout=90_000)
+                # the row shows the alias tag of its latest version ("@ champion : Version 1",
+                # a link to that version); a model's other aliases sit behind a "+1" that opens
+                # a menu
+                latest = max(versions, key=lambda alias: int(versions[alias]))
+                tags = row.get_by_role("link").filter(has=page.get_by_role("status"))
+                expect(tags).to_have_text([_alias_text(latest, versions[latest])])
+                others = {a: v for a, v in versions.items() if a != latest}
+                if others:
+                    row.get_by_text(f"+{len(others)}", exact=True).click()
+                    expect(page.get_by_role("menu").get_by_role("menuitem")).to_have_text(
+                        [_alias_text(alias, version) for alias, version in others.items()]
+                    )
+                    page.keyboard.press("Escape")
+            page.screenshot(path=str(SCREENS / "mlflow_models.png"), full_page=True)
+        except BaseException:
+            page.screenshot(path=str(tmp_path / "mlflow_models_failure.png"), full_page=True)
+            raise
+        finally:
+            page.close()
+
+
+def _alias_text(alias: str, version: str) -> re.Pattern:
+    """An alias tag as the Models page renders it: ``@ champion : Version 1``."""
+    return re.compile(rf"^@\s*{re.escape(alias)}\s*:\s*Version {version}$")
 
 
 def test_kedro_viz_shows_the_pipelines(browser, tmp_path):

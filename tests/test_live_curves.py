@@ -157,6 +157,7 @@ def test_every_hyperband_trial_is_a_live_child_run(mlflow_store, tmp_path):
 
     mlflow = mlflow_store
     x, y = _data()
+    test_x, test_y = _data(2, n=16)
     with mlflow.start_run(run_name="kedro run") as parent:
         tuner = _LoggingHyperband(
             "tuned",
@@ -167,6 +168,7 @@ def test_every_hyperband_trial_is_a_live_child_run(mlflow_store, tmp_path):
             seed=0,
             directory=str(tmp_path / "tuning"),
             project_name="p",
+            test_data=(test_x, test_y),
         )
         tuner.search(x, y, validation_data=_data(1), verbose=0, callbacks=[])
     client = mlflow.tracking.MlflowClient()
@@ -183,3 +185,9 @@ def test_every_hyperband_trial_is_a_live_child_run(mlflow_store, tmp_path):
         epochs = client.get_metric_history(run.info.run_id, "epoch_val_accuracy")
         trial = tuner.oracle.get_trial(run.data.tags["hyperband_trial"])
         assert len(epochs) == len(tuner.history(trial.trial_id)["val_accuracy"]) >= 1
+        # the test accuracy of the trial's best epoch (its checkpoint, reloaded into a fresh
+        # model here), reported beside the score it was chosen on
+        assert run.data.metrics["val_accuracy"] == pytest.approx(trial.score)
+        best = tuner.load_model(trial).predict(test_x, verbose=0).argmax(axis=1)
+        assert run.data.metrics["test_accuracy"] == pytest.approx(np.mean(best == test_y))
+        assert run.data.metrics["test_tracks"] == 16

@@ -402,18 +402,22 @@ def test_hyperband_resumes_after_an_interruption(data: dict, tmp_path: Path, mon
 
 
 def test_hyperband_prints_one_line_per_trial(
-    data: dict, tmp_path: Path, capfd, caplog, monkeypatch
+    data: dict, tmp_path: Path, capfd, caplog, monkeypatch, mlflow_store
 ):
     """keras-tuner's own display (a hyperparameter table per trial) and Keras' epoch lines stay
     off the terminal even at verbose 2, as conf/base sets it: each trial is one log line there,
-    and the epochs and hyperparameters go to the detail logger (conf/logging.yml: file only)."""
+    and the epochs and hyperparameters go to the detail logger (conf/logging.yml: file only).
+    Each trial's MLflow child run has its val_accuracy and its model's test accuracy (#23)."""
     params = {**_params(tmp_path, max_epochs=2, factor=3), "verbose": 2}  # 2 trials
     items, _ = nodes.select_cnn_items(data["tracks"], data["log_mel"], data["augmented"], params)
     # only pytest's capturing handlers: what reaches the terminal here is printed, not logged
     root = logging.getLogger()
     monkeypatch.setattr(root, "handlers", [h for h in root.handlers if h is caplog.handler])
     capfd.readouterr()
-    with caplog.at_level("INFO", logger="music_genre"):
+    with (
+        caplog.at_level("INFO", logger="music_genre"),
+        mlflow_store.start_run(run_name="kedro run") as parent,
+    ):
         result = tuning.tune_cnn_hyperparameters(
             items, data["log_mel"], data["augmented"], params, AUGMENTATION, variant="tuned_cnn"
         )
@@ -441,6 +445,23 @@ def test_hyperband_prints_one_line_per_trial(
     for trial in result["trials"]:
         assert len(trial["history"]["val_accuracy"]) == 2
         assert max(trial["history"]["val_accuracy"]) == pytest.approx(trial["score"])
+
+    runs = mlflow_store.tracking.MlflowClient().search_runs(
+        [parent.info.experiment_id], "tags.hyperband_trial != ''"
+    )
+    scores = {t["trial_id"]: t["score"] for t in result["trials"]}
+    assert sorted(r.data.tags["hyperband_trial"] for r in runs) == sorted(scores)
+    n_test = int((data["tracks"]["split"] == "test").sum())
+    for run in runs:
+        metrics = run.data.metrics
+        assert metrics["val_accuracy"] == pytest.approx(scores[run.data.tags["hyperband_trial"]])
+        assert metrics["test_tracks"] == n_test == 6
+        # an accuracy over the 6 test tracks, inside its Wilson interval
+        assert metrics["test_accuracy"] * n_test == pytest.approx(
+            round(metrics["test_accuracy"] * n_test)
+        )
+        assert metrics["test_ci_low"] <= metrics["test_accuracy"] <= metrics["test_ci_high"]
+        assert np.isfinite(metrics["test_loss"]) and metrics["test_loss"] > 0
 
 
 def test_conf_logging_sends_hyperband_detail_to_the_log_file_only(tmp_path: Path):

@@ -65,6 +65,7 @@ from .streams import (
     _given,
     _input_shape,
     _n_classes,
+    _split_scores,
     _split_stream,
     _training_stream,
     cnn_settings,
@@ -368,11 +369,10 @@ def evaluate_cnn(
     held_out: dict[str, dict[str, list]] = {}
     for split in SPLITS:
         stream, rows = _split_stream(items, log_mel_spectrograms, split, batch_size)
-        probabilities = np.asarray(model.predict(stream, verbose=0))
         y_true = rows["label"].to_numpy()
-        loss = keras.losses.sparse_categorical_crossentropy(y_true, probabilities)
-        metrics[LOSS[split]] = float(np.mean(np.asarray(loss)))
-        metrics[ACCURACY[split]] = float(np.mean(probabilities.argmax(axis=1) == y_true))
+        probabilities, metrics[LOSS[split]], metrics[ACCURACY[split]] = _split_scores(
+            model, stream, y_true
+        )
         if split == "test":
             test = {
                 "track_id": rows["track_id"].tolist(),

@@ -141,6 +141,17 @@ def _split_stream(
     return _with_length(stream, len(rows), batch_size), rows
 
 
+def _split_scores(
+    model: keras.Model, stream: Any, labels: np.ndarray
+) -> tuple[np.ndarray, float, float]:
+    """A split's class probabilities, mean cross-entropy and accuracy: the evaluation of a
+    trained variant (:mod:`.nodes`) and of each Hyperband trial's model (:mod:`.tuning`)."""
+    probabilities = np.asarray(model.predict(stream, verbose=0))
+    loss = keras.losses.sparse_categorical_crossentropy(labels, probabilities)
+    accuracy = np.mean(probabilities.argmax(axis=1) == labels)
+    return probabilities, float(np.mean(np.asarray(loss))), float(accuracy)
+
+
 def _input_shape(items: pd.DataFrame, log_mel_spectrograms: Store) -> tuple[int, int, int]:
     first = items.loc[items["copy"] == "original", "key"].iloc[0]
     return (*np.asarray(log_mel_spectrograms[first]()).shape, 1)

@@ -15,16 +15,19 @@ from typing import Any
 
 import keras
 import keras_tuner
+import numpy as np
 import pandas as pd
 
 from music_genre.audio.augment import (
     augmentation_settings,
 )
 from music_genre.config import CnnParams
+from music_genre.contracts import TEST_ACCURACY, TEST_LOSS
 from music_genre.infra.accelerator import log_compute_device
 from music_genre.models.cnn import (
     StudyCnnHyperModel,
 )
+from music_genre.models.evaluation import interval_columns
 from music_genre.tracking import live
 
 from .streams import (
@@ -33,6 +36,7 @@ from .streams import (
     _given,
     _input_shape,
     _n_classes,
+    _split_scores,
     _split_stream,
     _training_stream,
     cnn_settings,
@@ -56,6 +60,7 @@ def tune_cnn_hyperparameters(
     variant: str,
 ) -> dict[str, Any]:
     """keras-tuner Hyperband over the study's search space, objective validation accuracy.
+    Each trial's MLflow run also reports its model's test accuracy, which never chooses.
 
     The search state lives in ``<tuning.directory>/<variant>_<fingerprint>``; the fingerprint
     hashes the search settings and the training and validation items, so an interrupted search
@@ -78,6 +83,9 @@ def tune_cnn_hyperparameters(
     val_stream, _ = _split_stream(
         items, log_mel_spectrograms, "validation", settings.training.batch_size
     )
+    test_stream, test_rows = _split_stream(
+        items, log_mel_spectrograms, "test", settings.evaluation.batch_size
+    )
     fingerprint = search_fingerprint(items, settings, augmentation_params, variant)
     project = f"{variant}_{fingerprint}"
     keras.utils.set_random_seed(settings.seed)
@@ -98,6 +106,7 @@ def tune_cnn_hyperparameters(
         directory=tuning.directory,
         project_name=project,
         overwrite=False,
+        test_data=(test_stream, test_rows["label"].to_numpy()),
     )
     done = sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
     logger.info(
@@ -174,16 +183,24 @@ class _LoggingHyperband(keras_tuner.Hyperband):
     and duration) and sends the trial's hyperparameters and per-epoch metrics
     to ``trial_logger``, instead of keras-tuner's and Keras' prints to stdout (search with
     ``verbose=0``). Each trial's per-epoch metrics are kept beside its trial.json (which keeps
-    only the best epoch's), so that a resumed search reports them too."""
+    only the best epoch's), so that a resumed search reports them too.
+
+    ``test_data`` (the test split: what ``model.predict`` takes, and its labels) scores each
+    completed trial's model for its MLflow run only."""
 
     HISTORY_FILE = "epoch_metrics.json"
 
-    def __init__(self, variant: str, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, variant: str, *args: Any, test_data: tuple[Any, np.ndarray], **kwargs: Any
+    ) -> None:
         self.variant = variant
+        self.test_data = test_data
         self.histories: dict[str, dict[str, list[float]]] = {}
         self._started: dict[str, float] = {}
         # trial id -> its MLflow child run (live curves; none without an active run)
         self._runs: dict[str, str | None] = {}
+        # trial id -> the model it trains, scored on test at the trial's end
+        self._models: dict[str, keras.Model] = {}
         printed = io.StringIO()  # keras-tuner prints "Reloading Tuner from ..." on a resume
         with contextlib.redirect_stdout(printed):
             super().__init__(*args, **kwargs)
@@ -213,6 +230,7 @@ class _LoggingHyperband(keras_tuner.Hyperband):
 
     def on_epoch_end(self, trial: Any, model: Any, epoch: int, logs: Any = None) -> None:
         super().on_epoch_end(trial, model, epoch, logs=logs)
+        self._models[trial.trial_id] = model
         metrics = {k: float(v) for k, v in (logs or {}).items()}
         live.log_epoch(self._runs.get(trial.trial_id), epoch, metrics)
         history = self.histories.setdefault(trial.trial_id, {})
@@ -233,7 +251,7 @@ class _LoggingHyperband(keras_tuner.Hyperband):
         path.write_text(json.dumps(history))
         super().on_trial_end(trial)  # the oracle scores the trial here
         ended = self.oracle.get_trial(trial.trial_id)
-        self._end_run(ended)
+        self._end_run(ended, self._models.pop(trial.trial_id, None))
         seconds = time.perf_counter() - self._started.pop(trial.trial_id, time.perf_counter())
         ranked = self.oracle.get_best_trials(len(self.oracle.trials))
         best = next((t.score for t in ranked if t.status == "COMPLETED"), None)
@@ -252,9 +270,10 @@ class _LoggingHyperband(keras_tuner.Hyperband):
             seconds,
         )
 
-    def _end_run(self, trial: Any) -> None:
-        """The trial's run: its hyperparameters, its objective's score, ended FINISHED when the
-        trial completed, else FAILED."""
+    def _end_run(self, trial: Any, model: keras.Model | None) -> None:
+        """The trial's run: its hyperparameters, its objective's score, the test metrics of a
+        completed trial (:meth:`_test_metrics`), ended FINISHED when the trial completed, else
+        FAILED."""
         run_id = self._runs.pop(trial.trial_id, None)
         if run_id is None:
             return
@@ -263,9 +282,23 @@ class _LoggingHyperband(keras_tuner.Hyperband):
         client = MlflowClient()
         for key, value in trial.hyperparameters.values.items():
             client.log_param(run_id, key.replace("/", "."), value)
-        if trial.score is not None:
-            client.log_metric(run_id, self.oracle.objective.name, float(trial.score))
+        metrics = {} if trial.score is None else {self.oracle.objective.name: float(trial.score)}
+        if trial.status == "COMPLETED" and model is not None:
+            metrics.update(self._test_metrics(trial, model))
+        for key, value in metrics.items():
+            client.log_metric(run_id, key, value)
         live.end_run(run_id, live.FINISHED if trial.status == "COMPLETED" else live.FAILED)
+
+    def _test_metrics(self, trial: Any, model: keras.Model) -> dict[str, float]:
+        """``test_accuracy``, ``test_loss``, its interval and ``test_tracks`` of the trial's
+        model with the weights of its best epoch (keras-tuner's checkpoint, where its objective
+        score comes from), loaded into the trained model: building another one would draw
+        from the random state that the next trials' initial weights come from."""
+        # Reported only: the search and the best trial are chosen on validation alone.
+        model.load_weights(self._get_checkpoint_fname(trial.trial_id))
+        inputs, labels = self.test_data
+        _, loss, accuracy = _split_scores(model, inputs, labels)
+        return {TEST_ACCURACY: accuracy, TEST_LOSS: loss, **interval_columns(accuracy, len(labels))}
 
     def history(self, trial_id: str) -> dict[str, list[float]]:
         """The per-epoch metrics of a trial, this search's or an earlier one's ({} if none)."""
