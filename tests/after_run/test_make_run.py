@@ -142,6 +142,22 @@ def test_mlflow_holds_the_run_and_a_child_run_per_configuration(results):
         if r.data.tags.get("mlflow.parentRunId") in kedro_runs and r.info.status == "RUNNING"
     ]
     assert not running, running
+    # every run below the latest kedro run (configurations, Hyperband trials, the served
+    # predictor) carries a held-out accuracy and a test accuracy (docs/metrics.md)
+    latest = max((r for r in runs if r.info.run_id in kedro_runs), key=lambda r: r.info.start_time)
+    below, frontier = [], {latest.info.run_id}
+    while frontier:
+        found = [r for r in runs if r.data.tags.get("mlflow.parentRunId") in frontier]
+        below += found
+        frontier = {r.info.run_id for r in found}
+    assert below, "the latest kedro run has no child runs"
+    lacking = [
+        r.info.run_name
+        for r in below
+        if not ({"val_accuracy", "cv_accuracy"} & set(r.data.metrics))
+        or "test_accuracy" not in r.data.metrics
+    ]
+    assert not lacking, lacking
     runs_tables = {
         "handcrafted": "handcrafted_mlflow_runs.csv",
         "cnn": "cnn_mlflow_runs.csv",
