@@ -8,8 +8,10 @@ Needs a trained project (``make run``): its registered ``models:/genre_predictor
 (or ``--model-uri``) is served the way ``make serve`` serves it: the project's ``genre-serve``
 (its ``.venv/bin``, else this interpreter's) run in the project folder, which checks the model
 and execs ``mlflow models serve --env-manager local`` (uvicorn) on a free port of 127.0.0.1, in
-a process group of its own that is stopped at the end, also on failure or Ctrl-C. The
-project's MLflow store is only read.
+a process group of its own that is stopped at the end, also on failure or Ctrl-C. As with
+``make serve``, the project gets one more line in its ``info.log`` (Kedro's logging set-up) and
+MLflow rewrites the served version's ``registered_model_meta`` when it downloads the model;
+nothing else there is written.
 
 Each request is what a client sends (``{"dataframe_split": {"columns": ["audio", "name"],
 "data": [[<base64 of the MP3>, name]]}}`` to ``/invocations``), one file per request, cycling
