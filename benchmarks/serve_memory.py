@@ -20,19 +20,24 @@ p50_ms_lock=... p50_ms_nolock=... peak_ratio_nolock_over_lock=...``.
 from __future__ import annotations
 
 import argparse
-import base64
-import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
+
+# benchmarks/ is on sys.path when run as a script
+from _serving import (
+    free_port,
+    post,
+    request_body,
+    start_server,
+    stop_server,
+    tree_rss_mb,
+    wait_until_up,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,73 +94,43 @@ def song(path: Path, seconds: float) -> Path:
     return path
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def post(port: int, body: bytes) -> float:
-    started = time.perf_counter()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/invocations",
-        data=body,
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=600) as answer:
-        row = json.loads(answer.read())["predictions"][0]
-    if row["error"]:
-        raise RuntimeError(row["error"])
-    return (time.perf_counter() - started) * 1000
+def post_ok(port: int, body: bytes) -> float:
+    """One request's milliseconds; RuntimeError when it failed."""
+    elapsed, error = post(port, body)
+    if error:
+        raise RuntimeError(error)
+    return elapsed
 
 
 def measure(
     uri: str, mode: str, body: bytes, clients: int, requests: int, warmup: int, env: dict
 ) -> dict:
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-c", SERVER, uri, str(port), mode],
-        env=env,
-        start_new_session=True,  # the whole group is stopped below
-    )
+    # its own process group, stopped below
+    server = start_server([sys.executable, "-c", SERVER, uri, str(port), mode], env=env)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the {mode} server did not start") from None
-                time.sleep(0.5)
-        base = rss_mb(server.pid)
+        wait_until_up(server, port)
+        base = tree_rss_mb(server.pid)
         peak, done = base, threading.Event()
 
         def sample() -> None:
             nonlocal peak
             while not done.is_set():
-                peak = max(peak, rss_mb(server.pid))
+                peak = max(peak, tree_rss_mb(server.pid))
                 time.sleep(0.01)
 
         sampler = threading.Thread(target=sample)
         sampler.start()
         for _ in range(warmup):  # sessions, arenas, the decoders: one client's steady peak
-            post(port, body)
+            post_ok(port, body)
         done.set()
         sampler.join()
-        single, peak, done = peak, rss_mb(server.pid), threading.Event()
+        single, peak, done = peak, tree_rss_mb(server.pid), threading.Event()
         latencies: list[float] = []
 
         def client() -> None:
             for _ in range(requests):
-                latencies.append(post(port, body))
+                latencies.append(post_ok(port, body))
 
         sampler = threading.Thread(target=sample)
         sampler.start()
@@ -169,14 +144,7 @@ def measure(
         done.set()
         sampler.join()
     finally:
-        try:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        except ProcessLookupError:
-            pass
+        stop_server(server)
     result = {
         "base_mb": base,
         "single_mb": single,
@@ -209,10 +177,7 @@ def main() -> int:
         folder = Path(tmp)
         uri = log_model(folder, args.max_windows)
         env["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder / 'mlflow.db'}"
-        audio = base64.b64encode(song(folder / "song.mp3", args.seconds).read_bytes())
-        body = json.dumps(
-            {"dataframe_split": {"columns": ["audio", "name"], "data": [[audio.decode(), "s"]]}}
-        ).encode()
+        body = request_body(song(folder / "song.mp3", args.seconds), "s")
         lock = measure(uri, "lock", body, args.clients, args.requests, args.warmup, env)
         nolock = measure(uri, "nolock", body, args.clients, args.requests, args.warmup, env)
     print(
