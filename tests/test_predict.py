@@ -528,3 +528,30 @@ def test_genre_predict_with_a_package_imports_neither_kedro_nor_scikit_learn(
     done = run_command([sys.executable, "-c", code], timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_prediction_runs_with_one_blas_thread_and_restores_it(files):
+    """As the training pipelines computed the inputs (infra.parallel), and so that idle
+    OpenBLAS threads do not take the cores from ONNX Runtime's (docs/prediction-and-serving)."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> set[int]:
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    seen: list[set[int]] = []
+
+    class Recording:
+        label = "recording"
+        class_names = GENRES
+
+        def window_s(self) -> float:
+            return 29.7
+
+        def window_probabilities(self, path, offsets):
+            seen.append(blas_threads())
+            return np.full((len(offsets), len(GENRES)), 1.0 / len(GENRES))
+
+    before = blas_threads()
+    result = predict_file(Recording(), files["clip"])
+    assert result.error is None and seen == [{1}]
+    assert blas_threads() == before

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -77,6 +78,27 @@ def predict_file(
     spectrogram/features) and ``model_ms`` (the network alone on them, this call), and with
     ``model_repeats`` > 0 ``model_repeat_ms``: the median of that many further network calls
     on the same inputs (warm: the study's Table 3 measure)."""
+    # One BLAS/OpenMP thread, as the training pipelines computed the same inputs
+    # (music_genre.infra.parallel): OpenBLAS's idle threads otherwise spin after each small
+    # product and take the two cores from ONNX Runtime's (musicnn: 185 -> 141 ms a call).
+    with _thread_limits().limit(limits=1):
+        return _predict_file(predictor, path, min_seconds, max_windows, model_repeats)
+
+
+@functools.cache
+def _thread_limits() -> Any:
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()  # finding the loaded libraries once: ~10 ms
+
+
+def _predict_file(
+    predictor: Predictor,
+    path: str | Path,
+    min_seconds: float,
+    max_windows: int,
+    model_repeats: int,
+) -> GenrePrediction:
     result = GenrePrediction(path=str(path), model=predictor.label)
     started = time.perf_counter()
     # the abilities below are optional per predictor kind, asked for with hasattr
