@@ -48,6 +48,8 @@ class GenrePrediction:
             out["error"] = self.error
         else:
             out["top"] = [{"genre": g, "probability": round(p, 4)} for g, p in self.top(k)]
+            # every genre, unrounded: what the served model answers, for comparisons
+            out["probabilities"] = dict(self.probabilities)
             out["windows"] = self.windows
         if self.features_computed_over:
             out["features_computed_over"] = self.features_computed_over
