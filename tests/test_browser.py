@@ -79,6 +79,16 @@ def _serve(command: list[str], url: str, cwd: Path, log: Path) -> Iterator[str]:
             stop_process_group(process, grace_s=20.0)  # fails if the group survives
 
 
+@contextmanager
+def _mlflow_ui(uri: str, folder: Path) -> Iterator[str]:
+    """`mlflow ui` on the store ``uri``, on a free port of 127.0.0.1 (stopped on exit)."""
+    port = free_port()
+    command = [str(BIN / "mlflow"), "ui", "--backend-store-uri", uri]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    with _serve(command, f"http://127.0.0.1:{port}/", folder, folder / "mlflow.log") as url:
+        yield url
+
+
 @pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
@@ -133,18 +143,7 @@ def finished_mlflow_run(tmp_path_factory) -> tuple[str, str, list[str]]:
 
 def test_mlflow_ui_lists_the_runs(browser, finished_mlflow_run, tmp_path):
     uri, experiment_id, run_names = finished_mlflow_run
-    port = free_port()
-    command = [
-        str(BIN / "mlflow"),
-        "ui",
-        "--backend-store-uri",
-        uri,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    with _serve(command, f"http://127.0.0.1:{port}/", tmp_path, tmp_path / "mlflow.log") as url:
+    with _mlflow_ui(uri, tmp_path) as url:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.goto(f"{url}#/experiments/{experiment_id}/runs", wait_until="load", timeout=90_000)
         page.get_by_text("browser-test parent").first.wait_for(timeout=90_000)
@@ -244,18 +243,7 @@ def test_mlflow_models_page_lists_the_registered_models_with_their_aliases(
 
     uri, aliases = registered_models
     assert aliases == REGISTERED_ALIASES
-    port = free_port()
-    command = [
-        str(BIN / "mlflow"),
-        "ui",
-        "--backend-store-uri",
-        uri,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    with _serve(command, f"http://127.0.0.1:{port}/", tmp_path, tmp_path / "mlflow.log") as url:
+    with _mlflow_ui(uri, tmp_path) as url:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         # MLflow's announcement of its new registry UI may cover the table: closed whenever it
         # stands in the way of a click
