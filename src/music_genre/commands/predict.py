@@ -204,14 +204,16 @@ def _packaged_predictor(args: argparse.Namespace) -> Any:
 
 
 def _predict_with_catalog(args: argparse.Namespace) -> tuple[list[GenrePrediction], float]:
-    predictor = _packaged_predictor(args)
-    if predictor is not None:
-        ready = time.perf_counter()
-        repeats = MODEL_REPEATS if args.json else 0
-        return [
-            predict_file(predictor, f, args.min_seconds, args.max_windows, repeats)
-            for f in args.files
-        ], ready
+    predictor = _packaged_predictor(args) or _catalog_predictor(args)
+    ready = time.perf_counter()
+    repeats = MODEL_REPEATS if args.json else 0
+    return [
+        predict_file(predictor, f, args.min_seconds, args.max_windows, repeats) for f in args.files
+    ], ready
+
+
+def _catalog_predictor(args: argparse.Namespace) -> Any:
+    """The trained model ``--model`` names (best: by held-out accuracy), from the catalog."""
     context = _kedro_context(Path(args.project).resolve(), args.env)
     catalog = context.catalog
     kind = args.model
@@ -227,11 +229,7 @@ def _predict_with_catalog(args: argparse.Namespace) -> tuple[list[GenrePredictio
             f"cannot load the trained {kind} model ({exc}); run `kedro run "
             f"--pipelines={kind}` (or `make run` for the demo) first"
         ) from exc
-    ready = time.perf_counter()
-    repeats = MODEL_REPEATS if args.json else 0
-    return [
-        predict_file(predictor, f, args.min_seconds, args.max_windows, repeats) for f in args.files
-    ], ready
+    return predictor
 
 
 def read_audio_bytes(location: str) -> bytes:

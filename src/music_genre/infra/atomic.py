@@ -1,8 +1,8 @@
 """Atomic file writes: an interrupted run never leaves a half-written file under a final name.
 
 The project's one implementation of it (issue #22): :func:`atomic_path` (a temporary path
-beside the target, renamed over it on success) and :func:`atomic_file` (the same, as an open
-file). The Kedro datasets (``music_genre.datasets.atomic_files``, ``keras_model``,
+beside the target, renamed over it on success), :func:`atomic_file` (the same, as an open
+file) and :func:`atomic_folder` (a staging folder that replaces a folder). The Kedro datasets (``music_genre.datasets.atomic_files``, ``keras_model``,
 ``mlflow_runs``), the stores (:mod:`music_genre.infra.storage`), the ONNX exports and the demo
 data all write through them. (The FMA download renames its verified ``.part`` file itself: a
 resumable download keeps its partial file between runs.)
@@ -11,6 +11,7 @@ resumable download keeps its partial file between runs.)
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,3 +53,24 @@ def atomic_file(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     """An open file to fill that appears under ``path`` only complete (:func:`atomic_path`)."""
     with atomic_path(path) as tmp, open(tmp, mode) as handle:
         yield handle
+
+
+@contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """Yield an empty staging folder beside ``path``; on success it replaces ``path`` (renamed
+    aside, then removed), so a reader finds the old folder or the complete new one; on an
+    exception the staging folder is removed and ``path`` stays as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    staging.chmod(0o777 & ~_umask())  # mkdtemp's 0700: the mode a plain mkdir gives
+    old = path.with_name(f".{path.name}.old")
+    try:
+        yield staging
+        shutil.rmtree(old, ignore_errors=True)
+        if path.exists():
+            path.rename(old)
+        staging.rename(path)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -25,11 +25,9 @@ holds only the limits; ``load_context`` rebuilds the predictor from the artifact
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import json
 import logging
-import os
 import pickle
 import shutil
 import tempfile
@@ -40,8 +38,9 @@ from typing import Any
 
 import numpy as np
 
+from music_genre.infra.atomic import atomic_folder
 from music_genre.models.array_estimators import ArrayEstimator, NotCompactable, compact_estimator
-from music_genre.models.inference import OnnxModel
+from music_genre.models.inference import OnnxModel, file_sha256
 from music_genre.tracking.requirements import pinned_requirements
 
 from .fusion import FusionPredictor, Predictor
@@ -205,31 +204,17 @@ def save_package(predictor: Predictor, folder: Path, about: Mapping[str, Any]) -
     """``predictor`` as a self-contained folder: :func:`save_predictor`'s files and
     :data:`MANIFEST` (each file's SHA-256, ``about``: what the predictor is). The folder is
     built beside ``folder`` and renamed over it: an interrupted save leaves the old one."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    umask = os.umask(0)
-    os.umask(umask)
-    staging.chmod(0o777 & ~umask)  # mkdtemp's 0700: give the folder a plain mkdir's mode
-    try:
+    with atomic_folder(folder) as staging:
         files = save_predictor(predictor, staging)
         manifest = {
             **about,
             "class_names": list(predictor.class_names),
             "files": {
-                name: {"file": Path(file).name, "sha256": _sha256(Path(file))}
+                name: {"file": Path(file).name, "sha256": file_sha256(file)}
                 for name, file in files.items()
             },
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        old = folder.with_name(f".{folder.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if folder.exists():
-            folder.rename(old)
-        staging.rename(folder)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
@@ -255,17 +240,13 @@ def load_package(folder: Path) -> Predictor:
     artifacts = {}
     for name, entry in manifest["files"].items():
         path = folder / entry["file"]
-        if not path.is_file() or _sha256(path) != entry["sha256"]:
+        if not path.is_file() or file_sha256(path) != entry["sha256"]:
             raise PackageError(
                 f"{path}: missing or damaged (its SHA-256 is not the one recorded in "
                 f"{MANIFEST}); rerun `kedro run --pipeline=serving`"
             )
         artifacts[name] = str(path)
     return load_predictor(artifacts)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def needs_keras(predictor: Predictor) -> bool:
